@@ -1,0 +1,149 @@
+"""`takeover annotate ...`: derived annotations of recorded episodes (boundary smoothing)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from takeover.annotation.params import ParamsError, SmoothingParams, load_params
+from takeover.storage.errors import StorageError
+from takeover.storage.paths import default_store_root
+from takeover.storage.store import Store
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class AnnotateError(Exception):
+    """A mistake in the command line that a person can fix."""
+
+
+def _user_errors(fn: Handler) -> Handler:
+    """Errors a person can fix: one line on stderr, exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (StorageError, ParamsError, AnnotateError, IndexError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper
+
+
+def _store_root(args: argparse.Namespace) -> Path:
+    return Path(args.store).expanduser() if args.store else default_store_root()
+
+
+def _params(args: argparse.Namespace) -> SmoothingParams:
+    return load_params(args.params) if args.params else SmoothingParams()
+
+
+def _selected(store: Store, args: argparse.Namespace) -> list[str]:
+    if args.tag:
+        return [e.episode_id for e in store.episodes_in(args.tag)]
+    if args.episodes:
+        ids = list(dict.fromkeys(args.episodes))
+        for i in ids:
+            store.get_episode(i)  # unknown ids fail here, before any work
+        return ids
+    return [e.episode_id for e in store.list_episodes()]
+
+
+@_user_errors
+def run_smooth(args: argparse.Namespace) -> int:
+    from takeover.annotation.derivations import smooth_and_store
+
+    params = _params(args)
+    with Store.open(_store_root(args)) as store:
+        ids = _selected(store, args)
+        if not ids:
+            print("no episodes to smooth")
+            return 0
+        for n, episode_id in enumerate(ids, 1):
+            record, created, sm = smooth_and_store(store, episode_id, params)
+            removed = sum(c.removed_s for c in sm.changes)
+            blended = sum(len(c.blended_steps) for c in sm.changes)
+            state = "stored" if created else "already stored"
+            print(
+                f"[{n}/{len(ids)}] {episode_id}: {len(sm.changes)} boundaries, "
+                f"{sm.num_raw_steps - sm.num_steps} steps removed ({removed:.2f} s), "
+                f"{blended} actions blended, {len(sm.dropped_frames)} frames dropped; "
+                f"{state} as {record.digest[:12]}",
+                flush=True,
+            )
+    return 0
+
+
+@_user_errors
+def run_plot_boundary(args: argparse.Namespace) -> int:
+    import cv2
+
+    from takeover.annotation.derivations import load_smoothed
+    from takeover.annotation.plot import render_boundary
+    from takeover.annotation.smoothing import smooth_episode
+
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() != ".png":
+        raise AnnotateError(f"--out must name a .png file, got {out}")
+    if not out.parent.is_dir():
+        raise AnnotateError(f"cannot write {out}: folder {out.parent} does not exist")
+    params = _params(args)
+    with Store.open(_store_root(args)) as store:
+        raw = store.read_episode(args.episode_id)
+        sm = load_smoothed(store, args.episode_id, params)
+        source = "stored derivation"
+        if sm is None:
+            sm, source = smooth_episode(raw, params), "computed (not stored; run `takeover annotate smooth`)"
+    if not sm.changes:
+        raise AnnotateError(f"episode {args.episode_id} has no takeover or hand-back: nothing to plot")
+    img = render_boundary(raw, sm, args.boundary)
+    if not cv2.imwrite(str(out), img):
+        raise AnnotateError(f"could not write {out}")
+    ch = sm.changes[args.boundary]
+    print(f"wrote {out}: {ch.kind} at step {ch.raw_step} of {args.episode_id} ({source})")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "annotate",
+        help="derive annotations of recorded episodes (boundary smoothing)",
+        description="Derived annotations of recorded episodes; raw data is never changed.",
+    )
+    sub = p.add_subparsers(dest="annotate_command", required=True, metavar="SUBCOMMAND")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user)"
+        )
+        q.add_argument("--params", metavar="FILE.toml", help="smoothing parameters (see docs/smoothing.md)")
+
+    smooth = sub.add_parser(
+        "smooth",
+        help="smooth the intervention boundaries of episodes and store the result",
+        description="Derive boundary smoothing for each episode (all by default) and store it next to "
+        "the episode. Episodes already smoothed with the same parameters are skipped.",
+    )
+    common(smooth)
+    which = smooth.add_mutually_exclusive_group()
+    which.add_argument("--tag", metavar="TAG", help="the episodes of a tagged version")
+    which.add_argument("--episodes", nargs="+", metavar="ID", help="these episodes")
+    smooth.set_defaults(func=run_smooth)
+
+    plot = sub.add_parser(
+        "plot-boundary",
+        help="draw raw vs smoothed data around one boundary of an episode",
+        description="Write a PNG comparing raw and smoothed actions and positions at a takeover "
+        "or hand-back.",
+    )
+    plot.add_argument("episode_id", metavar="EPISODE_ID")
+    plot.add_argument(
+        "--boundary", type=int, default=0, metavar="N", help="which takeover/hand-back, from 0 (default 0)"
+    )
+    plot.add_argument("--out", required=True, metavar="FILE.png")
+    common(plot)
+    plot.set_defaults(func=run_plot_boundary)

@@ -1,0 +1,407 @@
+"""The control loop: one attempt at a time, paced, arbitrated, limited, observed.
+
+Each period, in this order (each a timed section of the :class:`CycleTimer`):
+
+1. ``infer``: take this period's action from the current policy chunk, asking the policy for a
+   new chunk when the open-loop budget is used up (the proposal is recorded also while the human
+   drives); the policy watchdog and the NaN/Inf check run here.
+2. ``observe``: read the input devices (they only *request* transitions), run the teleop
+   watchdogs (unplug, stale input), and consume the requests in the state machine; each consumed
+   transition becomes an event at this step. Reading the devices right before arbitration keeps
+   the takeover latency at most one period.
+3. ``arbitrate``: choose the action by mode (with the takeover and hand-back blends), then pass
+   it through the safety limits.
+4. ``act``: send it to the station, which returns the next observation (station watchdog).
+5. ``record``: tell the observers (recorder, status publisher) what this step saw and did.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from takeover.app.control.blending import ChunkSplicer, CrossFade
+from takeover.app.control.pacing import Clock, CycleTimer
+from takeover.app.control.safety import ActionLimits, SafetyConfig
+from takeover.app.control.watchdog import Watchdogs
+from takeover.app.station.base import Observation, Station
+from takeover.recorder.records import EpisodeEnd, EpisodeStart, LoopObserver, StepRecord
+from takeover.storage.schema import ControlSource, Event, EventKind
+from takeover.teleop.devices import TeleopCommand, TeleopDevice
+from takeover.teleop.scripted import ScriptedOperator
+from takeover.teleop.state_machine import Mode, Request, TakeoverStateMachine, Transition
+
+log = logging.getLogger(__name__)
+
+SOURCE = {
+    Mode.AUTONOMOUS: ControlSource.POLICY,
+    Mode.HUMAN: ControlSource.HUMAN,
+    Mode.RAMP: ControlSource.RAMP,
+    Mode.HOLD: ControlSource.HOLD,
+    Mode.ESTOP: ControlSource.HOLD,
+}
+_EVENT = {
+    Request.TAKEOVER: EventKind.TAKEOVER,
+    Request.HANDBACK: EventKind.HANDBACK,
+    Request.HOLD: EventKind.HOLD,
+    Request.RESUME: EventKind.RESUME,
+    Request.ESTOP: EventKind.ESTOP,
+    Request.RESET: EventKind.RESET,
+    Request.RAMP_END: EventKind.RAMP_END,
+}
+_POLICY_MODES = (Mode.AUTONOMOUS, Mode.RAMP)
+
+
+class ProposalSource(Protocol):
+    """Where proposed actions come from (the policy client, or nothing). A source may also keep
+    the extra outputs of its latest chunk in ``last_extras`` (name -> array); the loop hands
+    them to the recorder at the step the chunk arrived."""
+
+    policy_id: str
+
+    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+        """Return an action chunk (H, A) for this state."""
+        ...
+
+
+class PolicyUnavailable(RuntimeError):
+    """The policy did not answer; the loop holds the robot."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    rate_hz: float = 20.0
+    max_steps: int = 200
+    open_loop_steps: int = 4
+    """How many actions of a chunk are executed before the policy is asked again."""
+    human_gain: float = 1.0
+    """Scale from device twist (-1..1) to the station's end-effector delta action."""
+    end_on_success: bool = True
+    paced: bool = True
+    """False runs as fast as the station allows (data generation); time stamps stay honest."""
+    ramp_steps: int = 10
+    """Hand-back window: periods over which the policy's action is blended in (0 = at once)."""
+    takeover_blend_steps: int = 2
+    """Periods over which the human's action replaces the last executed one at takeover (0 = at once)."""
+    splice_steps: int = 2
+    """First actions of a new policy chunk blended with what the previous chunk had planned."""
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    def __post_init__(self) -> None:
+        if not self.rate_hz > 0:
+            raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.open_loop_steps < 1:
+            raise ValueError(f"open_loop_steps must be at least 1, got {self.open_loop_steps}")
+        for name in ("ramp_steps", "takeover_blend_steps", "splice_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+
+
+@dataclass
+class EpisodeControl:
+    """Thread-safe stop request for the running attempt (from a view or a signal handler)."""
+
+    _stop: threading.Event = field(default_factory=threading.Event)
+    outcome: str = ""
+    discard: bool = False
+
+    def request_stop(self, outcome: str = "", discard: bool = False) -> None:
+        self.outcome = outcome
+        self.discard = discard
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def clear(self) -> None:
+        self._stop.clear()
+        self.outcome = ""
+        self.discard = False
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    episode_id: str
+    steps: int
+    success: bool
+    outcome: str
+    discarded: bool
+    events: list[Event]
+    timing: dict[str, float]
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        station: Station,
+        policy: ProposalSource | None,
+        devices: Sequence[TeleopDevice],
+        observers: Sequence[LoopObserver],
+        config: LoopConfig,
+        clock: Clock | None = None,
+        operator_name: str = "",
+    ) -> None:
+        self.station = station
+        self.policy = policy
+        self.devices = list(devices)
+        self.observers = list(observers)
+        self.config = config
+        self.clock = clock or Clock()
+        self.operator_name = operator_name
+        self.machine = TakeoverStateMachine(ramp=config.ramp_steps > 0)
+        self.control = EpisodeControl()
+        self.watchdogs = Watchdogs(config.safety)
+        self._splicer = ChunkSplicer(config.open_loop_steps, config.splice_steps)
+        self._fade = CrossFade()
+        self._events: list[Event] = []
+        self._step = 0
+        self._last_action = np.zeros(0, dtype=np.float32)
+        self._limits_on: set[str] = set()
+        self.last_timer: CycleTimer | None = None
+        """The pacing of the latest attempt (period errors, sections), for benchmarks and status."""
+
+    def request(self, request: Request, reason: str = "") -> None:
+        """Ask for a transition from any thread; the loop applies it at its next period."""
+        self.machine.request(request, self.clock.now(), reason)
+
+    def run_episode(self, seed: int | None = None, episode_id: str | None = None) -> EpisodeResult:
+        cfg = self.config
+        info = self.station.info
+        episode_id = episode_id or uuid.uuid4().hex[:12]
+        self.machine.reset(Mode.AUTONOMOUS if self.policy is not None else Mode.HOLD)
+        for dev in self.devices:
+            if isinstance(dev, ScriptedOperator):
+                dev.begin_attempt()
+        limits = ActionLimits(cfg.safety, np.asarray(info.action_low), np.asarray(info.action_high))
+        timer = CycleTimer(cfg.rate_hz, clock=self.clock)
+        self.last_timer = timer
+        start = EpisodeStart(
+            episode_id=episode_id,
+            station=info.name,
+            robot=info.robot,
+            task=info.task,
+            operator=self.operator_name,
+            policy_id=self.policy.policy_id if self.policy is not None else "none",
+            rate_hz=cfg.rate_hz,
+            started_at=time.time(),
+            seed=seed,
+        )
+        obs = self.station.reset(seed)
+        for o in self.observers:
+            o.on_episode_start(start)
+        self._events = []
+        self._step = 0
+        self._splicer.clear()
+        self._extras: dict[str, np.ndarray] = {}
+        self._fade.cancel()
+        self._limits_on = set()
+        self._last_action = np.zeros(info.action_dim, dtype=np.float32)
+        self.watchdogs.begin(self.clock.now())
+        self._emit(Event(EventKind.START, 0, obs.t, f"mode {self.machine.mode}"))
+        timer.start()
+        while True:
+            with timer.section("infer"):
+                proposed, policy_action = self._propose(obs, info.action_dim)
+            with timer.section("observe"):
+                commands = self._read_devices(obs, proposed)
+                self._consume()
+            mode = self.machine.mode
+            with timer.section("arbitrate"):
+                wanted = self._arbitrate(mode, policy_action, commands)
+                checked = limits.check(wanted, obs.ee_target, self._hold_action())
+                if checked.refused:
+                    self._hold_now(f"safety: {mode} action refused: {checked.refused}")
+                    mode = self.machine.mode
+                self._note_limits(checked.clamped, checked.detail)
+                action = checked.action
+            with timer.section("act"):
+                t_act = self.clock.now()
+                next_obs = self.station.act(action)
+                slow = self.watchdogs.station(self.clock.now() - t_act)
+            if slow and self.machine.mode is not Mode.ESTOP:
+                self.machine.request(Request.HOLD, self.clock.now(), slow)
+            with timer.section("record"):
+                record = StepRecord(
+                    index=self._step,
+                    t=obs.t,
+                    state=obs.state,
+                    action=action,
+                    proposed_action=proposed,
+                    control_source=SOURCE[mode],
+                    images=obs.images,
+                    image_times=obs.image_times,
+                    success=next_obs.success,
+                    # How late this period started (honest time: overruns stay in the data).
+                    period_error=timer.last_period_error if self._step > 0 else 0.0,
+                    extras=self._extras,
+                )
+                self._extras = {}
+                for o in self.observers:
+                    o.on_step(record)
+            self._last_action = action
+            obs = next_obs
+            self._step += 1
+            if (
+                (cfg.end_on_success and obs.success)
+                or self._step >= cfg.max_steps
+                or self.control.stop_requested
+            ):
+                break
+            if cfg.paced:
+                timer.wait()
+        outcome, discard = self.control.outcome, self.control.discard
+        self.control.clear()
+        self._emit(Event(EventKind.END, self._step, self.clock.now(), outcome))
+        timing = timer.summary()
+        end = EpisodeEnd(
+            ended_at=time.time(), success=obs.success, outcome=outcome, discard=discard, timing=timing
+        )
+        for o in self.observers:
+            o.on_episode_end(end)
+        events = list(self._events)
+        return EpisodeResult(episode_id, self._step, bool(obs.success), outcome, discard, events, timing)
+
+    # -- the sections ---------------------------------------------------------------------
+    def _propose(self, obs: Observation, action_dim: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(raw proposal to record, spliced action for the policy to execute or None)."""
+        nan = np.full(action_dim, np.nan, dtype=np.float32)
+        if self.policy is None:
+            return nan, None
+        if self._splicer.needs_chunk:
+            t0 = self.clock.now()
+            chunk: np.ndarray | None = None
+            failed = ""
+            try:
+                chunk = np.asarray(self.policy.infer(obs.state, self._step), dtype=np.float32)
+            except PolicyUnavailable as exc:
+                failed = f"policy unavailable: {exc}"
+            late = self.watchdogs.policy(self.clock.now() - t0)
+            if chunk is not None and (chunk.ndim != 2 or chunk.shape[1] != action_dim):
+                failed, chunk = f"safety: policy chunk has shape {chunk.shape}", None
+            elif chunk is not None and not np.all(np.isfinite(chunk)):
+                failed, chunk = "safety: policy chunk is not finite (NaN/Inf refused)", None
+            driving = self.machine.mode in _POLICY_MODES
+            if chunk is not None:
+                self._extras = dict(getattr(self.policy, "last_extras", {}))
+            if chunk is not None and not (late and driving):
+                self._splicer.push(chunk)
+            else:
+                self._splicer.clear()
+            if driving and (failed or late):
+                self.machine.request(Request.HOLD, self.clock.now(), failed or late)
+        nxt = self._splicer.next()
+        if nxt is None:
+            return nan, None
+        return nxt[0].copy(), nxt[1]
+
+    def _read_devices(self, obs: Observation, proposed: np.ndarray) -> list[TeleopCommand]:
+        commands = []
+        mode = self.machine.mode
+        for dev in self.devices:
+            if isinstance(dev, ScriptedOperator):
+                expert = self.station.expert_action()
+                if expert is not None:
+                    nxt = proposed if np.all(np.isfinite(proposed)) else None
+                    dev.observe(obs.ee_target, nxt, expert, mode)
+            cmd = dev.read()
+            for req in cmd.requests:
+                reason = dev.name
+                if isinstance(dev, ScriptedOperator) and req is Request.TAKEOVER and dev.reasons:
+                    reason = f"{dev.name}: {dev.reasons[-1]}"
+                self.machine.request(req, cmd.t, reason)
+            commands.append(cmd)
+        now = self.clock.now()
+        stale, unplugged = self.watchdogs.teleop([d.name for d in self.devices], commands, now)
+        if mode is Mode.HUMAN and unplugged:
+            self.machine.request(Request.HOLD, now, f"alert: {unplugged}")
+        elif mode is Mode.HUMAN and stale:
+            self.machine.request(Request.HOLD, now, stale)
+        return commands
+
+    def _consume(self) -> None:
+        for tr in self.machine.consume(self.clock.now()):
+            self._emit(Event(_EVENT[tr.request], self._step, tr.t, tr.reason))
+            self._enter(tr)
+
+    def _enter(self, tr: Transition) -> None:
+        """Start the blend that goes with entering ``tr.target``."""
+        if tr.target is Mode.HUMAN:
+            self._sync_grippers(bool(self._last_action[-1] > 0))
+            self.watchdogs.touch_teleop(tr.t)
+            self._fade.start(self._last_action, self.config.takeover_blend_steps)
+        elif tr.target is Mode.RAMP:
+            self._fade.start(self._last_action, self.config.ramp_steps)
+        else:
+            self._fade.cancel()
+
+    def _arbitrate(
+        self, mode: Mode, policy_action: np.ndarray | None, commands: list[TeleopCommand]
+    ) -> np.ndarray:
+        if mode in _POLICY_MODES:
+            if policy_action is None:
+                self._hold_now("no policy action to execute")
+                return self._hold_action()
+            if mode is Mode.AUTONOMOUS:
+                return policy_action
+            out = self._fade.apply(policy_action)
+            if not self._fade.active:
+                self.machine.request(Request.RAMP_END, self.clock.now(), "hand-back window over")
+            return out
+        if mode is Mode.HUMAN:
+            return self._fade.apply(self._human_action(commands))
+        return self._hold_action()
+
+    def _human_action(self, commands: list[TeleopCommand]) -> np.ndarray:
+        action = self._hold_action()
+        active = [c for c in commands if c.connected and c.active]
+        if active:
+            cmd = active[0]
+            action[:3] = np.clip(self.config.human_gain * cmd.twist[:3], -1.0, 1.0)
+            if cmd.gripper is not None:
+                action[-1] = float(cmd.gripper)
+        return action
+
+    # -- helpers ------------------------------------------------------------------------
+    def _hold_action(self) -> np.ndarray:
+        """Zero end-effector delta; the gripper keeps its last command."""
+        action = np.zeros_like(self._last_action)
+        if len(action):
+            last = float(self._last_action[-1])
+            action[-1] = last if np.isfinite(last) else 0.0
+        return action
+
+    def _hold_now(self, reason: str) -> None:
+        """Hold the robot from this very step (safety refusals)."""
+        if self.machine.mode in (Mode.HOLD, Mode.ESTOP):
+            return
+        self.machine.request(Request.HOLD, self.clock.now(), reason)
+        self._consume()
+
+    def _note_limits(self, clamped: tuple[str, ...], detail: str) -> None:
+        """A LIMIT event when a limit starts to clamp (not every period it keeps clamping)."""
+        new = set(clamped) - self._limits_on
+        if new:
+            self._emit(Event(EventKind.LIMIT, self._step, self.clock.now(), detail))
+        self._limits_on = set(clamped)
+
+    def _sync_grippers(self, closed: bool) -> None:
+        """At a takeover the devices' gripper toggles start from the gripper's real state."""
+        for dev in self.devices:
+            sync = getattr(dev, "sync_gripper", None)
+            if callable(sync):
+                sync(closed)
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+        for o in self.observers:
+            o.on_event(event)

@@ -1,0 +1,182 @@
+"""`takeover data ...`: look at the dataset store, freeze versions, name them with tags."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from takeover.storage.errors import StorageError
+from takeover.storage.paths import default_store_root
+from takeover.storage.store import Store
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _user_errors(fn: Handler) -> Handler:
+    """Storage errors are a person's to fix: one line on stderr, exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except StorageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper
+
+
+def _store_root(args: argparse.Namespace) -> Path:
+    return Path(args.store).expanduser() if args.store else default_store_root()
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+@_user_errors
+def run_init(args: argparse.Namespace) -> int:
+    with Store.create(_store_root(args)) as store:
+        print(f"created dataset store at {store.root}")
+    return 0
+
+
+@_user_errors
+def run_list(args: argparse.Namespace) -> int:
+    with Store.open(_store_root(args)) as store:
+        episodes = store.list_episodes()
+    if not episodes:
+        print("no episodes")
+        return 0
+    rows = [
+        (
+            e.episode_id,
+            e.task,
+            e.num_steps,
+            e.num_takeovers,
+            _yes_no(e.success),
+            e.outcome or "-",
+            f"cut {_when(e.cut_at)}" if e.cut_at is not None else "-",
+        )
+        for e in episodes
+    ]
+    print(_table(("id", "task", "steps", "takeovers", "success", "outcome", "recovered"), rows))
+    return 0
+
+
+@_user_errors
+def run_commit(args: argparse.Namespace) -> int:
+    with Store.open(_store_root(args)) as store:
+        digest, manifest = store.commit(args.tag, episode_ids=args.episodes, message=args.message)
+    print(
+        f"tagged {args.tag} -> version {digest}\n"
+        f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps"
+    )
+    return 0
+
+
+@_user_errors
+def run_tags(args: argparse.Namespace) -> int:
+    with Store.open(_store_root(args)) as store:
+        tags = store.tags()
+        rows = []
+        for t in tags:
+            manifest = store.catalog.get_version(t.digest).manifest
+            rows.append(
+                (t.name, t.digest[:12], len(manifest.episodes), manifest.num_steps, _when(t.created_at))
+            )
+    if not rows:
+        print("no tags")
+        return 0
+    print(_table(("tag", "version", "episodes", "steps", "created"), rows))
+    return 0
+
+
+@_user_errors
+def run_show(args: argparse.Namespace) -> int:
+    with Store.open(_store_root(args)) as store:
+        version = store.resolve(args.tag)
+    manifest = version.manifest
+    if args.json:
+        print(manifest.canonical_json())
+        return 0
+    print(f"tag       {args.tag}")
+    print(f"version   {version.digest}")
+    print(f"created   {_when(version.created_at)}")
+    if version.message:
+        print(f"message   {version.message}")
+    print(f"episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
+    print()
+    rows = [
+        (e.episode_id, e.num_steps, _yes_no(e.success), e.outcome or "-", e.digest[:12])
+        for e in manifest.episodes
+    ]
+    print(_table(("id", "steps", "success", "outcome", "file"), rows))
+    return 0
+
+
+def _store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user data dir)"
+    )
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `data` and its subcommands on an argparse subparsers object."""
+    data = subparsers.add_parser(
+        "data",
+        help="inspect the dataset store, freeze versions and tag them",
+        description="Inspect the dataset store, freeze immutable versions and name them with tags.",
+    )
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser(
+        "init", help="create an empty dataset store", description="Create an empty dataset store."
+    )
+    _store_option(p)
+    p.set_defaults(func=run_init)
+
+    p = sub.add_parser("list", help="list recorded episodes", description="List the episodes in the store.")
+    _store_option(p)
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser(
+        "commit",
+        help="freeze episodes as a version and tag it",
+        description="Freeze episodes (all by default) as an immutable version and name it with a new tag. "
+        "Tags are never moved or reused.",
+    )
+    p.add_argument("--tag", required=True, metavar="NAME", help="new tag name for the version")
+    p.add_argument("--episodes", nargs="+", metavar="ID", help="episode ids to include (default: all)")
+    p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
+    _store_option(p)
+    p.set_defaults(func=run_commit)
+
+    p = sub.add_parser("tags", help="list tags and their versions", description="List tags, oldest first.")
+    _store_option(p)
+    p.set_defaults(func=run_tags)
+
+    p = sub.add_parser(
+        "show", help="show the version a tag names", description="Show the version a tag names."
+    )
+    p.add_argument("tag", metavar="TAG")
+    p.add_argument("--json", action="store_true", help="print the manifest as canonical JSON")
+    _store_option(p)
+    p.set_defaults(func=run_show)
+    return data

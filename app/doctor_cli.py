@@ -1,0 +1,63 @@
+"""`takeover doctor`: check the dataset store and the recorder's logs, and repair them.
+
+Reports cataloged episodes whose file or frame blob is missing or corrupt, orphan blobs,
+temporary files, and attempts whose write-ahead log was left unfinished by a crash. With
+``--repair`` it recovers those attempts into the store (marked recovered, with the time they
+were cut), removes orphans and temporary files, and says what it did. Exit status 0 when the
+store is healthy (after repair), 1 when problems remain, 2 on a usage error. Do not repair a
+store a recorder is writing to.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from takeover.app.data_cli import _store_root, _user_errors
+from takeover.recorder.recovery import leftover_trash, pending_logs, recover_all
+from takeover.storage.store import Store
+
+
+def _unfinished(store: Store) -> list[str]:
+    lines = [f"unfinished recording: {p.name} (recover with --repair)" for p in pending_logs(store)]
+    lines += [f"leftover of a removed recording: {p.name}" for p in leftover_trash(store)]
+    return lines
+
+
+@_user_errors
+def run_doctor(args: argparse.Namespace) -> int:
+    root: Path = _store_root(args)
+    with Store.open(root) as store:
+        if args.repair:
+            for outcome in recover_all(store):
+                print(outcome.line())
+            for line in store.repair(store.check(verify=not args.quick)):
+                print(line)
+        report = store.check(verify=not args.quick)
+        problems = report.lines() + _unfinished(store)
+    for line in problems:
+        print(line)
+    checked = f"{report.episodes} episodes, {report.blobs_checked} blobs checked"
+    if problems:
+        print(f"{len(problems)} problem(s) in the store at {root} ({checked})")
+        return 1
+    print(f"store at {root} is healthy ({checked})")
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `doctor` on an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "doctor",
+        help="check the dataset store and unfinished recordings; --repair fixes them",
+        description="Check the dataset store and the recorder's logs; with --repair, recover unfinished "
+        "recordings and remove orphan blobs and temporary files. Exit 0 when healthy, 1 otherwise.",
+    )
+    p.add_argument(
+        "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user data dir)"
+    )
+    p.add_argument("--repair", action="store_true", help="recover unfinished recordings, remove orphans")
+    p.add_argument("--quick", action="store_true", help="do not re-hash blobs (presence only)")
+    p.set_defaults(func=run_doctor)
+    return p

@@ -1,0 +1,276 @@
+"""The engine process behind the operator console.
+
+It owns the control loop and everything the loop talks to; views (the GUI) only see it
+through two ZeroMQ sockets: a PUB socket with :class:`Status` snapshots and a REP socket
+taking :class:`Command` messages. The console's process can stall, be slow or crash without
+touching the loop's timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import zmq
+
+from takeover.app import wire
+from takeover.app.config import AppConfig
+from takeover.app.engine_protocol import Command, CommandName, Status
+from takeover.app.runtime import Runtime
+from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
+from takeover.storage.schema import ControlSource, Event, EventKind
+from takeover.teleop.state_machine import Request
+
+log = logging.getLogger(__name__)
+
+STATUS_HZ = 15.0
+_MODE = {
+    ControlSource.POLICY: "AUTONOMOUS",
+    ControlSource.HUMAN: "HUMAN",
+    ControlSource.RAMP: "RAMP",
+    ControlSource.HOLD: "HOLD",
+}
+_REQUESTS = {
+    CommandName.TAKEOVER: Request.TAKEOVER,
+    CommandName.HANDBACK: Request.HANDBACK,
+    CommandName.HOLD: Request.HOLD,
+    CommandName.RESUME: Request.RESUME,
+    CommandName.ESTOP: Request.ESTOP,
+    CommandName.RESET_ESTOP: Request.RESET,
+}
+_ALERTS = {
+    EventKind.HOLD: "HOLD",
+    EventKind.ESTOP: "E-STOP (latched: reset to continue)",
+    EventKind.RESET: "e-stop reset, robot held",
+    EventKind.LIMIT: "safety limit",
+}
+
+
+class StatusBoard:
+    """A loop observer that keeps the latest snapshot for the publisher thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status = Status(
+            t=time.monotonic(),
+            mode="IDLE",
+            episode_active=False,
+            episode_id="",
+            step=0,
+            episodes_done=0,
+            success=False,
+            message="starting the station and the policy server ...",
+        )
+        self._last_t: float | None = None
+        self.dropped_frames: Callable[[], dict[str, int]] | None = None
+        """Live dropped-frame counts per camera (the recorder's), shown to the operator."""
+        self._estop = False
+        """A latched e-stop is shown as the mode until it is reset (also between attempts)."""
+
+    def snapshot(self) -> Status:
+        with self._lock:
+            return self._status
+
+    def update(self, **changes: object) -> None:
+        with self._lock:
+            self._status = replace(self._status, t=time.monotonic(), **changes)
+
+    def on_episode_start(self, start: EpisodeStart) -> None:
+        self._last_t = None
+        self.update(
+            timing={},
+            episode_active=True,
+            episode_id=start.episode_id,
+            step=0,
+            success=False,
+            message=f"episode {start.episode_id} running",
+        )
+
+    def on_step(self, step: StepRecord) -> None:
+        camera, image = "", None
+        if step.images:
+            camera, image = next(iter(step.images.items()))
+        timing = self.snapshot().timing
+        if self._last_t is not None:
+            # Period between the observations the loop acted on, smoothed for reading.
+            period = 1000.0 * (step.t - self._last_t)
+            timing = {"period_ms": round(0.8 * timing.get("period_ms", period) + 0.2 * period, 2)}
+        self._last_t = step.t
+        if self.dropped_frames is not None:
+            dropped = self.dropped_frames()
+            for cam in sorted(set(step.images) | set(dropped)):
+                timing = {**timing, f"dropped {cam}": float(dropped.get(cam, 0))}
+        self.update(
+            timing=timing,
+            mode="ESTOP" if self._estop else _MODE[step.control_source],
+            step=step.index + 1,
+            success=step.success,
+            camera=camera,
+            image=image,
+        )
+
+    def on_event(self, event: Event) -> None:
+        """Safety events become the console's message (with their reason) and may change the mode."""
+        if event.kind is EventKind.ESTOP:
+            self._estop = True
+            self.update(mode="ESTOP")
+        elif event.kind is EventKind.RESET:
+            self._estop = False
+            self.update(mode="HOLD")
+        elif event.kind is EventKind.HOLD:
+            self.update(mode="HOLD")
+        alert = _ALERTS.get(event.kind)
+        if alert is not None:
+            self.update(message=f"{alert}: {event.reason}" if event.reason else alert)
+
+    def on_episode_end(self, end: EpisodeEnd) -> None:
+        snap = self.snapshot()
+        verdict = end.outcome or ("success" if end.success else "failure")
+        msg = (
+            f"episode {snap.episode_id} discarded"
+            if end.discard
+            else f"episode {snap.episode_id} saved ({verdict})"
+        )
+        timing = {k: float(v) for k, v in end.timing.items()}
+        self.update(
+            episode_active=False,
+            mode="ESTOP" if self._estop else "IDLE",
+            episodes_done=snap.episodes_done + (not end.discard),
+            message=msg,
+            timing=timing,
+        )
+
+
+class Engine:
+    def __init__(
+        self, config: AppConfig, status_endpoint: str, command_endpoint: str, parent_pid: int | None = None
+    ) -> None:
+        """``parent_pid``: the console's process; if it goes away, the attempt is stopped and saved
+        and the engine exits (an orphaned engine must not keep driving a robot)."""
+        self.parent_pid = parent_pid
+        self.config = config
+        self.status_endpoint = status_endpoint
+        self.command_endpoint = command_endpoint
+        self.board = StatusBoard()
+        self._quit = threading.Event()
+        self._start = threading.Event()
+        self._runtime: Runtime | None = None
+
+    def run(self) -> int:
+        ctx = zmq.Context()
+        threads = [
+            threading.Thread(target=self._publish, args=(ctx,), name="engine-status", daemon=True),
+            threading.Thread(target=self._serve_commands, args=(ctx,), name="engine-commands", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            with Runtime(self.config, extra_observers=[self.board]) as rt:
+                self._runtime = rt
+                if rt.recorder is not None:
+                    self.board.dropped_frames = rt.recorder.dropped_frames
+                self.board.update(message="ready: press Start episode")
+                seed = 0
+                while not self._quit.is_set():
+                    if not self._start.wait(timeout=0.1):
+                        continue
+                    self._start.clear()
+                    assert rt.loop is not None
+                    rt.loop.run_episode(seed=seed)
+                    seed += 1
+        except Exception as exc:
+            log.exception("engine failed")
+            self.board.update(message=f"error: {exc}", mode="HOLD")
+            time.sleep(1.0)  # let the console show why
+            return 1
+        finally:
+            self._quit.set()
+            for t in threads:
+                t.join(timeout=2)
+            ctx.term()
+        return 0
+
+    # -- threads ------------------------------------------------------------------------
+    def _publish(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        sock = ctx.socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 4)
+        sock.bind(self.status_endpoint)
+        period = 1.0 / STATUS_HZ
+        try:
+            while not self._quit.wait(period):
+                sock.send(self.board.snapshot().encode())
+        finally:
+            sock.close()
+
+    def _serve_commands(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        sock = ctx.socket(zmq.REP)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.command_endpoint)
+        try:
+            while not self._quit.is_set():
+                if not sock.poll(100):
+                    self._check_parent()
+                    continue
+                payload = sock.recv()
+                try:
+                    cmd = Command.decode(payload)
+                    reply = self._handle(cmd)
+                except wire.WireError as exc:
+                    sock.send(wire.error_reply(str(exc)))
+                    continue
+                except Exception as exc:  # a bug must not take the command socket down
+                    log.exception("command failed")
+                    sock.send(wire.error_reply(f"command failed: {type(exc).__name__}: {exc}"))
+                    continue
+                sock.send(wire.encode({"type": "reply", "ok": reply == "", "error": reply}))
+        finally:
+            sock.close()
+
+    def _check_parent(self) -> None:
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            log.warning("the console (pid %d) went away: stopping", self.parent_pid)
+            self._handle(Command(CommandName.QUIT))
+
+    def _handle(self, cmd: Command) -> str:
+        """Apply a command; return '' or a reason it was refused."""
+        rt = self._runtime
+        if cmd.name is CommandName.QUIT:
+            if rt is not None and rt.loop is not None:
+                rt.loop.control.request_stop(outcome="")
+            self._quit.set()
+            return ""
+        if rt is None or rt.loop is None:
+            return "the engine is still starting"
+        loop = rt.loop
+        active = self.board.snapshot().episode_active
+        if cmd.name is CommandName.START_EPISODE:
+            if active:
+                return "an episode is already running"
+            self._start.set()
+        elif cmd.name is CommandName.STOP_EPISODE:
+            if not active:
+                return "no episode is running"
+            loop.control.request_stop(outcome=cmd.outcome)
+        elif cmd.name is CommandName.DISCARD_EPISODE:
+            if not active:
+                return "no episode is running"
+            loop.control.request_stop(discard=True)
+        elif cmd.name is CommandName.KEYS:
+            if rt.keyboard is not None:
+                rt.keyboard.set_keys(cmd.keys, time.monotonic())
+        else:
+            loop.request(_REQUESTS[cmd.name], reason="console")
+            if not active and cmd.name in (CommandName.ESTOP, CommandName.RESET_ESTOP):
+                # Nothing consumes requests between attempts: it takes effect (and is recorded)
+                # at the first period of the next attempt; the console shows it from now on.
+                estop = cmd.name is CommandName.ESTOP
+                self.board.on_event(
+                    Event(EventKind.ESTOP if estop else EventKind.RESET, 0, time.monotonic(), "console")
+                )
+                self.board.update(mode="ESTOP" if estop else "IDLE")
+        return ""

@@ -1,0 +1,95 @@
+"""Entry point of the operator console: build the window, run the Qt event loop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from types import FrameType
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+
+from takeover.app.gui.engine_link import EngineLink
+from takeover.app.gui.main_window import MainWindow
+
+NO_DISPLAY_EXIT_CODE = 2
+
+NO_DISPLAY_MESSAGE = (
+    "takeover: no display available for the operator console (DISPLAY and WAYLAND_DISPLAY are "
+    "unset).\n"
+    "  Run without the console with --headless, or give it a virtual display: xvfb-run takeover ..."
+)
+
+
+def display_available(env: Mapping[str, str] | None = None, platform: str | None = None) -> bool:
+    """Whether Qt can open a window here; checked before a QApplication exists (it would abort)."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    qpa = env.get("QT_QPA_PLATFORM", "").split(":", 1)[0].strip().lower()
+    if qpa == "xcb":
+        return bool(env.get("DISPLAY"))
+    if qpa.startswith("wayland"):
+        return bool(env.get("WAYLAND_DISPLAY"))
+    if qpa:  # offscreen, minimal, vnc, eglfs, linuxfb, ...: no display server needed
+        return True
+    if platform in ("win32", "darwin"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def run_gui(status_endpoint: str, command_endpoint: str, title: str = "Takeover") -> int:
+    """Show the operator console until it is closed; return the exit code.
+
+    Returns :data:`NO_DISPLAY_EXIT_CODE` with a message on stderr when there is no display.
+    Reuses a running ``QApplication`` if there is one.
+    """
+    existing = QApplication.instance()
+    if existing is None:
+        if not display_available():
+            print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+            return NO_DISPLAY_EXIT_CODE
+        app = QApplication(sys.argv[:1])
+    elif isinstance(existing, QApplication):
+        app = existing
+    else:
+        print("takeover: a non-GUI Qt application is already running in this process", file=sys.stderr)
+        return NO_DISPLAY_EXIT_CODE
+    app.setApplicationName(title)
+
+    link = EngineLink(status_endpoint, command_endpoint)
+    window = MainWindow(link, title=title)
+    restore_sigint = _close_on_sigint(window)
+    # Python only runs signal handlers between bytecodes; wake it up now and then.
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        link.start()
+        window.show()
+        code = app.exec()
+    finally:
+        wake.stop()
+        restore_sigint()
+        window.close()  # no-op if already closed; sends QUIT and stops the link otherwise
+        link.stop()
+        window.deleteLater()
+    return int(code)
+
+
+def _close_on_sigint(window: MainWindow) -> Callable[[], None]:
+    """Ctrl+C in the terminal closes the window cleanly (QUIT to the engine) instead of killing it."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        window.close()
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    return restore

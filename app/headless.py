@@ -1,0 +1,51 @@
+"""Headless runs: the same control loop, no window, a line of output per attempt."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+from takeover.app.config import AppConfig
+from takeover.app.runtime import Runtime
+from takeover.storage.schema import EventKind
+
+
+def run_headless(config: AppConfig, episodes: int, seed: int = 0, use_policy: bool = True) -> int:
+    if episodes < 1:
+        print("error: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    with Runtime(config, use_policy=use_policy) as rt:
+        assert rt.loop is not None and rt.store is not None
+        loop = rt.loop
+        interrupted = False
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            nonlocal interrupted
+            interrupted = True
+            loop.control.request_stop(outcome="")
+
+        old = signal.signal(signal.SIGINT, on_signal)
+        old_term = signal.signal(signal.SIGTERM, on_signal)
+        successes = 0
+        try:
+            print(f"store: {rt.store.root}   policy: {loop.policy.policy_id if loop.policy else 'none'}")
+            for i in range(episodes):
+                result = loop.run_episode(seed=seed + i)
+                successes += result.success
+                takeovers = sum(e.kind is EventKind.TAKEOVER for e in result.events)
+                handbacks = sum(e.kind is EventKind.HANDBACK for e in result.events)
+                print(
+                    f"episode {i + 1}/{episodes} {result.episode_id}: {result.steps} steps, "
+                    f"{'success' if result.success else 'failure'}, {takeovers} takeovers, "
+                    f"{handbacks} hand-backs, {int(result.timing.get('overruns', 0))} overruns",
+                    flush=True,
+                )
+                if interrupted:
+                    print("interrupted: the running attempt was saved; stopping", file=sys.stderr)
+                    return 130
+        finally:
+            signal.signal(signal.SIGINT, old)
+            signal.signal(signal.SIGTERM, old_term)
+        print(f"{successes}/{episodes} attempts succeeded; saved to {rt.store.root}")
+    return 0

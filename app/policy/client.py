@@ -1,0 +1,138 @@
+"""The policy client: what the control loop uses to ask a policy server for action chunks.
+
+A REQ socket with send and receive timeouts and no linger. When the server does not answer in
+time, the client raises :class:`PolicyUnavailableError` and replaces its socket (a REQ socket that
+missed a reply is stuck in its send/receive lockstep), so the next call simply tries again.
+Not thread-safe: use one client per thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from takeover.app import curve
+from takeover.app.policy.server import DEFAULT_ENDPOINT
+from takeover.app.rpc import RequestChannel
+
+
+class PolicyUnavailableError(RuntimeError):
+    """No usable answer from the policy server; the loop should hold and may retry."""
+
+
+class PolicyRejectedError(PolicyUnavailableError):
+    """The server answered, but with an error (bad request or a failure inside the policy)."""
+
+
+@dataclass(frozen=True)
+class ActionChunk:
+    actions: np.ndarray
+    """(H, A) float32 actions, the first one for the step the request was made at."""
+    policy_id: str
+    step: int
+    infer_ms: float
+    """Time the server spent in the network."""
+    round_trip_ms: float
+    """Time from sending the request to decoding the reply, as seen by the client."""
+    open_loop_steps: int = 0
+    """Actions the server says to execute before asking again (0: the whole chunk)."""
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """The policy's optional extra outputs (e.g. ``"value"``), float32 arrays by name."""
+
+
+class PolicyClient:
+    """Request/reply connection to a policy server. No I/O until :meth:`connect`."""
+
+    def __init__(
+        self, url: str = DEFAULT_ENDPOINT, timeout_s: float = 2.0, keys: curve.ClientKeys | None = None
+    ) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self.url = url
+        self.keys = keys
+        """CURVE keys, for a server that requires them (see :mod:`takeover.app.curve`)."""
+        self._channel = RequestChannel(
+            url,
+            timeout_s,
+            keys,
+            peer="policy server",
+            unavailable=PolicyUnavailableError,
+            rejected=PolicyRejectedError,
+            timeout_message="no policy server answered at {url} within {timeout:g} s — "
+            "start one with `takeover policy serve`",
+            refused_message="policy server at {url} refused: {error}",
+        )
+
+    @property
+    def timeout_s(self) -> float:
+        return self._channel.timeout_s
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self._channel.connect()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def set_timeout(self, timeout_s: float) -> None:
+        """Change how long a request may take (a new socket is made if connected)."""
+        self._channel.set_timeout(timeout_s)
+
+    def health(self) -> dict[str, Any]:
+        """The server's health reply (``policy_id``, ``uptime_s``, ``horizon``, ...)."""
+        reply = self._request({"type": "health"}, "health")
+        reply.pop("v", None)
+        return reply
+
+    def infer(self, state: np.ndarray, step: int) -> ActionChunk:
+        """Ask for the action chunk for ``state`` at ``step`` of the current attempt."""
+        t0 = time.perf_counter()
+        reply = self._request(
+            {"type": "infer", "state": np.asarray(state, dtype=np.float32), "step": int(step)}, "action_chunk"
+        )
+        actions = reply.get("actions")
+        if (
+            not isinstance(actions, np.ndarray)
+            or actions.ndim != 2
+            or actions.dtype.kind != "f"
+            or not np.all(np.isfinite(actions))
+        ):
+            raise PolicyRejectedError(f"policy server at {self.url} sent a malformed action chunk")
+        extras = reply.get("extras", {})
+        open_loop = reply.get("open_loop_steps", 0)
+        if (
+            not isinstance(extras, dict)
+            or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in extras.items())
+            or isinstance(open_loop, bool)
+            or not isinstance(open_loop, int)
+            or open_loop < 0
+        ):
+            raise PolicyRejectedError(f"policy server at {self.url} sent malformed extras or open_loop_steps")
+        return ActionChunk(
+            actions=actions.astype(np.float32, copy=False),
+            policy_id=str(reply.get("policy_id", "unknown")),
+            step=int(reply.get("step", step)),
+            infer_ms=float(reply.get("infer_ms", float("nan"))),
+            round_trip_ms=(time.perf_counter() - t0) * 1000.0,
+            open_loop_steps=open_loop,
+            extras={k: v.astype(np.float32, copy=False) for k, v in extras.items()},
+        )
+
+    def _request(self, message: dict[str, Any], expect_type: str) -> dict[str, Any]:
+        return self._channel.request(message, expect_type)

@@ -1,0 +1,173 @@
+"""The policy network: a small MLP from task-state features to a chunk of future actions.
+
+Input: the features of Meta-World's 39-D observation that describe the current scene (hand
+position, gripper opening, puck position and orientation, goal position; the previous-frame copy
+and the unused second-object slots are left out). Output: ``horizon`` future actions of
+``action_dim`` each. Inputs and outputs are normalised with statistics computed from the training
+data and stored with the weights, so a checkpoint is self-contained.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+# Meta-World observation layout: [0:3] hand, [3] gripper, [4:7] puck pos, [7:11] puck quat,
+# [11:18] second object (unused by pick-place), [18:36] previous frame, [36:39] goal.
+DEFAULT_FEATURES: tuple[int, ...] = (*range(0, 11), 36, 37, 38)
+MIN_STD = 1e-2
+"""Floor of a normalisation standard deviation, so near-constant inputs are not blown up."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    name: str = "mlp-chunk"
+    state_dim: int = 39
+    action_dim: int = 4
+    horizon: int = 8
+    """Actions per predicted chunk."""
+    features: tuple[int, ...] = DEFAULT_FEATURES
+    """Indices of the state vector fed to the network."""
+    hidden: tuple[int, ...] = (256, 256)
+
+    def __post_init__(self) -> None:
+        if self.state_dim < 1 or self.action_dim < 1:
+            raise ValueError("state_dim and action_dim must be positive")
+        if not 1 <= self.horizon <= 256:
+            raise ValueError(f"horizon must be in 1..256, got {self.horizon}")
+        if not self.features or any(not 0 <= i < self.state_dim for i in self.features):
+            raise ValueError(f"features must be indices into a state of {self.state_dim}")
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden layer sizes must be positive, got {self.hidden}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PolicyConfig:
+        raw: dict[str, Any] = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("policy config must be a JSON object")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown policy config field(s): {sorted(unknown)}")
+        for key in ("features", "hidden"):
+            if key in raw:
+                raw[key] = tuple(int(v) for v in raw[key])
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-dimension mean and standard deviation of the network's inputs and outputs."""
+
+    state_mean: np.ndarray
+    state_std: np.ndarray
+    action_mean: np.ndarray
+    action_std: np.ndarray
+
+    @classmethod
+    def identity(cls, config: PolicyConfig) -> NormStats:
+        n, a = len(config.features), config.action_dim
+        return cls(
+            np.zeros(n, np.float32), np.ones(n, np.float32), np.zeros(a, np.float32), np.ones(a, np.float32)
+        )
+
+    @classmethod
+    def fit(cls, features: np.ndarray, actions: np.ndarray) -> NormStats:
+        """Statistics of (N, F) features and (M, A) actions (std floored at :data:`MIN_STD`)."""
+        return cls(
+            features.mean(axis=0).astype(np.float32),
+            np.maximum(features.std(axis=0), MIN_STD).astype(np.float32),
+            actions.mean(axis=0).astype(np.float32),
+            np.maximum(actions.std(axis=0), MIN_STD).astype(np.float32),
+        )
+
+
+class ChunkMLP(nn.Module):
+    """MLP policy; all normalisation lives in buffers so ``state_dict`` is the whole checkpoint."""
+
+    state_mean: torch.Tensor
+    state_std: torch.Tensor
+    action_mean: torch.Tensor
+    action_std: torch.Tensor
+    feature_index: torch.Tensor
+
+    def __init__(self, config: PolicyConfig, stats: NormStats | None = None) -> None:
+        super().__init__()
+        self.config = config
+        stats = stats or NormStats.identity(config)
+        n_in = len(config.features)
+        layers: list[nn.Module] = []
+        width = n_in
+        for h in config.hidden:
+            layers += [nn.Linear(width, h), nn.GELU()]
+            width = h
+        layers.append(nn.Linear(width, config.horizon * config.action_dim))
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("feature_index", torch.tensor(config.features, dtype=torch.int64))
+        self.register_buffer("state_mean", torch.as_tensor(stats.state_mean, dtype=torch.float32))
+        self.register_buffer("state_std", torch.as_tensor(stats.state_std, dtype=torch.float32))
+        self.register_buffer("action_mean", torch.as_tensor(stats.action_mean, dtype=torch.float32))
+        self.register_buffer("action_std", torch.as_tensor(stats.action_std, dtype=torch.float32))
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        n, a = len(self.config.features), self.config.action_dim
+        for name, size in (("state_mean", n), ("state_std", n), ("action_mean", a), ("action_std", a)):
+            t = getattr(self, name)
+            if tuple(t.shape) != (size,):
+                raise ValueError(f"normalisation {name} has shape {tuple(t.shape)}, expected ({size},)")
+
+    def select(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, state_dim) raw states -> (B, F) network features (not normalised)."""
+        return state.index_select(-1, self.feature_index)
+
+    def forward_normalized(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, state_dim) raw states -> (B, H, A) actions in normalised units (for training)."""
+        x = (self.select(state) - self.state_mean) / self.state_std
+        return self.net(x).view(-1, self.config.horizon, self.config.action_dim)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, state_dim) raw states -> (B, H, A) actions in the station's units, clipped to [-1, 1]."""
+        y = self.forward_normalized(state) * self.action_std + self.action_mean
+        return y.clamp(-1.0, 1.0)
+
+    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        return (actions - self.action_mean) / self.action_std
+
+
+class Policy:
+    """A loaded policy ready for inference: ``predict(state) -> (H, A)`` float32 actions."""
+
+    def __init__(self, model: ChunkMLP, policy_id: str, metadata: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        self.policy_id = policy_id
+        self.metadata = dict(metadata or {})
+
+    @property
+    def config(self) -> PolicyConfig:
+        return self.model.config
+
+    @property
+    def horizon(self) -> int:
+        return self.model.config.horizon
+
+    def predict(self, state: np.ndarray) -> np.ndarray:
+        """One (state_dim,) state -> (horizon, action_dim) float32 actions in [-1, 1]."""
+        s = np.asarray(state)
+        if s.dtype.kind not in "biuf":
+            raise ValueError(f"state must be numeric, got dtype {s.dtype}")
+        if s.shape != (self.config.state_dim,):
+            raise ValueError(f"state must have shape ({self.config.state_dim},), got {s.shape}")
+        if not np.all(np.isfinite(s)):
+            raise ValueError("state contains NaN or Inf")
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(s.astype(np.float32, copy=True)).unsqueeze(0))
+        return np.ascontiguousarray(out[0].numpy(), dtype=np.float32)

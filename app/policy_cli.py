@@ -1,0 +1,118 @@
+"""`takeover policy ...`: serve a checkpoint over ZeroMQ, train one from a dataset version.
+
+Heavy imports (torch, zmq) happen inside the commands, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from takeover.app.serve_cli import add_security_args, error, serve_until_signalled
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policy = subparsers.add_parser(
+        "policy", help="serve or train the robot policy", description="Serve or train the robot policy."
+    )
+    sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="answer action-chunk requests over ZeroMQ",
+        description="Load a checkpoint and answer inference requests until stopped (Ctrl-C or SIGTERM).",
+    )
+    serve.add_argument(
+        "--checkpoint",
+        metavar="SPEC",
+        help="checkpoint file or 'package.module:factory' entry point (default: the shipped checkpoint)",
+    )
+    serve.add_argument(
+        "--endpoint",
+        metavar="URL",
+        default=None,
+        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555)",
+    )
+    add_security_args(serve)
+    serve.add_argument(
+        "--open-loop-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="actions of each chunk clients execute before asking again (default: the whole chunk)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    train = sub.add_parser(
+        "train",
+        help="behaviour-clone a policy from a tagged dataset version",
+        description="Train the chunk MLP by behaviour cloning on a tagged dataset version.",
+    )
+    train.add_argument("--tag", required=True, help="dataset tag to pull")
+    train.add_argument("--out", required=True, metavar="PATH", help="checkpoint file to write (.safetensors)")
+    train.add_argument(
+        "--epochs", type=int, default=200, metavar="N", help="passes over the data (default 200)"
+    )
+    train.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    train.add_argument("--store", metavar="PATH", help="dataset store folder (default: the user's store)")
+    train.set_defaults(func=cmd_train)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+
+    from takeover.app.curve import CurveKeyError
+    from takeover.app.policy import default_checkpoint_path
+    from takeover.app.policy.loader import PolicyLoadError, load_policy_from
+    from takeover.app.policy.server import DEFAULT_ENDPOINT, PolicyServer, ServerConfig
+
+    try:
+        config = ServerConfig(
+            endpoint=args.endpoint or DEFAULT_ENDPOINT,
+            allow_remote=args.allow_remote,
+            curve_secret_key=args.curve_secret or "",
+            curve_allowed_clients=tuple(args.curve_allow),
+            open_loop_steps=args.open_loop_steps,
+        )
+    except (ValueError, CurveKeyError) as exc:
+        return error(str(exc))
+    checkpoint = args.checkpoint or str(default_checkpoint_path())
+    try:
+        policy = load_policy_from(checkpoint)
+    except PolicyLoadError as exc:
+        hint = "" if args.checkpoint else " (train one with `takeover policy train` and pass --checkpoint)"
+        return error(f"{exc}{hint}")
+    torch.set_num_threads(1)  # a small MLP: one thread is fastest and leaves the cores to the loop
+    server = PolicyServer(config, policy)
+    try:
+        endpoint = server.bind()
+    except (OSError, ValueError) as exc:
+        return error(str(exc))
+
+    return serve_until_signalled(server, f"policy {policy.policy_id} serving on {endpoint}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from takeover.app.policy.checkpoint import save_checkpoint
+    from takeover.app.policy.train import TrainConfig, pull_items, train
+
+    try:
+        config = TrainConfig(epochs=args.epochs, seed=args.seed)
+    except ValueError as exc:
+        return error(str(exc))
+    from takeover.storage.errors import StorageError
+
+    try:
+        items, version = pull_items(args.tag, args.store)
+        result = train(items, config)
+    except (StorageError, LookupError, ValueError, OSError) as exc:
+        return error(f"cannot train on tag {args.tag!r}: {exc}")
+    record = result.record(config, tag=args.tag, version=version)
+    try:
+        policy_id = save_checkpoint(result.model, args.out, record)
+    except OSError as exc:
+        return error(f"cannot write {args.out}: {exc}")
+    print(
+        f"trained {policy_id} on {result.samples} steps from {result.episodes} episodes "
+        f"in {result.seconds:.1f} s (final loss {result.losses[-1]:.4f}) -> {args.out}"
+    )
+    return 0

@@ -1,0 +1,134 @@
+"""The control loop's view of a policy server: action chunks by ZeroMQ request, never blocking
+the loop for longer than the policy watchdog allows.
+
+Requests run on a worker thread. :meth:`RemotePolicy.infer` starts one (unless one is already in
+flight) and waits for its answer at most ``infer_timeout_s``. When the server is slow or gone,
+the loop gets :class:`PolicyUnavailable` after that wait, once; while the same request is still
+outstanding, and until a request succeeds again, later calls only poll: they fail at once
+instead of stalling every period. An answer that arrives after its request was given up on is
+stale (it was computed for an old state) and is dropped: the next call asks again with the
+current state.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from takeover.app import curve
+from takeover.app.control.loop import PolicyUnavailable, ProposalSource
+
+
+class PolicyConnectError(RuntimeError):
+    """No policy server answered the health check at connect."""
+
+
+@dataclass
+class _Request:
+    state: np.ndarray
+    step: int
+    sent_at: float
+    done: threading.Event = field(default_factory=threading.Event)
+    chunk: np.ndarray | None = None
+    error: str = ""
+    given_up: bool = False
+
+
+class RemotePolicy(ProposalSource):
+    """Chunks from a policy server. When the server sets an open-loop horizon, chunks are cut to
+    it, so the loop asks again after that many steps. The latest chunk's extra outputs are kept in
+    :attr:`last_extras`."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        keys: curve.ClientKeys | None = None,
+        infer_timeout_s: float | None = None,
+    ) -> None:
+        """``timeout_s`` bounds the health check at connect and each request on the wire;
+        ``infer_timeout_s`` (default the same) bounds how long the loop waits for a chunk."""
+        from takeover.app.policy.client import PolicyClient
+
+        self.url = url
+        self._client = PolicyClient(url, timeout_s=timeout_s, keys=keys)
+        self._infer_timeout_s = infer_timeout_s or timeout_s
+        self.policy_id = "unknown"
+        self.last_extras: dict[str, np.ndarray] = {}
+        self._requests: queue.Queue[_Request | None] = queue.Queue()
+        self._pending: _Request | None = None
+        self._healthy = True
+        """False after a request failed or was given up on: then the loop never waits for an answer."""
+        self._worker: threading.Thread | None = None
+
+    def connect(self) -> None:
+        from takeover.app.policy.client import PolicyUnavailableError
+
+        self._client.connect()
+        try:
+            health = self._client.health()
+        except PolicyUnavailableError as exc:
+            self._client.close()
+            raise PolicyConnectError(str(exc)) from None
+        self.policy_id = str(health.get("policy_id", "unknown"))
+        # An answer later than this is dropped anyway; a shorter wire timeout lets the worker give
+        # up, retry and notice a recovered server sooner (and close promptly).
+        self._client.set_timeout(max(1.0, self._infer_timeout_s))
+        # From here on only the worker thread uses the client's socket.
+        self._worker = threading.Thread(target=self._work, name="policy-requests", daemon=True)
+        self._worker.start()
+
+    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+        if self._worker is None:
+            raise PolicyUnavailable("the policy connection is not open")
+        req = self._pending
+        if req is None or (req.done.is_set() and req.given_up):
+            req = _Request(np.array(state, dtype=np.float32), int(step), time.monotonic())
+            self._pending = req
+            self._requests.put(req)
+        # A healthy server gets the whole budget; an unhealthy one is only polled, so a dead or
+        # hung server costs the loop one wait, not one per period.
+        wait = self._infer_timeout_s if self._healthy else 0.0
+        if not req.done.wait(wait):
+            req.given_up = True
+            self._healthy = False
+            age_ms = 1000.0 * (time.monotonic() - req.sent_at)
+            raise PolicyUnavailable(f"no action chunk from {self.url} for {age_ms:.0f} ms")
+        self._pending = None
+        if req.error:
+            self._healthy = False
+            raise PolicyUnavailable(req.error)
+        if req.given_up or req.chunk is None:
+            # A late answer for an old state: the server is back; ask again with the current state.
+            self._healthy = True
+            return self.infer(state, step)
+        self._healthy = True
+        return req.chunk
+
+    def _work(self) -> None:
+        from takeover.app.policy.client import PolicyUnavailableError
+
+        while True:
+            req = self._requests.get()
+            if req is None:
+                return
+            try:
+                chunk = self._client.infer(req.state, req.step)
+            except PolicyUnavailableError as exc:
+                req.error = str(exc)
+            else:
+                self.last_extras = chunk.extras
+                actions = chunk.actions
+                req.chunk = actions[: chunk.open_loop_steps] if chunk.open_loop_steps > 0 else actions
+            req.done.set()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._requests.put(None)
+            self._worker.join(timeout=self._client.timeout_s + 0.5)
+            self._worker = None
+        self._client.close()

@@ -1,0 +1,285 @@
+"""The composition root: builds every part of a run from one :class:`AppConfig`.
+
+Nothing else constructs stations, policy connections, devices or stores, so a run is fully
+described by its configuration. Nothing here does I/O until :meth:`Runtime.open`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from takeover.app import curve
+from takeover.app.config import AppConfig
+from takeover.app.control.loop import ControlLoop
+from takeover.app.remote_policy import PolicyConnectError, RemotePolicy
+from takeover.app.station.base import Station
+from takeover.recorder.recorder import EpisodeRecorder
+from takeover.recorder.records import LoopObserver
+from takeover.recorder.recovery import LogOutcome, recover_all
+from takeover.storage.paths import default_store_root
+from takeover.storage.store import Store
+from takeover.teleop.devices import TeleopDevice
+from takeover.teleop.keyboard import KeyboardConfig, KeyboardTeleop
+from takeover.teleop.scripted import ScriptedOperator, ScriptedOperatorConfig
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """Something a person must fix before a run can start; the message says what."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalPolicyServer:
+    """A policy server child process on loopback, for runs without a policy URL."""
+
+    checkpoint: str
+    timeout_s: float = 60.0
+    url: str = ""
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> str:
+        from takeover.app.policy import default_checkpoint_path
+
+        ckpt = self.checkpoint or str(default_checkpoint_path())
+        if not Path(ckpt).exists():
+            raise StartupError(f"policy checkpoint {ckpt} does not exist")
+        self.url = f"tcp://127.0.0.1:{free_port()}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "takeover.app.cli",
+            "policy",
+            "serve",
+            "--checkpoint",
+            ckpt,
+            "--endpoint",
+            self.url,
+        ]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        return self.url
+
+    def check_alive(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise StartupError(f"the local policy server exited with code {self._proc.returncode}")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+
+def _client_keys(secret_key: str, server_key: str, what: str) -> curve.ClientKeys | None:
+    if not secret_key:
+        return None
+    try:
+        return curve.ClientKeys.load(secret_key, server_key)
+    except curve.CurveKeyError as exc:
+        raise StartupError(f"{what} CURVE keys: {exc}") from None
+
+
+def build_station(config: AppConfig) -> Station:
+    from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
+
+    s = config.station
+    if s.kind == "remote":
+        from takeover.app.station.remote import RemoteStation
+
+        keys = _client_keys(s.curve_secret_key, s.curve_server_key, "station")
+        return RemoteStation(s.url, timeout_s=s.timeout_s, keys=keys)
+    defaults = MetaWorldConfig()
+    try:
+        station_config = MetaWorldConfig(
+            task=s.task,
+            cameras=(s.camera,) if s.camera else defaults.cameras,
+            width=s.width or defaults.width,
+            height=s.height or defaults.height,
+            rate_hz=config.loop.rate_hz,
+            max_steps=max(defaults.max_steps, config.loop.max_steps),
+        )
+    except ValueError as exc:
+        raise StartupError(f"station configuration: {exc}") from None
+    return MetaWorldStation(station_config)
+
+
+def store_root(config: AppConfig) -> Path:
+    return Path(config.store.path).expanduser() if config.store.path else default_store_root()
+
+
+class Runtime:
+    """Everything one run needs, opened and closed together."""
+
+    def __init__(
+        self, config: AppConfig, extra_observers: list[LoopObserver] | None = None, use_policy: bool = True
+    ) -> None:
+        self.config = config
+        self.extra_observers = extra_observers or []
+        self.use_policy = use_policy
+        self._stack = contextlib.ExitStack()
+        self.station: Station | None = None
+        self.policy: RemotePolicy | None = None
+        self.store: Store | None = None
+        self.recorder: EpisodeRecorder | None = None
+        self.recovered: list[LogOutcome] = []
+        self.keyboard: KeyboardTeleop | None = None
+        self.loop: ControlLoop | None = None
+
+    def open(self) -> Self:
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def _open(self) -> None:
+        cfg = self.config
+        root = store_root(cfg)
+        self.store = Store.open_or_create(root)
+        self._stack.callback(self.store.close)
+        # Attempts a crash left unfinished become recovered episodes before anything new is recorded.
+        self.recovered = recover_all(self.store)
+        if self.use_policy:
+            url = cfg.policy.url
+            server: LocalPolicyServer | None = None
+            if not url:
+                server = LocalPolicyServer(cfg.policy.checkpoint)
+                url = server.start()
+                self._stack.callback(server.stop)
+            self.policy = self._connect_policy(url, server)
+            self._stack.callback(self.policy.close)
+        self.station = build_station(cfg)
+        self.station.connect()
+        self._stack.callback(self.station.close)
+        devices = self._open_devices()
+        self.recorder = EpisodeRecorder(self.store)
+        self._start_cameras(self.recorder)
+        self.loop = ControlLoop(
+            self.station,
+            self.policy,
+            devices,
+            [self.recorder, *self.extra_observers],
+            cfg.loop,
+            operator_name=cfg.operator.kind,
+        )
+
+    def _connect_policy(self, url: str, server: LocalPolicyServer | None) -> RemotePolicy:
+        p = self.config.policy
+        timeout = p.timeout_s
+        keys = _client_keys(p.curve_secret_key, p.curve_server_key, "policy") if server is None else None
+        deadline = time.monotonic() + (60.0 if server is not None else 0.0)
+        while True:
+            # A chunk that takes longer than the policy watchdog allows is not worth waiting for.
+            infer_timeout = min(timeout, self.config.loop.safety.policy_timeout_ms / 1000.0)
+            policy = RemotePolicy(url, timeout, keys, infer_timeout_s=infer_timeout)
+            try:
+                policy.connect()
+                return policy
+            except PolicyConnectError as exc:
+                if server is None or time.monotonic() > deadline:
+                    raise StartupError(str(exc)) from None
+                server.check_alive()
+
+    def _start_cameras(self, recorder: EpisodeRecorder) -> None:
+        """Free-running cameras: each on its own capture thread, frames stamped at capture."""
+        from takeover.recorder.cameras import (
+            Camera,
+            CameraCapture,
+            OpenCVCamera,
+            OpenCVCameraConfig,
+            SyntheticCamera,
+            SyntheticCameraConfig,
+        )
+
+        for section in self.config.camera:
+            camera: Camera
+            if section.kind == "synthetic":
+                defaults = SyntheticCameraConfig()
+                camera = SyntheticCamera(
+                    SyntheticCameraConfig(
+                        name=section.name,
+                        width=section.width or defaults.width,
+                        height=section.height or defaults.height,
+                        fps=section.fps or defaults.fps,
+                    )
+                )
+            else:
+                source: int | str = int(section.source) if section.source.isdigit() else section.source
+                camera = OpenCVCamera(
+                    OpenCVCameraConfig(
+                        name=section.name,
+                        source=source,
+                        width=section.width or None,
+                        height=section.height or None,
+                        fps=section.fps or None,
+                    )
+                )
+            try:
+                camera.connect()
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise StartupError(f"camera {section.name!r}: {exc}") from None
+            self._stack.callback(camera.close)
+            capture = CameraCapture(camera, recorder.on_frame)
+            capture.start()
+            self._stack.callback(capture.stop)
+
+    def _open_devices(self) -> list[TeleopDevice]:
+        kind = self.config.operator.kind
+        devices: list[TeleopDevice] = []
+        if kind in ("scripted", "expert"):
+            devices.append(
+                ScriptedOperator(ScriptedOperatorConfig(always_drive=kind == "expert"), time.monotonic)
+            )
+        elif kind == "spacemouse":
+            from takeover.teleop.spacemouse import SpaceMouseConfig, SpaceMouseTeleop
+
+            devices.append(SpaceMouseTeleop(SpaceMouseConfig()))
+        # The keyboard is always there when a view can send keys; headless runs ignore it.
+        self.keyboard = KeyboardTeleop(KeyboardConfig())
+        devices.append(self.keyboard)
+        for dev in devices:
+            try:
+                dev.connect()
+            except ConnectionError as exc:
+                raise StartupError(f"{dev.name}: {exc}") from None
+            self._stack.callback(dev.close)
+        return devices
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def ensure_render_backend() -> None:
+    """MuJoCo renders off-screen through EGL unless the user chose otherwise."""
+    os.environ.setdefault("MUJOCO_GL", "egl")

@@ -1,0 +1,247 @@
+"""The simulated station: a Meta-World (MuJoCo) Sawyer task with offscreen camera rendering.
+
+Nothing is imported from the simulator stack until :meth:`MetaWorldStation.connect`, so this
+module imports cleanly on a machine without MuJoCo; ``connect()`` then says what is missing.
+
+Randomisation: every :meth:`MetaWorldStation.reset` re-seeds the environment and draws a fresh
+object and goal position from the task's full reset range (the same draw Meta-World uses to build
+its benchmark task lists), so an attempt is reproducible from its seed alone. ``reset(None)``
+draws the seed from a generator seeded with ``config.seed``; the seed used is
+:attr:`MetaWorldStation.last_seed`.
+
+Cameras: Meta-World's corner cameras are mounted upside down; images from cameras whose up axis
+points below the horizon are rotated by 180 degrees so that every image is upright (a rotation,
+never a mirror).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from takeover.app.station.base import Observation, Station, StationInfo
+
+ACTION_DIM = 4
+STATE_DIM = 39
+META_WORLD_MAX_PATH = 500
+KNOWN_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
+_TASK_TEXT = {"pick-place-v3": "pick up the puck and place it at the goal"}
+
+
+@dataclass(frozen=True)
+class MetaWorldConfig:
+    task: str = "pick-place-v3"
+    cameras: tuple[str, ...] = ("corner",)
+    """Meta-World camera names to render each step (may be empty: no rendering)."""
+    width: int = 224
+    height: int = 168
+    rate_hz: float = 20.0
+    seed: int = 0
+    """Seeds the generator that picks a seed for ``reset(None)``."""
+    max_steps: int = META_WORLD_MAX_PATH
+    """Steps allowed per attempt (Meta-World refuses more than 500)."""
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.cameras if c not in KNOWN_CAMERAS]
+        if unknown:
+            raise ValueError(f"unknown camera(s) {unknown}; choose from {list(KNOWN_CAMERAS)}")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"cameras must be distinct, got {list(self.cameras)}")
+        if not (16 <= self.width <= 1920 and 16 <= self.height <= 1080):
+            raise ValueError(f"image size {self.width}x{self.height} is outside 16x16 .. 1920x1080")
+        if not self.rate_hz > 0:
+            raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
+        if not 1 <= self.max_steps <= META_WORLD_MAX_PATH:
+            raise ValueError(f"max_steps must be in 1..{META_WORLD_MAX_PATH}, got {self.max_steps}")
+
+
+def _free(renderer: Any, env: Any) -> None:
+    if renderer is not None:
+        renderer.close()
+    if env is not None:
+        env.close()
+
+
+class MetaWorldStation(Station):
+    """A Meta-World task as a :class:`Station`. Call :meth:`connect` (or use ``with``) first."""
+
+    def __init__(self, config: MetaWorldConfig | None = None) -> None:
+        self.config = config or MetaWorldConfig()
+        self._env: Any = None
+        self._renderer: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._expert: Any = None
+        self._upside_down: dict[str, bool] = {}
+        self._obs: np.ndarray | None = None
+        self._steps = 0
+        self._seed_rng = np.random.default_rng(self.config.seed)
+        self.last_seed: int | None = None
+        """The seed of the current attempt (set by :meth:`reset`)."""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        if self._env is not None:
+            return
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        try:
+            import metaworld
+            import metaworld.policies
+            import mujoco
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the simulated station needs the 'sim' extra (metaworld, mujoco): {exc}"
+            ) from exc
+        task = self.config.task
+        if task not in metaworld.MT1.ENV_NAMES:
+            raise ValueError(f"unknown Meta-World task {task!r}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            benchmark = metaworld.MT1(task, seed=0)
+            env = benchmark.train_classes[task]()
+            env.set_task(benchmark.train_tasks[0])
+        # Draw object and goal from the full reset range with the env's own seeded generator, as
+        # Meta-World does when it builds task lists, instead of cycling through 50 frozen layouts.
+        env._freeze_rand_vec = False
+        env.seeded_rand_vec = True
+        env.max_path_length = self.config.max_steps
+        self._env = env
+        try:
+            policy_cls: Any = metaworld.policies.ENV_POLICY_MAP.get(task)
+            self._expert = policy_cls() if policy_cls is not None else None
+            if self.config.cameras:
+                self._renderer = mujoco.Renderer(env.model, self.config.height, self.config.width)
+                mujoco.mj_forward(env.model, env.data)
+                for name in self.config.cameras:
+                    up = env.data.camera(name).xmat.reshape(3, 3)[:, 1]
+                    self._upside_down[name] = bool(up[2] < 0)
+        except BaseException:
+            self.close()
+            raise
+        # Safety net for a station that is never closed: free the GL context at interpreter exit,
+        # before module teardown, instead of letting the renderer's __del__ fail noisily.
+        self._finalizer = weakref.finalize(self, _free, self._renderer, env)
+
+    def close(self) -> None:
+        finalizer, self._finalizer = self._finalizer, None
+        renderer, self._renderer = self._renderer, None
+        env, self._env = self._env, None
+        self._obs = None
+        if finalizer is not None:
+            finalizer()
+        else:
+            _free(renderer, env)
+
+    @property
+    def connected(self) -> bool:
+        return self._env is not None
+
+    # -- station interface -----------------------------------------------------------------------
+
+    @property
+    def info(self) -> StationInfo:
+        task = self.config.task
+        return StationInfo(
+            name="sim-" + task.removesuffix("-v3"),
+            robot="sawyer",
+            task=_TASK_TEXT.get(task, task.removesuffix("-v3").replace("-", " ")),
+            action_dim=ACTION_DIM,
+            state_dim=STATE_DIM,
+            cameras=tuple(self.config.cameras),
+            rate_hz=self.config.rate_hz,
+            action_low=(-1.0,) * ACTION_DIM,
+            action_high=(1.0,) * ACTION_DIM,
+        )
+
+    @property
+    def steps(self) -> int:
+        """Steps taken in the current attempt."""
+        return self._steps
+
+    @property
+    def done(self) -> bool:
+        """True when the attempt has used all of ``config.max_steps``."""
+        return self._steps >= self.config.max_steps
+
+    def reset(self, seed: int | None = None) -> Observation:
+        env = self._require_env()
+        if seed is None:
+            seed = int(self._seed_rng.integers(0, 2**31 - 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env.seed(int(seed))
+            obs, _ = env.reset()
+        self.last_seed = int(seed)
+        self._steps = 0
+        return self._observe(obs, success=False)
+
+    def act(self, action: np.ndarray) -> Observation:
+        env = self._require_env()
+        if self._obs is None:
+            raise RuntimeError("call reset() before act()")
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (ACTION_DIM,):
+            raise ValueError(f"action must have shape ({ACTION_DIM},), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action contains NaN or Inf: {a.tolist()}")
+        if self.done:
+            raise RuntimeError(f"the attempt has used all {self.config.max_steps} steps; call reset()")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obs, _reward, _terminated, _truncated, info = env.step(np.clip(a, -1.0, 1.0))
+        self._steps += 1
+        return self._observe(obs, success=bool(info["success"]))
+
+    def expert_action(self) -> np.ndarray | None:
+        if self._expert is None or self._obs is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the scripted policies warn that their gains exceed 1
+            action = self._expert.get_action(self._obs.astype(np.float64))
+        return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _require_env(self) -> Any:
+        if self._env is None:
+            raise RuntimeError("station is not connected: call connect() first")
+        return self._env
+
+    def _observe(self, obs: np.ndarray, *, success: bool) -> Observation:
+        t = time.monotonic()
+        state = np.asarray(obs, dtype=np.float32).copy()
+        self._obs = state
+        ee_target = np.asarray(self._env.data.mocap_pos[0], dtype=np.float32).copy()
+        images, image_times = self._render()
+        return Observation(
+            t=t, state=state, ee_target=ee_target, images=images, image_times=image_times, success=success
+        )
+
+    def _render(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        images: dict[str, np.ndarray] = {}
+        times: dict[str, float] = {}
+        if self._renderer is None:
+            return images, times
+        import mujoco
+
+        off = (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+        )
+        for name in self.config.cameras:
+            self._renderer.update_scene(self._env.data, camera=name)
+            for flag in off:
+                self._renderer.scene.flags[flag] = 0
+            img = self._renderer.render()
+            times[name] = time.monotonic()
+            if self._upside_down[name]:
+                img = img[::-1, ::-1]
+            images[name] = np.ascontiguousarray(img)
+        return images, times

@@ -1,0 +1,96 @@
+"""`takeover station ...`: serve a station over the station protocol; make CURVE keys.
+
+Heavy imports (zmq, the simulator) happen inside the commands, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from takeover.app.serve_cli import add_security_args, error, serve_until_signalled
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    station = subparsers.add_parser(
+        "station",
+        help="serve a station over ZeroMQ, make CURVE keys",
+        description="Serve a robot station over the station protocol (docs/protocol.md).",
+    )
+    sub = station.add_subparsers(dest="station_command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the simulated station (or the fake robot bridge) until stopped",
+        description="Answer observe/act/reset/health requests until stopped (Ctrl-C or SIGTERM).",
+    )
+    serve.add_argument(
+        "--endpoint", metavar="URL", help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5556)"
+    )
+    serve.add_argument("--robot", choices=("sim", "fake"), default="sim", help="what to serve (default sim)")
+    serve.add_argument("--task", default="pick-place-v3", help="Meta-World task (default pick-place-v3)")
+    serve.add_argument("--camera", default="corner", help="camera to render (default corner)")
+    add_security_args(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    keygen = sub.add_parser(
+        "keygen",
+        help="make a CURVE key pair (NAME.key and NAME.key_secret)",
+        description="Write a CURVE key pair as Z85 text files with 0600 permissions.",
+    )
+    keygen.add_argument("--dir", required=True, metavar="DIR", help="folder for the key files")
+    keygen.add_argument("--name", required=True, help="file name stem, e.g. the host name")
+    keygen.set_defaults(func=cmd_keygen)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from takeover.app.curve import CurveKeyError, generate_keypair
+
+    try:
+        public, secret = generate_keypair(args.dir, args.name)
+    except (CurveKeyError, OSError) as exc:
+        return error(str(exc))
+    print(f"public key: {public}\nsecret key: {secret} (keep it on this machine)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from takeover.app.curve import CurveKeyError
+    from takeover.app.station.base import Station
+    from takeover.app.station.protocol import DEFAULT_STATION_ENDPOINT
+    from takeover.app.station.server import StationServer, StationServerConfig
+
+    try:
+        config = StationServerConfig(
+            endpoint=args.endpoint or DEFAULT_STATION_ENDPOINT,
+            allow_remote=args.allow_remote,
+            curve_secret_key=args.curve_secret or "",
+            curve_allowed_clients=tuple(args.curve_allow),
+        )
+    except ValueError as exc:
+        return error(str(exc))
+    station: Station
+    if args.robot == "fake":
+        from takeover.app.station.bridge import BridgeStation
+        from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
+
+        station = BridgeStation(FakeRobot(), FakeRobotConfig().bridge_config())
+    else:
+        from takeover.app.runtime import ensure_render_backend
+        from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
+
+        ensure_render_backend()
+        try:
+            station = MetaWorldStation(
+                MetaWorldConfig(task=args.task, cameras=(args.camera,) if args.camera else ())
+            )
+        except ValueError as exc:
+            return error(str(exc))
+    server = StationServer(station, config)
+    try:
+        endpoint = server.bind()
+    except (OSError, RuntimeError, ValueError, CurveKeyError) as exc:
+        server.close()
+        return error(str(exc))
+
+    secured = " (CURVE)" if config.uses_curve else ""
+    return serve_until_signalled(server, f"station {station.info.name} serving on {endpoint}{secured}")

@@ -1,0 +1,66 @@
+"""What the control loop tells its observers (the recorder, the status publisher, tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from takeover.storage.schema import ControlSource, Event
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    episode_id: str
+    station: str
+    robot: str
+    task: str
+    operator: str
+    policy_id: str
+    rate_hz: float
+    started_at: float
+    """Wall-clock seconds since the epoch."""
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    index: int
+    t: float
+    """Monotonic time at which the observation this step acted on was produced."""
+    state: np.ndarray
+    action: np.ndarray
+    proposed_action: np.ndarray
+    control_source: ControlSource
+    images: dict[str, np.ndarray]
+    image_times: dict[str, float]
+    success: bool
+    period_error: float | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Extra policy outputs (e.g. a value estimate) that arrived with a new chunk at this step;
+    stored as timed streams named ``policy.<name>``."""
+    """How late (s) the loop started this step's period relative to its absolute deadline, as the
+    loop's pacer measured it (positive: late; an overrun when larger than a period). Optional: a
+    loop that does not say leaves None and the recorder stores NaN."""
+
+
+@dataclass(frozen=True)
+class EpisodeEnd:
+    ended_at: float
+    """Wall-clock seconds since the epoch."""
+    success: bool | None
+    outcome: str = ""
+    discard: bool = False
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+class LoopObserver(Protocol):
+    def on_episode_start(self, start: EpisodeStart) -> None: ...
+
+    def on_step(self, step: StepRecord) -> None: ...
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_episode_end(self, end: EpisodeEnd) -> None: ...

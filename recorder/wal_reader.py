@@ -1,0 +1,187 @@
+"""Read a write-ahead log directory back and build the episode it holds.
+
+The same code finalizes a finished attempt (with the camera indexes the writer kept) and
+recovers one a crash left behind (scanning the camera logs, cutting torn tails).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from takeover.recorder.codec import unpack
+from takeover.recorder.wal import CAMERA_PREFIX, STEPS_LOG, CameraIndex, WalContents
+from takeover.storage.blobs import sha256_file
+from takeover.storage.record_log import (
+    FRAME_HEAD,
+    KIND_DROPPED,
+    KIND_END,
+    KIND_EVENT,
+    KIND_FRAME,
+    KIND_SAMPLE,
+    KIND_START,
+    KIND_STEP,
+    iter_records,
+    scan,
+    truncate_to,
+)
+from takeover.storage.schema import (
+    CameraStream,
+    Episode,
+    EpisodeMeta,
+    Event,
+    EventKind,
+    FrameBlob,
+    TimedStream,
+)
+
+PERIOD_ERROR_STREAM = "loop_period_error"
+
+
+def read_wal(directory: Path) -> WalContents:
+    """Everything durable in ``directory``; camera logs are scanned and torn tails cut off, so each
+    log is a valid frame blob."""
+    out = WalContents()
+    steps_path = directory / STEPS_LOG
+    if not steps_path.is_file():
+        return out
+    result = scan(steps_path)
+    if result.torn:
+        out.torn.append(STEPS_LOG)
+    for rec in result.records:
+        p = unpack(rec.payload)
+        if rec.kind == KIND_START:
+            out.start = p
+        elif rec.kind == KIND_STEP:
+            out.steps.append(p)
+        elif rec.kind == KIND_EVENT:
+            out.events.append(Event(EventKind(p["kind"]), int(p["step"]), float(p["t"]), p["reason"]))
+        elif rec.kind == KIND_SAMPLE:
+            ts, vs = out.samples.setdefault(p["n"], ([], []))
+            ts.append(float(p["t"]))
+            vs.append(p["v"])
+        elif rec.kind == KIND_DROPPED:
+            out.dropped = {str(k): int(v) for k, v in p.items()}
+        elif rec.kind == KIND_END:
+            out.end = p
+    for path in sorted(directory.glob(f"{CAMERA_PREFIX}*.log")):
+        idx, torn = scan_camera_log(path)
+        if torn:
+            out.torn.append(path.name)
+        out.cameras[path.name[len(CAMERA_PREFIX) : -len(".log")]] = idx
+    return out
+
+
+def scan_camera_log(path: Path) -> tuple[CameraIndex, bool]:
+    """Index the intact frames of a camera log, cut off a torn tail, and hash what remains."""
+    size = path.stat().st_size
+    idx = CameraIndex(path)
+    end = 0
+    with open(path, "rb") as f:
+        for rec, after in iter_records(f, size):
+            end = after
+            if rec.kind != KIND_FRAME or len(rec.payload) < FRAME_HEAD.size:
+                continue
+            t, step, h, w = FRAME_HEAD.unpack_from(rec.payload)
+            idx.offsets.append(rec.offset + FRAME_HEAD.size)
+            idx.lengths.append(len(rec.payload) - FRAME_HEAD.size)
+            idx.times.append(t)
+            idx.steps.append(step)
+            idx.height, idx.width = h, w
+    torn = end != size
+    if torn and end > 0:
+        path.chmod(0o644)
+        truncate_to(path, end)
+    idx.digest = sha256_file(path) if end > 0 else ""
+    return idx, torn
+
+
+def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episode | None:
+    """The episode a log holds (None if it holds no step)."""
+    if c.start is None or not c.steps:
+        return None
+    start, end = c.start, c.end or {}
+    steps = c.steps
+    n = len(steps)
+    t = np.asarray([s["t"] for s in steps], dtype=np.float64)
+    events = [e for e in c.events if e.step <= n]
+    extra: dict[str, Any] = {
+        **start.get("extra", {}),
+        "seed": start.get("seed"),
+        "timing": end.get("timing", {}),
+    }
+    extra["dropped_frames"] = {name: int(c.dropped.get(name, 0)) for name in sorted(c.cameras)}
+    rate = float(start["rate_hz"])
+    extra["late_steps"] = int(np.count_nonzero(np.diff(t) > 1.5 / rate)) if n > 1 and rate > 0 else 0
+    ended_at = end.get("ended_at")
+    if recovered:
+        cut = c.last_t
+        extra.update(recovered=True, cut_at=c.wall_time(cut), cut_at_monotonic=cut)
+        events.append(Event(EventKind.END, n, cut, "cut: recording interrupted, recovered"))
+        ended_at = c.wall_time(cut)
+    meta = EpisodeMeta(
+        episode_id=episode_id,
+        station=start["station"],
+        robot=start["robot"],
+        task=start["task"],
+        operator=start["operator"],
+        policy_id=start["policy_id"],
+        rate_hz=rate,
+        started_at=float(start["started_at"]),
+        ended_at=float(ended_at if ended_at is not None else c.wall_time(c.last_t)),
+        success=end["success"] if "success" in end else bool(steps[-1]["ok"]),
+        outcome=str(end.get("outcome", "")),
+        extra=extra,
+    )
+    streams: dict[str, TimedStream] = {}
+    pe = [s.get("pe") for s in steps]
+    if any(v is not None for v in pe):
+        vals = np.asarray([math.nan if v is None else float(v) for v in pe], dtype=np.float64)
+        streams[PERIOD_ERROR_STREAM] = TimedStream(t.copy(), vals)
+    for name, (ts, vs) in c.samples.items():
+        streams[name] = TimedStream(np.asarray(ts, dtype=np.float64), np.stack(vs))
+    ep = Episode(
+        meta=meta,
+        timestamps=t,
+        state=np.stack([s["s"] for s in steps]).astype(np.float32),
+        action=np.stack([s["a"] for s in steps]).astype(np.float32),
+        proposed_action=np.stack([s["p"] for s in steps]).astype(np.float32),
+        control_source=np.asarray([s["c"] for s in steps], dtype=np.uint8),
+        events=events,
+        cameras={
+            name: _camera_stream(name, idx, t, int(c.dropped.get(name, 0)))
+            for name, idx in sorted(c.cameras.items())
+            if idx.offsets
+        },
+        streams=streams,
+    )
+    ep.validate()
+    return ep
+
+
+def _camera_stream(name: str, idx: CameraIndex, step_t: np.ndarray, dropped: int) -> CameraStream:
+    times = np.asarray(idx.times, dtype=np.float64)
+    steps = np.asarray(idx.steps, dtype=np.int64)
+    # Frames from free-running cameras (step -1) belong to the last step observed before capture.
+    free = steps < 0
+    if free.any():
+        steps[free] = np.maximum(np.searchsorted(step_t, times[free], side="right") - 1, 0)
+    order = np.lexsort((times, steps))
+    blob = FrameBlob(
+        idx.path,
+        idx.digest,
+        np.asarray(idx.offsets, dtype=np.int64)[order],
+        np.asarray(idx.lengths, dtype=np.int64)[order],
+    )
+    return CameraStream(
+        name=name,
+        frames=blob,
+        timestamps=times[order],
+        step_index=steps[order],
+        height=idx.height,
+        width=idx.width,
+        dropped=dropped,
+    )

@@ -1,0 +1,157 @@
+"""Immutable content-addressed blobs in a local directory.
+
+Layout: ``<root>/blobs/sha256/ab/abcdef...`` where the file name is the sha256 hex digest of its
+bytes. Writes go to a temporary file in the destination directory, are fsynced and then renamed
+into place, so a reader sees either no blob or the whole blob. Stored blobs are made read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from takeover.storage.errors import BlobNotFoundError, CorruptBlobError
+from takeover.storage.tempfiles import locked_temp, stale
+
+_CHUNK = 1 << 20
+_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_digest(text: str) -> bool:
+    """True if ``text`` looks like a sha256 hex digest (64 lowercase hex characters)."""
+    return bool(_DIGEST_RE.match(text))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBlobStore:
+    """Content-addressed blobs under ``root/blobs/sha256``. No I/O until a method is called."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._base = self.root / "blobs" / "sha256"
+
+    def path(self, digest: str) -> Path:
+        """Where the blob with this digest lives (whether or not it exists)."""
+        if not is_digest(digest):
+            raise ValueError(f"not a sha256 hex digest: {digest!r}")
+        return self._base / digest[:2] / digest
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def verify(self, digest: str) -> bool:
+        """True if the blob exists and its bytes hash to ``digest``."""
+        p = self.path(digest)
+        if not p.is_file():
+            return False
+        return sha256_file(p) == digest
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has(digest):
+            self._write(digest, lambda out: out.write(data))
+        return digest
+
+    def put_file(self, path: Path | str, expected_digest: str | None = None) -> str:
+        """Store a copy of the file at ``path`` and return its digest (idempotent).
+
+        If ``expected_digest`` is given and the file does not hash to it, raise
+        :class:`CorruptBlobError` and store nothing.
+        """
+        src = Path(path)
+        digest = sha256_file(src)
+        if expected_digest is not None and digest != expected_digest:
+            raise CorruptBlobError(f"{src} hashes to {digest}, expected {expected_digest}")
+        if self.has(digest):
+            return digest
+
+        def copy(out: BinaryIO) -> None:
+            h = hashlib.sha256()
+            with open(src, "rb") as f:
+                for chunk in iter(lambda: f.read(_CHUNK), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+            if h.hexdigest() != digest:
+                raise CorruptBlobError(f"{src} changed while it was being stored")
+
+        self._write(digest, copy)
+        return digest
+
+    def adopt_file(self, path: Path | str, digest: str) -> str:
+        """Store the finished, already-durable file at ``path`` whose sha256 the caller computed while
+        writing it, without copying: it is hard-linked into place (the caller's name stays valid until
+        the caller removes it) and made read-only. Falls back to a verified copy where the file system
+        has no hard links. ``takeover doctor`` verifies every blob's hash later.
+        """
+        src = Path(path)
+        dest = self.path(digest)
+        if dest.is_file():
+            return digest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(src, 0o444)
+        try:
+            os.link(src, dest)
+        except FileExistsError:
+            pass
+        except OSError:
+            return self.put_file(src, expected_digest=digest)
+        _fsync_dir(dest.parent)
+        return digest
+
+    def open(self, digest: str) -> BinaryIO:
+        p = self.path(digest)
+        try:
+            return open(p, "rb")
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is missing from {self._base}") from None
+
+    def remove(self, digest: str) -> None:
+        """Delete a blob (repair of a corrupt copy; normal operation never removes blobs)."""
+        self.path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        if not self._base.is_dir():
+            return
+        for sub in sorted(self._base.iterdir()):
+            if not sub.is_dir():
+                continue
+            for p in sorted(sub.iterdir()):
+                if is_digest(p.name):
+                    yield p.name
+
+    def temp_files(self) -> list[Path]:
+        """Leftovers of interrupted writes (``.tmp-*`` next to the blobs that no live writer holds)."""
+        if not self._base.is_dir():
+            return []
+        return stale(sorted(self._base.glob("*/.tmp-*")))
+
+    def _write(self, digest: str, fill: Callable[[BinaryIO], object]) -> None:
+        dest = self.path(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with locked_temp(dest.parent, prefix=".tmp-") as (fd, tmp):
+            with os.fdopen(os.dup(fd), "wb") as out:
+                fill(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        _fsync_dir(dest.parent)

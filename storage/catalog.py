@@ -1,0 +1,447 @@
+"""The catalog: episode metadata, events, versions and tags in SQL (SQLite or PostgreSQL).
+
+Typed SQLAlchemy 2.0 ORM. Rows are handed out as frozen records, never as live ORM objects.
+Episodes and versions are write-once; tags are never moved or reused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Double,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from takeover.storage.errors import (
+    EpisodeExistsError,
+    StorageError,
+    TagExistsError,
+    UnknownEpisodeError,
+    UnknownTagError,
+    UnknownVersionError,
+)
+from takeover.storage.manifest import Manifest
+from takeover.storage.schema import EpisodeMeta, Event, EventKind
+
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+]{0,127}$")
+_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EpisodeRow(Base):
+    __tablename__ = "episodes"
+    episode_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    station: Mapped[str] = mapped_column(String(200))
+    robot: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(Text)
+    operator: Mapped[str] = mapped_column(String(200))
+    policy_id: Mapped[str] = mapped_column(String(200))
+    rate_hz: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[float] = mapped_column(Double, index=True)
+    ended_at: Mapped[float] = mapped_column(Double)
+    num_steps: Mapped[int] = mapped_column(Integer)
+    success: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    blob_digest: Mapped[str] = mapped_column(String(64))
+    num_takeovers: Mapped[int] = mapped_column(Integer)
+    num_handbacks: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[float] = mapped_column(Double)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(Integer)
+    t: Mapped[float] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class RecoveryRow(Base):
+    """Episodes recovered from an unfinished recording, and when their data was cut."""
+
+    __tablename__ = "recoveries"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    cut_at: Mapped[float] = mapped_column(Double)
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manifest: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class TagRow(Base):
+    __tablename__ = "tags"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version_digest: Mapped[str] = mapped_column(ForeignKey("versions.digest"))
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    episode_id: str
+    station: str
+    robot: str
+    task: str
+    operator: str
+    policy_id: str
+    rate_hz: float
+    started_at: float
+    ended_at: float
+    num_steps: int
+    success: bool | None
+    outcome: str
+    blob_digest: str
+    num_takeovers: int
+    num_handbacks: int
+    recorded_at: float
+    cut_at: float | None = None
+    """For an attempt recovered after a crash: wall-clock time of its last durable record."""
+
+    @property
+    def recovered(self) -> bool:
+        return self.cut_at is not None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    digest: str
+    manifest: Manifest
+    created_at: float
+    message: str
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    name: str
+    digest: str
+    created_at: float
+
+
+def _episode_record(row: EpisodeRow, cut_at: float | None = None) -> EpisodeRecord:
+    fields = {f: getattr(row, f) for f in EpisodeRecord.__dataclass_fields__ if f != "cut_at"}
+    return EpisodeRecord(**fields, cut_at=cut_at)
+
+
+def check_tag_name(name: str) -> None:
+    if not _TAG_RE.match(name):
+        raise StorageError(
+            f"invalid tag name {name!r}: use 1-128 letters, digits and . _ - / +, "
+            "starting with a letter or digit"
+        )
+    if re.fullmatch(r"[0-9a-f]{64}", name):
+        raise StorageError(f"invalid tag name {name!r}: it would be mistaken for a version digest")
+
+
+class Catalog:
+    """SQL catalog at ``url``. No I/O until :meth:`connect`; use as a context manager.
+
+    ``schema`` (PostgreSQL) puts every table in that schema by setting ``search_path`` on each
+    new connection; the schema must exist.
+    """
+
+    def __init__(
+        self, url: str, *, schema: str | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        if schema is not None and not _SCHEMA_RE.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        self.url = url
+        self.schema = schema
+        self._clock = clock
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def connect(self) -> Catalog:
+        if self._engine is not None:
+            return self
+        engine = create_engine(self.url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_on_connect)
+        if self.schema is not None:
+            event.listen(engine, "connect", _search_path_setter(self.schema), insert=True)
+        try:
+            Base.metadata.create_all(engine)
+        except Exception:
+            engine.dispose()
+            raise
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        return self
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine, self._sessions = None, None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StorageError("catalog is not connected; call connect() or use it in a with-block")
+        return self._engine
+
+    def __enter__(self) -> Catalog:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        if self._sessions is None:
+            raise StorageError("catalog is not connected; call connect() or use it in a with-block")
+        with self._sessions() as s, s.begin():
+            yield s
+
+    # -- episodes ----------------------------------------------------------------------------
+    def add_episode(self, meta: EpisodeMeta, digest: str, num_steps: int, events: Sequence[Event]) -> None:
+        """Catalog an episode stored as blob ``digest``. Re-adding the same blob is a no-op."""
+        kinds = [EventKind(e.kind) for e in events]
+        row = EpisodeRow(
+            episode_id=meta.episode_id,
+            station=meta.station,
+            robot=meta.robot,
+            task=meta.task,
+            operator=meta.operator,
+            policy_id=meta.policy_id,
+            rate_hz=float(meta.rate_hz),
+            started_at=float(meta.started_at),
+            ended_at=float(meta.ended_at),
+            num_steps=int(num_steps),
+            success=meta.success,
+            outcome=meta.outcome,
+            blob_digest=digest,
+            num_takeovers=kinds.count(EventKind.TAKEOVER),
+            num_handbacks=kinds.count(EventKind.HANDBACK),
+            recorded_at=self._clock(),
+        )
+        try:
+            with self._tx() as s:
+                existing = s.get(EpisodeRow, meta.episode_id)
+                if existing is not None:
+                    self._check_same_blob(meta.episode_id, existing.blob_digest, digest)
+                    return
+                s.add(row)
+                s.flush()
+                if meta.extra.get("recovered"):
+                    s.add(RecoveryRow(episode_id=meta.episode_id, cut_at=float(meta.extra["cut_at"])))
+                for seq, e in enumerate(events):
+                    s.add(
+                        EventRow(
+                            episode_id=meta.episode_id,
+                            seq=seq,
+                            kind=str(EventKind(e.kind).value),
+                            step=int(e.step),
+                            t=float(e.t),
+                            reason=e.reason,
+                        )
+                    )
+        except IntegrityError:
+            # Another writer cataloged the same id between our check and our insert.
+            existing_digest = self.get_episode(meta.episode_id).blob_digest
+            self._check_same_blob(meta.episode_id, existing_digest, digest)
+
+    @staticmethod
+    def _check_same_blob(episode_id: str, existing: str, new: str) -> None:
+        if existing != new:
+            raise EpisodeExistsError(
+                f"episode {episode_id} is already cataloged with different content "
+                f"({existing[:12]}…, not {new[:12]}…); recorded episodes are immutable"
+            )
+
+    def get_episode(self, episode_id: str) -> EpisodeRecord:
+        with self._tx() as s:
+            row = s.get(EpisodeRow, episode_id)
+            if row is None:
+                raise UnknownEpisodeError(f"no episode {episode_id!r} in the catalog")
+            rec = s.get(RecoveryRow, episode_id)
+            return _episode_record(row, rec.cut_at if rec is not None else None)
+
+    def get_events(self, episode_id: str) -> list[Event]:
+        with self._tx() as s:
+            if s.get(EpisodeRow, episode_id) is None:
+                raise UnknownEpisodeError(f"no episode {episode_id!r} in the catalog")
+            rows = s.scalars(select(EventRow).where(EventRow.episode_id == episode_id).order_by(EventRow.seq))
+            return [Event(EventKind(r.kind), r.step, r.t, r.reason) for r in rows]
+
+    def list_episodes(
+        self,
+        *,
+        episode_ids: Sequence[str] | None = None,
+        task: str | None = None,
+        station: str | None = None,
+        operator: str | None = None,
+        success: bool | None = None,
+        outcome: str | None = None,
+        limit: int | None = None,
+    ) -> list[EpisodeRecord]:
+        """Episodes matching every given filter, oldest first."""
+        q = select(EpisodeRow, RecoveryRow.cut_at).outerjoin(
+            RecoveryRow, RecoveryRow.episode_id == EpisodeRow.episode_id
+        )
+        if episode_ids is not None:
+            q = q.where(EpisodeRow.episode_id.in_(list(episode_ids)))
+        filters: dict[str, Any] = {
+            "task": task,
+            "station": station,
+            "operator": operator,
+            "success": success,
+            "outcome": outcome,
+        }
+        for name, value in filters.items():
+            if value is not None:
+                q = q.where(getattr(EpisodeRow, name) == value)
+        q = q.order_by(EpisodeRow.started_at, EpisodeRow.episode_id)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._tx() as s:
+            return [_episode_record(r, cut) for r, cut in s.execute(q)]
+
+    def count_episodes(self) -> int:
+        with self._tx() as s:
+            return int(s.scalar(select(func.count()).select_from(EpisodeRow)) or 0)
+
+    # -- versions and tags -------------------------------------------------------------------
+    def create_version(self, manifest: Manifest, message: str = "") -> str:
+        """Freeze ``manifest`` and return its digest. The same manifest always gives the same digest;
+        creating it again changes nothing (the first message stays)."""
+        for attempt in range(2):
+            try:
+                with self._tx() as s:
+                    return self._insert_version(s, manifest, message)
+            except IntegrityError:
+                if attempt:  # a concurrent writer inserted the same version; it exists now
+                    raise
+        raise AssertionError("unreachable")
+
+    def _insert_version(self, s: Session, manifest: Manifest, message: str) -> str:
+        digest = manifest.digest()
+        if s.get(VersionRow, digest) is None:
+            s.add(
+                VersionRow(
+                    digest=digest,
+                    manifest=manifest.canonical_json(),
+                    created_at=self._clock(),
+                    message=message,
+                )
+            )
+            s.flush()
+        return digest
+
+    def get_version(self, digest: str) -> VersionRecord:
+        with self._tx() as s:
+            row = s.get(VersionRow, digest)
+            if row is None:
+                raise UnknownVersionError(f"no version {digest} in the catalog")
+            manifest = Manifest.from_json_text(row.manifest)
+            return VersionRecord(row.digest, manifest, row.created_at, row.message)
+
+    def create_tag(self, name: str, digest: str) -> None:
+        """Name version ``digest``. Raises :class:`TagExistsError` if ``name`` was ever used."""
+        check_tag_name(name)
+        try:
+            with self._tx() as s:
+                self._insert_tag(s, name, digest)
+        except IntegrityError:
+            raise TagExistsError(tag_exists_message(name)) from None
+
+    def commit_version(self, manifest: Manifest, tag: str, message: str = "") -> str:
+        """Create the version and its tag in one transaction; nothing is written if the tag exists."""
+        check_tag_name(tag)
+        for attempt in range(2):
+            try:
+                with self._tx() as s:
+                    digest = self._insert_version(s, manifest, message)
+                    self._insert_tag(s, tag, digest)
+                    return digest
+            except IntegrityError:
+                # A concurrent writer took the tag (retrying reports it) or froze the same version.
+                if attempt:
+                    raise TagExistsError(tag_exists_message(tag)) from None
+        raise AssertionError("unreachable")
+
+    def _insert_tag(self, s: Session, name: str, digest: str) -> None:
+        if s.get(TagRow, name) is not None:
+            raise TagExistsError(tag_exists_message(name))
+        if s.get(VersionRow, digest) is None:
+            raise UnknownVersionError(f"cannot tag {name!r}: no version {digest} in the catalog")
+        s.add(TagRow(name=name, version_digest=digest, created_at=self._clock()))
+        s.flush()
+
+    def resolve_tag(self, name: str) -> str:
+        """The version digest a tag names."""
+        with self._tx() as s:
+            row = s.get(TagRow, name)
+            if row is not None:
+                return row.version_digest
+            known = list(s.scalars(select(TagRow.name).order_by(TagRow.created_at.desc(), TagRow.name)))
+        raise UnknownTagError(_unknown_tag_message(name, known))
+
+    def has_tag(self, name: str) -> bool:
+        with self._tx() as s:
+            return s.get(TagRow, name) is not None
+
+    def list_tags(self) -> list[TagRecord]:
+        """All tags, oldest first."""
+        with self._tx() as s:
+            rows = s.scalars(select(TagRow).order_by(TagRow.created_at, TagRow.name))
+            return [TagRecord(r.name, r.version_digest, r.created_at) for r in rows]
+
+
+def tag_exists_message(name: str) -> str:
+    return f"tag {name!r} already exists; tags are never moved or reused, choose a new name"
+
+
+def _unknown_tag_message(name: str, known: list[str], shown: int = 5) -> str:
+    if not known:
+        return f"unknown tag {name!r}: no tags exist yet (create one with `takeover data commit --tag NAME`)"
+    close = difflib.get_close_matches(name, known, n=shown)
+    picks = close + [k for k in known if k not in close]
+    listed = ", ".join(picks[:shown])
+    more = f" and {len(known) - shown} more" if len(known) > shown else ""
+    return f"unknown tag {name!r}; known tags: {listed}{more}"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _search_path_setter(schema: str) -> Callable[[Any, Any], None]:
+    def set_search_path(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cur = dbapi_connection.cursor()
+        cur.execute(f'SET SESSION search_path TO "{schema}"')
+        cur.close()
+        dbapi_connection.autocommit = autocommit
+
+    return set_search_path

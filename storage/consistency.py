@@ -1,0 +1,121 @@
+"""Consistency check and repair of a store: every cataloged episode has its blobs, intact.
+
+Problems found:
+
+- an episode whose file is missing, unreadable or does not hash to its digest;
+- an episode whose frame blob is missing or does not hash to its digest;
+- orphan blobs, referenced by no cataloged episode (left by an interrupted add; harmless);
+- temporary files left by interrupted writes (those no live writer holds a lock on).
+
+Repair removes orphans and temporary files. A missing or corrupt blob cannot be rebuilt from the
+store alone; it stays a problem to report (restore it from a copy). Do not repair while a
+recorder writes into the same store: a blob adopted a moment before its catalog row would be
+seen as an orphan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from takeover.storage.blobs import LocalBlobStore
+from takeover.storage.catalog import Catalog
+from takeover.storage.episode_file import read_header
+from takeover.storage.errors import EpisodeFileError
+from takeover.storage.tempfiles import remove_stale, stale
+
+
+@dataclass
+class StoreReport:
+    damaged: list[str] = field(default_factory=list)
+    """One line per episode with a missing or corrupt file or frame blob."""
+    orphans: list[str] = field(default_factory=list)
+    """Digests of blobs no episode references."""
+    temp_files: list[Path] = field(default_factory=list)
+    episodes: int = 0
+    blobs_checked: int = 0
+    unreadable: int = 0
+    """Episode files that could not be read: the frame blobs they name are unknown, so orphans are
+    then reported but not removed."""
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.damaged or self.orphans or self.temp_files)
+
+    def lines(self) -> list[str]:
+        out = [f"damaged: {d}" for d in self.damaged]
+        out += [f"orphan blob: {d}" for d in self.orphans]
+        out += [f"temporary file: {p}" for p in self.temp_files]
+        return out
+
+
+def check_store(root: Path, catalog: Catalog, blobs: LocalBlobStore, *, verify: bool = True) -> StoreReport:
+    """Look at every cataloged episode and every blob; ``verify`` re-hashes each blob's bytes."""
+    report = StoreReport()
+    referenced: set[str] = set()
+
+    def ok(digest: str) -> str:
+        report.blobs_checked += 1
+        if not blobs.has(digest):
+            return "missing"
+        if verify and not blobs.verify(digest):
+            return "corrupt (its bytes do not match its hash)"
+        return ""
+
+    for rec in catalog.list_episodes():
+        report.episodes += 1
+        referenced.add(rec.blob_digest)
+        problem = ok(rec.blob_digest)
+        if problem:
+            report.damaged.append(f"episode {rec.episode_id}: file {rec.blob_digest[:12]} {problem}")
+            report.unreadable += 1
+            continue
+        try:
+            header = read_header(blobs.path(rec.blob_digest))
+        except EpisodeFileError as exc:
+            report.damaged.append(f"episode {rec.episode_id}: {exc}")
+            report.unreadable += 1
+            continue
+        for digest in header.frame_blobs:
+            referenced.add(digest)
+            problem = ok(digest)
+            if problem:
+                report.damaged.append(f"episode {rec.episode_id}: frame blob {digest[:12]} {problem}")
+    report.orphans = [d for d in blobs.digests() if d not in referenced]
+    report.temp_files = stale_temp_files(root, blobs)
+    return report
+
+
+def stale_temp_files(root: Path, blobs: LocalBlobStore) -> list[Path]:
+    """Temporary files under the store that no live writer holds (see :mod:`.tempfiles`)."""
+    temps = list(blobs.temp_files())
+    tmp_dir = root / "tmp"
+    if tmp_dir.is_dir():
+        temps += stale(sorted(tmp_dir.iterdir()))
+    temps += stale(sorted(root.glob(".*.tmp")))
+    return temps
+
+
+def remove_stale_temp_files(root: Path, blobs: LocalBlobStore) -> list[str]:
+    """Delete the temporary files crashed writers left behind; one line per file removed."""
+    return [f"removed temporary file {p}" for p in stale_temp_files(root, blobs) if remove_stale(p)]
+
+
+def repair_store(report: StoreReport, blobs: LocalBlobStore) -> list[str]:
+    """Remove the orphans and temporary files ``report`` found; return what was done."""
+    done = []
+    if report.unreadable and report.orphans:
+        done.append(
+            f"kept {len(report.orphans)} unreferenced blob(s): {report.unreadable} episode file(s) "
+            "cannot be read, and the blobs may be their frames"
+        )
+    else:
+        for digest in report.orphans:
+            blobs.remove(digest)
+            done.append(f"removed orphan blob {digest}")
+        report.orphans = []
+    for p in report.temp_files:
+        if remove_stale(p):
+            done.append(f"removed temporary file {p}")
+    report.temp_files = []
+    return done

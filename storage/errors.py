@@ -1,0 +1,51 @@
+"""Errors raised by storage. Each one is a user-facing condition with a message a person can act on."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every error storage raises on purpose."""
+
+
+class StoreNotFoundError(StorageError):
+    """No store at the given path."""
+
+
+class StoreExistsError(StorageError):
+    """A store (or something else) already occupies the path a new store was asked for."""
+
+
+class UnknownEpisodeError(StorageError):
+    """An episode id the catalog does not hold."""
+
+
+class EpisodeExistsError(StorageError):
+    """An episode id is already cataloged with different content."""
+
+
+class UnknownTagError(StorageError):
+    """A tag name that names no version."""
+
+
+class TagExistsError(StorageError):
+    """A tag name is already in use; tags are never moved or reused."""
+
+
+class UnknownVersionError(StorageError):
+    """A version digest the catalog does not hold."""
+
+
+class EmptySelectionError(StorageError):
+    """A version would contain no episodes."""
+
+
+class BlobNotFoundError(StorageError):
+    """A blob digest with no file behind it."""
+
+
+class CorruptBlobError(StorageError):
+    """A blob whose bytes do not hash to its digest."""
+
+
+class EpisodeFileError(StorageError):
+    """An episode file that cannot be read as one."""

@@ -1,0 +1,96 @@
+"""Version manifests: the frozen content of a dataset version, and its canonical hash.
+
+A version is identified by the sha256 of its manifest's canonical JSON (sorted keys, no
+whitespace, UTF-8, no NaN), so equal manifests always have equal digests. The manifest holds no
+clock readings; when and why a version was made live beside it in the catalog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from takeover.storage.schema import SCHEMA_VERSION
+
+MANIFEST_FORMAT = "takeover.manifest/1"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    episode_id: str
+    digest: str
+    """sha256 of the episode's HDF5 file."""
+    num_steps: int
+    success: bool | None
+    outcome: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "episode_id": self.episode_id,
+            "digest": self.digest,
+            "num_steps": self.num_steps,
+            "success": self.success,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    episodes: tuple[ManifestEntry, ...]
+    """Sorted by episode id."""
+    created_from: dict[str, Any] = field(default_factory=dict)
+    """How the selection was made (for people; it is part of the hash)."""
+    episode_schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def build(cls, entries: list[ManifestEntry], created_from: dict[str, Any]) -> Manifest:
+        ordered = tuple(sorted(entries, key=lambda e: e.episode_id))
+        ids = [e.episode_id for e in ordered]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a manifest lists each episode once")
+        return cls(episodes=ordered, created_from=dict(created_from))
+
+    @property
+    def num_steps(self) -> int:
+        return sum(e.num_steps for e in self.episodes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "episode_schema_version": self.episode_schema_version,
+            "created_from": self.created_from,
+            "episodes": [e.to_json() for e in self.episodes],
+        }
+
+    def canonical_json(self) -> str:
+        return canonical_json(self.to_json())
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_json_text(cls, text: str) -> Manifest:
+        obj = json.loads(text)
+        if obj.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"unsupported manifest format {obj.get('format')!r}")
+        entries = tuple(
+            ManifestEntry(
+                episode_id=str(e["episode_id"]),
+                digest=str(e["digest"]),
+                num_steps=int(e["num_steps"]),
+                success=None if e["success"] is None else bool(e["success"]),
+                outcome=str(e["outcome"]),
+            )
+            for e in obj["episodes"]
+        )
+        return cls(
+            episodes=entries,
+            created_from=dict(obj.get("created_from", {})),
+            episode_schema_version=int(obj["episode_schema_version"]),
+        )
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

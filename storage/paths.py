@@ -1,0 +1,30 @@
+"""Default locations of the dataset store and the pull cache (XDG base directories)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var, "")
+    # The XDG spec says relative paths are invalid and must be ignored.
+    if value and Path(value).is_absolute():
+        return Path(value)
+    return Path.home() / fallback
+
+
+def default_store_root() -> Path:
+    """`$TAKEOVER_STORE` if set, else `$XDG_DATA_HOME/takeover/store` (~/.local/share/takeover/store)."""
+    env = os.environ.get("TAKEOVER_STORE", "")
+    if env:
+        return Path(env).expanduser()
+    return _xdg("XDG_DATA_HOME", ".local/share") / "takeover" / "store"
+
+
+def default_cache_root() -> Path:
+    """`$TAKEOVER_CACHE` if set, else `$XDG_CACHE_HOME/takeover` (~/.cache/takeover)."""
+    env = os.environ.get("TAKEOVER_CACHE", "")
+    if env:
+        return Path(env).expanduser()
+    return _xdg("XDG_CACHE_HOME", ".cache") / "takeover"

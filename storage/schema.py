@@ -1,0 +1,190 @@
+"""The episode schema: what one recorded attempt is, independent of how it is stored.
+
+The recorder builds an :class:`Episode`; storage writes it once into an immutable,
+content-addressed file and catalogs its metadata; the pull side reads it back.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+SCHEMA_VERSION = 2
+"""1: frames inline in the episode file. 2 adds frames kept in a separate blob, and timed streams."""
+
+
+class ControlSource(enum.IntEnum):
+    """Who produced the executed action at a step."""
+
+    POLICY = 0
+    HUMAN = 1
+    HOLD = 2
+    RAMP = 3
+    """Hand-back window: the policy's action blended in over the human's last one."""
+
+
+class EventKind(enum.StrEnum):
+    """Things that happen during an attempt, each stamped with time and step index."""
+
+    START = "start"
+    TAKEOVER = "takeover"
+    HANDBACK = "handback"
+    HOLD = "hold"
+    RESUME = "resume"
+    ESTOP = "estop"
+    RESET = "reset"
+    """A latched e-stop was reset (the robot is then held)."""
+    RAMP_END = "ramp_end"
+    """The hand-back window is over: the policy drives alone from this step."""
+    LIMIT = "limit"
+    """A safety limit started to clamp the commanded action (workspace box, largest step)."""
+    END = "end"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    step: int
+    """Index of the first step recorded under the new state."""
+    t: float
+    """Monotonic time (s) at which the control loop consumed the transition."""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class EpisodeMeta:
+    episode_id: str
+    station: str
+    robot: str
+    task: str
+    operator: str
+    policy_id: str
+    rate_hz: float
+    started_at: float
+    """Wall-clock start, seconds since the epoch (for people and sorting)."""
+    ended_at: float
+    success: bool | None
+    """The station's success flag at the end of the attempt (None if the station has none)."""
+    outcome: str = ""
+    """What the operator said of the attempt: 'success', 'failure' or '' (not said)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameBlob(Sequence[bytes]):
+    """JPEG frames kept in a separate file (a finished camera log, see ``record_log``), read lazily.
+
+    ``digest`` is the sha256 of the whole file; frame ``i`` is the ``lengths[i]`` bytes at byte
+    ``offsets[i]``.
+    """
+
+    path: Path
+    digest: str
+    offsets: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        off, n = int(self.offsets[i]), int(self.lengths[i])
+        with open(self.path, "rb") as f:
+            f.seek(off)
+            data = f.read(n)
+        if len(data) != n:
+            raise ValueError(f"frame blob {self.path} is shorter than its index says")
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            for off, n in zip(self.offsets.tolist(), self.lengths.tolist(), strict=True):
+                f.seek(off)
+                yield f.read(n)
+
+
+@dataclass
+class TimedStream:
+    """A low-dimensional stream at its own rate: one row of ``values`` per timestamp."""
+
+    timestamps: np.ndarray
+    """Monotonic time of each sample (float64, seconds)."""
+    values: np.ndarray
+    """(N, ...) samples."""
+
+
+@dataclass
+class CameraStream:
+    name: str
+    frames: Sequence[bytes]
+    """JPEG-encoded frames: a list, or a :class:`FrameBlob` stored beside the episode file."""
+    timestamps: np.ndarray
+    """Monotonic capture time of each frame (float64, seconds)."""
+    step_index: np.ndarray
+    """Step at which each frame was captured (int64)."""
+    height: int
+    width: int
+    dropped: int = 0
+
+
+@dataclass
+class Episode:
+    """One recorded attempt. Arrays share their first dimension, the step index."""
+
+    meta: EpisodeMeta
+    timestamps: np.ndarray
+    """Monotonic time at which each step's observation was produced (float64, seconds)."""
+    state: np.ndarray
+    """(T, S) float32 robot/task state."""
+    action: np.ndarray
+    """(T, A) float32: the action executed at each step."""
+    proposed_action: np.ndarray
+    """(T, A) float32: the policy's proposal at each step, also while the human drives (NaN if none)."""
+    control_source: np.ndarray
+    """(T,) uint8 :class:`ControlSource`."""
+    events: list[Event]
+    cameras: dict[str, CameraStream]
+    streams: dict[str, TimedStream] = field(default_factory=dict)
+    """Low-dimensional streams with their own rates and timestamps (e.g. the loop's period error)."""
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    def validate(self) -> None:
+        """Raise ValueError if the streams disagree in length or type."""
+        n = self.num_steps
+        for name in ("state", "action", "proposed_action", "control_source"):
+            arr = getattr(self, name)
+            if arr.shape[0] != n:
+                raise ValueError(
+                    f"episode {self.meta.episode_id}: {name} has {arr.shape[0]} rows, expected {n}"
+                )
+        if self.action.shape != self.proposed_action.shape:
+            raise ValueError(
+                f"episode {self.meta.episode_id}: action {self.action.shape} and proposed_action "
+                f"{self.proposed_action.shape} differ in shape"
+            )
+        for cam in self.cameras.values():
+            if not (len(cam.frames) == cam.timestamps.shape[0] == cam.step_index.shape[0]):
+                raise ValueError(
+                    f"episode {self.meta.episode_id}: camera {cam.name} streams differ in length"
+                )
+        for sname, st in self.streams.items():
+            if st.timestamps.ndim != 1 or st.values.shape[:1] != st.timestamps.shape:
+                raise ValueError(f"episode {self.meta.episode_id}: stream {sname} streams differ in length")
+        for ev in self.events:
+            if not 0 <= ev.step <= n:
+                raise ValueError(
+                    f"episode {self.meta.episode_id}: event {ev.kind} at step {ev.step} outside 0..{n}"
+                )

@@ -1,0 +1,240 @@
+"""The dataset store: a catalog plus immutable content-addressed episode files under one root.
+
+Layout::
+
+    <root>/store.json       marker: format and where the catalog lives
+    <root>/catalog.db       SQLite catalog (unless an external catalog URL is used)
+    <root>/blobs/sha256/..  episode HDF5 files, named by their sha256
+    <root>/tmp/             episode files being written
+    <root>/wal/<episode>/   the recorder's write-ahead logs of attempts being recorded
+
+Adding an episode writes its file, stores it as a blob, and only then catalogs it, so an
+interruption leaves at worst an orphan blob (harmless), never a catalog row without its blob.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from takeover.storage.blobs import LocalBlobStore
+from takeover.storage.catalog import (
+    Catalog,
+    EpisodeRecord,
+    TagRecord,
+    VersionRecord,
+    check_tag_name,
+)
+from takeover.storage.consistency import (
+    StoreReport,
+    check_store,
+    remove_stale_temp_files,
+    repair_store,
+)
+from takeover.storage.episode_file import read_episode, read_header, write_episode
+from takeover.storage.errors import (
+    BlobNotFoundError,
+    EmptySelectionError,
+    StorageError,
+    StoreExistsError,
+    StoreNotFoundError,
+    TagExistsError,
+    UnknownEpisodeError,
+)
+from takeover.storage.manifest import Manifest, ManifestEntry
+from takeover.storage.schema import Episode, FrameBlob
+from takeover.storage.tempfiles import locked_temp
+
+STORE_FORMAT = "takeover.store"
+STORE_FORMAT_VERSION = 1
+MARKER = "store.json"
+
+
+class Store:
+    """A dataset store at ``root``. No I/O in the constructor: use :meth:`create`, :meth:`open`,
+    :meth:`open_or_create` or :meth:`connect`, and :meth:`close` (or a with-block).
+
+    ``catalog_url`` selects an external catalog (e.g. PostgreSQL for a fleet); by default the
+    catalog is ``root/catalog.db`` (SQLite).
+    """
+
+    def __init__(
+        self, root: Path | str, catalog_url: str | None = None, *, catalog_schema: str | None = None
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.catalog_url = catalog_url
+        self.blobs = LocalBlobStore(self.root)
+        url = catalog_url or f"sqlite:///{(self.root / 'catalog.db').absolute()}"
+        self.catalog = Catalog(url, schema=catalog_schema)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path | str, catalog_url: str | None = None, **kw: Any) -> Store:
+        """Make a new store at ``root`` (the folder may exist but must not hold a store)."""
+        store = cls(root, catalog_url, **kw)
+        marker = store.root / MARKER
+        if marker.exists():
+            raise StoreExistsError(f"a dataset store already exists at {store.root}")
+        if store.root.exists() and not store.root.is_dir():
+            raise StoreExistsError(f"cannot create a dataset store at {store.root}: it is a file")
+        (store.root / "blobs").mkdir(parents=True, exist_ok=True)
+        info = {
+            "format": STORE_FORMAT,
+            "version": STORE_FORMAT_VERSION,
+            "catalog": "external" if catalog_url else "sqlite",
+        }
+        with locked_temp(store.root, prefix=f".{MARKER}-", suffix=".tmp") as (_, tmp):
+            tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, marker)
+        return store.connect()
+
+    @classmethod
+    def open(cls, root: Path | str, catalog_url: str | None = None, **kw: Any) -> Store:
+        """Open an existing store; raises :class:`StoreNotFoundError` if there is none at ``root``."""
+        return cls(root, catalog_url, **kw).connect()
+
+    @classmethod
+    def open_or_create(cls, root: Path | str, catalog_url: str | None = None, **kw: Any) -> Store:
+        store = cls(root, catalog_url, **kw)
+        if (store.root / MARKER).exists():
+            return store.connect()
+        return cls.create(root, catalog_url, **kw)
+
+    def connect(self) -> Store:
+        marker = self.root / MARKER
+        if not self.root.exists():
+            raise StoreNotFoundError(
+                f"no dataset store at {self.root}: the folder does not exist "
+                "(create one with `takeover data init --store PATH`, or set TAKEOVER_STORE)"
+            )
+        if not marker.is_file():
+            raise StoreNotFoundError(f"{self.root} is not a dataset store (it has no {MARKER})")
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot read {marker}: {exc}") from None
+        if info.get("format") != STORE_FORMAT or int(info.get("version", 0)) > STORE_FORMAT_VERSION:
+            raise StorageError(f"{self.root} holds an unsupported store format: {info}")
+        if info.get("catalog") == "external" and self.catalog_url is None:
+            raise StorageError(
+                f"the store at {self.root} keeps its catalog in an external database; pass its catalog URL"
+            )
+        self.catalog.connect()
+        return self
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- episodes ----------------------------------------------------------------------------
+    def add_episode(self, ep: Episode) -> str:
+        """Store ``ep`` immutably and catalog it; returns the digest of its file.
+
+        Cameras whose frames are a :class:`FrameBlob` (a finished camera log) have that file
+        adopted as a blob without copying; the episode file then only indexes it.
+        """
+        ep.validate()
+        for cam in ep.cameras.values():
+            if isinstance(cam.frames, FrameBlob):
+                self.blobs.adopt_file(cam.frames.path, cam.frames.digest)
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(exist_ok=True)
+        with locked_temp(tmp_dir, prefix=f".{_safe(ep.meta.episode_id)}-", suffix=".h5") as (_, tmp):
+            write_episode(ep, tmp)
+            digest = self.blobs.put_file(tmp)
+        self.catalog.add_episode(ep.meta, digest, ep.num_steps, ep.events)
+        return digest
+
+    def get_episode(self, episode_id: str) -> EpisodeRecord:
+        return self.catalog.get_episode(episode_id)
+
+    def list_episodes(self, **filters: Any) -> list[EpisodeRecord]:
+        """See :meth:`Catalog.list_episodes` for the filters."""
+        return self.catalog.list_episodes(**filters)
+
+    def episode_path(self, episode_id: str) -> Path:
+        return self.blob_path(self.get_episode(episode_id).blob_digest)
+
+    def blob_path(self, digest: str) -> Path:
+        p = self.blobs.path(digest)
+        if not p.is_file():
+            raise BlobNotFoundError(f"blob {digest} is missing from the store at {self.root}")
+        return p
+
+    def read_episode(self, episode_id: str) -> Episode:
+        return read_episode(self.episode_path(episode_id))
+
+    # -- consistency -------------------------------------------------------------------------
+    def check(self, *, verify: bool = True) -> StoreReport:
+        """Damaged episodes, orphan blobs and temporary files (see :mod:`takeover.storage.consistency`)."""
+        return check_store(self.root, self.catalog, self.blobs, verify=verify)
+
+    def remove_stale_temp_files(self) -> list[str]:
+        """Delete temporary files that crashed writers left (never one a live writer holds)."""
+        return remove_stale_temp_files(self.root, self.blobs)
+
+    def repair(self, report: StoreReport | None = None) -> list[str]:
+        """Remove orphan blobs and temporary files; returns one line per action."""
+        return repair_store(report or self.check(), self.blobs)
+
+    @property
+    def wal_dir(self) -> Path:
+        """Where the recorder keeps the write-ahead logs of attempts being recorded."""
+        return self.root / "wal"
+
+    # -- versions and tags -------------------------------------------------------------------
+    def commit(
+        self, tag: str, episode_ids: Sequence[str] | None = None, message: str = ""
+    ) -> tuple[str, Manifest]:
+        """Freeze the given episodes (default: all) as a version and name it ``tag``."""
+        check_tag_name(tag)
+        if tag in {t.name for t in self.catalog.list_tags()}:
+            raise TagExistsError(
+                f"tag {tag!r} already exists; tags are never moved or reused, choose a new name"
+            )
+        if episode_ids is None:
+            records = self.catalog.list_episodes()
+            if not records:
+                raise EmptySelectionError(f"nothing to commit: the store at {self.root} has no episodes yet")
+            created_from: dict[str, Any] = {"selection": "all"}
+        else:
+            wanted = sorted(set(episode_ids))
+            if not wanted:
+                raise EmptySelectionError("nothing to commit: the selection names no episodes")
+            records = self.catalog.list_episodes(episode_ids=wanted)
+            missing = sorted(set(wanted) - {r.episode_id for r in records})
+            if missing:
+                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                raise UnknownEpisodeError(f"cannot commit {tag!r}: no such episodes: {shown}")
+            created_from = {"selection": "episode_ids"}
+        for r in records:  # a version never names a missing blob
+            for digest in read_header(self.blob_path(r.blob_digest)).frame_blobs:
+                self.blob_path(digest)
+        entries = [
+            ManifestEntry(r.episode_id, r.blob_digest, r.num_steps, r.success, r.outcome) for r in records
+        ]
+        manifest = Manifest.build(entries, created_from)
+        digest = self.catalog.commit_version(manifest, tag, message)
+        return digest, manifest
+
+    def resolve(self, tag: str) -> VersionRecord:
+        """The version a tag names (raises :class:`UnknownTagError`)."""
+        return self.catalog.get_version(self.catalog.resolve_tag(tag))
+
+    def episodes_in(self, tag: str) -> list[ManifestEntry]:
+        return list(self.resolve(tag).manifest.episodes)
+
+    def tags(self) -> list[TagRecord]:
+        return self.catalog.list_tags()
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40]

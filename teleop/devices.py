@@ -1,0 +1,120 @@
+"""The one small interface every teleop input device implements.
+
+A device is built from its (frozen) config without touching any hardware; :meth:`TeleopDevice.connect`
+opens it and :meth:`TeleopDevice.close` releases it. The control loop polls :meth:`TeleopDevice.read`
+once per period: it never blocks and never raises because a device went away. It returns a
+:class:`TeleopCommand` that carries the motion the operator asks for and the mode transitions the
+operator *requested* since the last read. Devices only request; the takeover state machine decides.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self, TypeAlias
+
+import numpy as np
+
+from takeover.teleop.state_machine import Request
+
+AXES: tuple[str, ...] = ("x", "y", "z", "roll", "pitch", "yaw")
+"""Order of the six twist components (end-effector frame of the robot)."""
+
+
+TeleopRequest: TypeAlias = Request
+"""A transition an operator asks for: the state machine's own request type."""
+
+
+@dataclass(frozen=True)
+class TeleopCommand:
+    """What one input device says at one poll of the control loop."""
+
+    t: float
+    """Monotonic time the input was read (the clock the device was given)."""
+    twist: np.ndarray
+    """(6,) float32 in [-1, 1]: x y z roll pitch yaw, after deadband and scaling."""
+    gripper: float | None
+    """+1 close, -1 open, None = the operator did not touch the gripper control since the last read."""
+    requests: tuple[TeleopRequest, ...]
+    """Transitions the operator asked for since the last read, in the order they were asked."""
+    active: bool
+    """The operator is touching the device: motion beyond the deadband or a button/key."""
+    connected: bool
+    error: str = ""
+    """Why the device is not usable (empty when all is well)."""
+
+    def __post_init__(self) -> None:
+        twist = np.array(self.twist, dtype=np.float32).reshape(6)
+        twist.flags.writeable = False
+        object.__setattr__(self, "twist", twist)
+
+    @classmethod
+    def idle(cls, t: float, *, connected: bool, error: str = "") -> TeleopCommand:
+        """A command that asks for nothing: zero twist, no gripper change, no requests."""
+        return cls(
+            t=t,
+            twist=np.zeros(6, dtype=np.float32),
+            gripper=None,
+            requests=(),
+            active=False,
+            connected=connected,
+            error=error,
+        )
+
+
+class TeleopDevice(abc.ABC):
+    """Base class of input devices. Config goes to the constructor; no I/O in ``__init__``/``__del__``."""
+
+    name: str
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open the device."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the device. Safe to call more than once."""
+
+    @abc.abstractmethod
+    def read(self) -> TeleopCommand:
+        """Non-blocking poll; never raises because the device went away (see ``connected``/``error``)."""
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass
+class GripperToggle:
+    """Gripper state for devices with a single toggle control.
+
+    A press flips between open (-1) and closed (+1). The control loop can tell the device what the
+    gripper actually is (for instance at takeover, after the policy moved it) with :meth:`sync`, so
+    that the next press does what the operator sees as "the other state".
+    """
+
+    closed: bool = False
+    _changed: bool = field(default=False, repr=False)
+
+    def press(self) -> None:
+        self.closed = not self.closed
+        self._changed = True
+
+    def sync(self, closed: bool) -> None:
+        self.closed = closed
+
+    def take(self) -> float | None:
+        """The gripper command since the last call: +1 / -1 if toggled, else None."""
+        if not self._changed:
+            return None
+        self._changed = False
+        return 1.0 if self.closed else -1.0

@@ -1,0 +1,144 @@
+"""A scripted operator: the task's expert takes over when the policy stalls or drifts.
+
+It stands in for a person in headless runs, tests and benchmarks. Each period the control
+loop shows it what a person at the station would see (:meth:`ScriptedOperator.observe`):
+the end-effector position, the policy's proposed action, the expert's action and the current
+mode. It asks for a takeover when
+
+- the policy *stalls*: the end-effector moved less than ``stall_distance`` over the last
+  ``stall_steps`` periods, or
+- the policy *drifts*: the proposed motion points away from the expert's (cosine below
+  ``drift_cosine``) for ``drift_steps`` periods in a row,
+
+drives with the expert's action while in control, and hands back after ``handback_after``
+periods, twice as long for each further takeover in the same attempt (a person who had to
+step in again lets the policy try less). After a hand-back it waits ``cooldown_steps``
+before judging the policy again.
+With ``always_drive`` it takes over at once and never hands back (expert demonstrations).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from takeover.teleop.devices import TeleopCommand, TeleopDevice, TeleopRequest
+from takeover.teleop.state_machine import Mode
+
+
+@dataclass(frozen=True)
+class ScriptedOperatorConfig:
+    stall_steps: int = 12
+    stall_distance: float = 0.01
+    drift_steps: int = 6
+    drift_cosine: float = 0.0
+    min_expert_speed: float = 0.2
+    """Drift is judged only while the expert itself wants to move at least this fast."""
+    handback_after: int = 25
+    cooldown_steps: int = 15
+    grace_steps: int = 10
+    """Periods at the start of an attempt before the policy is judged."""
+    always_drive: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("stall_steps", "drift_steps", "handback_after"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ScriptedOperatorConfig.{name} must be at least 1")
+
+
+class ScriptedOperator(TeleopDevice):
+    name = "scripted"
+
+    def __init__(self, config: ScriptedOperatorConfig, clock: Callable[[], float]) -> None:
+        self.config = config
+        self._clock = clock
+        self._positions: deque[np.ndarray] = deque(maxlen=config.stall_steps + 1)
+        self._drift_run = 0
+        self._human_steps = 0
+        self._since_handback = config.cooldown_steps
+        self._steps = 0
+        self._takeovers = 0
+        self._expert = np.zeros(4, dtype=np.float32)
+        self._pending: list[TeleopRequest] = []
+        self.reasons: list[str] = []
+        """Why each takeover was asked for, in order (for logs and tests)."""
+
+    def connect(self) -> None:
+        self.begin_attempt()
+
+    def close(self) -> None:
+        self._pending.clear()
+
+    def begin_attempt(self) -> None:
+        self._positions.clear()
+        self._drift_run = 0
+        self._human_steps = 0
+        self._since_handback = self.config.cooldown_steps
+        self._steps = 0
+        self._takeovers = 0
+        self._pending.clear()
+
+    def observe(
+        self, ee_pos: np.ndarray, proposed: np.ndarray | None, expert: np.ndarray, mode: Mode
+    ) -> None:
+        """Look at the station this period; may queue a takeover or hand-back request."""
+        cfg = self.config
+        self._expert = np.asarray(expert, dtype=np.float32)
+        self._steps += 1
+        self._positions.append(np.asarray(ee_pos, dtype=np.float64).copy())
+        if cfg.always_drive:
+            if mode is not Mode.HUMAN:
+                self._ask(TeleopRequest.TAKEOVER, "demonstration")
+            return
+        if mode is Mode.HUMAN:
+            self._human_steps += 1
+            if self._human_steps >= cfg.handback_after * 2 ** max(self._takeovers - 1, 0):
+                self._pending.append(TeleopRequest.HANDBACK)
+                self._human_steps = 0
+                self._since_handback = 0
+                self._positions.clear()
+                self._drift_run = 0
+            return
+        if mode is not Mode.AUTONOMOUS:
+            return
+        self._since_handback += 1
+        if self._steps <= cfg.grace_steps or self._since_handback < cfg.cooldown_steps:
+            return
+        if proposed is not None and np.all(np.isfinite(proposed)):
+            want = self._expert[:3]
+            got = np.asarray(proposed[:3], dtype=np.float64)
+            speed = float(np.linalg.norm(want))
+            if speed >= cfg.min_expert_speed:
+                cos = float(np.dot(want, got) / (speed * max(float(np.linalg.norm(got)), 1e-9)))
+                self._drift_run = self._drift_run + 1 if cos < cfg.drift_cosine else 0
+            else:
+                self._drift_run = 0
+            if self._drift_run >= cfg.drift_steps:
+                self._ask(TeleopRequest.TAKEOVER, "drift")
+                return
+        if len(self._positions) == self._positions.maxlen:
+            moved = float(np.linalg.norm(self._positions[-1] - self._positions[0]))
+            if moved < cfg.stall_distance:
+                self._ask(TeleopRequest.TAKEOVER, "stall")
+
+    def _ask(self, request: TeleopRequest, reason: str) -> None:
+        self._pending.append(request)
+        self._takeovers += 1
+        self.reasons.append(reason)
+        self._drift_run = 0
+        self._human_steps = 0
+        self._positions.clear()
+
+    def read(self) -> TeleopCommand:
+        requests = tuple(self._pending)
+        self._pending.clear()
+        twist = np.zeros(6, dtype=np.float32)
+        twist[:3] = np.clip(self._expert[:3], -1.0, 1.0)
+        # The expert's gripper effort is absolute (0 = relaxed), so it is always sent.
+        gripper = float(np.clip(self._expert[3], -1.0, 1.0))
+        return TeleopCommand(
+            t=self._clock(), twist=twist, gripper=gripper, requests=requests, active=True, connected=True
+        )

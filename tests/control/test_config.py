@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from takeover.app.config import AppConfig, ConfigError, load_config, with_overrides
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "takeover.toml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_without_a_file() -> None:
+    cfg = load_config(None)
+    assert cfg == AppConfig()
+    assert cfg.operator.kind == "keyboard"
+
+
+def test_values_are_read_and_typed(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path, '[loop]\nrate_hz = 10\nmax_steps = 50\n[operator]\nkind = "scripted"\n')
+    )
+    assert cfg.loop.rate_hz == 10.0 and isinstance(cfg.loop.rate_hz, float)
+    assert cfg.loop.max_steps == 50
+    assert cfg.operator.kind == "scripted"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[loop\nrate_hz = 1", "not valid TOML"),
+        ("[loop]\nrate = 10", "unknown key 'rate' in \\[loop\\]"),
+        ("[nosuch]\nx = 1", "unknown key 'nosuch'"),
+        ('[loop]\nrate_hz = "fast"', "loop.rate_hz must be float"),
+        ("[loop]\nrate_hz = -5", "rate_hz must be positive"),
+        ('[operator]\nkind = "telepathy"', "operator.kind must be one of"),
+        ('[policy]\nurl = "localhost:5555"', "policy.url must look like"),
+        ("loop = 3", "\\[loop\\] must be a table"),
+    ],
+)
+def test_malformed_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_overrides_ignore_none() -> None:
+    cfg = with_overrides(AppConfig(), loop={"rate_hz": 5.0, "max_steps": None}, store={"path": None})
+    assert cfg.loop.rate_hz == 5.0 and cfg.loop.max_steps == AppConfig().loop.max_steps

@@ -1,0 +1,129 @@
+"""The real console against the real engine process: simulator, policy server, recorder, store.
+
+This is README command 1 without a screen: `takeover run` starts the same engine process and
+opens the same window. The test operates it as a person would (start, take over, drive with
+the keyboard, hand back, say "success") and then checks what landed in the store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import Qt
+
+from takeover.app.gui.engine_link import EngineLink
+from takeover.app.gui.main_window import MainWindow
+from takeover.app.runtime import free_port
+from takeover.storage.schema import ControlSource, EventKind
+from takeover.storage.store import Store
+
+from .conftest import save_console_screenshot
+
+pytestmark = [pytest.mark.gui, pytest.mark.sim, pytest.mark.slow]
+
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
+
+
+@pytest.fixture
+def live_engine(tmp_path: Path) -> Any:
+    status = f"tcp://127.0.0.1:{free_port()}"
+    command = f"tcp://127.0.0.1:{free_port()}"
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "takeover.app.cli",
+            "engine",
+            "--status-endpoint",
+            status,
+            "--command-endpoint",
+            command,
+            "--store",
+            str(store),
+            "--max-steps",
+            "400",
+        ],
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+        stdin=subprocess.DEVNULL,
+    )
+    yield status, command, store, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_path: Path) -> None:
+    status_ep, command_ep, store_root, proc = live_engine
+    link = EngineLink(status_ep, command_ep, command_timeout_ms=2000)
+    window = MainWindow(link, title="Takeover")
+    qtbot.addWidget(window)
+    link.start()
+    window.resize(1200, 760)
+    window.show()
+
+    def shown(pred: Any, timeout: int = 20000) -> None:
+        qtbot.waitUntil(lambda: window.status is not None and pred(window.status), timeout=timeout)
+
+    shown(lambda s: s.message.startswith("ready"), timeout=90000)  # policy server and simulator are up
+    qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: s.episode_active and s.mode == "AUTONOMOUS" and s.step > 3 and s.image is not None)
+    assert window.camera.frame_size is not None
+
+    qtbot.mouseClick(window.takeover_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: s.mode == "HUMAN")
+    takeover_step = window.status.step
+    qtbot.keyPress(window, Qt.Key.Key_R)  # drive the end effector up
+    shown(lambda s: s.step > takeover_step + 10)
+    qtbot.keyRelease(window, Qt.Key.Key_R)
+    timing = window.timing_value.text()
+    assert "period" in timing and "dropped corner 0" in timing  # honest time and frame counts, live
+    save_console_screenshot(window, tmp_path / "console.png")
+    if os.environ.get("TAKEOVER_WRITE_DOCS_SCREENSHOT") == "1":
+        save_console_screenshot(window, DOCS_SCREENSHOT)
+
+    qtbot.mouseClick(window.handback_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: s.mode == "AUTONOMOUS")  # after the ramp
+    qtbot.mouseClick(window.estop_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: s.mode == "ESTOP")
+    estop_step = window.status.step
+    shown(lambda s: s.step > estop_step + 5 and s.mode == "ESTOP")  # latched
+    qtbot.mouseClick(window.reset_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: s.mode == "HOLD")  # a reset never hands control to anyone
+    qtbot.mouseClick(window.success_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: not s.episode_active and s.episodes_done == 1)
+
+    window.close()  # sends QUIT: the engine process ends by itself
+    assert proc.wait(timeout=20) == 0
+
+    with Store.open(store_root) as store:
+        [rec] = store.list_episodes()
+        ep = store.read_episode(rec.episode_id)
+    assert rec.outcome == "success" and rec.operator == "keyboard"
+    kinds = [e.kind for e in ep.events]
+    assert kinds == [
+        EventKind.START,
+        EventKind.TAKEOVER,
+        EventKind.HANDBACK,
+        EventKind.RAMP_END,
+        EventKind.ESTOP,
+        EventKind.RESET,
+        EventKind.END,
+    ]
+    start, stop, ramp_end, estop = (ep.events[i].step for i in (1, 2, 3, 4))
+    assert set(ep.control_source[start:stop]) == {int(ControlSource.HUMAN)}
+    assert set(ep.control_source[stop:ramp_end]) == {int(ControlSource.RAMP)}  # the policy blends back in
+    policy = set(ep.control_source[:start]) | set(ep.control_source[ramp_end:estop])
+    assert policy == {int(ControlSource.POLICY)}
+    assert set(ep.control_source[estop:]) == {int(ControlSource.HOLD)}
+    assert np.all(ep.action[estop:, :3] == 0)  # nothing moved the arm after the e-stop
+    # While R was held the executed action moved up (+z) and the policy's proposal was still recorded.
+    human = ep.action[start:stop]
+    assert (human[:, 2] > 0.5).any()
+    assert np.all(np.isfinite(ep.proposed_action))

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from takeover.app.cli import main
+from takeover.recorder.cameras import SyntheticCamera, SyntheticCameraConfig
+from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
+from takeover.recorder.testing import record_steps
+from takeover.storage.store import Store
+
+
+def _image() -> np.ndarray:
+    cam = SyntheticCamera(SyntheticCameraConfig(width=32, height=24, paced=False))
+    cam.connect()
+    return cam.frame(0)
+
+
+def test_doctor_reports_then_repairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "store"
+    with Store.create(root) as store:
+        rec = EpisodeRecorder(store, RecorderConfig(sync_interval_s=0.05))
+        record_steps(rec, "good", 10, image=_image())
+        record_steps(rec, "cut", 10, image=_image(), end=False)  # the process "dies" here
+        time.sleep(0.2)
+        assert rec._wal is not None
+        rec._wal.release()  # as the kernel does for a dead process
+        orphan = store.blobs.put_bytes(b"left by an interrupted add")
+        (root / "tmp").mkdir(exist_ok=True)
+        (root / "tmp" / ".x-123.h5").write_bytes(b"partial")
+    assert main(["doctor", "--store", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "unfinished recording: cut" in out and f"orphan blob: {orphan}" in out
+    assert "temporary file" in out and "problem(s)" in out
+    assert main(["doctor", "--store", str(root), "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "recovered cut: 10 steps" in out and f"removed orphan blob {orphan}" in out
+    assert "is healthy" in out
+    assert main(["data", "list", "--store", str(root)]) == 0
+    rows = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["good"].endswith("-") and "cut 20" in rows["cut"]
+    assert main(["doctor", "--store", str(root)]) == 0
+
+
+def test_doctor_finds_corrupt_and_missing_blobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "store"
+    with Store.create(root) as store:
+        rec = EpisodeRecorder(store)
+        record_steps(rec, "a", 5, image=_image())
+        record_steps(rec, "b", 5, image=_image())
+        frames = store.read_episode("a").cameras["front"].frames
+        blob = Path(frames.path)  # type: ignore[attr-defined]
+        blob.chmod(0o644)
+        with open(blob, "r+b") as f:
+            f.seek(40)
+            f.write(b"\x00\x01\x02")
+        store.blob_path(store.get_episode("b").blob_digest).unlink()
+    assert main(["doctor", "--store", str(root), "--repair"]) == 1
+    out = capsys.readouterr().out
+    assert "episode a: frame blob" in out and "corrupt" in out
+    assert "episode b: file" in out and "missing" in out and "kept 1 unreferenced blob" in out
+    assert main(["doctor", "--store", str(tmp_path / "none")]) == 2

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from takeover.recorder.cameras import SyntheticCamera, SyntheticCameraConfig
+from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
+from takeover.recorder.recovery import pending_logs, recover_all
+from takeover.recorder.testing import end_record, record_steps, start_record, step_record
+from takeover.recorder.wal_reader import PERIOD_ERROR_STREAM
+from takeover.storage.episode_file import read_episode
+from takeover.storage.schema import ControlSource, Event, EventKind, FrameBlob
+from takeover.storage.store import Store
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    cam = SyntheticCamera(SyntheticCameraConfig(width=64, height=48, paced=False, seed=seed))
+    cam.connect()
+    return cam.frame(3)
+
+
+def test_finalized_episode_has_every_stream_and_no_log_left(store: Store) -> None:
+    rec = EpisodeRecorder(store)
+    rec.on_episode_start(start_record("ep-1", rate_hz=50.0))
+    rec.on_event(Event(EventKind.START, 0, time.monotonic()))
+    t0 = time.monotonic()
+    for i in range(30):
+        if i == 10:
+            rec.on_event(Event(EventKind.TAKEOVER, 10, t0 + 0.2, "test"))
+        rec.on_step(step_record(i, t0 + 0.02 * i, {"front": _image(i)}, period_error=0.001 * i))
+        rec.on_frame("wrist", _image(100 + i), t0 + 0.02 * i + 0.005)
+        rec.record_sample("force", t0 + 0.01 * i, np.array([i, -i], dtype=np.float32))
+    rec.on_episode_end(end_record())
+    assert rec.saved == ["ep-1"] and rec.last_finalize_s < 0.5
+    assert pending_logs(store) == [] and list(store.wal_dir.iterdir()) == []
+    ep = store.read_episode("ep-1")
+    assert ep.num_steps == 30 and ep.meta.outcome == "success" and ep.meta.extra["seed"] == 7
+    np.testing.assert_array_equal(ep.state[:, 0], np.arange(30, dtype=np.float32))
+    assert ep.control_source[10] == int(ControlSource.HUMAN)
+    assert [(e.kind, e.step) for e in ep.events] == [(EventKind.START, 0), (EventKind.TAKEOVER, 10)]
+    front, wrist = ep.cameras["front"], ep.cameras["wrist"]
+    assert isinstance(front.frames, FrameBlob) and len(front.frames) == 30 and front.dropped == 0
+    np.testing.assert_array_equal(front.step_index, np.arange(30))
+    # Free-running frames are placed at the last step observed before their capture.
+    np.testing.assert_array_equal(wrist.step_index, np.arange(30))
+    np.testing.assert_allclose(wrist.timestamps, t0 + 0.02 * np.arange(30) + 0.005)
+    assert front.frames[0][:2] == b"\xff\xd8" and (front.height, front.width) == (48, 64)
+    np.testing.assert_allclose(ep.streams[PERIOD_ERROR_STREAM].values, 0.001 * np.arange(30))
+    assert ep.streams["force"].values.shape == (30, 2)
+    assert ep.meta.extra["dropped_frames"] == {"front": 0, "wrist": 0}
+    assert store.check().healthy and not store.get_episode("ep-1").recovered
+
+
+def test_discard_leaves_nothing(store: Store) -> None:
+    rec = EpisodeRecorder(store)
+    rec.on_episode_start(start_record("gone"))
+    for i in range(5):
+        rec.on_step(step_record(i, time.monotonic(), {"front": _image()}))
+    rec.on_episode_end(end_record(discard=True))
+    assert store.list_episodes() == [] and list(store.wal_dir.iterdir()) == []
+    assert list(store.blobs.digests()) == [] and store.check().healthy
+    record_steps(rec, "again", 5)  # re-record after a discard
+    assert [e.episode_id for e in store.list_episodes()] == ["again"]
+
+
+def test_full_encode_queue_counts_dropped_frames(store: Store) -> None:
+    rec = EpisodeRecorder(store, RecorderConfig(queue_frames=1, encode_workers=1))
+    rec.on_episode_start(start_record("busy"))
+    big = np.zeros((480, 640, 3), dtype=np.uint8)
+    for i in range(50):
+        rec.on_step(step_record(i, time.monotonic(), {"front": big}))
+    live = rec.dropped_frames()["front"]
+    rec.on_episode_end(end_record())
+    ep = store.read_episode("busy")
+    cam = ep.cameras["front"]
+    assert live > 0 and cam.dropped >= live and len(cam.frames) + cam.dropped == 50
+    assert ep.meta.extra["dropped_frames"] == {"front": cam.dropped}
+
+
+def test_unfinished_log_is_recovered_with_its_cut_time(store: Store) -> None:
+    rec = EpisodeRecorder(store, RecorderConfig(sync_interval_s=0.05))
+    record_steps(rec, "crashed", 40, image=_image(), end=False)
+    t_last = time.monotonic()
+    time.sleep(0.2)  # let the writer make it durable, then "crash": nobody calls on_episode_end
+    wal = rec._wal
+    assert wal is not None
+    wal.release()  # the kernel drops a dead process's lock
+    # Tear the tail of both logs as a crash mid-write would.
+    for log_path in store.wal_dir.glob("crashed/*.log"):
+        with open(log_path, "ab") as f:
+            f.write(b"\x50\x00\x00\x00\x03garbage")
+    with Store.open(store.root) as other:
+        outcomes = recover_all(other)
+        assert [(o.episode_id, o.action) for o in outcomes] == [("crashed", "recovered")]
+        rec_row = other.get_episode("crashed")
+        assert rec_row.recovered and rec_row.cut_at is not None
+        ep = other.read_episode("crashed")
+        assert ep.num_steps == 40 and len(ep.cameras["front"].frames) == 40
+        assert ep.meta.extra["recovered"] is True
+        assert abs(ep.meta.extra["cut_at_monotonic"] - t_last) < 0.1
+        assert ep.events[-1].kind is EventKind.END and "recovered" in ep.events[-1].reason
+        assert other.check().healthy and pending_logs(other) == []
+
+
+def test_log_that_ended_but_was_not_stored_is_finalized_as_complete(store: Store, tmp_path: Path) -> None:
+    rec = EpisodeRecorder(store)
+    rec.on_episode_start(start_record("ended"))
+    for i in range(5):
+        rec.on_step(step_record(i, time.monotonic(), {"front": _image()}))
+    wal = rec._wal
+    assert wal is not None
+    wal.close(end_record(), {})  # end durable, then the process dies before finalize
+    wal.release()  # (the kernel drops a dead process's lock)
+    (outcome,) = recover_all(store)
+    assert outcome.action == "finalized" and not store.get_episode("ended").recovered
+
+
+def test_episode_file_indexes_the_frame_blob(store: Store) -> None:
+    rec = EpisodeRecorder(store)
+    record_steps(rec, "idx", 6, image=_image())
+    path = store.episode_path("idx")
+    ep = read_episode(path)
+    assert len(list(ep.cameras["front"].frames)) == 6
+    with pytest.raises(FileNotFoundError):
+        _ = read_episode(path, blob_dir=store.root / "nowhere").cameras["front"].frames[0]
+
+
+def test_extra_policy_outputs_are_stored_as_streams(store: Store) -> None:
+    from dataclasses import replace
+
+    rec = EpisodeRecorder(store)
+    rec.on_episode_start(start_record("ep-extras", rate_hz=50.0))
+    t0 = time.monotonic()
+    for i in range(12):
+        step = step_record(i, t0 + 0.02 * i)
+        if i % 4 == 0:
+            step = replace(step, extras={"value": np.array([0.1 * i], dtype=np.float32)})
+        rec.on_step(step)
+    rec.on_episode_end(end_record())
+    stream = store.read_episode("ep-extras").streams["policy.value"]
+    np.testing.assert_allclose(stream.timestamps, [t0, t0 + 0.08, t0 + 0.16])
+    np.testing.assert_allclose(stream.values.ravel(), [0.0, 0.4, 0.8], rtol=1e-6)
+
+
+def test_recovery_leaves_a_log_that_is_still_being_written_alone(store: Store) -> None:
+    """A second engine (or doctor --repair) on the same store must not 'recover' a live attempt."""
+    live = EpisodeRecorder(store)
+    live.on_episode_start(start_record("ep-live", rate_hz=50.0))
+    t0 = time.monotonic()
+    for i in range(5):
+        live.on_step(step_record(i, t0 + 0.02 * i))
+    assert pending_logs(store) == []
+    assert recover_all(store) == []
+    for i in range(5, 10):
+        live.on_step(step_record(i, t0 + 0.02 * i))
+    live.on_episode_end(end_record())
+    ep = store.read_episode("ep-live")
+    assert ep.num_steps == 10 and not ep.meta.extra.get("recovered")

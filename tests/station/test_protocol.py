@@ -1,0 +1,168 @@
+"""The station protocol over real ZeroMQ sockets: server, remote station, errors, timeouts."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from takeover.app.station.bridge import BridgeStation
+from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
+from takeover.app.station.protocol import STATION_PROTOCOL
+from takeover.app.station.remote import RemoteStation, StationRejectedError, StationUnavailableError
+from takeover.app.station.server import StationServer, StationServerConfig
+from takeover.app.wire import encode
+from takeover.app.wire_testing import RawClient
+
+GOOD = np.array([0.5, -0.5, 0.0, 1.0], np.float32)
+
+
+@pytest.fixture
+def robot() -> FakeRobot:
+    return FakeRobot()
+
+
+@pytest.fixture
+def server(robot: FakeRobot) -> Iterator[StationServer]:
+    station = BridgeStation(robot, FakeRobotConfig().bridge_config())
+    srv = StationServer(station, StationServerConfig(endpoint="tcp://127.0.0.1:*", poll_ms=20))
+    srv.bind()
+    thread = threading.Thread(target=srv.serve_forever, name="station-server", daemon=True)
+    thread.start()
+    yield srv
+    srv.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    srv.close()
+
+
+@pytest.fixture
+def raw(server: StationServer) -> Iterator[RawClient]:
+    """A bare REQ socket, to send bytes the client would never produce."""
+    with RawClient(server.endpoint) as client:
+        yield client
+
+
+def test_remote_station_round_trip(server: StationServer, robot: FakeRobot) -> None:
+    with RemoteStation(server.endpoint, timeout_s=5.0) as remote:
+        info = remote.info
+        assert (info.name, info.action_dim, info.state_dim, info.cameras) == ("fake-bridge", 4, 7, ("fake",))
+        first = remote.reset(seed=3)
+        assert first.state.shape == (7,) and first.images["fake"].shape == (48, 64, 3)
+        assert first.images["fake"].dtype == np.uint8 and "fake" in first.image_times
+        obs = remote.act(GOOD)
+        np.testing.assert_allclose(obs.ee_target, first.ee_target + np.array([0.005, -0.005, 0.0]), atol=1e-6)
+        assert len(robot.commands) == 1 and robot.commands[0][1] == 1.0
+        seen = remote.observe()
+        assert seen.t >= obs.t and len(robot.commands) == 1  # observing never commands
+        assert remote.expert_action() is None
+        health = remote.health()
+    assert health["protocol"] == STATION_PROTOCOL and health["moves"] == 2
+    assert health["errors"] == 0 and health["curve"] is False
+
+
+BAD: list[tuple[Any, str]] = [
+    (b"\xc1 not msgpack", "undecodable message"),
+    (msgpack.packb([1, 2]), "must be a map"),
+    (msgpack.packb({"type": "act"}), "wire version"),
+    (encode({"type": "fly"}), "unknown request type 'fly'"),
+    (encode({"type": "act"}), "needs an 'action'"),
+    (encode({"type": "act", "action": [0.0] * 4}), "float32 array"),
+    (encode({"type": "act", "action": np.zeros(4, np.float64)}), "dtype float32"),
+    (encode({"type": "act", "action": np.zeros(4, np.int32)}), "dtype float32"),
+    (encode({"type": "act", "action": np.zeros(3, np.float32)}), r"shape \(4,\)"),
+    (encode({"type": "act", "action": np.zeros((1, 4), np.float32)}), r"shape \(4,\)"),
+    (encode({"type": "act", "action": np.array([0, np.nan, 0, 0], np.float32)}), "NaN or Inf"),
+    (encode({"type": "act", "action": np.array([0, 0, np.inf, 0], np.float32)}), "NaN or Inf"),
+    (encode({"type": "act", "action": np.array([0, 0, 0, 1.5], np.float32)}), "outside the station's limits"),
+    (encode({"type": "act", "action": GOOD, "speed": 10}), r"unexpected field\(s\) \['speed'\]"),
+    (encode({"type": "reset", "seed": -1}), "'seed' must be nil or an integer"),
+    (encode({"type": "reset", "seed": "7"}), "'seed' must be nil or an integer"),
+    (encode({"type": "reset", "seed": 2**40}), "'seed' must be nil or an integer"),
+    ([encode({"type": "health"}), b"more"], "single-part"),
+    (b"\x00" * (1024 * 1024 + 1), "exceeds the station limit"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), BAD)
+def test_bad_requests_are_refused_readably_and_never_move_the_robot(
+    raw: RawClient, server: StationServer, robot: FakeRobot, payload: Any, reason: str
+) -> None:
+    assert raw.ask(encode({"type": "reset", "seed": 1}))["ok"] is True
+    moved = len(robot.commands)
+    reply = raw.ask(payload)
+    assert reply["ok"] is False and reply["type"] == "error"
+    assert re.search(reason, reply["error"]), reply["error"]
+    assert len(robot.commands) == moved and server.errors == 1
+    assert raw.ask(encode({"type": "act", "action": GOOD}))["ok"] is True  # still serving
+
+
+def test_act_before_reset_is_refused_by_the_station(raw: RawClient, robot: FakeRobot) -> None:
+    reply = raw.ask(encode({"type": "act", "action": GOOD}))
+    assert reply["ok"] is False and "call reset() before act()" in reply["error"]
+    reply = raw.ask(encode({"type": "observe"}))
+    assert reply["ok"] is True  # the bridge reads its sensors without a reset
+    assert robot.commands == []
+
+
+def test_error_replies_raise_rejected(server: StationServer) -> None:
+    with RemoteStation(server.endpoint, timeout_s=5.0) as remote:
+        with pytest.raises(StationRejectedError, match="before act"):
+            remote.act(GOOD)
+        remote.reset()
+        with pytest.raises(StationRejectedError, match="outside the station's limits"):
+            remote.act(np.array([3, 0, 0, 0], np.float32))
+        assert remote.act(GOOD).state.shape == (7,)
+
+
+def _dead_endpoint() -> str:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.bind("tcp://127.0.0.1:*")
+    url = sock.getsockopt(zmq.LAST_ENDPOINT)
+    sock.close(0)
+    ctx.term()
+    assert isinstance(url, bytes)
+    return url.decode()
+
+
+def test_timeouts_raise_a_clear_error() -> None:
+    url = _dead_endpoint()
+    remote = RemoteStation(url, timeout_s=0.2)
+    with pytest.raises(StationUnavailableError, match=rf"no station answered 'health' at {url} within 0.2 s"):
+        remote.connect()
+    with pytest.raises(RuntimeError, match="not connected"):
+        remote.reset()
+    with pytest.raises(ValueError, match="timeout_s"):
+        RemoteStation(url, timeout_s=0)
+
+
+def test_server_config_keeps_to_loopback() -> None:
+    with pytest.raises(ValueError, match="not on loopback"):
+        StationServerConfig(endpoint="tcp://0.0.0.0:5556")
+    with pytest.raises(ValueError, match="needs CURVE keys"):
+        StationServerConfig(endpoint="tcp://0.0.0.0:5556", allow_remote=True)
+    with pytest.raises(ValueError, match="both a server secret key"):
+        StationServerConfig(curve_secret_key="server.key_secret")
+    cfg = StationServerConfig(
+        endpoint="tcp://0.0.0.0:5556",
+        allow_remote=True,
+        curve_secret_key="server.key_secret",
+        curve_allowed_clients=("clients/",),
+    )
+    assert cfg.uses_curve
+    with pytest.raises(ValueError, match="must start with"):
+        StationServerConfig(endpoint="http://127.0.0.1:5556")
+
+
+def test_server_closes_the_station_and_stops_the_robot(robot: FakeRobot) -> None:
+    srv = StationServer(BridgeStation(robot, FakeRobotConfig().bridge_config()))
+    assert not robot.connected  # no I/O in the constructor
+    srv.close()
+    assert robot.stops == 0

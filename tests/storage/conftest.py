@@ -1,0 +1,54 @@
+"""Fixtures for the storage suite: stores, and catalogs on SQLite and PostgreSQL.
+
+PostgreSQL tests skip when the server is unreachable, unless TAKEOVER_REQUIRE_POSTGRES is set
+(CI), in which case they fail. Each test gets its own schema, dropped at teardown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from takeover.storage.catalog import Catalog
+from takeover.storage.store import Store
+from takeover.storage.testing_postgres import POSTGRES_URL, postgres_test_schema
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """(url, schema): a fresh, uniquely named schema in the test database."""
+    with postgres_test_schema() as schema:
+        yield POSTGRES_URL, schema
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def catalog_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Catalog]]:
+    """A callable making connected catalogs that share one database (so reconnects can be tested)."""
+    if request.param == "sqlite":
+        url, schema = f"sqlite:///{tmp_path / 'catalog.db'}", None
+    else:
+        url, schema = request.getfixturevalue("pg_schema")
+    made: list[Catalog] = []
+
+    def make(clock: Callable[[], float] = time.time) -> Catalog:
+        cat = Catalog(url, schema=schema, clock=clock).connect()
+        made.append(cat)
+        return cat
+
+    yield make
+    for cat in made:
+        cat.close()
+
+
+@pytest.fixture
+def catalog(catalog_factory: Callable[..., Catalog]) -> Catalog:
+    return catalog_factory()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.create(tmp_path / "store") as s:
+        yield s

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from takeover.app import data_cli
+from takeover.storage.store import Store
+from takeover.storage.testing import make_episode
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="takeover")
+    sub = parser.add_subparsers(dest="command", required=True)
+    data_cli.add_parser(sub)
+    args = parser.parse_args(["data", *argv])
+    return int(args.func(args))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "store"
+    with Store.create(r) as s:
+        s.add_episode(make_episode("ep-a", 7, seed=1, takeover_at=3, task="stack blocks"))
+        s.add_episode(make_episode("ep-b", 4, seed=2, success=None, outcome=""))
+    return r
+
+
+def test_list(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("list", "--store", str(root)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "task", "steps", "takeovers", "success", "outcome", "recovered"]
+    assert lines[1].split() == ["ep-a", "stack", "blocks", "7", "1", "yes", "success", "-"]
+    assert lines[2].split()[-5:] == ["4", "0", "-", "-", "-"]
+
+
+def test_commit_tags_show(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("commit", "--tag", "v1", "--store", str(root), "-m", "first") == 0
+    out = capsys.readouterr().out
+    with Store.open(root) as s:
+        digest = s.resolve("v1").digest
+    assert f"v1 -> version {digest}" in out and "2 episodes, 11 steps" in out
+    assert _run("commit", "--tag", "only-a", "--episodes", "ep-a", "--store", str(root)) == 0
+    capsys.readouterr()
+    assert _run("tags", "--store", str(root)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["tag", "v1", "only-a"]
+    assert lines[1].split()[1:4] == [digest[:12], "2", "11"]
+    assert _run("show", "v1", "--store", str(root)) == 0
+    out = capsys.readouterr().out
+    assert digest in out and "first" in out and "ep-a" in out and "ep-b" in out
+
+
+def test_user_errors_exit_2_with_one_line(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("commit", "--tag", "v1", "--store", str(root)) == 0
+    capsys.readouterr()
+    cases = [
+        (["show", "nope", "--store", str(root)], "unknown tag 'nope'; known tags: v1"),
+        (["commit", "--tag", "v1", "--store", str(root)], "already exists"),
+        (["commit", "--tag", "v2", "--episodes", "ghost", "--store", str(root)], "ghost"),
+        (["list", "--store", str(tmp_path / "missing")], "no dataset store at"),
+    ]
+    for argv, expected in cases:
+        assert _run(*argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
+        assert "Traceback" not in err
+
+
+def test_init_then_empty_commit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "fresh"
+    assert _run("init", "--store", str(root)) == 0
+    assert _run("list", "--store", str(root)) == 0
+    assert "no episodes" in capsys.readouterr().out
+    assert _run("commit", "--tag", "v1", "--store", str(root)) == 2
+    assert "no episodes" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for cmd in ["init", "list", "commit", "tags", "show"]:
+        with pytest.raises(SystemExit) as exc:
+            _run(cmd, "--help")
+        assert exc.value.code == 0
+        assert "usage:" in capsys.readouterr().out
+
+
+def test_in_a_fresh_process_uses_takeover_store(root: Path) -> None:
+    code = (
+        "import argparse, sys\n"
+        "from takeover.app import data_cli\n"
+        "p = argparse.ArgumentParser(); s = p.add_subparsers(required=True); data_cli.add_parser(s)\n"
+        "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
+    )
+    env = {"TAKEOVER_STORE": str(root), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([sys.executable, "-c", code, "data", "list"], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and "ep-a" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "data", "show", "nope"], env=env, capture_output=True, text=True
+    )
+    assert (
+        bad.returncode == 2 and bad.stderr.startswith("error: unknown tag") and "Traceback" not in bad.stderr
+    )

@@ -1,0 +1,64 @@
+"""Episodes whose frames live in a separate blob (a finished camera log): store, read, pull, commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from takeover.storage.errors import BlobNotFoundError
+from takeover.storage.pull import decode_rgb_chw, pull
+from takeover.storage.record_log import LogWriter, scan
+from takeover.storage.schema import Episode, FrameBlob
+from takeover.storage.store import Store
+from takeover.storage.testing import make_episode
+
+
+def _with_frame_blob(tmp_path: Path, episode_id: str, seed: int = 0) -> tuple[Episode, list[bytes]]:
+    ep = make_episode(episode_id, 12, seed=seed, cameras=("front",))
+    cam = ep.cameras["front"]
+    frames = list(cam.frames)
+    w = LogWriter(tmp_path / f"{episode_id}.log").open()
+    offsets = [
+        w.append_frame(float(t), int(s), cam.height, cam.width, f)
+        for t, s, f in zip(cam.timestamps, cam.step_index, frames, strict=True)
+    ]
+    w.close()
+    cam.frames = FrameBlob(w.path, w.digest(), np.asarray(offsets), np.asarray([len(f) for f in frames]))
+    return ep, frames
+
+
+def test_record_log_detects_a_torn_tail(tmp_path: Path) -> None:
+    w = LogWriter(tmp_path / "x.log").open()
+    w.append(3, b"hello")
+    w.append(3, b"world")
+    w.close()
+    with open(tmp_path / "x.log", "r+b") as f:
+        f.seek(-2, 2)
+        f.write(b"!!")  # corrupt the last record's payload
+    result = scan(tmp_path / "x.log")
+    assert [r.payload for r in result.records] == [b"hello"] and result.torn
+
+
+def test_store_adopts_the_frame_blob_and_reads_and_pulls_it(store: Store, tmp_path: Path) -> None:
+    ep, frames = _with_frame_blob(tmp_path, "ep-1")
+    store.add_episode(ep)
+    back = store.read_episode("ep-1")
+    assert list(back.cameras["front"].frames) == frames
+    assert store.check().healthy
+    store.commit("v1")
+    ds = pull("v1", store, cache_dir=tmp_path / "cache")
+    item = ds[3]  # frames every 3 steps: step 3 shows frame 1
+    np.testing.assert_array_equal(item["images.front"].numpy(), decode_rgb_chw(frames[1]))
+
+
+def test_commit_refuses_a_version_whose_frame_blob_is_missing(store: Store, tmp_path: Path) -> None:
+    ep, _ = _with_frame_blob(tmp_path, "ep-2")
+    store.add_episode(ep)
+    blob = ep.cameras["front"].frames
+    assert isinstance(blob, FrameBlob)
+    store.blobs.remove(blob.digest)
+    with pytest.raises(BlobNotFoundError):
+        store.commit("v2")
+    assert not store.check().healthy
