@@ -8,6 +8,8 @@ each commanded step is a convex combination of the steps on either side of a bou
 - :class:`CrossFade` blends from a frozen action to a live one over ``n`` periods with a
   minimum-jerk weight (takeover: from the policy's last delta to the human's; hand-back: from
   the human's last delta to the policy's);
+- :class:`SpeedEnvelope` caps the speed through a hand-back at what the operator was doing, then
+  lets it rise to the policy's;
 - :class:`ChunkSplicer` executes action chunks open-loop and blends the first actions of a new
   chunk with the tail of the old one, so consecutive chunks join without a jump.
 """
@@ -24,8 +26,10 @@ def min_jerk(tau: float) -> float:
 
 
 def blend_weights(n: int) -> np.ndarray:
-    """Weights of the new source in periods 1..n of an n-period blend (the last one is 1)."""
-    return np.array([min_jerk((i + 1) / n) for i in range(n)], dtype=np.float64)
+    """Weights of the new source in the n periods of a blend: ``min_jerk(k / (n + 1))`` for
+    k = 1..n, all strictly between 0 and 1. Every period of the blend mixes both sources; the
+    period after it is the new source alone."""
+    return np.array([min_jerk((i + 1) / (n + 1)) for i in range(n)], dtype=np.float64)
 
 
 class CrossFade:
@@ -113,7 +117,7 @@ class ChunkSplicer:
         self._old_tail = tail
         n = 0 if tail is None else min(self.splice_steps, len(chunk))
         # weight of the new chunk at its k-th action: rises to 1 at index n (which is unblended)
-        self._weights = np.array([min_jerk((k + 1) / (n + 1)) for k in range(n)])
+        self._weights = blend_weights(n)
         self._chunk = chunk
         self._pos = 0
 
@@ -130,3 +134,56 @@ class ChunkSplicer:
         self._pos += 1
         self._last = out
         return raw, out
+
+
+class SpeedEnvelope:
+    """Caps the end-effector speed (norm of the first ``dims`` action components) through a hand-back.
+
+    For the first ``hold`` periods (the blend) the cap is ``cap``: the fastest the commanded target
+    moved in the last half second, so the blend adds no speed peak of its own. After that the cap
+    rises by ``growth`` per period until the action fits under it: a policy that wants to move
+    faster than the operator did accelerates into it instead of jumping to it. Only the magnitude
+    is capped; the direction is the blend's.
+    """
+
+    def __init__(self, dims: int = 3) -> None:
+        self.dims = dims
+        self._cap = 0.0
+        self._hold = 0
+        self._growth = 0.0
+        self._i = 0
+        self._on = False
+
+    def start(self, cap: float, hold: int, growth: float) -> None:
+        self._cap = max(cap, 0.0)
+        self._hold = max(hold, 0)
+        self._growth = max(growth, 0.0)
+        self._i = 0
+        self._on = True
+
+    def cancel(self) -> None:
+        self._on = False
+
+    @property
+    def active(self) -> bool:
+        return self._on
+
+    @property
+    def cap(self) -> float:
+        """This period's cap (the last one applied)."""
+        return self._cap
+
+    def apply(self, action: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(capped action, whether the cap bound this period). Inactive: the action unchanged."""
+        a = np.asarray(action, dtype=np.float32)
+        if not self._on:
+            return a, False
+        if self._i >= self._hold:
+            self._cap += self._growth
+        self._i += 1
+        speed = float(np.linalg.norm(a[: self.dims]))
+        if speed <= self._cap:
+            return a, False
+        out = a.copy()
+        out[: self.dims] *= self._cap / speed
+        return out, True

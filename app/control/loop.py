@@ -21,13 +21,14 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from takeover.app.control.blending import ChunkSplicer, CrossFade
+from takeover.app.control.blending import ChunkSplicer, CrossFade, SpeedEnvelope
 from takeover.app.control.pacing import Clock, CycleTimer
 from takeover.app.control.safety import ActionLimits, SafetyConfig
 from takeover.app.control.watchdog import Watchdogs
@@ -92,6 +93,10 @@ class LoopConfig:
     """Periods over which the human's action replaces the last executed one at takeover (0 = at once)."""
     splice_steps: int = 2
     """First actions of a new policy chunk blended with what the previous chunk had planned."""
+    handback_speed_cap: bool = True
+    """Through a hand-back, cap the end-effector speed at the fastest the commanded target moved in
+    the last half second, then let the cap rise until the policy's action fits under it (see
+    :class:`~takeover.app.control.blending.SpeedEnvelope`); RAMP lasts until the cap lets go."""
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def __post_init__(self) -> None:
@@ -163,6 +168,9 @@ class ControlLoop:
         self.watchdogs = Watchdogs(config.safety)
         self._splicer = ChunkSplicer(config.open_loop_steps, config.splice_steps)
         self._fade = CrossFade()
+        self._envelope = SpeedEnvelope(dims=3)
+        recent = max(1, round(config.rate_hz / 2))  # the last half second
+        self._recent_steps: deque[float] = deque(maxlen=recent)
         self._events: list[Event] = []
         self._step = 0
         self._last_action = np.zeros(0, dtype=np.float32)
@@ -204,6 +212,8 @@ class ControlLoop:
         self._splicer.clear()
         self._extras: dict[str, np.ndarray] = {}
         self._fade.cancel()
+        self._envelope.cancel()
+        self._recent_steps.clear()
         self._limits_on = set()
         self._last_action = np.zeros(info.action_dim, dtype=np.float32)
         self.watchdogs.begin(self.clock.now())
@@ -249,6 +259,7 @@ class ControlLoop:
                 for o in self.observers:
                     o.on_step(record)
             self._last_action = action
+            self._note_step(obs, next_obs, action)
             obs = next_obs
             self._step += 1
             if (
@@ -341,8 +352,33 @@ class ControlLoop:
             self._fade.start(self._last_action, self.config.takeover_blend_steps)
         elif tr.target is Mode.RAMP:
             self._fade.start(self._last_action, self.config.ramp_steps)
+            if self.config.handback_speed_cap:
+                self._start_envelope()
         else:
             self._fade.cancel()
+        if tr.target is not Mode.RAMP:
+            self._envelope.cancel()
+
+    def _note_step(self, obs: Observation, next_obs: Observation, action: np.ndarray) -> None:
+        """Keep how far the commanded target moved this period, in action units (the last half
+        second of it sets the speed cap of a hand-back). From the station's own targets, so a
+        step shortened by the workspace box counts as short; the action where there are none."""
+        step = np.asarray(next_obs.ee_target, dtype=np.float64) - np.asarray(obs.ee_target, dtype=np.float64)
+        if step.shape == (3,) and np.all(np.isfinite(step)):
+            self._recent_steps.append(float(np.linalg.norm(step)) / self.config.safety.ee_delta_scale)
+        else:
+            self._recent_steps.append(float(np.linalg.norm(action[:3])))
+
+    def _start_envelope(self) -> None:
+        """The hand-back speed cap: through the blend, the fastest the commanded target moved in
+        the last half second, so the blend is never faster than the operator was; after it,
+        rising by that speed (at least an eighth of the largest step) every ``ramp_steps`` periods
+        until the policy's action fits under it."""
+        safety = self.config.safety
+        floor = safety.max_step_m / safety.ee_delta_scale / 8.0
+        cap = max(self._recent_steps, default=0.0)
+        steps = max(self.config.ramp_steps, 1)
+        self._envelope.start(cap, steps, max(cap, floor) / steps)
 
     def _arbitrate(
         self, mode: Mode, policy_action: np.ndarray | None, commands: list[TeleopCommand]
@@ -353,8 +389,8 @@ class ControlLoop:
                 return self._hold_action()
             if mode is Mode.AUTONOMOUS:
                 return policy_action
-            out = self._fade.apply(policy_action)
-            if not self._fade.active:
+            out, capped = self._envelope.apply(self._fade.apply(policy_action))
+            if not self._fade.active and not capped:
                 self.machine.request(Request.RAMP_END, self.clock.now(), "hand-back window over")
             return out
         if mode is Mode.HUMAN:

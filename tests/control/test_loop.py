@@ -9,6 +9,7 @@ import pytest
 
 from takeover.app.control.loop import ControlLoop, LoopConfig, PolicyUnavailable
 from takeover.app.control.pacing import FakeClock
+from takeover.app.control.safety import SafetyConfig
 from takeover.app.station.base import Observation, Station, StationInfo
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
 from takeover.storage.schema import ControlSource, Event, EventKind
@@ -157,7 +158,60 @@ def test_takeover_and_handback_are_recorded_at_the_steps_they_happened() -> None
         np.diff(executed[11 : 12 + ramp, 0]) >= 0
     )
     assert np.max(np.abs(np.diff(executed[11 : 12 + ramp + 1, :3], axis=0))) < 0.5 / ramp * 2
-    np.testing.assert_allclose(executed[12 + ramp - 1 :, :3], [[0.1, 0, 0]] * (18 - ramp + 1), atol=1e-6)
+    assert np.all(executed[12 : 12 + ramp, 1] > 0)  # every period of the ramp mixes both
+    np.testing.assert_allclose(executed[12 + ramp :, :3], [[0.1, 0, 0]] * (18 - ramp), atol=1e-6)
+
+
+# The point station moves by the delta itself: one metre per unit.
+POINT_SCALE = SafetyConfig(ee_delta_scale=1.0, max_step_m=2.0)
+
+
+class FastPolicy(ConstantPolicy):
+    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+        self.calls += 1
+        return np.tile(np.array([0.9, 0.0, 0.0, -1.0], dtype=np.float32), (4, 1))
+
+
+def handback_run(**cfg: Any) -> tuple[ControlLoop, Tape, np.ndarray]:
+    """The operator takes over at period 2 and hands back at 40; the fast policy wants 0.9."""
+    clock = FakeClock()
+    tape = Tape()
+    loop = ControlLoop(
+        PointStation(clock),
+        FastPolicy(),
+        [ScheduledDevice({2: TeleopRequest.TAKEOVER, 40: TeleopRequest.HANDBACK}, clock)],
+        [tape],
+        LoopConfig(rate_hz=50.0, max_steps=80, safety=POINT_SCALE, **cfg),
+        clock=clock,
+    )
+    loop.run_episode()
+    speed = np.linalg.norm(np.stack([s.action for s in tape.steps])[:, :3], axis=1)
+    return loop, tape, speed
+
+
+def test_handback_is_never_faster_than_the_operator_was_then_accelerates_to_the_policy() -> None:
+    """The operator drove at 0.5 per period for more than half a second; the policy wants 0.9.
+    Through the blend the commanded target moves no faster than 0.5, then the cap rises to the
+    policy's speed and RAMP ends."""
+    loop, tape, speed = handback_run()
+    ramp = loop.config.ramp_steps
+    events = {e.kind: e.step for e in tape.events}
+    assert events[EventKind.HANDBACK] == 40
+    ramp_end = events[EventKind.RAMP_END]
+    assert np.all(speed[40 : 40 + ramp] <= 0.5 + 1e-6)  # the blend: capped at the operator's speed
+    rising = speed[40 + ramp : ramp_end]
+    assert len(rising) > 0 and np.all(np.diff(rising) > 0)  # then accelerating, not jumping
+    assert np.max(np.diff(speed[40:])) <= 0.5 / ramp + 1e-6
+    np.testing.assert_allclose(speed[ramp_end:], 0.9, rtol=1e-6)
+    sources = [s.control_source for s in tape.steps]
+    assert sources[40:ramp_end] == [ControlSource.RAMP] * (ramp_end - 40)
+
+
+def test_handback_speed_cap_can_be_turned_off() -> None:
+    loop, tape, speed = handback_run(handback_speed_cap=False)
+    ramp = loop.config.ramp_steps
+    assert {e.kind: e.step for e in tape.events}[EventKind.RAMP_END] == 40 + ramp
+    assert speed[40 + ramp - 1] > 0.5  # the plain blend goes above the operator's speed
 
 
 def test_without_blends_control_changes_hands_at_once() -> None:
