@@ -168,11 +168,6 @@ class SpeedEnvelope:
     def active(self) -> bool:
         return self._on
 
-    @property
-    def cap(self) -> float:
-        """This period's cap (the last one applied)."""
-        return self._cap
-
     def apply(self, action: np.ndarray) -> tuple[np.ndarray, bool]:
         """(capped action, whether the cap bound this period). Inactive: the action unchanged."""
         a = np.asarray(action, dtype=np.float32)

@@ -52,3 +52,14 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_overrides_ignore_none() -> None:
     cfg = with_overrides(AppConfig(), loop={"rate_hz": 5.0, "max_steps": None}, store={"path": None})
     assert cfg.loop.rate_hz == 5.0 and cfg.loop.max_steps == AppConfig().loop.max_steps
+
+
+def test_the_documented_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    """docs/config.md's example parses, and its [loop] and [loop.safety] keys are the defaults."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = load_config(write(tmp_path, example))
+    defaults = AppConfig().loop
+    assert cfg.loop.ramp_steps == defaults.ramp_steps and cfg.loop.handback_speed_cap
+    assert cfg.loop.safety.max_step_m == defaults.safety.max_step_m
+    assert cfg.loop.safety.x_min == -1.0e9 and cfg.camera[0].name == "wrist"
