@@ -41,6 +41,10 @@ NO_ENGINE_COLOR = QColor("#424242")
 UNKNOWN_MODE_COLOR = QColor("#616161")
 FRAME_STALE_S = 1.0
 QUIT_TIMEOUT_MS = 300
+DISCARD_CONFIRM_MS = 3000
+"""Discard asks for a second click within this long: a running attempt is not thrown away by one slip."""
+DISCARD_TEXT = "Discard episode"
+DISCARD_CONFIRM_TEXT = "Click again to discard"
 KEYS_TIMEOUT_MS = 200
 
 TELEOP_LEGEND: tuple[tuple[str, str], ...] = (
@@ -108,6 +112,12 @@ class MainWindow(QMainWindow):
         self.handback_button = self._button("Hand back", lambda: self._command(CommandName.HANDBACK))
         self.success_button = self._button("Success", lambda: self._stop("success"))
         self.failure_button = self._button("Failure", lambda: self._stop("failure"))
+        self.discard_button = self._button(DISCARD_TEXT, self._discard)
+        self.discard_button.setObjectName("discardButton")
+        self._discard_timer = QTimer(self)
+        self._discard_timer.setSingleShot(True)
+        self._discard_timer.setInterval(DISCARD_CONFIRM_MS)
+        self._discard_timer.timeout.connect(self._disarm_discard)
         self.hold_button = self._button("Hold", lambda: self._command(CommandName.HOLD))
         self.resume_button = self._button("Resume", lambda: self._command(CommandName.RESUME))
         self.estop_button = self._button("E-STOP", lambda: self._command(CommandName.ESTOP))
@@ -187,6 +197,7 @@ class MainWindow(QMainWindow):
         for row, (left, right) in enumerate(pairs):
             grid.addWidget(left, row, 0)
             grid.addWidget(right, row, 1)
+        grid.addWidget(self.discard_button, len(pairs), 0, 1, 2)
 
         side = QVBoxLayout()
         side.addWidget(episode)
@@ -250,6 +261,7 @@ class MainWindow(QMainWindow):
             "QPushButton#failureButton:enabled { background: #ffcdd2; }"
             "QPushButton#holdButton:enabled { background: #c62828; color: white; }"
             "QPushButton#estopButton:enabled { background: #7f0000; color: white; font-weight: bold; }"
+            'QPushButton#discardButton[armed="true"] { background: #ffb300; font-weight: bold; }'
         )
 
     def _install_shortcuts(self) -> None:
@@ -272,6 +284,30 @@ class MainWindow(QMainWindow):
 
     def _stop(self, outcome: str = "") -> None:
         self._command(CommandName.STOP_EPISODE, outcome)
+
+    def _discard(self) -> None:
+        """First click arms the button for DISCARD_CONFIRM_MS; a second click discards the
+        running attempt (nothing of it is kept) so that it can be recorded again."""
+        if self._discard_timer.isActive():
+            self._disarm_discard()
+            self._command(CommandName.DISCARD_EPISODE)
+            return
+        self._discard_timer.start()
+        self.discard_button.setText(DISCARD_CONFIRM_TEXT)
+        self._set_armed(True)
+        self.show_message("click Discard again within 3 s to throw this attempt away")
+
+    def _disarm_discard(self) -> None:
+        self._discard_timer.stop()
+        self.discard_button.setText(DISCARD_TEXT)
+        self._set_armed(False)
+
+    def _set_armed(self, armed: bool) -> None:
+        self.discard_button.setProperty("armed", armed)
+        style = self.discard_button.style()
+        if style is not None:  # re-apply the style sheet for the new property value
+            style.unpolish(self.discard_button)
+            style.polish(self.discard_button)
 
     def _send_keys(self, keys: tuple[str, ...]) -> None:
         if self.link.running:
@@ -319,6 +355,9 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(active)
         self.success_button.setEnabled(active)
         self.failure_button.setEnabled(active)
+        self.discard_button.setEnabled(active)
+        if not active and self._discard_timer.isActive():
+            self._disarm_discard()
         self.takeover_button.setEnabled(active and mode in ("AUTONOMOUS", "RAMP", "HOLD"))
         self.handback_button.setEnabled(active and mode == "HUMAN")
         self.resume_button.setEnabled(status is not None and mode == "HOLD")

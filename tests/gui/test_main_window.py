@@ -93,6 +93,7 @@ def test_buttons_follow_state(qtbot: Any, engine: Any, console: Any) -> None:
             "handback": console.handback_button,
             "success": console.success_button,
             "failure": console.failure_button,
+            "discard": console.discard_button,
             "hold": console.hold_button,
             "resume": console.resume_button,
             "estop": console.estop_button,
@@ -101,15 +102,15 @@ def test_buttons_follow_state(qtbot: Any, engine: Any, console: Any) -> None:
         return {name for name, button in buttons.items() if button.isEnabled()}
 
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=10)
-    assert enabled() == {"stop", "takeover", "success", "failure", "hold", "estop"}
+    assert enabled() == {"stop", "takeover", "success", "failure", "discard", "hold", "estop"}
     show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=11)
-    assert enabled() == {"stop", "handback", "success", "failure", "hold", "estop"}
+    assert enabled() == {"stop", "handback", "success", "failure", "discard", "hold", "estop"}
     show(qtbot, engine, console, mode="RAMP", episode_active=True, step=12)
-    assert enabled() == {"stop", "takeover", "success", "failure", "hold", "estop"}
+    assert enabled() == {"stop", "takeover", "success", "failure", "discard", "hold", "estop"}
     show(qtbot, engine, console, mode="HOLD", episode_active=True, step=13)
-    assert enabled() == {"stop", "takeover", "success", "failure", "resume", "estop"}
+    assert enabled() == {"stop", "takeover", "success", "failure", "discard", "resume", "estop"}
     show(qtbot, engine, console, mode="ESTOP", episode_active=True, step=14)
-    assert enabled() == {"stop", "success", "failure", "reset"}
+    assert enabled() == {"stop", "success", "failure", "discard", "reset"}
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=False, step=0)
     assert enabled() == {"start", "hold", "estop"}
 
@@ -139,6 +140,27 @@ def test_clicks_send_commands(qtbot: Any, engine: Any, console: Any) -> None:
         Command(CommandName.ESTOP),
         Command(CommandName.RESET_ESTOP),
     ]
+
+
+def test_discard_needs_a_second_click(qtbot: Any, engine: Any, console: Any) -> None:
+    show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=5)
+    qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)
+    assert engine.commands == [] and console.discard_button.text() == "Click again to discard"
+    assert "again" in console.message_label.text()
+    qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: engine.commands == [Command(CommandName.DISCARD_EPISODE)], timeout=3000)
+    assert console.discard_button.text() == "Discard episode"
+
+
+def test_discard_disarms_by_itself_and_when_the_attempt_ends(qtbot: Any, engine: Any, console: Any) -> None:
+    show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=5)
+    console._discard_timer.setInterval(100)
+    qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: console.discard_button.text() == "Discard episode", timeout=3000)
+    qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)  # arms again, sends nothing
+    show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=False, step=0)
+    assert console.discard_button.text() == "Discard episode" and not console.discard_button.isEnabled()
+    assert engine.commands == []
 
 
 def test_disabled_button_sends_nothing(qtbot: Any, engine: Any, console: Any) -> None:
