@@ -305,7 +305,7 @@ def print_result(r: Result) -> None:
         lat = np.asarray(r.latencies)
         print(
             f"  takeover latency (report push -> first HUMAN action sent): n={len(lat)}   "
-            f"p50 {np.percentile(lat, 50):.2f}   max {lat.max():.2f} periods"
+            f"p50 {np.percentile(lat, 50):.3f}   max {lat.max():.3f} periods"
         )
     if r.boundaries:
         for label, kinds in (

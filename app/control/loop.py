@@ -371,14 +371,15 @@ class ControlLoop:
 
     def _start_envelope(self) -> None:
         """The hand-back speed cap: through the blend, the fastest the commanded target moved in
-        the last half second, so the blend is never faster than the operator was; after it,
-        rising by that speed (at least an eighth of the largest step) every ``ramp_steps`` periods
-        until the policy's action fits under it."""
+        the last half second, so the blend is never faster than the operator was, but at least
+        an eighth of the largest step, so a hand-back from a resting operator (or a resume from
+        hold) still starts moving; after the blend, rising by that cap every ``ramp_steps``
+        periods until the policy's action fits under it."""
         safety = self.config.safety
         floor = safety.max_step_m / safety.ee_delta_scale / 8.0
-        cap = max(self._recent_steps, default=0.0)
+        cap = max(max(self._recent_steps, default=0.0), floor)
         steps = max(self.config.ramp_steps, 1)
-        self._envelope.start(cap, steps, max(cap, floor) / steps)
+        self._envelope.start(cap, steps, cap / steps)
 
     def _arbitrate(
         self, mode: Mode, policy_action: np.ndarray | None, commands: list[TeleopCommand]

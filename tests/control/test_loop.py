@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from takeover.app.control.blending import blend_weights
 from takeover.app.control.loop import ControlLoop, LoopConfig, PolicyUnavailable
 from takeover.app.control.pacing import FakeClock
 from takeover.app.control.safety import SafetyConfig
@@ -205,6 +206,41 @@ def test_handback_is_never_faster_than_the_operator_was_then_accelerates_to_the_
     np.testing.assert_allclose(speed[ramp_end:], 0.9, rtol=1e-6)
     sources = [s.control_source for s in tape.steps]
     assert sources[40:ramp_end] == [ControlSource.RAMP] * (ramp_end - 40)
+
+
+class RestingDevice(ScheduledDevice):
+    """Takes over and hands back on schedule, but never moves the robot."""
+
+    def read(self) -> TeleopCommand:
+        cmd = super().read()
+        return TeleopCommand(cmd.t, np.zeros(6, dtype=np.float32), 1.0, cmd.requests, True, True)
+
+
+def test_handback_from_a_resting_operator_starts_moving_during_the_blend() -> None:
+    """An operator who let go before handing back: the blend is capped at the floor (an eighth of
+    the largest step), not at standstill, and the speed rises smoothly from zero."""
+    clock = FakeClock()
+    tape = Tape()
+    loop = ControlLoop(
+        PointStation(clock),
+        FastPolicy(),
+        [RestingDevice({2: TeleopRequest.TAKEOVER, 40: TeleopRequest.HANDBACK}, clock)],
+        [tape],
+        LoopConfig(rate_hz=50.0, max_steps=100, safety=POINT_SCALE),
+        clock=clock,
+    )
+    loop.run_episode()
+    ramp = loop.config.ramp_steps
+    floor = POINT_SCALE.max_step_m / POINT_SCALE.ee_delta_scale / 8.0
+    speed = np.linalg.norm(np.stack([s.action for s in tape.steps])[:, :3], axis=1)
+    assert np.all(speed[30:40] == 0.0)  # resting
+    blend = speed[40 : 40 + ramp]
+    assert np.all(blend > 0.0) and np.all(blend <= floor + 1e-6) and np.all(np.diff(blend) >= -1e-6)
+    # no jump: within the blend no steeper than the min-jerk weights, then rising by floor / ramp
+    assert np.max(np.diff(speed[39 : 40 + ramp])) <= 0.9 * np.max(np.diff(blend_weights(ramp))) + 1e-6
+    assert np.max(np.diff(speed[40 + ramp - 1 :])) <= floor / ramp + 1e-6
+    ramp_end = {e.kind: e.step for e in tape.events}[EventKind.RAMP_END]
+    np.testing.assert_allclose(speed[ramp_end:], 0.9, rtol=1e-6)
 
 
 def test_handback_speed_cap_can_be_turned_off() -> None:
