@@ -173,16 +173,18 @@ class FastPolicy(ConstantPolicy):
         return np.tile(np.array([0.9, 0.0, 0.0, -1.0], dtype=np.float32), (4, 1))
 
 
-def handback_run(**cfg: Any) -> tuple[ControlLoop, Tape, np.ndarray]:
+def handback_run(
+    device: type[ScheduledDevice] = ScheduledDevice, max_steps: int = 80, **cfg: Any
+) -> tuple[ControlLoop, Tape, np.ndarray]:
     """The operator takes over at period 2 and hands back at 40; the fast policy wants 0.9."""
     clock = FakeClock()
     tape = Tape()
     loop = ControlLoop(
         PointStation(clock),
         FastPolicy(),
-        [ScheduledDevice({2: TeleopRequest.TAKEOVER, 40: TeleopRequest.HANDBACK}, clock)],
+        [device({2: TeleopRequest.TAKEOVER, 40: TeleopRequest.HANDBACK}, clock)],
         [tape],
-        LoopConfig(rate_hz=50.0, max_steps=80, safety=POINT_SCALE, **cfg),
+        LoopConfig(rate_hz=50.0, max_steps=max_steps, safety=POINT_SCALE, **cfg),
         clock=clock,
     )
     loop.run_episode()
@@ -219,20 +221,9 @@ class RestingDevice(ScheduledDevice):
 def test_handback_from_a_resting_operator_starts_moving_during_the_blend() -> None:
     """An operator who let go before handing back: the blend is capped at the floor (an eighth of
     the largest step), not at standstill, and the speed rises smoothly from zero."""
-    clock = FakeClock()
-    tape = Tape()
-    loop = ControlLoop(
-        PointStation(clock),
-        FastPolicy(),
-        [RestingDevice({2: TeleopRequest.TAKEOVER, 40: TeleopRequest.HANDBACK}, clock)],
-        [tape],
-        LoopConfig(rate_hz=50.0, max_steps=100, safety=POINT_SCALE),
-        clock=clock,
-    )
-    loop.run_episode()
+    loop, tape, speed = handback_run(RestingDevice, max_steps=100)
     ramp = loop.config.ramp_steps
     floor = POINT_SCALE.max_step_m / POINT_SCALE.ee_delta_scale / 8.0
-    speed = np.linalg.norm(np.stack([s.action for s in tape.steps])[:, :3], axis=1)
     assert np.all(speed[30:40] == 0.0)  # resting
     blend = speed[40 : 40 + ramp]
     assert np.all(blend > 0.0) and np.all(blend <= floor + 1e-6) and np.all(np.diff(blend) >= -1e-6)
