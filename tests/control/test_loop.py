@@ -234,6 +234,41 @@ def test_handback_from_a_resting_operator_starts_moving_during_the_blend() -> No
     np.testing.assert_allclose(speed[ramp_end:], 0.9, rtol=1e-6)
 
 
+class QuickReturnDevice(ScheduledDevice):
+    """Pushes +y slowly (0.2) until period 45, then fast (1.0): faster than the hand-back cap."""
+
+    def read(self) -> TeleopCommand:
+        cmd = super().read()
+        twist = np.array([0, 0.2 if self.reads <= 45 else 1.0, 0, 0, 0, 0], np.float32)
+        return TeleopCommand(cmd.t, twist, 1.0, cmd.requests, True, True)
+
+
+def test_a_takeover_during_the_hand_back_cap_is_not_capped() -> None:
+    """The cap belongs to the hand-back: taking over again in RAMP gives the human full speed."""
+    clock = FakeClock()
+    tape = Tape()
+    device = QuickReturnDevice(
+        {2: TeleopRequest.TAKEOVER, 40: TeleopRequest.HANDBACK, 45: TeleopRequest.TAKEOVER}, clock
+    )
+    loop = ControlLoop(
+        PointStation(clock),
+        FastPolicy(),
+        [device],
+        [tape],
+        LoopConfig(rate_hz=50.0, max_steps=80, safety=POINT_SCALE),
+        clock=clock,
+    )
+    loop.run_episode()
+    kinds = [(e.kind, e.step) for e in tape.events if e.kind is not EventKind.START]
+    assert kinds[:3] == [(EventKind.TAKEOVER, 2), (EventKind.HANDBACK, 40), (EventKind.TAKEOVER, 45)]
+    executed = np.stack([s.action for s in tape.steps])
+    speed = np.linalg.norm(executed[:, :3], axis=1)
+    assert np.all(speed[40:45] <= 0.25 + 1e-6)  # the hand-back was capped (at the floor)...
+    blend = loop.config.takeover_blend_steps
+    # ...the human who takes over again is not
+    np.testing.assert_allclose(executed[45 + blend :, :3], [[0.0, 1.0, 0.0]] * (80 - 45 - blend), atol=1e-6)
+
+
 def test_handback_speed_cap_can_be_turned_off() -> None:
     loop, tape, speed = handback_run(handback_speed_cap=False)
     ramp = loop.config.ramp_steps
