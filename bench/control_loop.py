@@ -2,11 +2,14 @@
 
 Run: ``MUJOCO_GL=egl python bench/control_loop.py`` (``--quick`` for a shorter run).
 
-Three runs, each with the real EpisodeRecorder writing 2 cameras into a temporary store:
+Runs, each with the real EpisodeRecorder writing 2 cameras into a temporary store:
 
 1. ``fake station``: an in-process station that answers at once (2 textured 224x168 frames per
    step), an in-process chunk policy, and an operator who takes over with a SpaceMouse: report
    bytes pushed from another thread into the fake HID transport, decoded by pyspacemouse.
+1b. ``fake station, slow policy``: the same station with the wave policy answering in 30 ms (a
+   policy server on another machine), asked synchronously (``inference_lead_steps = 0``) and
+   3 periods ahead on a worker thread (``inference_lead_steps = 3``).
 2. ``simulator``: the Meta-World station rendering ``corner`` and ``gripperPOV``, the shipped
    policy behind a real policy server on loopback, the same SpaceMouse operator.
 3. ``simulator, scripted``: the same simulator and policy, the scripted operator (the task's
@@ -94,6 +97,19 @@ class WavePolicy:
         return np.stack(
             [0.6 * np.cos(k / 25.0), 0.6 * np.sin(k / 25.0), 0.2 * np.sin(k / 40.0), np.ones(8)], axis=1
         ).astype(np.float32)
+
+
+class SlowWavePolicy(WavePolicy):
+    """The wave policy behind a slow link: every answer takes ``latency_s`` (a remote server)."""
+
+    policy_id = "slow-wave"
+
+    def __init__(self, latency_s: float) -> None:
+        self.latency_s = latency_s
+
+    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+        time.sleep(self.latency_s)
+        return super().infer(state, step)
 
 
 class Tap(Station):
@@ -238,6 +254,7 @@ def run(
     steps: int,
     episodes: int,
     operator: HandOperator | None,
+    lead: int = 0,
 ) -> Result:
     tap, tape = Tap(station), Tape()
     loop = ControlLoop(
@@ -245,7 +262,7 @@ def run(
         policy,
         devices,
         [EpisodeRecorder(store), tape],
-        LoopConfig(rate_hz=RATE_HZ, max_steps=steps, end_on_success=False),
+        LoopConfig(rate_hz=RATE_HZ, max_steps=steps, end_on_success=False, inference_lead_steps=lead),
     )
     errors: list[float] = []
     overruns = periods = 0
@@ -370,6 +387,30 @@ def main() -> None:
             for d in devices:
                 d.close()
         print_result(results[-1])
+        latency_s = 0.03
+        for lead in (0, 3):
+            how = "asked when the window runs out" if lead == 0 else f"asked {lead} periods ahead"
+            results.append(
+                run(
+                    f"fake station, policy answering in {1000 * latency_s:.0f} ms, {how}",
+                    FakeStation(),
+                    SlowWavePolicy(latency_s),
+                    [],
+                    store,
+                    500 if args.quick else 1000,
+                    1,
+                    None,
+                    lead=lead,
+                )
+            )
+            print_result(results[-1])
+        if len(results) == 3:
+            sync, ahead = results[1].timing, results[2].timing
+            print(
+                f"\n  asking ahead: overruns {int(sync['overruns'])} -> {int(ahead['overruns'])}, "
+                f"p99 period error {sync['p99']:.2f} -> {ahead['p99']:.2f} ms "
+                f"({sync['p99'] / max(ahead['p99'], 1e-9):.0f}x lower)"
+            )
         if args.no_sim:
             return
         from takeover.app.runtime import LocalPolicyServer, RemotePolicy, StartupError

@@ -98,6 +98,13 @@ class ChunkSplicer:
         return self._chunk is None or self._pos >= min(self.open_loop_steps, len(self._chunk))
 
     @property
+    def open_loop_left(self) -> int:
+        """Actions left in the current chunk's open-loop window (0 without a chunk)."""
+        if self._chunk is None:
+            return 0
+        return max(min(self.open_loop_steps, len(self._chunk)) - self._pos, 0)
+
+    @property
     def peek(self) -> np.ndarray | None:
         """The raw action the current chunk has for this period (None if none)."""
         if self._chunk is None or self._pos >= len(self._chunk):

@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from takeover.app.control.blending import ChunkSplicer, CrossFade, SpeedEnvelope
+from takeover.app.control.inference import ChunkPrefetcher, ChunkResult
 from takeover.app.control.pacing import Clock, CycleTimer
 from takeover.app.control.safety import ActionLimits, SafetyConfig
 from takeover.app.control.watchdog import Watchdogs
@@ -82,6 +83,10 @@ class LoopConfig:
     max_steps: int = 200
     open_loop_steps: int = 4
     """How many actions of a chunk are executed before the policy is asked again."""
+    inference_lead_steps: int = 0
+    """0: ask the policy for its next chunk in the period the open-loop window runs out, and wait
+    for it there. n >= 1: ask on a worker thread n periods before that and keep executing the
+    current chunk while the answer travels (for a policy server whose answer takes periods)."""
     human_gain: float = 1.0
     """Scale from device twist (-1..1) to the station's end-effector delta action."""
     end_on_success: bool = True
@@ -106,7 +111,7 @@ class LoopConfig:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
         if self.open_loop_steps < 1:
             raise ValueError(f"open_loop_steps must be at least 1, got {self.open_loop_steps}")
-        for name in ("ramp_steps", "takeover_blend_steps", "splice_steps"):
+        for name in ("ramp_steps", "takeover_blend_steps", "splice_steps", "inference_lead_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
@@ -167,6 +172,9 @@ class ControlLoop:
         self.control = EpisodeControl()
         self.watchdogs = Watchdogs(config.safety)
         self._splicer = ChunkSplicer(config.open_loop_steps, config.splice_steps)
+        self._prefetch: ChunkPrefetcher | None = None
+        if policy is not None and config.inference_lead_steps > 0:
+            self._prefetch = ChunkPrefetcher(policy.infer, lambda: getattr(policy, "last_extras", {}))
         self._fade = CrossFade()
         self._envelope = SpeedEnvelope(dims=3)
         recent = max(1, round(config.rate_hz / 2))  # the last half second
@@ -210,6 +218,8 @@ class ControlLoop:
         self._events = []
         self._step = 0
         self._splicer.clear()
+        if self._prefetch is not None:
+            self._prefetch.forget()
         self._extras: dict[str, np.ndarray] = {}
         self._fade.cancel()
         self._envelope.cancel()
@@ -288,32 +298,72 @@ class ControlLoop:
         nan = np.full(action_dim, np.nan, dtype=np.float32)
         if self.policy is None:
             return nan, None
-        if self._splicer.needs_chunk:
+        if self._prefetch is not None:
+            self._prefetch_chunk(obs, action_dim)
+        elif self._splicer.needs_chunk:
             t0 = self.clock.now()
-            chunk: np.ndarray | None = None
-            failed = ""
             try:
                 chunk = np.asarray(self.policy.infer(obs.state, self._step), dtype=np.float32)
+                extras = dict(getattr(self.policy, "last_extras", {}))
+                result = ChunkResult(self._step, chunk, None, extras)
             except PolicyUnavailable as exc:
-                failed = f"policy unavailable: {exc}"
-            late = self.watchdogs.policy(self.clock.now() - t0)
-            if chunk is not None and (chunk.ndim != 2 or chunk.shape[1] != action_dim):
-                failed, chunk = f"safety: policy chunk has shape {chunk.shape}", None
-            elif chunk is not None and not np.all(np.isfinite(chunk)):
-                failed, chunk = "safety: policy chunk is not finite (NaN/Inf refused)", None
-            driving = self.machine.mode in _POLICY_MODES
-            if chunk is not None:
-                self._extras = dict(getattr(self.policy, "last_extras", {}))
-            if chunk is not None and not (late and driving):
-                self._splicer.push(chunk)
-            else:
-                self._splicer.clear()
-            if driving and (failed or late):
-                self.machine.request(Request.HOLD, self.clock.now(), failed or late)
+                result = ChunkResult(self._step, None, exc)
+            self._use_chunk(result, self.clock.now() - t0, action_dim)
         nxt = self._splicer.next()
         if nxt is None:
             return nan, None
         return nxt[0].copy(), nxt[1]
+
+    def _prefetch_chunk(self, obs: Observation, action_dim: int) -> None:
+        """Ask ahead (``inference_lead_steps``); use the answer when it is there. With nothing left
+        to execute the loop waits for it, up to the policy watchdog's limit, as it would have
+        waited for a synchronous request."""
+        pf = self._prefetch
+        assert pf is not None
+        if not pf.pending and pf.idle and self._splicer.open_loop_left <= self.config.inference_lead_steps:
+            pf.submit(obs.state, self._step, self.clock.now())
+        if not pf.pending:
+            return
+        limit = self.config.safety.policy_timeout_ms / 1000.0
+        starving = self._splicer.peek is None and self.machine.mode in _POLICY_MODES
+        wait = max(limit - (self.clock.now() - pf.requested_at), 0.0) if starving else 0.0
+        result = pf.take(wait)
+        waited = self.clock.now() - pf.requested_at
+        if result is not None:
+            self._use_chunk(result, waited, action_dim)
+            return
+        if starving:  # it waited up to the limit (on the wall clock, which a test's clock is not)
+            waited = max(waited, limit + 1e-6)
+        late = self.watchdogs.policy(waited)
+        if late:  # give up on this request; the next one is asked once the robot is driven again
+            pf.forget()
+            self._splicer.clear()
+            if self.machine.mode in _POLICY_MODES:
+                self.machine.request(Request.HOLD, self.clock.now(), late)
+
+    def _use_chunk(self, result: ChunkResult, waited_s: float, action_dim: int) -> None:
+        """Check an answer of the policy and splice it in, or hold the robot and say why."""
+        if result.error is not None and not isinstance(result.error, PolicyUnavailable):
+            raise result.error
+        chunk = result.chunk
+        failed = f"policy unavailable: {result.error}" if result.error is not None else ""
+        late = self.watchdogs.policy(waited_s)
+        if chunk is not None and (chunk.ndim != 2 or chunk.shape[1] != action_dim or len(chunk) == 0):
+            failed, chunk = f"safety: policy chunk has shape {chunk.shape}", None
+        elif chunk is not None and not np.all(np.isfinite(chunk)):
+            failed, chunk = "safety: policy chunk is not finite (NaN/Inf refused)", None
+        if chunk is not None:
+            self._extras = result.extras
+            chunk = result.actions_from(self._step)
+            if len(chunk) == 0:
+                failed, chunk = f"policy chunk for step {result.step} arrived after its last action", None
+        driving = self.machine.mode in _POLICY_MODES
+        if chunk is not None and not (late and driving):
+            self._splicer.push(chunk)
+        else:
+            self._splicer.clear()
+        if driving and (failed or late):
+            self.machine.request(Request.HOLD, self.clock.now(), failed or late)
 
     def _read_devices(self, obs: Observation, proposed: np.ndarray) -> list[TeleopCommand]:
         commands = []
