@@ -96,6 +96,19 @@ class ChunkPrefetcher:
         """Drop the pending request (a new episode, or given up on): its answer will be ignored."""
         self._pending = None
 
+    def drain(self, timeout_s: float) -> bool:
+        """Forget the pending request and wait up to ``timeout_s`` until none is in flight, so the
+        policy client is not in use by the worker outside an episode. True when idle."""
+        self._pending = None
+        fut = self._inflight
+        if fut is None:
+            return True
+        try:
+            fut.result(timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     def close(self) -> None:
         self._pending = None
         if self._thread is not None:

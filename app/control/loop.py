@@ -280,6 +280,11 @@ class ControlLoop:
                 break
             if cfg.paced:
                 timer.wait()
+        # Between attempts the policy client is its owner's again (who may close it): wait for a
+        # request still in flight, at most twice the policy watchdog's limit.
+        drain_s = 2.0 * cfg.safety.policy_timeout_ms / 1000.0
+        if self._prefetch is not None and not self._prefetch.drain(drain_s):
+            log.warning("a policy request is still unanswered %.1f s after the attempt ended", drain_s)
         outcome, discard = self.control.outcome, self.control.discard
         self.control.clear()
         self._emit(Event(EventKind.END, self._step, self.clock.now(), outcome))

@@ -74,30 +74,38 @@ class RealClockStation(PointStation):
         return self._obs()
 
 
-def test_hung_policy_server_holds_within_the_watchdog_limit() -> None:
+def run_against_hung_server(good: int, lead: int) -> tuple[Tape, int, np.ndarray]:
+    """40 periods at 50 Hz against a server that answers ``good`` chunks, then hangs:
+    (tape, step of the one hold, step times)."""
     safety = SafetyConfig(policy_timeout_ms=300.0)
-    with FlakyPolicyServer(good=2) as server:
+    with FlakyPolicyServer(good=good) as server:
         policy = RemotePolicy(server.url, timeout_s=5.0, infer_timeout_s=safety.policy_timeout_ms / 1000)
         policy.connect()
         try:
             tape = Tape()
-            loop = ControlLoop(
-                RealClockStation(),
-                policy,
-                [],
-                [tape],
-                LoopConfig(rate_hz=50.0, max_steps=40, safety=safety),
-                clock=Clock(),
-            )
-            loop.run_episode()
+            config = LoopConfig(rate_hz=50.0, max_steps=40, safety=safety, inference_lead_steps=lead)
+            ControlLoop(RealClockStation(), policy, [], [tape], config, clock=Clock()).run_episode()
         finally:
             policy.close()
     holds = [e for e in tape.events if e.kind is EventKind.HOLD]
     assert len(holds) == 1 and "policy" in holds[0].reason
     held_at = holds[0].step
     assert {s.control_source for s in tape.steps[held_at:]} == {ControlSource.HOLD}
+    return tape, held_at, np.array([s.t for s in tape.steps])
+
+
+def test_hung_policy_server_holds_within_the_watchdog_limit() -> None:
+    _, _, t = run_against_hung_server(good=2, lead=0)
     # The one stalled request cost at most the watchdog limit (plus scheduling), not the 5 s timeout.
-    t = np.array([s.t for s in tape.steps])
     assert np.max(np.diff(t)) < 0.3 + 0.2
     # ... and only once: while held, the loop keeps its rate instead of waiting every period.
     assert np.sum(np.diff(t) > 0.1) == 1
+
+
+def test_hung_policy_server_asked_ahead_holds_within_the_limit_and_stalls_at_most_once() -> None:
+    """The same over real sockets with the request sent ahead from the worker thread."""
+    tape, held_at, t = run_against_hung_server(good=3, lead=2)
+    # Three answered chunks were executed back to back before the hold, on time.
+    assert held_at >= 2 * 4 and {s.control_source for s in tape.steps[:held_at]} == {ControlSource.POLICY}
+    assert np.max(np.diff(t)) < 0.3 + 0.2
+    assert np.sum(np.diff(t) > 0.1) <= 1

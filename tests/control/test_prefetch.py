@@ -218,3 +218,32 @@ def test_prefetcher_sends_nothing_new_while_a_forgotten_request_is_still_out() -
     result = pf.take(wait_s=5.0)
     assert result is not None and result.step == 3
     pf.close()
+
+
+def test_no_request_is_in_flight_once_the_attempt_has_ended() -> None:
+    """The policy client is not used by the worker between attempts (its owner may close it)."""
+
+    class Sleepy:
+        policy_id = "sleepy"
+
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+            self.returned: list[int] = []
+
+        def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+            self.calls.append(step)
+            time.sleep(0.3 if step >= 15 else 0.0)  # the last request is still out at the end
+            self.returned.append(step)
+            return np.tile(np.array([0.1, 0, 0, -1], np.float32), (H, 1))
+
+    clock = FakeClock()
+    policy = Sleepy()
+    loop = ControlLoop(
+        CountingStation(clock), policy, [], [Tape()], LoopConfig(max_steps=23, inference_lead_steps=2), clock
+    )
+    loop.run_episode()
+    assert loop._prefetch is not None and loop._prefetch.idle and not loop._prefetch.pending
+    assert policy.returned == policy.calls and len(policy.calls) >= 2
+    calls = list(policy.calls)
+    time.sleep(0.1)
+    assert policy.calls == calls
