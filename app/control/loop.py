@@ -340,7 +340,7 @@ class ControlLoop:
         if starving:  # it waited up to the limit (on the wall clock, which a test's clock is not)
             waited = max(waited, limit + 1e-6)
         late = self.watchdogs.policy(waited)
-        if late:  # give up on this request; the next one is asked once the robot is driven again
+        if late:  # give up on this request; a new one goes out once it has returned
             pf.forget()
             self._splicer.clear()
             if self.machine.mode in _POLICY_MODES:
