@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import zmq
 
 from takeover.app import wire
@@ -68,12 +69,19 @@ class StatusBoard:
         self._last_t: float | None = None
         self.dropped_frames: Callable[[], dict[str, int]] | None = None
         """Live dropped-frame counts per camera (the recorder's), shown to the operator."""
+        self.previews: Callable[[], dict[str, np.ndarray]] | None = None
+        """Small live frames of the free-running cameras, added to every published status."""
         self._estop = False
         """A latched e-stop is shown as the mode until it is reset (also between attempts)."""
 
     def snapshot(self) -> Status:
         with self._lock:
             return self._status
+
+    def publishable(self) -> Status:
+        """The snapshot with the free-running cameras' newest frames (also between attempts)."""
+        status = self.snapshot()
+        return replace(status, previews=self.previews()) if self.previews is not None else status
 
     def update(self, **changes: object) -> None:
         with self._lock:
@@ -173,6 +181,7 @@ class Engine:
                 self._runtime = rt
                 if rt.recorder is not None:
                     self.board.dropped_frames = rt.recorder.dropped_frames
+                self.board.previews = rt.previews.previews
                 self.board.update(message="ready: press Start episode")
                 seed = 0
                 while not self._quit.is_set():
@@ -203,7 +212,7 @@ class Engine:
         period = 1.0 / STATUS_HZ
         try:
             while not self._quit.wait(period):
-                sock.send(self.board.snapshot().encode())
+                sock.send(self.board.publishable().encode())
         finally:
             sock.close()
 

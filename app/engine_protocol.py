@@ -80,6 +80,8 @@ class Status:
     image: np.ndarray | None = None
     timing: dict[str, float] = field(default_factory=dict)
     """Control-loop figures: 'period_ms', 'overruns', ..."""
+    previews: dict[str, np.ndarray] = field(default_factory=dict)
+    """Small live frames of the free-running cameras, by name (only cameras with a fresh frame)."""
 
     def encode(self) -> bytes:
         body: dict[str, Any] = {
@@ -97,6 +99,8 @@ class Status:
         }
         if self.image is not None:
             body["image"] = self.image
+        if self.previews:
+            body["previews"] = self.previews
         return wire.encode(body)
 
     @staticmethod
@@ -115,6 +119,15 @@ class Status:
                 camera=str(m.get("camera", "")),
                 image=m.get("image"),
                 timing=dict(m.get("timing", {})),
+                previews=_previews(m.get("previews", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise wire.WireError(f"malformed status: {exc}") from exc
+
+
+def _previews(value: Any) -> dict[str, np.ndarray]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in value.items()
+    ):
+        raise ValueError("previews must map camera names to arrays")
+    return dict(value)

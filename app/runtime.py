@@ -13,16 +13,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+import numpy as np
 
 from takeover.app import curve
 from takeover.app.config import AppConfig
 from takeover.app.control.loop import ControlLoop
 from takeover.app.remote_policy import PolicyConnectError, RemotePolicy
 from takeover.app.station.base import Station
+from takeover.recorder.cameras import LatestFrames
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
 from takeover.recorder.recovery import LogOutcome, recover_all
@@ -143,6 +147,8 @@ class Runtime:
         self.policy: RemotePolicy | None = None
         self.store: Store | None = None
         self.recorder: EpisodeRecorder | None = None
+        self.previews = LatestFrames()
+        """The newest frame of each free-running camera (the console's preview)."""
         self.recovered: list[LogOutcome] = []
         self.keyboard: KeyboardTeleop | None = None
         self.loop: ControlLoop | None = None
@@ -242,9 +248,16 @@ class Runtime:
             except (OSError, RuntimeError, ValueError) as exc:
                 raise StartupError(f"camera {section.name!r}: {exc}") from None
             self._stack.callback(camera.close)
-            capture = CameraCapture(camera, recorder.on_frame)
+            capture = CameraCapture(camera, self._sink(recorder))
             capture.start()
             self._stack.callback(capture.stop)
+
+    def _sink(self, recorder: EpisodeRecorder) -> Callable[[str, np.ndarray, float], None]:
+        def sink(camera: str, image: np.ndarray, t: float) -> None:
+            self.previews(camera, image, t)
+            recorder.on_frame(camera, image, t)
+
+        return sink
 
     def _open_devices(self) -> list[TeleopDevice]:
         kind = self.config.operator.kind

@@ -235,3 +235,34 @@ class CameraCapture:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+class LatestFrames:
+    """The newest frame of each free-running camera, for a live preview (any thread).
+
+    Use it as (or beside) a :class:`CameraCapture` sink. :meth:`previews` returns small copies:
+    each frame is subsampled by a whole stride until it is at most ``max_height`` rows high, and
+    a camera whose newest frame is older than ``max_age_s`` is left out, so a frozen picture is
+    never shown as a live one.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._frames: dict[str, tuple[float, np.ndarray]] = {}
+
+    def __call__(self, camera: str, image: np.ndarray, t: float) -> None:
+        with self._lock:
+            self._frames[camera] = (t, image)
+
+    def previews(self, max_height: int = 180, max_age_s: float = 1.0) -> dict[str, np.ndarray]:
+        now = self._clock()
+        with self._lock:
+            frames = dict(self._frames)
+        out = {}
+        for name, (t, image) in sorted(frames.items()):
+            if now - t > max_age_s:
+                continue
+            stride = max(1, -(-image.shape[0] // max_height))
+            out[name] = np.ascontiguousarray(image[::stride, ::stride])
+        return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QColor, QFont, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
@@ -21,6 +22,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +42,8 @@ MODE_COLORS: dict[str, QColor] = {
 NO_ENGINE_COLOR = QColor("#424242")
 UNKNOWN_MODE_COLOR = QColor("#616161")
 FRAME_STALE_S = 1.0
+PREVIEW_SIZE = (200, 150)
+"""Smallest size of a free-running camera's preview (its height is fixed)."""
 QUIT_TIMEOUT_MS = 300
 DISCARD_CONFIRM_MS = 3000
 """Discard asks for a second click within this long: a running attempt is not thrown away by one slip."""
@@ -98,6 +102,10 @@ class MainWindow(QMainWindow):
         self.camera_caption = QLabel("camera")
         self.camera_caption.setObjectName("cameraCaption")
         self.camera = CameraView()
+        self.preview_strip = QHBoxLayout()
+        self.previews: dict[str, CameraView] = {}
+        """One small live view per free-running camera, made when its first frame arrives."""
+        self._preview_at: dict[str, float] = {}
         self.episode_value = QLabel("—")
         self.step_value = QLabel("—")
         self.done_value = QLabel("—")
@@ -173,6 +181,7 @@ class MainWindow(QMainWindow):
         camera_box = QVBoxLayout()
         camera_box.addWidget(self.camera_caption)
         camera_box.addWidget(self.camera, 1)
+        camera_box.addLayout(self.preview_strip)
         camera_box.addWidget(self._legend())
 
         episode = QGroupBox("Episode")
@@ -333,9 +342,44 @@ class MainWindow(QMainWindow):
                 self._frame_at = time.monotonic()
             except ValueError as exc:
                 self.show_message(str(exc))
+        self._show_previews(status.previews)
         if status.message:
             self.show_message(status.message)
         self._update_buttons()
+
+    def _show_previews(self, frames: dict[str, np.ndarray]) -> None:
+        for name, frame in frames.items():
+            view = self.previews.get(name)
+            if view is None:
+                view = self._add_preview(name)
+            try:
+                view.set_frame(frame)
+                self._preview_at[name] = time.monotonic()
+            except ValueError as exc:
+                self.show_message(f"camera {name}: {exc}")
+        for name, view in self.previews.items():
+            if name not in frames:
+                view.set_stale(True)
+
+    def _add_preview(self, name: str) -> CameraView:
+        view = CameraView()
+        view.setMinimumSize(PREVIEW_SIZE[0], PREVIEW_SIZE[1])
+        view.setFixedHeight(PREVIEW_SIZE[1])
+        view.setFont(self.font())
+        caption = QLabel(f"camera: {name}")
+        caption.setObjectName("cameraCaption")
+        caption.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        holder = QWidget()
+        box = QVBoxLayout(holder)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(2)
+        box.addWidget(caption)
+        box.addWidget(view)
+        holder.setFixedHeight(PREVIEW_SIZE[1] + caption.sizeHint().height() + 2)
+        self.preview_strip.addWidget(holder)
+        holder.show()  # made after the window was shown
+        self.previews[name] = view
+        return view
 
     def show_message(self, text: str) -> None:
         self.message_label.setText(text)
@@ -367,8 +411,12 @@ class MainWindow(QMainWindow):
         self.reset_button.setEnabled(status is not None and mode == "ESTOP")
 
     def _check_frame_age(self) -> None:
-        if self._frame_at is None or time.monotonic() - self._frame_at > FRAME_STALE_S:
+        now = time.monotonic()
+        if self._frame_at is None or now - self._frame_at > FRAME_STALE_S:
             self.camera.set_stale(True)
+        for name, view in self.previews.items():
+            if now - self._preview_at.get(name, 0.0) > FRAME_STALE_S:
+                view.set_stale(True)
 
     def _on_connection_lost(self, initial: bool = False) -> None:
         self.camera.set_stale(True)

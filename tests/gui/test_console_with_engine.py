@@ -35,12 +35,16 @@ def live_engine(tmp_path: Path) -> Any:
     status = f"tcp://127.0.0.1:{free_port()}"
     command = f"tcp://127.0.0.1:{free_port()}"
     store = tmp_path / "store"
+    config = tmp_path / "wrist.toml"  # a free-running camera beside the station's own
+    config.write_text('[[camera]]\nname = "wrist"\nkind = "synthetic"\nwidth = 320\nheight = 240\nfps = 15\n')
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "takeover.app.cli",
             "engine",
+            "--config",
+            str(config),
             "--status-endpoint",
             status,
             "--command-endpoint",
@@ -75,6 +79,9 @@ def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_p
     qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
     shown(lambda s: s.episode_active and s.mode == "AUTONOMOUS" and s.step > 3 and s.image is not None)
     assert window.camera.frame_size is not None
+    # The free-running camera is previewed live beside the station's camera.
+    qtbot.waitUntil(lambda: "wrist" in window.previews and not window.previews["wrist"].stale, timeout=5000)
+    assert window.previews["wrist"].isVisible()
 
     qtbot.mouseClick(window.takeover_button, Qt.MouseButton.LeftButton)
     shown(lambda s: s.mode == "HUMAN")

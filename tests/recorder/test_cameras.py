@@ -94,3 +94,20 @@ def test_several_cameras_record_at_once_through_capture_threads(store: Store, tm
     for cam in ep.cameras.values():
         assert np.all(np.diff(cam.timestamps) > 0) and cam.dropped == 0
         assert np.all((cam.step_index >= 0) & (cam.step_index < ep.num_steps))
+
+
+def test_latest_frames_gives_small_fresh_copies_only() -> None:
+    from takeover.recorder.cameras import LatestFrames
+
+    now = [100.0]
+    frames = LatestFrames(clock=lambda: now[0])
+    big = np.arange(480 * 640 * 3, dtype=np.uint32).astype(np.uint8).reshape(480, 640, 3)
+    frames("wrist", big, 99.9)
+    frames("top", big[:120, :160], 98.0)  # older than a second: not shown as live
+    previews = frames.previews(max_height=180)
+    assert list(previews) == ["wrist"]
+    small = previews["wrist"]
+    assert small.shape == (160, 214, 3) and small.flags.c_contiguous  # stride 3: 480 -> 160 rows
+    np.testing.assert_array_equal(small, big[::3, ::3])
+    frames("top", big[:120, :160], 100.0)
+    assert frames.previews()["top"].shape == (120, 160, 3)  # already small: unchanged
