@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from takeover.storage.blobs import LocalBlobStore
-from takeover.storage.cache import fetch_verified
+from takeover.storage.cache import Verify, fetch_verified
 from takeover.storage.episode_file import EpisodeHeader, EpisodeReader, read_header
 from takeover.storage.errors import EpisodeFileError, StorageError
 from takeover.storage.manifest import Manifest
@@ -146,22 +146,25 @@ def pull(
     tag: str,
     store: Store | Path | str | None = None,
     cache_dir: Path | str | None = None,
+    verify: Verify = "stamp",
 ) -> EpisodeDataset:
     """Resolve ``tag``, copy its episode files into a verified cache, and return a Dataset over them.
 
     ``store`` is an open :class:`Store`, the path of one, or None for the default store;
-    ``cache_dir`` defaults to :func:`default_cache_root`.
+    ``cache_dir`` defaults to :func:`default_cache_root`. Every blob is hashed when it enters the
+    cache; ``verify="stamp"`` (the default) hashes a cached blob again only if its file changed
+    since (see :mod:`takeover.storage.cache`), ``verify="full"`` hashes every blob again.
     """
     own = not isinstance(store, Store)
     st = store if isinstance(store, Store) else Store.open(Path(store) if store else default_store_root())
     try:
         version = st.resolve(tag)
         cache = LocalBlobStore(Path(cache_dir) if cache_dir else default_cache_root())
-        files = fetch_verified(st.blobs, cache, [e.digest for e in version.manifest.episodes])
+        files = fetch_verified(st.blobs, cache, [e.digest for e in version.manifest.episodes], verify)
         headers = [read_header(f) for f in files]
         # Frames kept in separate blobs follow their episode files into the cache.
         frame_blobs = sorted({d for h in headers for d in h.frame_blobs})
-        fetch_verified(st.blobs, cache, frame_blobs)
+        fetch_verified(st.blobs, cache, frame_blobs, verify)
     finally:
         if own:
             st.close()

@@ -104,6 +104,39 @@ def test_corrupt_cache_file_is_fetched_again(tagged: Store, tmp_path: Path) -> N
     np.testing.assert_array_equal(ds2[5]["state"].numpy(), tagged.read_episode("b").state[0])
 
 
+def test_a_second_pull_trusts_unchanged_stamped_files_and_full_verify_rehashes(
+    tagged: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from takeover.storage import blobs
+
+    cache = tmp_path / "cache"
+    ds = pull("v1", tagged, cache_dir=cache)
+    hashed: list[Path] = []
+    real = blobs.sha256_file
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(blobs, "sha256_file", counting)
+    pull("v1", tagged, cache_dir=cache)
+    assert hashed == []  # every cached file matched the stamp written when it was hashed
+    # Bit rot that keeps size and time is invisible to the stamp; verify="full" finds it.
+    victim = ds.files[0]
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(victim, 0o644)
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert pull("v1", tagged, cache_dir=cache).files[0] == victim and victim.read_bytes() == bytes(data)
+    ds3 = pull("v1", tagged, cache_dir=cache, verify="full")
+    assert len(hashed) >= len(ds.files)
+    assert ds3.files[0].read_bytes() == tagged.blobs.path(victim.name).read_bytes()
+    with pytest.raises(ValueError, match="verify"):
+        pull("v1", tagged, cache_dir=cache, verify="sometimes")  # type: ignore[arg-type]
+
+
 def test_corrupt_store_blob_is_refused(tagged: Store, tmp_path: Path) -> None:
     digest = tagged.episodes_in("v1")[0].digest
     p = tagged.blobs.path(digest)
