@@ -23,6 +23,23 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, metavar="HZ", help="control rate")
     p.add_argument("--max-steps", type=int, metavar="N", help="steps before an attempt times out")
     p.add_argument("--no-pacing", action="store_true", help="run as fast as the station allows")
+    p.add_argument(
+        "--ask-ahead",
+        type=_periods,
+        metavar="N",
+        help="ask the policy for its next chunk N periods early, on a worker thread "
+        "(for a policy server whose answers take periods; default 0: when the chunk is used up)",
+    )
+
+
+def _periods(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of periods: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
 
 
 def _config_from(args: argparse.Namespace) -> AppConfig:
@@ -32,7 +49,12 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
         store={"path": args.store},
         operator={"kind": args.operator},
         policy={"url": args.policy_url, "checkpoint": args.checkpoint},
-        loop={"rate_hz": args.rate, "max_steps": args.max_steps, "paced": False if args.no_pacing else None},
+        loop={
+            "rate_hz": args.rate,
+            "max_steps": args.max_steps,
+            "paced": False if args.no_pacing else None,
+            "inference_lead_steps": args.ask_ahead,
+        },
     )
 
 
@@ -69,7 +91,7 @@ def _run_console(args: argparse.Namespace) -> int:
         "--parent-pid",
         str(os.getpid()),
     ]
-    for flag in ("config", "store", "operator", "policy_url", "checkpoint", "rate", "max_steps"):
+    for flag in ("config", "store", "operator", "policy_url", "checkpoint", "rate", "max_steps", "ask_ahead"):
         value = getattr(args, flag)
         if value is not None:
             engine_cmd += [f"--{flag.replace('_', '-')}", str(value)]

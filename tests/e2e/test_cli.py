@@ -100,3 +100,15 @@ def test_malformed_config_is_a_clear_error(tmp_path: Path, text: str, expected: 
     proc = takeover("run", "--headless", "--config", str(cfg), tmp_path=tmp_path)
     assert proc.returncode == 2
     assert expected in proc.stderr and str(cfg) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ask_ahead_reaches_the_loop_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    from takeover.app.cli import _config_from
+
+    args = build_parser().parse_args(["run", "--headless", "--ask-ahead", "3"])
+    assert _config_from(args).loop.inference_lead_steps == 3
+    assert _config_from(build_parser().parse_args(["run"])).loop.inference_lead_steps == 0
+    for bad in ("-1", "soon"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["run", "--ask-ahead", bad])
+        assert "--ask-ahead" in capsys.readouterr().err
