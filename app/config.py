@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from takeover.app.control.loop import LoopConfig
+from takeover.recorder.settings import RecorderConfig
 
 
 class ConfigError(ValueError):
@@ -141,6 +142,7 @@ class AppConfig:
     operator: OperatorSection = field(default_factory=OperatorSection)
     store: StoreSection = field(default_factory=StoreSection)
     camera: tuple[CameraSection, ...] = ()
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
 
 
 def _build(cls: type[Any], values: Any, where: str, source: str) -> Any:

@@ -181,7 +181,7 @@ class Runtime:
         self.station.connect()
         self._stack.callback(self.station.close)
         devices = self._open_devices()
-        self.recorder = EpisodeRecorder(self.store)
+        self.recorder = EpisodeRecorder(self.store, self.config.recorder)
         self._start_cameras(self.recorder)
         self.loop = ControlLoop(
             self.station,

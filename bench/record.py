@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from takeover.recorder.cameras import CameraCapture, SyntheticCamera, SyntheticCameraConfig
-from takeover.recorder.recorder import EpisodeRecorder
+from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
 from takeover.recorder.testing import end_record, start_record, step_record
 from takeover.storage.episode_file import EpisodeReader
 from takeover.storage.pull import decode_rgb_chw
@@ -39,10 +39,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="state rate (Hz)")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--jpeg-quality", type=int, default=RecorderConfig().jpeg_quality)
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="takeover-bench-") as tmp, Store.create(Path(tmp) / "s") as store:
-        rec = EpisodeRecorder(store)
+        rec = EpisodeRecorder(store, RecorderConfig(jpeg_quality=args.jpeg_quality))
         cams = [
             SyntheticCamera(SyntheticCameraConfig(f"cam{i}", args.width, args.height, args.fps, seed=i))
             for i in range(args.cameras)

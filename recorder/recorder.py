@@ -19,38 +19,18 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
 from takeover.recorder.recovery import remove_log, store_log
+from takeover.recorder.settings import RecorderConfig
 from takeover.recorder.wal import Frame, Sample, WalWriter
 from takeover.storage.schema import Event
 from takeover.storage.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RecorderConfig:
-    jpeg_quality: int = 90
-    queue_frames: int = 64
-    """Frames waiting for an encoder, all cameras together; beyond that frames are dropped (counted)."""
-    encode_workers: int = 2
-    sync_interval_s: float = 0.25
-    """The write-ahead log is made durable at least this often."""
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
-        if self.queue_frames < 1:
-            raise ValueError("queue_frames must be at least 1")
-        if self.encode_workers < 1:
-            raise ValueError("encode_workers must be at least 1")
-        if not 0 < self.sync_interval_s <= 1.0:
-            raise ValueError(f"sync_interval_s must be in (0, 1], got {self.sync_interval_s}")
 
 
 _FrameJob = tuple[str, np.ndarray, float, int]

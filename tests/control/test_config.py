@@ -63,3 +63,10 @@ def test_the_documented_example_is_a_valid_configuration(tmp_path: Path) -> None
     assert cfg.loop.ramp_steps == defaults.ramp_steps and cfg.loop.handback_speed_cap
     assert cfg.loop.safety.max_step_m == defaults.safety.max_step_m
     assert cfg.loop.safety.x_min == -1.0e9 and cfg.camera[0].name == "wrist"
+
+
+def test_recorder_settings_are_read_and_checked(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "[recorder]\njpeg_quality = 75\nencode_workers = 1\n"))
+    assert cfg.recorder.jpeg_quality == 75 and cfg.recorder.encode_workers == 1
+    with pytest.raises(ConfigError, match=r"jpeg_quality must be in 1\.\.100"):
+        load_config(write(tmp_path, "[recorder]\njpeg_quality = 0\n"))
