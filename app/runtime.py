@@ -24,6 +24,7 @@ import numpy as np
 from takeover.app import curve
 from takeover.app.config import AppConfig
 from takeover.app.control.loop import ControlLoop
+from takeover.app.control.safety import ActionLimits
 from takeover.app.remote_policy import PolicyConnectError, RemotePolicy
 from takeover.app.station.base import Station
 from takeover.recorder.cameras import LatestFrames
@@ -180,6 +181,10 @@ class Runtime:
         self.station = build_station(cfg)
         self.station.connect()
         self._stack.callback(self.station.close)
+        try:  # the configured workspace must fit the station's own box, if it declares one
+            ActionLimits.for_station(cfg.loop.safety, self.station.info)
+        except ValueError as exc:
+            raise StartupError(f"[loop.safety]: {exc}") from None
         devices = self._open_devices()
         self.recorder = EpisodeRecorder(self.store, self.config.recorder)
         self._start_cameras(self.recorder)

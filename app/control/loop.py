@@ -198,7 +198,7 @@ class ControlLoop:
         for dev in self.devices:
             if isinstance(dev, ScriptedOperator):
                 dev.begin_attempt()
-        limits = ActionLimits(cfg.safety, np.asarray(info.action_low), np.asarray(info.action_high))
+        limits = ActionLimits.for_station(cfg.safety, info)
         timer = CycleTimer(cfg.rate_hz, clock=self.clock)
         self.last_timer = timer
         start = EpisodeStart(

@@ -15,9 +15,12 @@ Limits that clamp report a reason, so the loop can record an event when a limit 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from takeover.app.station.base import StationInfo
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,36 @@ class Checked:
 class ActionLimits:
     """Checks and limits end-effector delta actions ``(dx, dy, dz, ..., gripper)``."""
 
-    def __init__(self, config: SafetyConfig, low: np.ndarray, high: np.ndarray) -> None:
+    def __init__(
+        self,
+        config: SafetyConfig,
+        low: np.ndarray,
+        high: np.ndarray,
+        station_box: tuple[Sequence[float], Sequence[float]] | None = None,
+    ) -> None:
+        """``low`` / ``high``: the station's action range. ``station_box``: the box the station keeps
+        its target in, if it says; the target is then kept inside both boxes."""
         self.config = config
         self.low = np.asarray(low, dtype=np.float64)
         self.high = np.asarray(high, dtype=np.float64)
         self._box_lo = config.workspace_low
         self._box_hi = config.workspace_high
+        if station_box is not None:
+            self._box_lo = np.maximum(self._box_lo, np.asarray(station_box[0], dtype=np.float64))
+            self._box_hi = np.minimum(self._box_hi, np.asarray(station_box[1], dtype=np.float64))
+            if not np.all(self._box_lo < self._box_hi):
+                raise ValueError(
+                    f"the configured workspace box and the station's ({list(station_box[0])} .. "
+                    f"{list(station_box[1])}) do not overlap"
+                )
+
+    @classmethod
+    def for_station(cls, config: SafetyConfig, info: StationInfo) -> ActionLimits:
+        """The limits for ``info``'s action range and workspace box (if it has one)."""
+        box = None
+        if info.workspace_low is not None and info.workspace_high is not None:
+            box = (info.workspace_low, info.workspace_high)
+        return cls(config, np.asarray(info.action_low), np.asarray(info.action_high), box)
 
     def check(self, action: np.ndarray, ee_target: np.ndarray, hold: np.ndarray) -> Checked:
         a = np.asarray(action, dtype=np.float64)

@@ -36,6 +36,12 @@ class StationInfo:
     rate_hz: float
     action_low: tuple[float, ...]
     action_high: tuple[float, ...]
+    workspace_low: tuple[float, float, float] | None = None
+    workspace_high: tuple[float, float, float] | None = None
+    """The box (metres) the station itself keeps its commanded end-effector target in, if it has
+    one. The loop keeps the target inside it too (and inside the configured box), so the executed
+    action it records is the motion the station actually commands, and a clamp is a ``limit``
+    event instead of a silent difference."""
 
 
 class Station(abc.ABC):

@@ -138,6 +138,8 @@ class BridgeStation(Station):
             rate_hz=c.rate_hz,
             action_low=(-1.0,) * ACTION_DIM,
             action_high=(1.0,) * ACTION_DIM,
+            workspace_low=c.workspace_low,
+            workspace_high=c.workspace_high,
         )
 
     def reset(self, seed: int | None = None) -> Observation:

@@ -157,7 +157,18 @@ class MetaWorldStation(Station):
             rate_hz=self.config.rate_hz,
             action_low=(-1.0,) * ACTION_DIM,
             action_high=(1.0,) * ACTION_DIM,
+            workspace_low=self._mocap_box(0),
+            workspace_high=self._mocap_box(1),
         )
+
+    def _mocap_box(self, side: int) -> tuple[float, float, float] | None:
+        """Meta-World clips its mocap target to ``mocap_low`` / ``mocap_high`` (known once connected)."""
+        env = self._env
+        box = getattr(env, "mocap_low" if side == 0 else "mocap_high", None) if env is not None else None
+        if box is None:
+            return None
+        x, y, z = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(3))
+        return (x, y, z)
 
     @property
     def steps(self) -> int:

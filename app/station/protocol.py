@@ -190,7 +190,23 @@ def info_to_wire(info: StationInfo) -> dict[str, Any]:
         "rate_hz": info.rate_hz,
         "action_low": list(info.action_low),
         "action_high": list(info.action_high),
+        **(
+            {"workspace_low": list(info.workspace_low), "workspace_high": list(info.workspace_high)}
+            if info.workspace_low is not None and info.workspace_high is not None
+            else {}
+        ),
     }
+
+
+def _box(info: dict[str, Any], key: str) -> tuple[float, float, float] | None:
+    """An optional corner of the workspace box: 3 finite numbers, or absent."""
+    if key not in info:
+        return None
+    value = info[key]
+    if not isinstance(value, list) or len(value) != 3:
+        raise ValueError(f"{key!r} must be a list of 3 numbers")
+    x, y, z = (_number(v, repr(key)) for v in value)
+    return (x, y, z)
 
 
 def info_from_wire(value: Any) -> StationInfo:
@@ -207,9 +223,16 @@ def info_from_wire(value: Any) -> StationInfo:
             rate_hz=_number(value["rate_hz"], "'rate_hz'"),
             action_low=tuple(_number(x, "'action_low'") for x in value["action_low"]),
             action_high=tuple(_number(x, "'action_high'") for x in value["action_high"]),
+            workspace_low=_box(value, "workspace_low"),
+            workspace_high=_box(value, "workspace_high"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"malformed station info: {type(exc).__name__}: {exc}") from None
     if not (len(info.action_low) == len(info.action_high) == info.action_dim >= 1) or info.state_dim < 1:
         raise ProtocolError("station info: action limits must match action_dim >= 1, and state_dim >= 1")
+    lo, hi = info.workspace_low, info.workspace_high
+    if (lo is None) != (hi is None):
+        raise ProtocolError("station info: workspace_low and workspace_high come together")
+    if lo is not None and hi is not None and not all(a < b for a, b in zip(lo, hi, strict=True)):
+        raise ProtocolError("station info: workspace_low must be below workspace_high on every axis")
     return info

@@ -49,6 +49,19 @@ def test_workspace_box_stops_the_target_at_the_wall_and_lets_it_slide() -> None:
     np.testing.assert_allclose(out.action[:3], [0, 0, 1.0], atol=1e-6)
 
 
+def test_the_station_box_is_kept_too_and_must_overlap_the_configured_one() -> None:
+    station_box = ((-1.0, -1.0, 0.2), (1.0, 1.0, 0.4))
+    limits = ActionLimits(SafetyConfig(ee_delta_scale=0.01), LOW, HIGH, station_box)  # config unbounded
+    out = limits.check(np.array([0, 0, -1.0, 0]), np.array([0, 0, 0.205]), HOLD)
+    assert out.clamped == ("workspace",)
+    np.testing.assert_allclose(out.action[:3], [0, 0, -0.5], atol=1e-5)  # stops at the station's floor
+    both = ActionLimits(SafetyConfig(ee_delta_scale=0.01, z_max=0.3), LOW, HIGH, station_box)
+    out = both.check(np.array([0, 0, 1.0, 0]), np.array([0, 0, 0.295]), HOLD)
+    np.testing.assert_allclose(out.action[:3], [0, 0, 0.5], atol=1e-5)  # the configured ceiling is lower
+    with pytest.raises(ValueError, match="do not overlap"):
+        ActionLimits(SafetyConfig(z_min=0.5, z_max=0.9), LOW, HIGH, station_box)
+
+
 def test_safety_config_is_validated() -> None:
     with pytest.raises(ValueError, match="z_min"):
         SafetyConfig(z_min=1.0, z_max=0.0)

@@ -112,3 +112,13 @@ def test_ask_ahead_reaches_the_loop_configuration(capsys: pytest.CaptureFixture[
         with pytest.raises(SystemExit):
             build_parser().parse_args(["run", "--ask-ahead", bad])
         assert "--ask-ahead" in capsys.readouterr().err
+
+
+@pytest.mark.sim
+def test_a_workspace_outside_the_stations_box_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "box.toml"
+    cfg.write_text("[loop.safety]\nz_min = 2.0\nz_max = 3.0\n")  # above everything the arm can reach
+    proc = takeover("run", "--headless", "--episodes", "1", "--config", str(cfg), tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "[loop.safety]" in proc.stderr and "do not overlap" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -56,6 +56,12 @@ def test_info(station: MetaWorldStation) -> None:
     assert (info.state_dim, info.action_dim) == (39, 4)
     assert info.action_low == (-1.0,) * 4 and info.action_high == (1.0,) * 4
     assert info.rate_hz == 20.0
+    # the box Meta-World clips its mocap target to, so the loop can keep to it as well
+    assert info.workspace_low is not None and info.workspace_high is not None
+    assert all(lo < hi for lo, hi in zip(info.workspace_low, info.workspace_high, strict=True))
+    first = station.reset(seed=0)
+    low, high = np.asarray(info.workspace_low), np.asarray(info.workspace_high)
+    assert np.all(low <= first.ee_target) and np.all(first.ee_target <= high)
 
 
 def test_reset_and_act_shapes_and_dtypes(station: MetaWorldStation) -> None:

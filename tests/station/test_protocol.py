@@ -53,6 +53,7 @@ def test_remote_station_round_trip(server: StationServer, robot: FakeRobot) -> N
     with RemoteStation(server.endpoint, timeout_s=5.0) as remote:
         info = remote.info
         assert (info.name, info.action_dim, info.state_dim, info.cameras) == ("fake-bridge", 4, 7, ("fake",))
+        assert info.workspace_low is not None and info.workspace_high is not None  # the bridge's box
         first = remote.reset(seed=3)
         assert first.state.shape == (7,) and first.images["fake"].shape == (48, 64, 3)
         assert first.images["fake"].dtype == np.uint8 and "fake" in first.image_times
@@ -166,3 +167,27 @@ def test_server_closes_the_station_and_stops_the_robot(robot: FakeRobot) -> None
     assert not robot.connected  # no I/O in the constructor
     srv.close()
     assert robot.stops == 0
+
+
+def test_station_info_carries_an_optional_workspace_box_and_checks_it() -> None:
+    from takeover.app.station.base import StationInfo
+    from takeover.app.station.protocol import ProtocolError, info_from_wire, info_to_wire
+
+    plain = StationInfo("s", "r", "t", 4, 7, ("cam",), 20.0, (-1.0,) * 4, (1.0,) * 4)
+    assert "workspace_low" not in info_to_wire(plain) and info_from_wire(info_to_wire(plain)) == plain
+    boxed = StationInfo(
+        "s", "r", "t", 4, 7, ("cam",), 20.0, (-1.0,) * 4, (1.0,) * 4, (-0.5, 0.3, 0.05), (0.5, 0.9, 0.5)
+    )
+    assert info_from_wire(msgpack.unpackb(msgpack.packb(info_to_wire(boxed)))) == boxed
+    for change, reason in [
+        ({"workspace_low": [0.0, 0.0]}, "3 numbers"),
+        ({"workspace_low": [0.0, float("nan"), 0.0]}, "finite"),
+        ({"workspace_low": [0.6, 0.0, 0.0]}, "below"),
+        ({"workspace_high": "up"}, "3 numbers"),
+    ]:
+        with pytest.raises(ProtocolError, match=reason):
+            info_from_wire({**info_to_wire(boxed), **change})
+    lonely = info_to_wire(boxed)
+    del lonely["workspace_high"]
+    with pytest.raises(ProtocolError, match="together"):
+        info_from_wire(lonely)
