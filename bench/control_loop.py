@@ -413,7 +413,8 @@ def main() -> None:
             )
         if args.no_sim:
             return
-        from takeover.app.runtime import LocalPolicyServer, RemotePolicy, StartupError
+        from takeover.app.policy.launcher import LocalPolicyServer
+        from takeover.app.policy.remote import PolicyConnectError, RemotePolicy
         from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
         from takeover.teleop.scripted import ScriptedOperator, ScriptedOperatorConfig
 
@@ -426,7 +427,7 @@ def main() -> None:
                 try:
                     policy.connect()
                     break
-                except StartupError:
+                except PolicyConnectError:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.5)

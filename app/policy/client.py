@@ -15,9 +15,9 @@ from typing import Any, Self
 
 import numpy as np
 
-from takeover.app import curve
+from takeover.app.net import curve
+from takeover.app.net.rpc import RequestChannel
 from takeover.app.policy.server import DEFAULT_ENDPOINT
-from takeover.app.rpc import RequestChannel
 
 
 class PolicyUnavailableError(RuntimeError):
@@ -54,7 +54,7 @@ class PolicyClient:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         self.url = url
         self.keys = keys
-        """CURVE keys, for a server that requires them (see :mod:`takeover.app.curve`)."""
+        """CURVE keys, for a server that requires them (see :mod:`takeover.app.net.curve`)."""
         self._channel = RequestChannel(
             url,
             timeout_s,

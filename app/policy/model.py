@@ -24,6 +24,11 @@ MIN_STD = 1e-2
 """Floor of a normalisation standard deviation, so near-constant inputs are not blown up."""
 
 
+def use_one_thread() -> None:
+    """Serve on one torch thread: for a small MLP it is fastest and leaves the cores to the loop."""
+    torch.set_num_threads(1)
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     name: str = "mlp-chunk"

@@ -1,6 +1,6 @@
 """The policy server: a ZeroMQ REP socket answering inference and health requests.
 
-Messages use :mod:`takeover.app.wire` (msgpack, explicit numpy encoding, no pickle):
+Messages use :mod:`takeover.app.net.wire` (msgpack, explicit numpy encoding, no pickle):
 
 - ``{"type": "infer", "state": <(S,) float array>, "step": <int >= 0>}`` ->
   ``{"type": "action_chunk", "ok": true, "actions": <(H, A) float32>, "policy_id": str,
@@ -30,9 +30,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from takeover.app import curve
-from takeover.app.rpc import ReplySocket, serve_requests
-from takeover.app.wire import WireError, decode, encode, error_reply
+from takeover.app.net import curve
+from takeover.app.net.rpc import ReplySocket, serve_requests
+from takeover.app.net.wire import WireError, decode, encode, error_reply
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The station protocol: the messages a station server and its clients exchange over ZeroMQ.
 
-Every message is a :mod:`takeover.app.wire` map (msgpack, explicit numpy encoding, no pickle)
+Every message is a :mod:`takeover.app.net.wire` map (msgpack, explicit numpy encoding, no pickle)
 with ``"v"`` (the wire schema version) and ``"type"``. The station message set has its own
 version, :data:`STATION_PROTOCOL`, reported in the ``health`` reply. See docs/protocol.md.
 
@@ -26,8 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from takeover.app.net.wire import WireError, decode
 from takeover.app.station.base import Observation, StationInfo
-from takeover.app.wire import WireError, decode
 
 STATION_PROTOCOL = 1
 """Version of the station message set (bumped on any incompatible change)."""

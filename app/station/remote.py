@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from takeover.app import curve
-from takeover.app.rpc import RequestChannel
+from takeover.app.net import curve
+from takeover.app.net.rpc import RequestChannel
 from takeover.app.station.base import Observation, Station, StationInfo
 from takeover.app.station.protocol import (
     DEFAULT_STATION_ENDPOINT,

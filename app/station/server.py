@@ -7,7 +7,7 @@ Requests larger than the socket's ``MAXMSGSIZE`` (the wire limit) are dropped by
 which disconnects that peer; nothing reaches the station either way.
 
 Endpoints bind to loopback unless ``allow_remote`` is set, and a non-loopback endpoint needs
-CURVE keys (:mod:`takeover.app.curve`): clients that are not on the allow-list get no reply.
+CURVE keys (:mod:`takeover.app.net.curve`): clients that are not on the allow-list get no reply.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from takeover.app import curve
-from takeover.app.rpc import ReplySocket, serve_requests
+from takeover.app.net import curve
+from takeover.app.net.rpc import ReplySocket, serve_requests
+from takeover.app.net.wire import MAX_MESSAGE_BYTES, encode, error_reply
 from takeover.app.station.base import Observation, Station
 from takeover.app.station.protocol import (
     DEFAULT_STATION_ENDPOINT,
@@ -32,7 +33,6 @@ from takeover.app.station.protocol import (
     observation_to_wire,
     parse_request,
 )
-from takeover.app.wire import MAX_MESSAGE_BYTES, encode, error_reply
 
 log = logging.getLogger(__name__)
 

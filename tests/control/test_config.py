@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from takeover.app.config import AppConfig, ConfigError, load_config, with_overrides
+from takeover.app.runtime.config import AppConfig, ConfigError, load_config, with_overrides
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import zmq
 
-from takeover.app import wire
 from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import Clock
 from takeover.app.control.safety import SafetyConfig
-from takeover.app.runtime import RemotePolicy
+from takeover.app.net import wire
+from takeover.app.policy.remote import RemotePolicy
 from takeover.storage.schema import ControlSource, EventKind
 
 from .test_loop import PointStation, Tape

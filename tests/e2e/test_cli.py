@@ -103,7 +103,7 @@ def test_malformed_config_is_a_clear_error(tmp_path: Path, text: str, expected: 
 
 
 def test_ask_ahead_reaches_the_loop_configuration(capsys: pytest.CaptureFixture[str]) -> None:
-    from takeover.app.cli import _config_from
+    from takeover.app.cli.run import _config_from
 
     args = build_parser().parse_args(["run", "--headless", "--ask-ahead", "3"])
     assert _config_from(args).loop.inference_lead_steps == 3

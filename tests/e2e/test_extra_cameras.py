@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from takeover.app.config import ConfigError, load_config
+from takeover.app.runtime.config import ConfigError, load_config
 from takeover.storage.store import Store
 
 pytestmark = [pytest.mark.sim]

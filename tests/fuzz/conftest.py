@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from takeover.app.wire_testing import RawClient
+from takeover.app.net.testing import RawClient
 
 
 class Serving(Protocol):

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from takeover.app.engine_protocol import Command, CommandName
-from takeover.app.wire import WireError, encode
+from takeover.app.engine.protocol import Command, CommandName
+from takeover.app.net.wire import WireError, encode
 
 ENGINE_CASES = 350
 NAMES = {n.value for n in CommandName}

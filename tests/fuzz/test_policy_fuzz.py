@@ -12,8 +12,8 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from takeover.app.net.wire import MAX_MESSAGE_BYTES, encode
 from takeover.app.policy.server import MAX_REQUEST_BYTES, PolicyServer, ServerConfig
-from takeover.app.wire import MAX_MESSAGE_BYTES, encode
 
 STATE = np.linspace(-0.5, 0.5, 39).astype(np.float32)
 POLICY_CASES = 350

@@ -18,11 +18,11 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from takeover.app.net.wire import MAX_MESSAGE_BYTES, encode
 from takeover.app.station.bridge import BridgeStation
 from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
 from takeover.app.station.protocol import MAX_REQUEST_BYTES, MAX_SEED
 from takeover.app.station.server import StationServer, StationServerConfig
-from takeover.app.wire import MAX_MESSAGE_BYTES, encode
 
 GOOD = np.array([0.2, -0.1, 0.3, 1.0], np.float32)
 FAKE_CASES = 450

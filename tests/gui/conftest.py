@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import zmq
 
-from takeover.app import wire
-from takeover.app.engine_protocol import Command, CommandName, Status
+from takeover.app.engine.protocol import Command, CommandName, Status
+from takeover.app.net import wire
 
 PUBLISH_PERIOD_S = 0.02
 
@@ -173,8 +173,8 @@ def screenshot() -> Callable[[Any, Path], Path]:
 @pytest.fixture
 def console(qtbot: Any, engine: FakeEngine) -> Iterator[Any]:
     """The real console window, connected to the fake engine and showing its first status."""
-    from takeover.app.gui.engine_link import EngineLink
-    from takeover.app.gui.main_window import MainWindow
+    from takeover.app.gui.console.engine_link import EngineLink
+    from takeover.app.gui.console.window import MainWindow
 
     link = EngineLink(engine.status_endpoint, engine.command_endpoint, command_timeout_ms=300)
     window = MainWindow(link, title="Takeover (test)")

@@ -11,9 +11,9 @@ import pytest
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
-from takeover.app.engine_protocol import CommandName
-from takeover.app.gui.app import NO_DISPLAY_EXIT_CODE, display_available, run_gui
-from takeover.app.gui.main_window import MainWindow
+from takeover.app.engine.protocol import CommandName
+from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, display_available, run_gui
+from takeover.app.gui.console.window import MainWindow
 
 pytestmark = pytest.mark.gui
 
@@ -39,7 +39,7 @@ def test_display_available(env: dict[str, str], platform: str, expected: bool) -
 @pytest.mark.skipif(sys.platform != "linux", reason="display detection by environment is for Linux")
 def test_no_display_exits_2_with_advice() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    code = "from takeover.app.gui.app import run_gui; raise SystemExit(run_gui('tcp://127.0.0.1:9', 'tcp://127.0.0.1:9'))"
+    code = "from takeover.app.gui.console.app import run_gui; raise SystemExit(run_gui('tcp://127.0.0.1:9', 'tcp://127.0.0.1:9'))"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == NO_DISPLAY_EXIT_CODE
     assert "--headless" in result.stderr and "xvfb-run" in result.stderr

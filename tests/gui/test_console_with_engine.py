@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import Qt
 
-from takeover.app.gui.engine_link import EngineLink
-from takeover.app.gui.main_window import MainWindow
-from takeover.app.runtime import free_port
+from takeover.app.gui.console.engine_link import EngineLink
+from takeover.app.gui.console.window import MainWindow
+from takeover.app.net.ports import free_port
 from takeover.storage.schema import ControlSource, EventKind
 from takeover.storage.store import Store
 

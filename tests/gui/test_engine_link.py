@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from takeover.app.engine_protocol import Command, CommandName, Status
-from takeover.app.gui.engine_link import EngineLink
+from takeover.app.engine.protocol import Command, CommandName, Status
+from takeover.app.gui.console.engine_link import EngineLink
 
 pytestmark = pytest.mark.gui
 

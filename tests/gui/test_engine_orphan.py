@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from takeover.app.runtime import free_port
+from takeover.app.net.ports import free_port
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 

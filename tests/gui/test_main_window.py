@@ -12,9 +12,9 @@ from PyQt6.QtCore import QEvent, Qt
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QApplication
 
-from takeover.app.engine_protocol import Command, CommandName
-from takeover.app.gui.camera_view import NO_SIGNAL_TEXT
-from takeover.app.gui.main_window import MODE_COLORS, NO_ENGINE_COLOR
+from takeover.app.engine.protocol import Command, CommandName
+from takeover.app.gui.console.camera_view import NO_SIGNAL_TEXT
+from takeover.app.gui.console.window import MODE_COLORS, NO_ENGINE_COLOR
 
 from .conftest import make_status, sample_frame
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from takeover.app import wire
-from takeover.app.engine_protocol import Status
+from takeover.app.engine.protocol import Status
+from takeover.app.net import wire
 
 from .conftest import sample_frame
 from .test_main_window import show

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from takeover.app import policy_cli
+from takeover.app.cli import policy as policy_cli
 from takeover.app.policy import default_checkpoint_path
 from takeover.app.policy.checkpoint import load_policy
 from takeover.app.policy.client import PolicyClient
@@ -63,7 +63,7 @@ def test_serve_without_the_shipped_checkpoint_says_how_to_get_one(
 def test_serve_with_curve_keys_needs_both_sides(
     tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from takeover.app.curve import generate_keypair
+    from takeover.app.net.curve import generate_keypair
 
     generate_keypair(tmp_path, "server")
     argv = [
@@ -86,7 +86,7 @@ def test_serve_refuses_a_remote_endpoint(checkpoint: Path, capsys: pytest.Captur
 def test_serve_process_answers_and_stops_on_sigterm(checkpoint: Path) -> None:
     script = (
         "import argparse, sys\n"
-        "from takeover.app import policy_cli\n"
+        "from takeover.app.cli import policy as policy_cli\n"
         "p = argparse.ArgumentParser()\n"
         "policy_cli.add_parser(p.add_subparsers(dest='command', required=True))\n"
         "a = p.parse_args(sys.argv[1:])\n"

@@ -10,11 +10,11 @@ import msgpack
 import numpy as np
 import pytest
 
+from takeover.app.net.testing import RawClient
+from takeover.app.net.wire import encode
 from takeover.app.policy.client import ActionChunk, PolicyClient, PolicyRejectedError, PolicyUnavailableError
 from takeover.app.policy.model import Policy
 from takeover.app.policy.server import PolicyServer, ServerConfig
-from takeover.app.wire import encode
-from takeover.app.wire_testing import RawClient
 
 ServeFn = Callable[..., PolicyServer]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from takeover.app import curve
+from takeover.app.net import curve
+from takeover.app.net.testing import RawClient
 from takeover.app.policy.client import PolicyClient, PolicyRejectedError, PolicyUnavailableError
 from takeover.app.policy.loader import PolicyLoadError, is_entry_point, load_policy_from
 from takeover.app.policy.model import Policy
 from takeover.app.policy.server import PolicyOutput, PolicyServer, ServerConfig
-from takeover.app.wire_testing import RawClient
 
 ServeFn = Callable[..., PolicyServer]
 STATE = np.linspace(-0.5, 0.5, 39).astype(np.float32)

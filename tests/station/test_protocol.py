@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import zmq
 
+from takeover.app.net.testing import RawClient
+from takeover.app.net.wire import encode
 from takeover.app.station.bridge import BridgeStation
 from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
 from takeover.app.station.protocol import STATION_PROTOCOL
 from takeover.app.station.remote import RemoteStation, StationRejectedError, StationUnavailableError
 from takeover.app.station.server import StationServer, StationServerConfig
-from takeover.app.wire import encode
-from takeover.app.wire_testing import RawClient
 
 GOOD = np.array([0.5, -0.5, 0.0, 1.0], np.float32)
 

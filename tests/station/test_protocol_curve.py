@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from takeover.app import curve
+from takeover.app.net import curve
 from takeover.app.station.bridge import BridgeStation
 from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
 from takeover.app.station.remote import RemoteStation, StationUnavailableError

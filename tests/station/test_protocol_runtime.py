@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from takeover.app import curve
-from takeover.app.config import AppConfig, ConfigError, StationSection, load_config
 from takeover.app.control.loop import LoopConfig
-from takeover.app.runtime import RemotePolicy, Runtime, StartupError, build_station
+from takeover.app.net import curve
+from takeover.app.policy.remote import RemotePolicy
+from takeover.app.runtime.compose import Runtime, StartupError, build_station
+from takeover.app.runtime.config import AppConfig, ConfigError, StationSection, load_config
 from takeover.app.station.bridge import BridgeStation
 from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
 from takeover.app.station.remote import RemoteStation

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from takeover.app.runtime import free_port
+from takeover.app.net.ports import free_port
 from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
 from takeover.app.station.remote import RemoteStation, StationRejectedError, StationUnavailableError
 from takeover.app.station.server import StationServer, StationServerConfig

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from takeover.app import data_cli
+from takeover.app.cli import data as data_cli
 from takeover.storage.store import Store
 from takeover.storage.testing import make_episode
 
@@ -92,7 +92,7 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_in_a_fresh_process_uses_takeover_store(root: Path) -> None:
     code = (
         "import argparse, sys\n"
-        "from takeover.app import data_cli\n"
+        "from takeover.app.cli import data as data_cli\n"
         "p = argparse.ArgumentParser(); s = p.add_subparsers(required=True); data_cli.add_parser(s)\n"
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
     )

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from takeover.app import wire
+from takeover.app.net import wire
 
 
 @pytest.mark.parametrize("dtype", ["<f4", "<f8", "|u1", "<i8", "|b1"])

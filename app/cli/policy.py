@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from takeover.app.serve_cli import add_security_args, error, serve_until_signalled
+from takeover.app.cli.common import error
+from takeover.app.cli.serving import add_security_args, serve_until_signalled
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,11 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import torch
-
-    from takeover.app.curve import CurveKeyError
+    from takeover.app.net.curve import CurveKeyError
     from takeover.app.policy import default_checkpoint_path
     from takeover.app.policy.loader import PolicyLoadError, load_policy_from
+    from takeover.app.policy.model import use_one_thread
     from takeover.app.policy.server import DEFAULT_ENDPOINT, PolicyServer, ServerConfig
 
     try:
@@ -81,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PolicyLoadError as exc:
         hint = "" if args.checkpoint else " (train one with `takeover policy train` and pass --checkpoint)"
         return error(f"{exc}{hint}")
-    torch.set_num_threads(1)  # a small MLP: one thread is fastest and leaves the cores to the loop
+    use_one_thread()
     server = PolicyServer(config, policy)
     try:
         endpoint = server.bind()

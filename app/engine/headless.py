@@ -6,8 +6,8 @@ import signal
 import sys
 from types import FrameType
 
-from takeover.app.config import AppConfig
-from takeover.app.runtime import Runtime
+from takeover.app.runtime.compose import Runtime
+from takeover.app.runtime.config import AppConfig
 from takeover.storage.schema import EventKind
 
 

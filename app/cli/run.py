@@ -1,18 +1,16 @@
-"""The `takeover` command line."""
+"""`takeover run` and `takeover engine`: attempts on the station, with or without the console."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 
-from takeover.app.config import OPERATORS, AppConfig, ConfigError, load_config, with_overrides
+from takeover.app.runtime.config import OPERATORS, AppConfig, load_config, with_overrides
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (see docs/config.md)")
     p.add_argument(
         "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user)"
@@ -58,21 +56,26 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
     )
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from takeover.app.runtime import ensure_render_backend
+def cmd_run(args: argparse.Namespace) -> int:
+    from takeover.app.runtime.compose import ensure_render_backend
 
     ensure_render_backend()
     cfg = _config_from(args)
     if args.headless:
-        from takeover.app.headless import run_headless
+        from takeover.app.engine.headless import run_headless
 
         return run_headless(cfg, args.episodes, seed=args.seed, use_policy=not args.no_policy)
     return _run_console(args)
 
 
 def _run_console(args: argparse.Namespace) -> int:
-    from takeover.app.gui.app import NO_DISPLAY_EXIT_CODE, NO_DISPLAY_MESSAGE, display_available, run_gui
-    from takeover.app.runtime import free_port
+    from takeover.app.gui.console.app import (
+        NO_DISPLAY_EXIT_CODE,
+        NO_DISPLAY_MESSAGE,
+        display_available,
+        run_gui,
+    )
+    from takeover.app.net.ports import free_port
 
     if not display_available():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
@@ -108,28 +111,22 @@ def _run_console(args: argparse.Namespace) -> int:
             engine.wait(timeout=5)
 
 
-def _cmd_engine(args: argparse.Namespace) -> int:
-    from takeover.app.engine import Engine
-    from takeover.app.runtime import ensure_render_backend
+def cmd_engine(args: argparse.Namespace) -> int:
+    from takeover.app.engine.process import Engine
+    from takeover.app.runtime.compose import ensure_render_backend
 
     ensure_render_backend()
     parent = args.parent_pid if args.parent_pid else None
     return Engine(_config_from(args), args.status_endpoint, args.command_endpoint, parent_pid=parent).run()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="takeover", description=__doc__ and "Takeover: human-in-the-loop robot data collection."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
         "run",
         help="run the policy on the station with an operator (opens the console)",
         description="Run attempts on the station: the policy drives, the operator may take over.",
     )
-    _add_run_options(run)
+    add_run_options(run)
     run.add_argument("--headless", action="store_true", help="no window: run --episodes attempts and exit")
     run.add_argument(
         "--episodes", type=int, default=1, metavar="N", help="attempts to run headless (default 1)"
@@ -138,53 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-policy", action="store_true", help="headless demonstrations without a policy server"
     )
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=cmd_run)
 
     engine = sub.add_parser(
         "engine",
         help="the control-loop process behind the console (started by `run`)",
         description="Serve the control loop to a console over ZeroMQ.",
     )
-    _add_run_options(engine)
+    add_run_options(engine)
     engine.add_argument("--status-endpoint", required=True, metavar="URL")
     engine.add_argument("--command-endpoint", required=True, metavar="URL")
     engine.add_argument(
         "--parent-pid", type=int, default=0, metavar="PID", help="exit when this process ends"
     )
-    engine.set_defaults(func=_cmd_engine)
-
-    from takeover.app import annotate_cli, data_cli, doctor_cli, policy_cli, station_cli
-
-    data_cli.add_parser(sub)
-    annotate_cli.add_parser(sub)
-    doctor_cli.add_parser(sub)
-    policy_cli.add_parser(sub)
-    station_cli.add_parser(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return int(args.func(args))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        from takeover.app.runtime import StartupError
-        from takeover.storage.errors import StorageError
-
-        if isinstance(exc, StartupError | StorageError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    engine.set_defaults(func=cmd_engine)

@@ -16,8 +16,8 @@ from typing import Any
 
 import zmq
 
-from takeover.app import curve
-from takeover.app.wire import MAX_MESSAGE_BYTES, WireError, decode, encode, error_reply
+from takeover.app.net import curve
+from takeover.app.net.wire import MAX_MESSAGE_BYTES, WireError, decode, encode, error_reply
 
 log = logging.getLogger(__name__)
 

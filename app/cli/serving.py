@@ -32,11 +32,6 @@ def add_security_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def serve_until_signalled(server: Serving, banner: str) -> int:
     """Print ``banner``, serve until SIGTERM/SIGINT, close the server; return exit code 0."""
 

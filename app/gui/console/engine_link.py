@@ -19,8 +19,8 @@ from typing import Any
 import zmq
 from PyQt6.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
 
-from takeover.app import wire
-from takeover.app.engine_protocol import Command, Status
+from takeover.app.engine.protocol import Command, Status
+from takeover.app.net import wire
 
 POLL_MS = 50
 """How long the subscriber waits for a message before checking whether it should stop."""

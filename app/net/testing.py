@@ -7,7 +7,7 @@ from typing import Any, Self
 
 import zmq
 
-from takeover.app.wire import decode
+from takeover.app.net.wire import decode
 
 
 class RawClient:

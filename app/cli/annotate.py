@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from takeover.annotation.params import ParamsError, SmoothingParams, load_params
-from takeover.storage.errors import StorageError
-from takeover.storage.paths import default_store_root
+from takeover.app.cli.common import add_store_option, store_root, user_errors
 from takeover.storage.store import Store
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 class AnnotateError(Exception):
     """A mistake in the command line that a person can fix."""
-
-
-def _user_errors(fn: Handler) -> Handler:
-    """Errors a person can fix: one line on stderr, exit code 2, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except (StorageError, ParamsError, AnnotateError, IndexError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return wrapper
-
-
-def _store_root(args: argparse.Namespace) -> Path:
-    return Path(args.store).expanduser() if args.store else default_store_root()
 
 
 def _params(args: argparse.Namespace) -> SmoothingParams:
@@ -53,12 +29,12 @@ def _selected(store: Store, args: argparse.Namespace) -> list[str]:
     return [e.episode_id for e in store.list_episodes()]
 
 
-@_user_errors
+@user_errors(ParamsError, AnnotateError, IndexError, ValueError)
 def run_smooth(args: argparse.Namespace) -> int:
     from takeover.annotation.derivations import smooth_and_store
 
     params = _params(args)
-    with Store.open(_store_root(args)) as store:
+    with Store.open(store_root(args)) as store:
         ids = _selected(store, args)
         if not ids:
             print("no episodes to smooth")
@@ -78,7 +54,7 @@ def run_smooth(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors(ParamsError, AnnotateError, IndexError, ValueError)
 def run_plot_boundary(args: argparse.Namespace) -> int:
     import cv2
 
@@ -92,7 +68,7 @@ def run_plot_boundary(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise AnnotateError(f"cannot write {out}: folder {out.parent} does not exist")
     params = _params(args)
-    with Store.open(_store_root(args)) as store:
+    with Store.open(store_root(args)) as store:
         raw = store.read_episode(args.episode_id)
         sm = load_smoothed(store, args.episode_id, params)
         source = "stored derivation"
@@ -117,9 +93,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sub = p.add_subparsers(dest="annotate_command", required=True, metavar="SUBCOMMAND")
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user)"
-        )
+        add_store_option(q)
         q.add_argument("--params", metavar="FILE.toml", help="smoothing parameters (see docs/smoothing.md)")
 
     smooth = sub.add_parser(

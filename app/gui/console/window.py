@@ -27,10 +27,10 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from takeover.app.engine_protocol import Command, CommandName, Status
-from takeover.app.gui.camera_view import CameraView
-from takeover.app.gui.engine_link import EngineLink
-from takeover.app.gui.key_filter import KeyboardTeleopFilter
+from takeover.app.engine.protocol import Command, CommandName, Status
+from takeover.app.gui.console.camera_view import CameraView
+from takeover.app.gui.console.engine_link import EngineLink
+from takeover.app.gui.console.key_filter import KeyboardTeleopFilter
 
 MODE_COLORS: dict[str, QColor] = {
     "AUTONOMOUS": QColor("#2e7d32"),

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from takeover.app import curve
 from takeover.app.control.loop import PolicyUnavailable, ProposalSource
+from takeover.app.net import curve
 
 
 class PolicyConnectError(RuntimeError):

@@ -12,8 +12,8 @@ from types import FrameType
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
-from takeover.app.gui.engine_link import EngineLink
-from takeover.app.gui.main_window import MainWindow
+from takeover.app.gui.console.engine_link import EngineLink
+from takeover.app.gui.console.window import MainWindow
 
 NO_DISPLAY_EXIT_CODE = 2
 

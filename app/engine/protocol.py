@@ -1,7 +1,7 @@
 """Messages between the engine (control loop process) and its views (the GUI).
 
 The engine publishes :class:`Status` on a PUB socket (about 15 Hz, latest camera frame
-included) and answers :class:`Command` on a REP socket. Both use :mod:`takeover.app.wire`.
+included) and answers :class:`Command` on a REP socket. Both use :mod:`takeover.app.net.wire`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from takeover.app import wire
+from takeover.app.net import wire
 
 STATUS_TYPE = "status"
 COMMAND_TYPE = "command"

@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from takeover.storage.errors import StorageError
-from takeover.storage.paths import default_store_root
+from takeover.app.cli.common import add_store_option, store_root, user_errors
 from takeover.storage.store import Store
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _user_errors(fn: Handler) -> Handler:
-    """Storage errors are a person's to fix: one line on stderr, exit code 2, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except StorageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return wrapper
-
-
-def _store_root(args: argparse.Namespace) -> Path:
-    return Path(args.store).expanduser() if args.store else default_store_root()
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -50,16 +26,16 @@ def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-@_user_errors
+@user_errors()
 def run_init(args: argparse.Namespace) -> int:
-    with Store.create(_store_root(args)) as store:
+    with Store.create(store_root(args)) as store:
         print(f"created dataset store at {store.root}")
     return 0
 
 
-@_user_errors
+@user_errors()
 def run_list(args: argparse.Namespace) -> int:
-    with Store.open(_store_root(args)) as store:
+    with Store.open(store_root(args)) as store:
         episodes = store.list_episodes()
     if not episodes:
         print("no episodes")
@@ -80,9 +56,9 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors()
 def run_commit(args: argparse.Namespace) -> int:
-    with Store.open(_store_root(args)) as store:
+    with Store.open(store_root(args)) as store:
         digest, manifest = store.commit(args.tag, episode_ids=args.episodes, message=args.message)
     print(
         f"tagged {args.tag} -> version {digest}\n"
@@ -91,9 +67,9 @@ def run_commit(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors()
 def run_tags(args: argparse.Namespace) -> int:
-    with Store.open(_store_root(args)) as store:
+    with Store.open(store_root(args)) as store:
         tags = store.tags()
         rows = []
         for t in tags:
@@ -108,9 +84,9 @@ def run_tags(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors()
 def run_show(args: argparse.Namespace) -> int:
-    with Store.open(_store_root(args)) as store:
+    with Store.open(store_root(args)) as store:
         version = store.resolve(args.tag)
     manifest = version.manifest
     if args.json:
@@ -131,12 +107,6 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user data dir)"
-    )
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `data` and its subcommands on an argparse subparsers object."""
     data = subparsers.add_parser(
@@ -149,11 +119,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "init", help="create an empty dataset store", description="Create an empty dataset store."
     )
-    _store_option(p)
+    add_store_option(p)
     p.set_defaults(func=run_init)
 
     p = sub.add_parser("list", help="list recorded episodes", description="List the episodes in the store.")
-    _store_option(p)
+    add_store_option(p)
     p.set_defaults(func=run_list)
 
     p = sub.add_parser(
@@ -165,11 +135,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tag", required=True, metavar="NAME", help="new tag name for the version")
     p.add_argument("--episodes", nargs="+", metavar="ID", help="episode ids to include (default: all)")
     p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
-    _store_option(p)
+    add_store_option(p)
     p.set_defaults(func=run_commit)
 
     p = sub.add_parser("tags", help="list tags and their versions", description="List tags, oldest first.")
-    _store_option(p)
+    add_store_option(p)
     p.set_defaults(func=run_tags)
 
     p = sub.add_parser(
@@ -177,6 +147,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("tag", metavar="TAG")
     p.add_argument("--json", action="store_true", help="print the manifest as canonical JSON")
-    _store_option(p)
+    add_store_option(p)
     p.set_defaults(func=run_show)
     return data

@@ -9,23 +9,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import numpy as np
 
-from takeover.app import curve
-from takeover.app.config import AppConfig
 from takeover.app.control.loop import ControlLoop
 from takeover.app.control.safety import ActionLimits
-from takeover.app.remote_policy import PolicyConnectError, RemotePolicy
+from takeover.app.net import curve
+from takeover.app.policy.launcher import LocalPolicyServer, PolicyLaunchError
+from takeover.app.policy.remote import PolicyConnectError, RemotePolicy
+from takeover.app.runtime.config import AppConfig
 from takeover.app.station.base import Station
 from takeover.recorder.cameras import LatestFrames
 from takeover.recorder.recorder import EpisodeRecorder
@@ -42,59 +39,6 @@ log = logging.getLogger(__name__)
 
 class StartupError(RuntimeError):
     """Something a person must fix before a run can start; the message says what."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class LocalPolicyServer:
-    """A policy server child process on loopback, for runs without a policy URL."""
-
-    checkpoint: str
-    timeout_s: float = 60.0
-    url: str = ""
-    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> str:
-        from takeover.app.policy import default_checkpoint_path
-
-        ckpt = self.checkpoint or str(default_checkpoint_path())
-        if not Path(ckpt).exists():
-            raise StartupError(f"policy checkpoint {ckpt} does not exist")
-        self.url = f"tcp://127.0.0.1:{free_port()}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "takeover.app.cli",
-            "policy",
-            "serve",
-            "--checkpoint",
-            ckpt,
-            "--endpoint",
-            self.url,
-        ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        return self.url
-
-    def check_alive(self) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            raise StartupError(f"the local policy server exited with code {self._proc.returncode}")
-
-    def stop(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
 
 
 def _client_keys(secret_key: str, server_key: str, what: str) -> curve.ClientKeys | None:
@@ -172,11 +116,14 @@ class Runtime:
         if self.use_policy:
             url = cfg.policy.url
             server: LocalPolicyServer | None = None
-            if not url:
-                server = LocalPolicyServer(cfg.policy.checkpoint)
-                url = server.start()
-                self._stack.callback(server.stop)
-            self.policy = self._connect_policy(url, server)
+            try:
+                if not url:
+                    server = LocalPolicyServer(cfg.policy.checkpoint)
+                    self._stack.callback(server.stop)
+                    url = server.start()
+                self.policy = self._connect_policy(url, server)
+            except PolicyLaunchError as exc:
+                raise StartupError(str(exc)) from None
             self._stack.callback(self.policy.close)
         self.station = build_station(cfg)
         self.station.connect()

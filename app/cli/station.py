@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from takeover.app.serve_cli import add_security_args, error, serve_until_signalled
+from takeover.app.cli.common import error
+from takeover.app.cli.serving import add_security_args, serve_until_signalled
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from takeover.app.curve import CurveKeyError, generate_keypair
+    from takeover.app.net.curve import CurveKeyError, generate_keypair
 
     try:
         public, secret = generate_keypair(args.dir, args.name)
@@ -54,7 +55,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from takeover.app.curve import CurveKeyError
+    from takeover.app.net.curve import CurveKeyError
     from takeover.app.station.base import Station
     from takeover.app.station.protocol import DEFAULT_STATION_ENDPOINT
     from takeover.app.station.server import StationServer, StationServerConfig
@@ -75,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         station = BridgeStation(FakeRobot(), FakeRobotConfig().bridge_config())
     else:
-        from takeover.app.runtime import ensure_render_backend
+        from takeover.app.runtime.compose import ensure_render_backend
         from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
 
         ensure_render_backend()

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from takeover.app.data_cli import _store_root, _user_errors
+from takeover.app.cli.common import add_store_option, store_root, user_errors
 from takeover.recorder.recovery import leftover_trash, pending_logs, recover_all
 from takeover.storage.store import Store
 
@@ -25,9 +25,9 @@ def _unfinished(store: Store) -> list[str]:
     return lines
 
 
-@_user_errors
+@user_errors()
 def run_doctor(args: argparse.Namespace) -> int:
-    root: Path = _store_root(args)
+    root: Path = store_root(args)
     with Store.open(root) as store:
         if args.repair:
             for outcome in recover_all(store):
@@ -54,9 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Check the dataset store and the recorder's logs; with --repair, recover unfinished "
         "recordings and remove orphan blobs and temporary files. Exit 0 when healthy, 1 otherwise.",
     )
-    p.add_argument(
-        "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user data dir)"
-    )
+    add_store_option(p)
     p.add_argument("--repair", action="store_true", help="recover unfinished recordings, remove orphans")
     p.add_argument("--quick", action="store_true", help="do not re-hash blobs (presence only)")
     p.set_defaults(func=run_doctor)

@@ -1,0 +1,129 @@
+"""What the console sees of the engine: a loop observer that keeps the latest :class:`Status`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from takeover.app.engine.protocol import Status
+from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
+from takeover.storage.schema import ControlSource, Event, EventKind
+
+_MODE = {
+    ControlSource.POLICY: "AUTONOMOUS",
+    ControlSource.HUMAN: "HUMAN",
+    ControlSource.RAMP: "RAMP",
+    ControlSource.HOLD: "HOLD",
+}
+_ALERTS = {
+    EventKind.HOLD: "HOLD",
+    EventKind.ESTOP: "E-STOP (latched: reset to continue)",
+    EventKind.RESET: "e-stop reset, robot held",
+    EventKind.LIMIT: "safety limit",
+}
+
+
+class StatusBoard:
+    """A loop observer that keeps the latest snapshot for the publisher thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status = Status(
+            t=time.monotonic(),
+            mode="IDLE",
+            episode_active=False,
+            episode_id="",
+            step=0,
+            episodes_done=0,
+            success=False,
+            message="starting the station and the policy server ...",
+        )
+        self._last_t: float | None = None
+        self.dropped_frames: Callable[[], dict[str, int]] | None = None
+        """Live dropped-frame counts per camera (the recorder's), shown to the operator."""
+        self.previews: Callable[[], dict[str, np.ndarray]] | None = None
+        """Small live frames of the free-running cameras, added to every published status."""
+        self._estop = False
+        """A latched e-stop is shown as the mode until it is reset (also between attempts)."""
+
+    def snapshot(self) -> Status:
+        with self._lock:
+            return self._status
+
+    def publishable(self) -> Status:
+        """The snapshot with the free-running cameras' newest frames (also between attempts)."""
+        status = self.snapshot()
+        return replace(status, previews=self.previews()) if self.previews is not None else status
+
+    def update(self, **changes: object) -> None:
+        with self._lock:
+            self._status = replace(self._status, t=time.monotonic(), **changes)
+
+    def on_episode_start(self, start: EpisodeStart) -> None:
+        self._last_t = None
+        self.update(
+            timing={},
+            episode_active=True,
+            episode_id=start.episode_id,
+            step=0,
+            success=False,
+            message=f"episode {start.episode_id} running",
+        )
+
+    def on_step(self, step: StepRecord) -> None:
+        camera, image = "", None
+        if step.images:
+            camera, image = next(iter(step.images.items()))
+        timing = self.snapshot().timing
+        if self._last_t is not None:
+            # Period between the observations the loop acted on, smoothed for reading.
+            period = 1000.0 * (step.t - self._last_t)
+            timing = {"period_ms": round(0.8 * timing.get("period_ms", period) + 0.2 * period, 2)}
+        self._last_t = step.t
+        if self.dropped_frames is not None:
+            dropped = self.dropped_frames()
+            for cam in sorted(set(step.images) | set(dropped)):
+                timing = {**timing, f"dropped {cam}": float(dropped.get(cam, 0))}
+        self.update(
+            timing=timing,
+            mode="ESTOP" if self._estop else _MODE[step.control_source],
+            step=step.index + 1,
+            success=step.success,
+            camera=camera,
+            image=image,
+        )
+
+    def on_event(self, event: Event) -> None:
+        """Safety events become the console's message (with their reason) and may change the mode."""
+        if event.kind is EventKind.ESTOP:
+            self._estop = True
+            self.update(mode="ESTOP")
+        elif event.kind is EventKind.RESET:
+            self._estop = False
+            self.update(mode="HOLD")
+        elif event.kind is EventKind.HOLD:
+            self.update(mode="HOLD")
+        alert = _ALERTS.get(event.kind)
+        if alert is not None:
+            self.update(message=f"{alert}: {event.reason}" if event.reason else alert)
+
+    def on_episode_end(self, end: EpisodeEnd) -> None:
+        snap = self.snapshot()
+        verdict = end.outcome or ("success" if end.success else "failure")
+        msg = (
+            f"episode {snap.episode_id} discarded"
+            if end.discard
+            else f"episode {snap.episode_id} saved ({verdict})"
+        )
+        timing = {k: float(v) for k, v in end.timing.items()}
+        self.update(
+            episode_active=False,
+            mode="ESTOP" if self._estop else "IDLE",
+            episodes_done=snap.episodes_done + (not end.discard),
+            message=msg,
+            timing=timing,
+        )

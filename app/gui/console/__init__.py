@@ -1,0 +1,1 @@
+"""The operator console: a view of the engine process, which owns the control loop."""

@@ -1,0 +1,1 @@
+"""Transport shared by every ZeroMQ endpoint: the message envelope, request/reply, CURVE, ports."""

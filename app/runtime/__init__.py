@@ -1,0 +1,1 @@
+"""Configuration and the composition root that builds a run from it."""
