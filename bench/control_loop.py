@@ -36,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from takeover.app.control.loop import ControlLoop, LoopConfig, ProposalSource
+from takeover.app.control.inference import Proposal, ProposalSource
+from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import Clock
-from takeover.app.station.base import Observation, Station, StationInfo
+from takeover.app.station.base import ExpertOracle, Observation, Station, StationInfo
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
 from takeover.storage.schema import ControlSource, Event, EventKind
@@ -92,11 +93,10 @@ class WavePolicy:
 
     policy_id = "wave"
 
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
         k = np.arange(step, step + 8, dtype=np.float64)
-        return np.stack(
-            [0.6 * np.cos(k / 25.0), 0.6 * np.sin(k / 25.0), 0.2 * np.sin(k / 40.0), np.ones(8)], axis=1
-        ).astype(np.float32)
+        wave = [0.6 * np.cos(k / 25.0), 0.6 * np.sin(k / 25.0), 0.2 * np.sin(k / 40.0), np.ones(8)]
+        return Proposal(step, np.stack(wave, axis=1).astype(np.float32))
 
 
 class SlowWavePolicy(WavePolicy):
@@ -107,7 +107,7 @@ class SlowWavePolicy(WavePolicy):
     def __init__(self, latency_s: float) -> None:
         self.latency_s = latency_s
 
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
         time.sleep(self.latency_s)
         return super().infer(state, step)
 
@@ -142,7 +142,7 @@ class Tap(Station):
         return obs
 
     def expert_action(self) -> np.ndarray | None:
-        return self.inner.expert_action()
+        return self.inner.expert_action() if isinstance(self.inner, ExpertOracle) else None
 
 
 @dataclass

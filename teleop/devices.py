@@ -12,11 +12,11 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self, TypeAlias
+from typing import Protocol, Self, TypeAlias, runtime_checkable
 
 import numpy as np
 
-from takeover.teleop.state_machine import Request
+from takeover.teleop.state_machine import Mode, Request
 
 AXES: tuple[str, ...] = ("x", "y", "z", "roll", "pitch", "yaw")
 """Order of the six twist components (end-effector frame of the robot)."""
@@ -43,6 +43,8 @@ class TeleopCommand:
     connected: bool
     error: str = ""
     """Why the device is not usable (empty when all is well)."""
+    reason: str = ""
+    """Why the operator asked for ``requests`` (recorded with their events; empty: no reason given)."""
 
     def __post_init__(self) -> None:
         twist = np.array(self.twist, dtype=np.float32).reshape(6)
@@ -91,6 +93,41 @@ class TeleopDevice(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What an operator at the station sees in one period, for devices that watch it."""
+
+    ee_target: np.ndarray
+    """(3,) commanded end-effector position."""
+    proposed: np.ndarray | None
+    """The policy's proposed action for this period (None when there is none)."""
+    expert: np.ndarray | None
+    """The task's expert action, where the station has an oracle (simulators), else None."""
+    mode: Mode
+
+
+@runtime_checkable
+class WatchesScene(Protocol):
+    """Optional capability of a device that decides from what it sees, not from a person's hand
+    (the scripted operator): the loop shows it the scene each period before reading it."""
+
+    def begin_attempt(self) -> None:
+        """A new attempt starts: forget what was seen in the previous one."""
+        ...
+
+    def observe(self, scene: Scene) -> None:
+        """Look at this period's scene; may queue requests for the next read."""
+        ...
+
+
+@runtime_checkable
+class SyncsGripper(Protocol):
+    """Optional capability of a device with a gripper toggle: the loop tells it the gripper's real
+    state at a takeover, so the operator's next press does what they see as the other state."""
+
+    def sync_gripper(self, closed: bool) -> None: ...
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from takeover.teleop.devices import TeleopCommand, TeleopDevice, TeleopRequest
+from takeover.teleop.devices import Scene, TeleopCommand, TeleopDevice, TeleopRequest
 from takeover.teleop.state_machine import Mode
 
 
@@ -81,14 +81,17 @@ class ScriptedOperator(TeleopDevice):
         self._takeovers = 0
         self._pending.clear()
 
-    def observe(
-        self, ee_pos: np.ndarray, proposed: np.ndarray | None, expert: np.ndarray, mode: Mode
-    ) -> None:
-        """Look at the station this period; may queue a takeover or hand-back request."""
+    def observe(self, scene: Scene) -> None:
+        """Look at the station this period; may queue a takeover or hand-back request. Without an
+        expert action (a station with no oracle) there is nothing to judge or drive with."""
+        if scene.expert is None:
+            return
         cfg = self.config
-        self._expert = np.asarray(expert, dtype=np.float32)
+        mode = scene.mode
+        proposed = scene.proposed
+        self._expert = np.asarray(scene.expert, dtype=np.float32)
         self._steps += 1
-        self._positions.append(np.asarray(ee_pos, dtype=np.float64).copy())
+        self._positions.append(np.asarray(scene.ee_target, dtype=np.float64).copy())
         if cfg.always_drive:
             if mode is not Mode.HUMAN:
                 self._ask(TeleopRequest.TAKEOVER, "demonstration")
@@ -135,10 +138,19 @@ class ScriptedOperator(TeleopDevice):
     def read(self) -> TeleopCommand:
         requests = tuple(self._pending)
         self._pending.clear()
+        reason = (
+            f"{self.name}: {self.reasons[-1]}" if TeleopRequest.TAKEOVER in requests and self.reasons else ""
+        )
         twist = np.zeros(6, dtype=np.float32)
         twist[:3] = np.clip(self._expert[:3], -1.0, 1.0)
         # The expert's gripper effort is absolute (0 = relaxed), so it is always sent.
         gripper = float(np.clip(self._expert[3], -1.0, 1.0))
         return TeleopCommand(
-            t=self._clock(), twist=twist, gripper=gripper, requests=requests, active=True, connected=True
+            t=self._clock(),
+            twist=twist,
+            gripper=gripper,
+            requests=requests,
+            active=True,
+            connected=True,
+            reason=reason,
         )

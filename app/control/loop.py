@@ -24,20 +24,18 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
-from takeover.app.control.blending import ChunkSplicer, CrossFade, SpeedEnvelope
-from takeover.app.control.inference import ChunkPrefetcher, ChunkResult
+from takeover.app.control.blending import CrossFade, SpeedEnvelope
+from takeover.app.control.inference import PolicyFeed, ProposalSource
 from takeover.app.control.pacing import Clock, CycleTimer
 from takeover.app.control.safety import ActionLimits, SafetyConfig
 from takeover.app.control.watchdog import Watchdogs
-from takeover.app.station.base import Observation, Station
+from takeover.app.station.base import ExpertOracle, Observation, Station
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, LoopObserver, StepRecord
 from takeover.storage.schema import ControlSource, Event, EventKind
-from takeover.teleop.devices import TeleopCommand, TeleopDevice
-from takeover.teleop.scripted import ScriptedOperator
+from takeover.teleop.devices import Scene, SyncsGripper, TeleopCommand, TeleopDevice, WatchesScene
 from takeover.teleop.state_machine import Mode, Request, TakeoverStateMachine, Transition
 
 log = logging.getLogger(__name__)
@@ -59,22 +57,6 @@ _EVENT = {
     Request.RAMP_END: EventKind.RAMP_END,
 }
 _POLICY_MODES = (Mode.AUTONOMOUS, Mode.RAMP)
-
-
-class ProposalSource(Protocol):
-    """Where proposed actions come from (the policy client, or nothing). A source may also keep
-    the extra outputs of its latest chunk in ``last_extras`` (name -> array); the loop hands
-    them to the recorder at the step the chunk arrived."""
-
-    policy_id: str
-
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
-        """Return an action chunk (H, A) for this state."""
-        ...
-
-
-class PolicyUnavailable(RuntimeError):
-    """The policy did not answer; the loop holds the robot."""
 
 
 @dataclass(frozen=True)
@@ -171,10 +153,18 @@ class ControlLoop:
         self.machine = TakeoverStateMachine(ramp=config.ramp_steps > 0)
         self.control = EpisodeControl()
         self.watchdogs = Watchdogs(config.safety)
-        self._splicer = ChunkSplicer(config.open_loop_steps, config.splice_steps)
-        self._prefetch: ChunkPrefetcher | None = None
-        if policy is not None and config.inference_lead_steps > 0:
-            self._prefetch = ChunkPrefetcher(policy.infer, lambda: getattr(policy, "last_extras", {}))
+        self.feed: PolicyFeed | None = None
+        if policy is not None:
+            self.feed = PolicyFeed(
+                policy,
+                open_loop_steps=config.open_loop_steps,
+                splice_steps=config.splice_steps,
+                lead_steps=config.inference_lead_steps,
+                watchdogs=self.watchdogs,
+                clock=self.clock,
+            )
+        self._oracle = station if isinstance(station, ExpertOracle) else None
+        self._watchers = [d for d in self.devices if isinstance(d, WatchesScene)]
         self._fade = CrossFade()
         self._envelope = SpeedEnvelope(dims=3)
         recent = max(1, round(config.rate_hz / 2))  # the last half second
@@ -195,9 +185,8 @@ class ControlLoop:
         info = self.station.info
         episode_id = episode_id or uuid.uuid4().hex[:12]
         self.machine.reset(Mode.AUTONOMOUS if self.policy is not None else Mode.HOLD)
-        for dev in self.devices:
-            if isinstance(dev, ScriptedOperator):
-                dev.begin_attempt()
+        for watcher in self._watchers:
+            watcher.begin_attempt()
         limits = ActionLimits.for_station(cfg.safety, info)
         timer = CycleTimer(cfg.rate_hz, clock=self.clock)
         self.last_timer = timer
@@ -217,10 +206,8 @@ class ControlLoop:
             o.on_episode_start(start)
         self._events = []
         self._step = 0
-        self._splicer.clear()
-        if self._prefetch is not None:
-            self._prefetch.forget()
-        self._extras: dict[str, np.ndarray] = {}
+        if self.feed is not None:
+            self.feed.begin()
         self._fade.cancel()
         self._envelope.cancel()
         self._recent_steps.clear()
@@ -231,7 +218,7 @@ class ControlLoop:
         timer.start()
         while True:
             with timer.section("infer"):
-                proposed, policy_action = self._propose(obs, info.action_dim)
+                proposed, policy_action, extras = self._propose(obs, info.action_dim)
             with timer.section("observe"):
                 commands = self._read_devices(obs, proposed)
                 self._consume()
@@ -263,9 +250,8 @@ class ControlLoop:
                     success=next_obs.success,
                     # How late this period started (honest time: overruns stay in the data).
                     period_error=timer.last_period_error if self._step > 0 else 0.0,
-                    extras=self._extras,
+                    extras=extras,
                 )
-                self._extras = {}
                 for o in self.observers:
                     o.on_step(record)
             self._last_action = action
@@ -283,7 +269,7 @@ class ControlLoop:
         # Between attempts the policy client is its owner's again (who may close it): wait for a
         # request still in flight, at most twice the policy watchdog's limit.
         drain_s = 2.0 * cfg.safety.policy_timeout_ms / 1000.0
-        if self._prefetch is not None and not self._prefetch.drain(drain_s):
+        if self.feed is not None and not self.feed.end(drain_s):
             log.warning("a policy request is still unanswered %.1f s after the attempt ended", drain_s)
         outcome, discard = self.control.outcome, self.control.discard
         self.control.clear()
@@ -297,94 +283,41 @@ class ControlLoop:
         events = list(self._events)
         return EpisodeResult(episode_id, self._step, bool(obs.success), outcome, discard, events, timing)
 
+    def close(self) -> None:
+        """Release what the loop itself started (the policy prefetch thread). The station, policy
+        and devices belong to whoever built the loop."""
+        if self.feed is not None:
+            self.feed.close()
+
     # -- the sections ---------------------------------------------------------------------
-    def _propose(self, obs: Observation, action_dim: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(raw proposal to record, spliced action for the policy to execute or None)."""
-        nan = np.full(action_dim, np.nan, dtype=np.float32)
-        if self.policy is None:
-            return nan, None
-        if self._prefetch is not None:
-            self._prefetch_chunk(obs, action_dim)
-        elif self._splicer.needs_chunk:
-            t0 = self.clock.now()
-            try:
-                chunk = np.asarray(self.policy.infer(obs.state, self._step), dtype=np.float32)
-                extras = dict(getattr(self.policy, "last_extras", {}))
-                result = ChunkResult(self._step, chunk, None, extras)
-            except PolicyUnavailable as exc:
-                result = ChunkResult(self._step, None, exc)
-            self._use_chunk(result, self.clock.now() - t0, action_dim)
-        nxt = self._splicer.next()
-        if nxt is None:
-            return nan, None
-        return nxt[0].copy(), nxt[1]
-
-    def _prefetch_chunk(self, obs: Observation, action_dim: int) -> None:
-        """Ask ahead (``inference_lead_steps``); use the answer when it is there. With nothing left
-        to execute the loop waits for it, up to the policy watchdog's limit, as it would have
-        waited for a synchronous request."""
-        pf = self._prefetch
-        assert pf is not None
-        if not pf.pending and pf.idle and self._splicer.open_loop_left <= self.config.inference_lead_steps:
-            pf.submit(obs.state, self._step, self.clock.now())
-        if not pf.pending:
-            return
-        limit = self.config.safety.policy_timeout_ms / 1000.0
-        starving = self._splicer.peek is None and self.machine.mode in _POLICY_MODES
-        wait = max(limit - (self.clock.now() - pf.requested_at), 0.0) if starving else 0.0
-        result = pf.take(wait)
-        waited = self.clock.now() - pf.requested_at
-        if result is not None:
-            self._use_chunk(result, waited, action_dim)
-            return
-        if starving:  # it waited up to the limit (on the wall clock, which a test's clock is not)
-            waited = max(waited, limit + 1e-6)
-        late = self.watchdogs.policy(waited)
-        if late:  # give up on this request; a new one goes out once it has returned
-            pf.forget()
-            self._splicer.clear()
-            if self.machine.mode in _POLICY_MODES:
-                self.machine.request(Request.HOLD, self.clock.now(), late)
-
-    def _use_chunk(self, result: ChunkResult, waited_s: float, action_dim: int) -> None:
-        """Check an answer of the policy and splice it in, or hold the robot and say why."""
-        if result.error is not None and not isinstance(result.error, PolicyUnavailable):
-            raise result.error
-        chunk = result.chunk
-        failed = f"policy unavailable: {result.error}" if result.error is not None else ""
-        late = self.watchdogs.policy(waited_s)
-        if chunk is not None and (chunk.ndim != 2 or chunk.shape[1] != action_dim or len(chunk) == 0):
-            failed, chunk = f"safety: policy chunk has shape {chunk.shape}", None
-        elif chunk is not None and not np.all(np.isfinite(chunk)):
-            failed, chunk = "safety: policy chunk is not finite (NaN/Inf refused)", None
-        if chunk is not None:
-            self._extras = result.extras
-            chunk = result.actions_from(self._step)
-            if len(chunk) == 0:
-                failed, chunk = f"policy chunk for step {result.step} arrived after its last action", None
-        driving = self.machine.mode in _POLICY_MODES
-        if chunk is not None and not (late and driving):
-            self._splicer.push(chunk)
-        else:
-            self._splicer.clear()
-        if driving and (failed or late):
-            self.machine.request(Request.HOLD, self.clock.now(), failed or late)
+    def _propose(
+        self, obs: Observation, action_dim: int
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        """(raw proposal to record, spliced action for the policy to execute or None, the extra
+        outputs of a chunk that arrived this period)."""
+        if self.feed is None:
+            return np.full(action_dim, np.nan, dtype=np.float32), None, {}
+        got = self.feed.next(obs.state, self._step, action_dim, self.machine.mode in _POLICY_MODES)
+        if got.hold:
+            self.machine.request(Request.HOLD, self.clock.now(), got.hold)
+        return got.proposed, got.action, got.extras
 
     def _read_devices(self, obs: Observation, proposed: np.ndarray) -> list[TeleopCommand]:
         commands = []
         mode = self.machine.mode
+        if self._watchers:
+            scene = Scene(
+                ee_target=obs.ee_target,
+                proposed=proposed if np.all(np.isfinite(proposed)) else None,
+                expert=self._oracle.expert_action() if self._oracle is not None else None,
+                mode=mode,
+            )
+            for watcher in self._watchers:
+                watcher.observe(scene)
         for dev in self.devices:
-            if isinstance(dev, ScriptedOperator):
-                expert = self.station.expert_action()
-                if expert is not None:
-                    nxt = proposed if np.all(np.isfinite(proposed)) else None
-                    dev.observe(obs.ee_target, nxt, expert, mode)
             cmd = dev.read()
             for req in cmd.requests:
-                reason = dev.name
-                if isinstance(dev, ScriptedOperator) and req is Request.TAKEOVER and dev.reasons:
-                    reason = f"{dev.name}: {dev.reasons[-1]}"
-                self.machine.request(req, cmd.t, reason)
+                self.machine.request(req, cmd.t, cmd.reason or dev.name)
             commands.append(cmd)
         now = self.clock.now()
         stale, unplugged = self.watchdogs.teleop([d.name for d in self.devices], commands, now)
@@ -489,9 +422,8 @@ class ControlLoop:
     def _sync_grippers(self, closed: bool) -> None:
         """At a takeover the devices' gripper toggles start from the gripper's real state."""
         for dev in self.devices:
-            sync = getattr(dev, "sync_gripper", None)
-            if callable(sync):
-                sync(closed)
+            if isinstance(dev, SyncsGripper):
+                dev.sync_gripper(closed)
 
     def _emit(self, event: Event) -> None:
         self._events.append(event)

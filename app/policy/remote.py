@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from takeover.app.control.loop import PolicyUnavailable, ProposalSource
+from takeover.app.control.inference import PolicyUnavailable, Proposal, ProposalSource
 from takeover.app.net import curve
 
 
@@ -33,15 +33,15 @@ class _Request:
     step: int
     sent_at: float
     done: threading.Event = field(default_factory=threading.Event)
-    chunk: np.ndarray | None = None
+    answer: Proposal | None = None
     error: str = ""
     given_up: bool = False
 
 
 class RemotePolicy(ProposalSource):
     """Chunks from a policy server. When the server sets an open-loop horizon, chunks are cut to
-    it, so the loop asks again after that many steps. The latest chunk's extra outputs are kept in
-    :attr:`last_extras`."""
+    it, so the loop asks again after that many steps. Each answer travels with its own request
+    (its actions, extras and step together), so a late answer that was given up on is dropped whole."""
 
     def __init__(
         self,
@@ -58,7 +58,6 @@ class RemotePolicy(ProposalSource):
         self._client = PolicyClient(url, timeout_s=timeout_s, keys=keys)
         self._infer_timeout_s = infer_timeout_s or timeout_s
         self.policy_id = "unknown"
-        self.last_extras: dict[str, np.ndarray] = {}
         self._requests: queue.Queue[_Request | None] = queue.Queue()
         self._pending: _Request | None = None
         self._healthy = True
@@ -82,11 +81,16 @@ class RemotePolicy(ProposalSource):
         self._worker = threading.Thread(target=self._work, name="policy-requests", daemon=True)
         self._worker.start()
 
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
         if self._worker is None:
             raise PolicyUnavailable("the policy connection is not open")
         req = self._pending
-        if req is None or (req.done.is_set() and req.given_up):
+        if req is not None and req.done.is_set() and req.given_up:
+            # Its answer is for an old state and is dropped; an answer at all says the server is
+            # back, so the next request gets the whole budget again.
+            self._healthy = not req.error
+            req = None
+        if req is None:
             req = _Request(np.array(state, dtype=np.float32), int(step), time.monotonic())
             self._pending = req
             self._requests.put(req)
@@ -99,15 +103,11 @@ class RemotePolicy(ProposalSource):
             age_ms = 1000.0 * (time.monotonic() - req.sent_at)
             raise PolicyUnavailable(f"no action chunk from {self.url} for {age_ms:.0f} ms")
         self._pending = None
-        if req.error:
+        if req.error or req.answer is None:
             self._healthy = False
-            raise PolicyUnavailable(req.error)
-        if req.given_up or req.chunk is None:
-            # A late answer for an old state: the server is back; ask again with the current state.
-            self._healthy = True
-            return self.infer(state, step)
+            raise PolicyUnavailable(req.error or f"no action chunk from {self.url}")
         self._healthy = True
-        return req.chunk
+        return req.answer
 
     def _work(self) -> None:
         from takeover.app.policy.client import PolicyUnavailableError
@@ -121,9 +121,9 @@ class RemotePolicy(ProposalSource):
             except PolicyUnavailableError as exc:
                 req.error = str(exc)
             else:
-                self.last_extras = chunk.extras
                 actions = chunk.actions
-                req.chunk = actions[: chunk.open_loop_steps] if chunk.open_loop_steps > 0 else actions
+                actions = actions[: chunk.open_loop_steps] if chunk.open_loop_steps > 0 else actions
+                req.answer = Proposal(chunk.step, actions, chunk.extras)
             req.done.set()
 
     def close(self) -> None:

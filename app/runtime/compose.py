@@ -143,6 +143,7 @@ class Runtime:
             cfg.loop,
             operator_name=cfg.operator.kind,
         )
+        self._stack.callback(self.loop.close)  # before the policy it asks: its prefetch thread
 
     def _connect_policy(self, url: str, server: LocalPolicyServer | None) -> RemotePolicy:
         p = self.config.policy

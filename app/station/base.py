@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -65,10 +65,6 @@ class Station(abc.ABC):
     def act(self, action: np.ndarray) -> Observation:
         """Apply one action (end-effector delta + gripper) and return the next observation."""
 
-    def expert_action(self) -> np.ndarray | None:
-        """The task's scripted expert action for the current state, if the station has one."""
-        return None
-
     def __enter__(self) -> Self:
         self.connect()
         return self
@@ -77,3 +73,13 @@ class Station(abc.ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@runtime_checkable
+class ExpertOracle(Protocol):
+    """Optional capability of a station that knows the task's expert action (a simulator, or a
+    remote station whose far side is one). Real robots have none; the scripted operator needs it."""
+
+    def expert_action(self) -> np.ndarray | None:
+        """The expert action for the current state (None: not available now)."""
+        ...

@@ -21,7 +21,7 @@ from typing import Any
 from takeover.app.net import curve
 from takeover.app.net.rpc import ReplySocket, serve_requests
 from takeover.app.net.wire import MAX_MESSAGE_BYTES, encode, error_reply
-from takeover.app.station.base import Observation, Station
+from takeover.app.station.base import ExpertOracle, Observation, Station
 from takeover.app.station.protocol import (
     DEFAULT_STATION_ENDPOINT,
     MAX_REQUEST_BYTES,
@@ -138,7 +138,7 @@ class StationServer:
                 raise RuntimeError("no observation yet: send 'reset' first")
             return self._observation(self._last)
         if request.kind == "expert":
-            action = st.expert_action()
+            action = st.expert_action() if isinstance(st, ExpertOracle) else None
             return encode({"type": "expert", "ok": True, "action": action})
         if request.kind == "reset":
             self.moves += 1

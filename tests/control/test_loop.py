@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from takeover.app.control.blending import blend_weights
-from takeover.app.control.loop import ControlLoop, LoopConfig, PolicyUnavailable
+from takeover.app.control.inference import PolicyUnavailable, Proposal
+from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import FakeClock
 from takeover.app.control.safety import SafetyConfig
 from takeover.app.station.base import Observation, Station, StationInfo
@@ -58,12 +59,13 @@ class ConstantPolicy:
     def __init__(self) -> None:
         self.calls = 0
         self.fail_after: int | None = None
+        self.extras: dict[str, np.ndarray] = {}
 
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
             raise PolicyUnavailable("gone")
-        return np.tile(np.array([0.1, 0.0, 0.0, -1.0], dtype=np.float32), (4, 1))
+        return Proposal(step, np.tile(np.array([0.1, 0.0, 0.0, -1.0], dtype=np.float32), (4, 1)), self.extras)
 
 
 class ScheduledDevice(TeleopDevice):
@@ -168,9 +170,9 @@ POINT_SCALE = SafetyConfig(ee_delta_scale=1.0, max_step_m=2.0)
 
 
 class FastPolicy(ConstantPolicy):
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
         self.calls += 1
-        return np.tile(np.array([0.9, 0.0, 0.0, -1.0], dtype=np.float32), (4, 1))
+        return Proposal(step, np.tile(np.array([0.9, 0.0, 0.0, -1.0], dtype=np.float32), (4, 1)))
 
 
 def handback_run(
@@ -356,7 +358,7 @@ def test_an_overrun_is_recorded_at_the_step_it_delayed() -> None:
 
 def test_extra_policy_outputs_reach_the_observers_with_their_chunk() -> None:
     loop, tape, _, policy = make({})
-    policy.last_extras = {"value": np.array([0.25], dtype=np.float32)}  # type: ignore[attr-defined]
+    policy.extras = {"value": np.array([0.25], dtype=np.float32)}  # type: ignore[attr-defined]
     loop.run_episode()
     with_extras = [s.index for s in tape.steps if s.extras]
     assert with_extras == list(range(0, 30, 4))  # one per chunk (open_loop_steps = 4)

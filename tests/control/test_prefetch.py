@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from takeover.app.control.inference import ChunkPrefetcher, ChunkResult
-from takeover.app.control.loop import ControlLoop, LoopConfig, PolicyUnavailable
+from takeover.app.control.inference import ChunkPrefetcher, ChunkResult, PolicyUnavailable, Proposal
+from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import FakeClock
 from takeover.storage.schema import ControlSource, EventKind
 
@@ -47,16 +47,15 @@ class SlowTimedPolicy:
     def __init__(self, station: CountingStation, delay: int) -> None:
         self.station, self.delay = station, delay
         self.calls: list[int] = []
-        self.last_extras: dict[str, np.ndarray] = {}
 
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
         self.calls.append(step)
         if len(self.calls) > 1:
             with self.station.cond:  # not before `delay` periods after the one that asked
                 self.station.cond.wait_for(lambda: self.station.acts >= step + self.delay, timeout=5.0)
-        self.last_extras = {"asked_at": np.array([step])}
         k = np.arange(step, step + H, dtype=np.float32)
-        return np.stack([0.01 * k, np.zeros(H), np.zeros(H), -np.ones(H)], axis=1).astype(np.float32)
+        chunk = np.stack([0.01 * k, np.zeros(H), np.zeros(H), -np.ones(H)], axis=1).astype(np.float32)
+        return Proposal(step, chunk, {"asked_at": np.array([step])})
 
 
 def run(lead: int, delay: int, steps: int = 60) -> tuple[ControlLoop, Tape, SlowTimedPolicy]:
@@ -113,12 +112,12 @@ class SilentAfterFirst:
         self.calls = 0
         self.release = threading.Event()
 
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
         self.calls += 1
         if self.calls > 1:
             self.release.wait(5.0)
             raise PolicyUnavailable("gone")
-        return np.tile(np.array([0.1, 0, 0, -1], np.float32), (H, 1))
+        return Proposal(step, np.tile(np.array([0.1, 0, 0, -1], np.float32), (H, 1)))
 
 
 def test_a_policy_that_stops_answering_holds_the_robot_within_the_watchdog_limit() -> None:
@@ -152,7 +151,7 @@ def test_a_policy_that_raises_is_not_hidden_by_the_worker_thread() -> None:
     class Broken:
         policy_id = "broken"
 
-        def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+        def infer(self, state: np.ndarray, step: int) -> Proposal:
             raise ZeroDivisionError("bug in the policy")
 
     clock = FakeClock()
@@ -174,11 +173,11 @@ def test_chunk_results_skip_the_actions_of_periods_already_over() -> None:
 def test_prefetcher_answers_in_order_and_forgets_what_it_was_told_to() -> None:
     seen: list[int] = []
 
-    def infer(state: np.ndarray, step: int) -> np.ndarray:
+    def infer(state: np.ndarray, step: int) -> Proposal:
         seen.append(step)
-        return np.full((2, 1), float(step), dtype=np.float32)
+        return Proposal(step, np.full((2, 1), float(step), dtype=np.float32))
 
-    pf = ChunkPrefetcher(infer, dict)
+    pf = ChunkPrefetcher(infer)
     assert pf.take() is None and not pf.pending
     pf.submit(np.zeros(3), 5, now=0.0)
     with pytest.raises(RuntimeError, match="already in flight"):
@@ -199,11 +198,11 @@ def test_prefetcher_answers_in_order_and_forgets_what_it_was_told_to() -> None:
 def test_prefetcher_sends_nothing_new_while_a_forgotten_request_is_still_out() -> None:
     gate = threading.Event()
 
-    def infer(state: np.ndarray, step: int) -> np.ndarray:
+    def infer(state: np.ndarray, step: int) -> Proposal:
         gate.wait(5.0)
-        return np.zeros((2, 1), dtype=np.float32)
+        return Proposal(step, np.zeros((2, 1), dtype=np.float32))
 
-    pf = ChunkPrefetcher(infer, dict)
+    pf = ChunkPrefetcher(infer)
     pf.submit(np.zeros(3), 1, now=0.0)
     pf.forget()
     assert not pf.pending and not pf.idle
@@ -230,11 +229,11 @@ def test_no_request_is_in_flight_once_the_attempt_has_ended() -> None:
             self.calls: list[int] = []
             self.returned: list[int] = []
 
-        def infer(self, state: np.ndarray, step: int) -> np.ndarray:
+        def infer(self, state: np.ndarray, step: int) -> Proposal:
             self.calls.append(step)
             time.sleep(0.3 if step >= 15 else 0.0)  # the last request is still out at the end
             self.returned.append(step)
-            return np.tile(np.array([0.1, 0, 0, -1], np.float32), (H, 1))
+            return Proposal(step, np.tile(np.array([0.1, 0, 0, -1], np.float32), (H, 1)))
 
     clock = FakeClock()
     policy = Sleepy()
@@ -242,7 +241,8 @@ def test_no_request_is_in_flight_once_the_attempt_has_ended() -> None:
         CountingStation(clock), policy, [], [Tape()], LoopConfig(max_steps=23, inference_lead_steps=2), clock
     )
     loop.run_episode()
-    assert loop._prefetch is not None and loop._prefetch.idle and not loop._prefetch.pending
+    assert loop.feed is not None and loop.feed.prefetch is not None
+    assert loop.feed.prefetch.idle and not loop.feed.prefetch.pending
     assert policy.returned == policy.calls and len(policy.calls) >= 2
     calls = list(policy.calls)
     time.sleep(0.1)

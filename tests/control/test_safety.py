@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from takeover.app.control.inference import Proposal
 from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import FakeClock
 from takeover.app.control.safety import ActionLimits, SafetyConfig
@@ -74,11 +75,11 @@ def test_nan_from_the_policy_holds_at_once_with_a_reason() -> None:
     loop, tape, station, policy = make({})
     real = policy.infer
 
-    def broken(state: np.ndarray, step: int) -> np.ndarray:
-        chunk = real(state, step)
+    def broken(state: np.ndarray, step: int) -> Proposal:
+        answer = real(state, step)
         if step >= 8:
-            chunk[1, 0] = np.nan
-        return chunk
+            answer.actions[1, 0] = np.nan
+        return answer
 
     policy.infer = broken  # type: ignore[method-assign]
     loop.run_episode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from takeover.app.control.inference import Proposal
 from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.policy import default_checkpoint_path
 from takeover.app.policy.checkpoint import load_policy
@@ -25,8 +26,8 @@ class ShippedPolicy:
         self._policy = load_policy(default_checkpoint_path())
         self.policy_id = self._policy.policy_id
 
-    def infer(self, state: np.ndarray, step: int) -> np.ndarray:
-        return self._policy.predict(state)
+    def infer(self, state: np.ndarray, step: int) -> Proposal:
+        return Proposal(step, self._policy.predict(state))
 
 
 def test_spacemouse_takes_over_in_the_simulator_and_an_unplug_holds_within_one_period() -> None:

@@ -106,11 +106,12 @@ def test_remote_policy_cuts_chunks_to_the_open_loop_horizon() -> None:
         policy = RemotePolicy(server.endpoint, 5.0)
         policy.connect()
         try:
-            actions = policy.infer(np.zeros(39, np.float32), 0)
+            answer = policy.infer(np.zeros(39, np.float32), 0)
         finally:
             policy.close()
     finally:
         server.stop()
         thread.join(timeout=5)
         server.close()
-    assert actions.shape == (3, 4) and policy.policy_id == "chunk-0" and policy.last_extras == {}
+    assert answer.actions.shape == (3, 4) and answer.step == 0 and dict(answer.extras) == {}
+    assert policy.policy_id == "chunk-0"

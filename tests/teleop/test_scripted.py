@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from takeover.teleop.devices import TeleopRequest
+from takeover.teleop.devices import Scene, TeleopRequest
 from takeover.teleop.scripted import ScriptedOperator, ScriptedOperatorConfig
 from takeover.teleop.state_machine import Mode
 
@@ -21,7 +21,7 @@ def run(
     pos = np.zeros(3)
     for _ in range(n):
         pos = pos + pos_step
-        op.observe(pos, proposed, EXPERT, mode)
+        op.observe(Scene(pos, proposed, EXPERT, mode))
         seen.extend(op.read().requests)
     return seen
 
