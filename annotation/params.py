@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-PROFILES = ("minimum_jerk", "linear")
+from takeover.annotation.blend import PROFILES
+
 PAUSE_KINDS = ("takeover", "handback")
 
 

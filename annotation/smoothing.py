@@ -28,6 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from takeover.annotation.blend import blend_weights
 from takeover.annotation.boundaries import INTERVENTION_KINDS, find_boundaries, segment_end
 from takeover.annotation.params import SmoothingParams
 from takeover.annotation.smoothed import (
@@ -44,14 +45,6 @@ _EPS = 1e-9
 """Tolerance (s) of time comparisons, far below any sample period."""
 _MARGIN = 1.01
 """A blended first action keeps its magnitude this far above the idle threshold."""
-
-
-def blend_weights(n: int, window: int, profile: str) -> np.ndarray:
-    """Weights of the recorded action at the first ``n`` steps of a ``window``-step blend."""
-    x = np.arange(1, n + 1, dtype=np.float64) / (window + 1)
-    if profile == "linear":
-        return x
-    return x**3 * (10.0 - 15.0 * x + 6.0 * x**2)
 
 
 def _check_dims(ep: Episode, params: SmoothingParams) -> None:
@@ -135,7 +128,7 @@ def smooth_episode(episode: Episode, params: SmoothingParams | None = None) -> S
         w0 = 0.0
         if np.isfinite(jump) and jump > params.action_jump_threshold and params.blend_window > 0:
             steps = np.arange(k, min(k + params.blend_window, e))
-            weights = blend_weights(len(steps), params.blend_window, params.blend_profile)
+            weights = blend_weights(params.blend_window, len(steps), params.blend_profile)
             weights[0] = min(weights[0], 0.5 * params.action_jump_threshold / jump)
             chosen = _first_weight(prev, first, weights[0], params.idle_action_threshold)
             if chosen is None:

@@ -18,18 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def min_jerk(tau: float) -> float:
-    """Minimum-jerk weight ``10 t^3 - 15 t^4 + 6 t^5`` on [0, 1] (0 and 1 outside)."""
-    t = min(max(tau, 0.0), 1.0)
-    return t * t * t * (10.0 + t * (-15.0 + 6.0 * t))
-
-
-def blend_weights(n: int) -> np.ndarray:
-    """Weights of the new source in the n periods of a blend: ``min_jerk(k / (n + 1))`` for
-    k = 1..n, all strictly between 0 and 1. Every period of the blend mixes both sources; the
-    period after it is the new source alone."""
-    return np.array([min_jerk((i + 1) / (n + 1)) for i in range(n)], dtype=np.float64)
+from takeover.annotation.blend import blend_weights
 
 
 class CrossFade:

@@ -87,11 +87,6 @@ class CycleTimer:
         return self._t0
 
     @property
-    def period_start(self) -> float:
-        """When the current period was scheduled to start."""
-        return self._t0 + self._index * self.dt
-
-    @property
     def deadline(self) -> float:
         return self._t0 + (self._index + 1) * self.dt
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from takeover.app.control.blending import ChunkSplicer, CrossFade, SpeedEnvelope, blend_weights, min_jerk
+from takeover.annotation.blend import blend_weights, min_jerk
+from takeover.app.control.blending import ChunkSplicer, CrossFade, SpeedEnvelope
 
 
 def test_min_jerk_profile() -> None:

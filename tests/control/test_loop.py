@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from takeover.app.control.blending import blend_weights
+from takeover.annotation.blend import blend_weights
 from takeover.app.control.inference import PolicyUnavailable, Proposal
 from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import FakeClock
