@@ -95,7 +95,8 @@ def _read_only_creator(path: Path) -> Callable[[], sqlite3.Connection]:
             return conn
         except sqlite3.OperationalError as exc:
             conn.close()
-            if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN":
+            name = str(getattr(exc, "sqlite_errorname", ""))
+            if name != "SQLITE_CANTOPEN" and not name.startswith("SQLITE_READONLY"):
                 raise
         # A WAL database needs its -shm file even to read; where it cannot be created (nothing
         # can write here, so nothing can change the file either) read it as immutable.
@@ -130,7 +131,7 @@ def _search_path_setter(schema: str) -> Callable[[Any, Any], None]:
 
 # -- what went wrong ----------------------------------------------------------------------------
 def _sqlite_error(name: str, where: str, read_only_why: str) -> StorageError:
-    if name == "SQLITE_FULL":
+    if name in ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE"):  # SHMSIZE: no room to grow the -shm file
         return DiskFullError(
             f"the disk holding the catalog {where} is full: free some space and run the command again "
             "(the catalog was not changed)"

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Double, ForeignKey, String, and_, case, func, insert, literal, select
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from takeover.storage.catalog_db import Base
@@ -89,10 +88,12 @@ def claim(s: Session, seed: int, now: float) -> bool:
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"a seed must be in 0..{MAX_SEED}, got {seed}")
     taken = select(SeedRow.seed).where(SeedRow.seed == seed).exists()
-    stmt = insert(SeedRow).from_select(
-        ["seed", "origin", "taken_at"],
-        select(literal(seed, BigInteger), literal("configured"), literal(now)).where(~taken),
+    stmt = (
+        insert(SeedRow)
+        .from_select(
+            ["seed", "origin", "taken_at"],
+            select(literal(seed, BigInteger), literal("configured"), literal(now)).where(~taken),
+        )
+        .returning(SeedRow.seed)
     )
-    result = s.execute(stmt)
-    assert isinstance(result, CursorResult)
-    return bool(result.rowcount)
+    return s.execute(stmt).scalar_one_or_none() is not None

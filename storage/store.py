@@ -19,6 +19,7 @@ opens read-only: listing, reading and pulling work, and a write is refused with
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Sequence
@@ -43,6 +44,8 @@ from takeover.storage.consistency import (
 from takeover.storage.episode_file import read_episode, read_header, write_episode
 from takeover.storage.errors import (
     BlobNotFoundError,
+    CatalogUnavailableError,
+    DiskFullError,
     EmptySelectionError,
     ReadOnlyStoreError,
     StorageError,
@@ -107,6 +110,9 @@ class Store:
         except OSError as exc:
             store.close()
             raise os_error(exc, store.root, "create a dataset store") from None
+        except DiskFullError:
+            store.close()
+            raise os_error(OSError(errno.ENOSPC, "full"), store.root, "create a dataset store") from None
         except StorageError:
             store.close()
             raise
@@ -149,6 +155,12 @@ class Store:
     def _open_catalog(self) -> None:
         """Connect the catalog, read-only if this user may not write the store."""
         db = sqlite_path(self.catalog.url)
+        if db is not None and not db.is_file():
+            # Never start an empty catalog over a store's blobs: they would all look like orphans.
+            raise CatalogUnavailableError(
+                f"the catalog {db} of the store at {self.root} is missing: restore it from a backup "
+                "(nothing was changed)"
+            )
         if not writable(self.root / MARKER) or (db is not None and not writable(db)):
             self.read_only = True
             reason = read_only_reason(self.root / MARKER)

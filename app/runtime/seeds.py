@@ -27,10 +27,10 @@ def check_attempts(section: SeedsSection, attempts: int) -> None:
     if first is None or attempts < 1:
         return
     last = first + attempts - 1
-    bad = next((seed for seed in (first, last) if seed_problem(section, seed)), None)
     reserved = section.reserved
-    if bad is None and not section.evaluation and first < reserved.first <= last:
-        bad = reserved.first
+    # Where a run of seeds can first go wrong: its start, entering or leaving the reserved range, its end.
+    edges = (first, max(first, reserved.first), min(last, reserved.last + 1), last)
+    bad = next((seed for seed in edges if first <= seed <= last and seed_problem(section, seed)), None)
     if bad is not None:
         problem = seed_problem(section, bad)
         raise ConfigError(f"--seed/--episodes: the attempts would use seeds {first}..{last}, but {problem}")
