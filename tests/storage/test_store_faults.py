@@ -93,3 +93,12 @@ def test_a_damaged_or_missing_catalog_is_named_and_never_replaced(tmp_path: Path
     with Store.open(root) as store:
         assert store.resolve("v1").manifest.num_steps == 9
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_an_unreachable_catalog_server_is_named_without_its_password() -> None:
+    from takeover.storage.catalog import Catalog
+
+    url = "postgresql+psycopg://ada:s3cret@127.0.0.1:1/fleet?connect_timeout=2"
+    with pytest.raises(CatalogUnavailableError, match=r"cannot reach the catalog database .*:1/fleet") as e:
+        Catalog(url).connect()
+    assert "s3cret" not in str(e.value) and "***" in str(e.value)
