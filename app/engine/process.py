@@ -66,9 +66,10 @@ class Engine:
                 if rt.recorder is not None:
                     self.board.dropped_frames = rt.recorder.dropped_frames
                 self.board.previews = rt.previews.previews
-                self.board.update(message="ready: press Start episode")
                 assert rt.store is not None
+                rt.store.require_writable("record attempts")  # say so now, not at the first Start
                 seeds = SeedSource(self.config.seeds, rt.store)  # never the same scenes each session
+                self.board.update(message="ready: press Start episode")
                 while not self._quit.is_set():
                     if not self._start.wait(timeout=0.1):
                         continue

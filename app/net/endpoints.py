@@ -97,7 +97,7 @@ def _host(text: str, host: str, bind: bool) -> str:
         try:
             return str(ipaddress.IPv6Address(host[1:-1]))
         except ValueError:
-            raise EndpointError(f"endpoint {_shown(text)}: {host} is not an IPv6 address") from None
+            raise EndpointError(f"endpoint {_shown(text)}: {_shown(host)} is not an IPv6 address") from None
     if ":" in host:
         raise EndpointError(
             f"endpoint {_shown(text)}: write an IPv6 address in brackets, like tcp://[::1]:5555"
@@ -112,9 +112,9 @@ def _host(text: str, host: str, bind: bool) -> str:
         try:
             return str(ipaddress.IPv4Address(host))
         except ValueError:
-            raise EndpointError(f"endpoint {_shown(text)}: {host} is not an IPv4 address") from None
+            raise EndpointError(f"endpoint {_shown(text)}: {_shown(host)} is not an IPv4 address") from None
     if not _HOSTNAME.match(host):
-        raise EndpointError(f"endpoint {_shown(text)}: {host!r} is not a valid host name or address")
+        raise EndpointError(f"endpoint {_shown(text)}: {_shown(host)} is not a valid host name or address")
     return host
 
 
@@ -125,10 +125,12 @@ def _port(text: str, port: str, bind: bool) -> int | None:
     if not port.isdigit() or not port.isascii():
         extra = f", or {any_port}" if bind else ""
         raise EndpointError(f"endpoint {_shown(text)}: the port must be a number 1..65535{extra}")
-    n = int(port)
+    n = int(port) if len(port) <= 6 else 10**6  # (a long run of digits is out of range too)
     if n == 0 and bind:
         return None
     if not 1 <= n <= 65535:
         extra = f", or {any_port}" if bind else ""
-        raise EndpointError(f"endpoint {_shown(text)}: port {n} is out of range: use 1..65535{extra}")
+        raise EndpointError(
+            f"endpoint {_shown(text)}: port {_shown(port)[1:-1]} is out of range: use 1..65535{extra}"
+        )
     return n
