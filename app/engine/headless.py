@@ -6,10 +6,11 @@ import signal
 import sys
 from types import FrameType
 
-from takeover.app.runtime.compose import Runtime
+from takeover.app.runtime.compose import Runtime, store_root
 from takeover.app.runtime.config import AppConfig
 from takeover.app.runtime.seeds import SeedSource, check_attempts
 from takeover.storage.schema import EventKind
+from takeover.storage.store import MARKER, Store
 
 
 def run_headless(config: AppConfig, episodes: int, use_policy: bool = True) -> int:
@@ -18,10 +19,13 @@ def run_headless(config: AppConfig, episodes: int, use_policy: bool = True) -> i
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
     check_attempts(config.seeds, episodes)
+    root = store_root(config)
+    if (root / MARKER).exists():  # refuse a read-only store before the simulator and policy load
+        with Store.open(root) as store:
+            store.require_writable("record attempts")
     with Runtime(config, use_policy=use_policy) as rt:
         assert rt.loop is not None and rt.store is not None
         loop = rt.loop
-        rt.store.require_writable("record attempts")
         seeds = SeedSource(config.seeds, rt.store)
         interrupted = False
 
