@@ -1,7 +1,10 @@
 """The catalog: episode metadata, events, versions and tags in SQL (SQLite or PostgreSQL).
 
 Typed SQLAlchemy 2.0 ORM. Rows are handed out as frozen records, never as live ORM objects.
-Episodes and versions are write-once; tags are never moved or reused.
+Episodes and versions are write-once; tags are never moved or reused. Collection seeds are
+handed out here, each once (:mod:`takeover.storage.seeds`). Database errors come out as
+:class:`~takeover.storage.errors.StorageError` with a message a person can act on
+(:mod:`takeover.storage.catalog_db`); a catalog opened read-only refuses writes up front.
 """
 
 from __future__ import annotations
@@ -14,24 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Double,
-    Engine,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    create_engine,
-    event,
-    func,
-    select,
-)
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import Boolean, Double, Engine, ForeignKey, Integer, String, Text, func, inspect, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from takeover.storage import seeds
+from takeover.storage.catalog_db import Base, describe, open_engine, translate
 from takeover.storage.errors import (
+    CatalogUnavailableError,
     EpisodeExistsError,
+    ReadOnlyStoreError,
     StorageError,
     TagExistsError,
     UnknownEpisodeError,
@@ -40,13 +35,10 @@ from takeover.storage.errors import (
 )
 from takeover.storage.manifest import Manifest
 from takeover.storage.schema import EpisodeMeta, Event, EventKind
+from takeover.storage.seeds import EpisodeSeedRow, SeedRange
 
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+]{0,127}$")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class EpisodeRow(Base):
@@ -122,6 +114,8 @@ class EpisodeRecord:
     recorded_at: float
     cut_at: float | None = None
     """For an attempt recovered after a crash: wall-clock time of its last durable record."""
+    seed: int | None = None
+    """The simulator seed of the attempt (None for a station without seeds)."""
 
     @property
     def recovered(self) -> bool:
@@ -143,9 +137,14 @@ class TagRecord:
     created_at: float
 
 
-def _episode_record(row: EpisodeRow, cut_at: float | None = None) -> EpisodeRecord:
-    fields = {f: getattr(row, f) for f in EpisodeRecord.__dataclass_fields__ if f != "cut_at"}
-    return EpisodeRecord(**fields, cut_at=cut_at)
+def _episode_record(row: EpisodeRow, cut_at: float | None = None, seed: int | None = None) -> EpisodeRecord:
+    fields = {f: getattr(row, f) for f in EpisodeRecord.__dataclass_fields__ if f not in ("cut_at", "seed")}
+    return EpisodeRecord(**fields, cut_at=cut_at, seed=seed)
+
+
+def _seed_of(meta: EpisodeMeta) -> int | None:
+    seed = meta.extra.get("seed")
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def check_tag_name(name: str) -> None:
@@ -162,16 +161,25 @@ class Catalog:
     """SQL catalog at ``url``. No I/O until :meth:`connect`; use as a context manager.
 
     ``schema`` (PostgreSQL) puts every table in that schema by setting ``search_path`` on each
-    new connection; the schema must exist.
+    new connection; the schema must exist. ``read_only`` opens it for reading only (a store on
+    read-only media or without write permission): writes raise :class:`ReadOnlyStoreError`.
     """
 
     def __init__(
-        self, url: str, *, schema: str | None = None, clock: Callable[[], float] = time.time
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        clock: Callable[[], float] = time.time,
+        read_only: bool = False,
+        read_only_reason: str = "",
     ) -> None:
         if schema is not None and not _SCHEMA_RE.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
         self.url = url
         self.schema = schema
+        self.read_only = read_only
+        self.read_only_reason = read_only_reason or "it was opened read-only"
         self._clock = clock
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
@@ -180,19 +188,29 @@ class Catalog:
     def connect(self) -> Catalog:
         if self._engine is not None:
             return self
-        engine = create_engine(self.url)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_on_connect)
-        if self.schema is not None:
-            event.listen(engine, "connect", _search_path_setter(self.schema), insert=True)
+        engine = open_engine(self.url, read_only=self.read_only, schema=self.schema)
         try:
-            Base.metadata.create_all(engine)
+            if self.read_only:
+                self._check_tables(engine)
+            else:
+                Base.metadata.create_all(engine)
+        except DBAPIError as exc:
+            engine.dispose()
+            raise translate(exc, self.url) from None
         except Exception:
             engine.dispose()
             raise
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         return self
+
+    def _check_tables(self, engine: Engine) -> None:
+        missing = sorted(set(Base.metadata.tables) - set(inspect(engine).get_table_names()))
+        if missing:
+            raise CatalogUnavailableError(
+                f"the catalog {describe(self.url)} lacks the tables {', '.join(missing)}, and it can only "
+                f"be read ({self.read_only_reason}): open the store once with write access to upgrade it"
+            )
 
     def close(self) -> None:
         if self._engine is not None:
@@ -212,11 +230,26 @@ class Catalog:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def _tx(self, writing: str = "") -> Iterator[Session]:
+        """A transaction; ``writing`` says what a write is for (refused up front when read-only).
+
+        Database errors come out as :class:`StorageError`, except IntegrityError, which the
+        callers turn into what it means (a duplicate, a lost race).
+        """
         if self._sessions is None:
             raise StorageError("catalog is not connected; call connect() or use it in a with-block")
-        with self._sessions() as s, s.begin():
-            yield s
+        if writing and self.read_only:
+            raise ReadOnlyStoreError(
+                f"cannot {writing}: the catalog {describe(self.url)} can only be read "
+                f"({self.read_only_reason}); it can still be listed and pulled"
+            )
+        try:
+            with self._sessions() as s, s.begin():
+                yield s
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise translate(exc, self.url) from None
 
     # -- episodes ----------------------------------------------------------------------------
     def add_episode(self, meta: EpisodeMeta, digest: str, num_steps: int, events: Sequence[Event]) -> None:
@@ -241,7 +274,7 @@ class Catalog:
             recorded_at=self._clock(),
         )
         try:
-            with self._tx() as s:
+            with self._tx(f"catalog episode {meta.episode_id}") as s:
                 existing = s.get(EpisodeRow, meta.episode_id)
                 if existing is not None:
                     self._check_same_blob(meta.episode_id, existing.blob_digest, digest)
@@ -250,6 +283,9 @@ class Catalog:
                 s.flush()
                 if meta.extra.get("recovered"):
                     s.add(RecoveryRow(episode_id=meta.episode_id, cut_at=float(meta.extra["cut_at"])))
+                seed = _seed_of(meta)
+                if seed is not None:
+                    s.add(EpisodeSeedRow(episode_id=meta.episode_id, seed=seed))
                 for seq, e in enumerate(events):
                     s.add(
                         EventRow(
@@ -280,7 +316,10 @@ class Catalog:
             if row is None:
                 raise UnknownEpisodeError(f"no episode {episode_id!r} in the catalog")
             rec = s.get(RecoveryRow, episode_id)
-            return _episode_record(row, rec.cut_at if rec is not None else None)
+            seed = s.get(EpisodeSeedRow, episode_id)
+            return _episode_record(
+                row, rec.cut_at if rec is not None else None, seed.seed if seed is not None else None
+            )
 
     def get_events(self, episode_id: str) -> list[Event]:
         with self._tx() as s:
@@ -298,12 +337,17 @@ class Catalog:
         operator: str | None = None,
         success: bool | None = None,
         outcome: str | None = None,
+        seed: int | None = None,
         limit: int | None = None,
     ) -> list[EpisodeRecord]:
         """Episodes matching every given filter, oldest first."""
-        q = select(EpisodeRow, RecoveryRow.cut_at).outerjoin(
-            RecoveryRow, RecoveryRow.episode_id == EpisodeRow.episode_id
+        q = (
+            select(EpisodeRow, RecoveryRow.cut_at, EpisodeSeedRow.seed)
+            .outerjoin(RecoveryRow, RecoveryRow.episode_id == EpisodeRow.episode_id)
+            .outerjoin(EpisodeSeedRow, EpisodeSeedRow.episode_id == EpisodeRow.episode_id)
         )
+        if seed is not None:
+            q = q.where(EpisodeSeedRow.seed == seed)
         if episode_ids is not None:
             q = q.where(EpisodeRow.episode_id.in_(list(episode_ids)))
         filters: dict[str, Any] = {
@@ -320,7 +364,7 @@ class Catalog:
         if limit is not None:
             q = q.limit(limit)
         with self._tx() as s:
-            return [_episode_record(r, cut) for r, cut in s.execute(q)]
+            return [_episode_record(r, cut, sd) for r, cut, sd in s.execute(q)]
 
     def count_episodes(self) -> int:
         with self._tx() as s:
@@ -332,7 +376,7 @@ class Catalog:
         creating it again changes nothing (the first message stays)."""
         for attempt in range(2):
             try:
-                with self._tx() as s:
+                with self._tx("freeze a version") as s:
                     return self._insert_version(s, manifest, message)
             except IntegrityError:
                 if attempt:  # a concurrent writer inserted the same version; it exists now
@@ -365,7 +409,7 @@ class Catalog:
         """Name version ``digest``. Raises :class:`TagExistsError` if ``name`` was ever used."""
         check_tag_name(name)
         try:
-            with self._tx() as s:
+            with self._tx(f"create tag {name!r}") as s:
                 self._insert_tag(s, name, digest)
         except IntegrityError:
             raise TagExistsError(tag_exists_message(name)) from None
@@ -375,7 +419,7 @@ class Catalog:
         check_tag_name(tag)
         for attempt in range(2):
             try:
-                with self._tx() as s:
+                with self._tx(f"commit version {tag!r}") as s:
                     digest = self._insert_version(s, manifest, message)
                     self._insert_tag(s, tag, digest)
                     return digest
@@ -402,15 +446,30 @@ class Catalog:
             known = list(s.scalars(select(TagRow.name).order_by(TagRow.created_at.desc(), TagRow.name)))
         raise UnknownTagError(_unknown_tag_message(name, known))
 
-    def has_tag(self, name: str) -> bool:
-        with self._tx() as s:
-            return s.get(TagRow, name) is not None
-
     def list_tags(self) -> list[TagRecord]:
         """All tags, oldest first."""
         with self._tx() as s:
             rows = s.scalars(select(TagRow).order_by(TagRow.created_at, TagRow.name))
             return [TagRecord(r.name, r.version_digest, r.created_at) for r in rows]
+
+    # -- seeds -------------------------------------------------------------------------------
+    def allocate_seed(self, reserved: SeedRange, attempts: int = 20) -> int:
+        """A collection seed this catalog has never handed out, outside ``reserved``."""
+        for _ in range(attempts):
+            try:
+                with self._tx("hand out a seed") as s:
+                    return seeds.allocate(s, reserved, self._clock())
+            except IntegrityError:  # another process took the same seed first: take the next
+                continue
+        raise StorageError(f"could not hand out a seed after {attempts} tries: too many writers at once")
+
+    def claim_seed(self, seed: int) -> bool:
+        """Enter a seed chosen explicitly in the ledger; False if it had been used before."""
+        try:
+            with self._tx(f"enter seed {seed}") as s:
+                return seeds.claim(s, seed, self._clock())
+        except IntegrityError:  # claimed by another process at the same moment
+            return False
 
 
 def tag_exists_message(name: str) -> str:
@@ -425,23 +484,3 @@ def _unknown_tag_message(name: str, known: list[str], shown: int = 5) -> str:
     listed = ", ".join(picks[:shown])
     more = f" and {len(known) - shown} more" if len(known) > shown else ""
     return f"unknown tag {name!r}; known tags: {listed}{more}"
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
-
-
-def _search_path_setter(schema: str) -> Callable[[Any, Any], None]:
-    def set_search_path(dbapi_connection: Any, _record: Any) -> None:
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        cur = dbapi_connection.cursor()
-        cur.execute(f'SET SESSION search_path TO "{schema}"')
-        cur.close()
-        dbapi_connection.autocommit = autocommit
-
-    return set_search_path

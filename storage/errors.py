@@ -49,3 +49,23 @@ class CorruptBlobError(StorageError):
 
 class EpisodeFileError(StorageError):
     """An episode file that cannot be read as one."""
+
+
+class ReadOnlyStoreError(StorageError):
+    """A write to a store (or catalog) this process may only read."""
+
+
+class DiskFullError(StorageError):
+    """The disk (or the database server) holding the store has no space left."""
+
+
+class CorruptCatalogError(StorageError):
+    """A catalog database that cannot be read as one."""
+
+
+class CatalogUnavailableError(StorageError):
+    """The catalog database cannot be opened, reached or locked."""
+
+
+class SeedsExhaustedError(StorageError):
+    """No collection seed is left to hand out."""

@@ -10,10 +10,16 @@ Layout::
 
 Adding an episode writes its file, stores it as a blob, and only then catalogs it, so an
 interruption leaves at worst an orphan blob (harmless), never a catalog row without its blob.
+
+A store in a folder this user may not write (read-only media, a snapshot, another user's data)
+opens read-only: listing, reading and pulling work, and a write is refused with
+:class:`ReadOnlyStoreError` before anything is touched. Disk and database failures come out as
+:class:`StorageError` naming the path and what to do.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Sequence
@@ -28,6 +34,7 @@ from takeover.storage.catalog import (
     VersionRecord,
     check_tag_name,
 )
+from takeover.storage.catalog_db import os_error, read_only_reason, sqlite_path, writable
 from takeover.storage.consistency import (
     StoreReport,
     check_store,
@@ -37,7 +44,10 @@ from takeover.storage.consistency import (
 from takeover.storage.episode_file import read_episode, read_header, write_episode
 from takeover.storage.errors import (
     BlobNotFoundError,
+    CatalogUnavailableError,
+    DiskFullError,
     EmptySelectionError,
+    ReadOnlyStoreError,
     StorageError,
     StoreExistsError,
     StoreNotFoundError,
@@ -46,6 +56,7 @@ from takeover.storage.errors import (
 )
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
+from takeover.storage.seeds import SeedRange
 from takeover.storage.tempfiles import locked_temp
 
 STORE_FORMAT = "takeover.store"
@@ -66,9 +77,12 @@ class Store:
     ) -> None:
         self.root = Path(root).expanduser()
         self.catalog_url = catalog_url
+        self.catalog_schema = catalog_schema
         self.blobs = LocalBlobStore(self.root)
         url = catalog_url or f"sqlite:///{(self.root / 'catalog.db').absolute()}"
         self.catalog = Catalog(url, schema=catalog_schema)
+        self.read_only = False
+        """True when this user may not write the store (set by :meth:`connect`)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -80,16 +94,29 @@ class Store:
             raise StoreExistsError(f"a dataset store already exists at {store.root}")
         if store.root.exists() and not store.root.is_dir():
             raise StoreExistsError(f"cannot create a dataset store at {store.root}: it is a file")
-        (store.root / "blobs").mkdir(parents=True, exist_ok=True)
         info = {
             "format": STORE_FORMAT,
             "version": STORE_FORMAT_VERSION,
             "catalog": "external" if catalog_url else "sqlite",
         }
-        with locked_temp(store.root, prefix=f".{MARKER}-", suffix=".tmp") as (_, tmp):
-            tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, marker)
-        return store.connect()
+        try:
+            (store.root / "blobs").mkdir(parents=True, exist_ok=True)
+            # The catalog first, the marker last: a store that could not be made complete is no store.
+            store.catalog.connect()
+            with locked_temp(store.root, prefix=f".{MARKER}-", suffix=".tmp") as (_, tmp):
+                tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+                tmp.chmod(0o644)  # readable like the catalog, so other users can read the store
+                os.replace(tmp, marker)
+        except OSError as exc:
+            store.close()
+            raise os_error(exc, store.root, "create a dataset store") from None
+        except DiskFullError:
+            store.close()
+            raise os_error(OSError(errno.ENOSPC, "full"), store.root, "create a dataset store") from None
+        except StorageError:
+            store.close()
+            raise
+        return store
 
     @classmethod
     def open(cls, root: Path | str, catalog_url: str | None = None, **kw: Any) -> Store:
@@ -122,8 +149,33 @@ class Store:
             raise StorageError(
                 f"the store at {self.root} keeps its catalog in an external database; pass its catalog URL"
             )
-        self.catalog.connect()
+        self._open_catalog()
         return self
+
+    def _open_catalog(self) -> None:
+        """Connect the catalog, read-only if this user may not write the store."""
+        db = sqlite_path(self.catalog.url)
+        if db is not None and not db.is_file():
+            # Never start an empty catalog over a store's blobs: they would all look like orphans.
+            raise CatalogUnavailableError(
+                f"the catalog {db} of the store at {self.root} is missing: restore it from a backup "
+                "(nothing was changed)"
+            )
+        if not writable(self.root / MARKER) or (db is not None and not writable(db)):
+            self.read_only = True
+            reason = read_only_reason(self.root / MARKER)
+            self.catalog = Catalog(
+                self.catalog.url, schema=self.catalog_schema, read_only=True, read_only_reason=reason
+            )
+        self.catalog.connect()
+
+    def require_writable(self, doing: str) -> None:
+        """Raise :class:`ReadOnlyStoreError` (saying what was refused) if the store is read-only."""
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"cannot {doing}: the store at {self.root} can only be read "
+                f"({read_only_reason(self.root / MARKER)}); it can still be listed and pulled"
+            )
 
     def close(self) -> None:
         self.catalog.close()
@@ -142,6 +194,7 @@ class Store:
         adopted as a blob without copying; the episode file then only indexes it.
         """
         ep.validate()
+        self.require_writable(f"add episode {ep.meta.episode_id}")
         for cam in ep.cameras.values():
             if isinstance(cam.frames, FrameBlob):
                 self.blobs.adopt_file(cam.frames.path, cam.frames.digest)
@@ -196,6 +249,7 @@ class Store:
     ) -> tuple[str, Manifest]:
         """Freeze the given episodes (default: all) as a version and name it ``tag``."""
         check_tag_name(tag)
+        self.require_writable(f"commit version {tag!r}")
         if tag in {t.name for t in self.catalog.list_tags()}:
             raise TagExistsError(
                 f"tag {tag!r} already exists; tags are never moved or reused, choose a new name"
@@ -234,6 +288,17 @@ class Store:
 
     def tags(self) -> list[TagRecord]:
         return self.catalog.list_tags()
+
+    # -- seeds -------------------------------------------------------------------------------
+    def allocate_seed(self, reserved: SeedRange) -> int:
+        """A collection seed this store has never handed out, outside the ``reserved`` range."""
+        self.require_writable("hand out a collection seed")
+        return self.catalog.allocate_seed(reserved)
+
+    def claim_seed(self, seed: int) -> bool:
+        """Enter an explicitly chosen seed, so the store never hands it out; False if used before."""
+        self.require_writable(f"enter seed {seed}")
+        return self.catalog.claim_seed(seed)
 
 
 def _safe(text: str) -> str:

@@ -1,4 +1,5 @@
-"""What the command groups share: one-line errors, the store option and where it points."""
+"""What the command groups share: one-line errors, the store option and where it points, and the
+argument types that check a value before any work starts (endpoints, seeds)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
+from takeover.app.net.endpoints import EndpointError, check_endpoint
 from takeover.storage.errors import StorageError
 from takeover.storage.paths import default_store_root
+from takeover.storage.seeds import MAX_SEED
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -21,6 +25,36 @@ def error(message: str) -> int:
     """Print one ``error: ...`` line on stderr; return the usage exit status."""
     print(f"error: {message}", file=sys.stderr)
     return USAGE_EXIT
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one ``error: ...`` line (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_EXIT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def endpoint_type(*, bind: bool) -> Callable[[str], str]:
+    """An argparse type for an endpoint to bind (``bind=True``) or to connect to."""
+
+    def endpoint(text: str) -> str:
+        try:
+            return check_endpoint(text, bind=bind)
+        except EndpointError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return endpoint
+
+
+def seed_type(text: str) -> int:
+    """An argparse type for a simulator seed: a whole number in 0..MAX_SEED."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number in 0..{MAX_SEED}, got {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number in 0..{MAX_SEED}, got {seed}")
+    return seed
 
 
 def user_errors(*kinds: type[Exception]) -> Callable[[Handler], Handler]:

@@ -44,6 +44,7 @@ def run_list(args: argparse.Namespace) -> int:
         (
             e.episode_id,
             e.task,
+            "-" if e.seed is None else e.seed,
             e.num_steps,
             e.num_takeovers,
             _yes_no(e.success),
@@ -52,7 +53,7 @@ def run_list(args: argparse.Namespace) -> int:
         )
         for e in episodes
     ]
-    print(_table(("id", "task", "steps", "takeovers", "success", "outcome", "recovered"), rows))
+    print(_table(("id", "task", "seed", "steps", "takeovers", "success", "outcome", "recovered"), rows))
     return 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from takeover.app.cli.common import error
+from takeover.app.cli.common import endpoint_type, error
 from takeover.app.cli.serving import add_security_args, serve_until_signalled
 
 
@@ -29,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     serve.add_argument(
         "--endpoint",
+        type=endpoint_type(bind=True),
         metavar="URL",
         default=None,
         help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555)",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from takeover.app.cli.common import endpoint_type, seed_type
 from takeover.app.runtime.config import OPERATORS, AppConfig, load_config, with_overrides
 
 
@@ -16,7 +17,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user)"
     )
     p.add_argument("--operator", choices=OPERATORS, help="who may take over (default: keyboard)")
-    p.add_argument("--policy-url", metavar="URL", help="a running policy server, e.g. tcp://127.0.0.1:5555")
+    p.add_argument(
+        "--policy-url",
+        type=endpoint_type(bind=False),
+        metavar="URL",
+        help="a running policy server, e.g. tcp://127.0.0.1:5555",
+    )
     p.add_argument("--checkpoint", metavar="PATH", help="checkpoint for the local policy server")
     p.add_argument("--rate", type=float, metavar="HZ", help="control rate")
     p.add_argument("--max-steps", type=int, metavar="N", help="steps before an attempt times out")
@@ -27,6 +33,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="ask the policy for its next chunk N periods early, on a worker thread "
         "(for a policy server whose answers take periods; default 0: when the chunk is used up)",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed_type,
+        metavar="N",
+        help="simulator seed of the first attempt, then N+1, ... (default: each attempt takes a seed "
+        "the store has never handed out; see docs/config.md, Seeds)",
+    )
+    p.add_argument(
+        "--evaluation",
+        action="store_true",
+        help="evaluation mode: seeds from the range reserved for evaluation (default 5000..9999)",
     )
 
 
@@ -40,10 +58,26 @@ def _periods(text: str) -> int:
     return n
 
 
+OPTIONS = {
+    "store.path": "--store",
+    "operator.kind": "--operator",
+    "policy.url": "--policy-url",
+    "policy.checkpoint": "--checkpoint",
+    "loop.rate_hz": "--rate",
+    "loop.max_steps": "--max-steps",
+    "loop.paced": "--no-pacing",
+    "loop.inference_lead_steps": "--ask-ahead",
+    "seeds.start": "--seed",
+    "seeds.evaluation": "--evaluation",
+}
+"""Which option sets which configuration key (errors name the option)."""
+
+
 def _config_from(args: argparse.Namespace) -> AppConfig:
     cfg = load_config(args.config)
     return with_overrides(
         cfg,
+        options=OPTIONS,
         store={"path": args.store},
         operator={"kind": args.operator},
         policy={"url": args.policy_url, "checkpoint": args.checkpoint},
@@ -53,6 +87,7 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
             "paced": False if args.no_pacing else None,
             "inference_lead_steps": args.ask_ahead,
         },
+        seeds={"start": args.seed, "evaluation": True if args.evaluation else None},
     )
 
 
@@ -64,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.headless:
         from takeover.app.engine.headless import run_headless
 
-        return run_headless(cfg, args.episodes, seed=args.seed, use_policy=not args.no_policy)
+        return run_headless(cfg, args.episodes, use_policy=not args.no_policy)
     return _run_console(args)
 
 
@@ -94,12 +129,23 @@ def _run_console(args: argparse.Namespace) -> int:
         "--parent-pid",
         str(os.getpid()),
     ]
-    for flag in ("config", "store", "operator", "policy_url", "checkpoint", "rate", "max_steps", "ask_ahead"):
+    for flag in (
+        "config",
+        "store",
+        "operator",
+        "policy_url",
+        "checkpoint",
+        "rate",
+        "max_steps",
+        "ask_ahead",
+        "seed",
+    ):
         value = getattr(args, flag)
         if value is not None:
             engine_cmd += [f"--{flag.replace('_', '-')}", str(value)]
-    if args.no_pacing:
-        engine_cmd.append("--no-pacing")
+    engine_cmd += [
+        f"--{flag.replace('_', '-')}" for flag in ("no_pacing", "evaluation") if getattr(args, flag)
+    ]
     engine = subprocess.Popen(engine_cmd, stdin=subprocess.DEVNULL)
     try:
         return run_gui(status, command)
@@ -131,7 +177,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     run.add_argument(
         "--episodes", type=int, default=1, metavar="N", help="attempts to run headless (default 1)"
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of the first attempt (default 0)")
     run.add_argument(
         "--no-policy", action="store_true", help="headless demonstrations without a policy server"
     )
@@ -143,8 +188,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Serve the control loop to a console over ZeroMQ.",
     )
     add_run_options(engine)
-    engine.add_argument("--status-endpoint", required=True, metavar="URL")
-    engine.add_argument("--command-endpoint", required=True, metavar="URL")
+    engine.add_argument("--status-endpoint", required=True, type=endpoint_type(bind=True), metavar="URL")
+    engine.add_argument("--command-endpoint", required=True, type=endpoint_type(bind=True), metavar="URL")
     engine.add_argument(
         "--parent-pid", type=int, default=0, metavar="PID", help="exit when this process ends"
     )

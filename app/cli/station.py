@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from takeover.app.cli.common import error
+from takeover.app.cli.common import endpoint_type, error
 from takeover.app.cli.serving import add_security_args, serve_until_signalled
 
 
@@ -25,7 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Answer observe/act/reset/health requests until stopped (Ctrl-C or SIGTERM).",
     )
     serve.add_argument(
-        "--endpoint", metavar="URL", help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5556)"
+        "--endpoint",
+        type=endpoint_type(bind=True),
+        metavar="URL",
+        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5556; port 0 or * picks a free one)",
     )
     serve.add_argument("--robot", choices=("sim", "fake"), default="sim", help="what to serve (default sim)")
     serve.add_argument("--task", default="pick-place-v3", help="Meta-World task (default pick-place-v3)")
@@ -44,12 +47,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from takeover.app.net.curve import CurveKeyError, generate_keypair
 
+    folder = Path(args.dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        return error(f"--dir {folder} is a file, not a folder: give a folder for the key files")
     try:
-        public, secret = generate_keypair(args.dir, args.name)
-    except (CurveKeyError, OSError) as exc:
+        public, secret = generate_keypair(folder, args.name)
+    except CurveKeyError as exc:
         return error(str(exc))
+    except OSError as exc:
+        return error(
+            f"--dir {folder}: cannot write key files there ({exc.strerror}): choose a folder you may write"
+        )
     print(f"public key: {public}\nsecret key: {secret} (keep it on this machine)")
     return 0
 
@@ -77,10 +89,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         station = BridgeStation(FakeRobot(), FakeRobotConfig().bridge_config())
     else:
         from takeover.app.runtime.compose import ensure_render_backend
-        from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
+        from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation, check_task
 
         ensure_render_backend()
         try:
+            check_task(args.task, "--task")
             station = MetaWorldStation(
                 MetaWorldConfig(task=args.task, cameras=(args.camera,) if args.camera else ())
             )

@@ -6,18 +6,27 @@ import signal
 import sys
 from types import FrameType
 
-from takeover.app.runtime.compose import Runtime
+from takeover.app.runtime.compose import Runtime, store_root
 from takeover.app.runtime.config import AppConfig
+from takeover.app.runtime.seeds import SeedSource, check_attempts
 from takeover.storage.schema import EventKind
+from takeover.storage.store import MARKER, Store
 
 
-def run_headless(config: AppConfig, episodes: int, seed: int = 0, use_policy: bool = True) -> int:
+def run_headless(config: AppConfig, episodes: int, use_policy: bool = True) -> int:
+    """Run ``episodes`` attempts; each takes its seed from ``config.seeds`` (the store by default)."""
     if episodes < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
+    check_attempts(config.seeds, episodes)
+    root = store_root(config)
+    if (root / MARKER).exists():  # refuse a read-only store before the simulator and policy load
+        with Store.open(root) as store:
+            store.require_writable("record attempts")
     with Runtime(config, use_policy=use_policy) as rt:
         assert rt.loop is not None and rt.store is not None
         loop = rt.loop
+        seeds = SeedSource(config.seeds, rt.store)
         interrupted = False
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -31,12 +40,13 @@ def run_headless(config: AppConfig, episodes: int, seed: int = 0, use_policy: bo
         try:
             print(f"store: {rt.store.root}   policy: {loop.policy.policy_id if loop.policy else 'none'}")
             for i in range(episodes):
-                result = loop.run_episode(seed=seed + i)
+                seed = seeds.next()
+                result = loop.run_episode(seed=seed)
                 successes += result.success
                 takeovers = sum(e.kind is EventKind.TAKEOVER for e in result.events)
                 handbacks = sum(e.kind is EventKind.HANDBACK for e in result.events)
                 print(
-                    f"episode {i + 1}/{episodes} {result.episode_id}: {result.steps} steps, "
+                    f"episode {i + 1}/{episodes} {result.episode_id} (seed {seed}): {result.steps} steps, "
                     f"{'success' if result.success else 'failure'}, {takeovers} takeovers, "
                     f"{handbacks} hand-backs, {int(result.timing.get('overruns', 0))} overruns",
                     flush=True,

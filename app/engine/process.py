@@ -20,6 +20,7 @@ from takeover.app.engine.status import StatusBoard
 from takeover.app.net import wire
 from takeover.app.runtime.compose import Runtime
 from takeover.app.runtime.config import AppConfig
+from takeover.app.runtime.seeds import SeedSource
 from takeover.storage.schema import Event, EventKind
 from takeover.teleop.state_machine import Request
 
@@ -65,15 +66,16 @@ class Engine:
                 if rt.recorder is not None:
                     self.board.dropped_frames = rt.recorder.dropped_frames
                 self.board.previews = rt.previews.previews
+                assert rt.store is not None
+                rt.store.require_writable("record attempts")  # say so now, not at the first Start
+                seeds = SeedSource(self.config.seeds, rt.store)  # never the same scenes each session
                 self.board.update(message="ready: press Start episode")
-                seed = 0
                 while not self._quit.is_set():
                     if not self._start.wait(timeout=0.1):
                         continue
                     self._start.clear()
                     assert rt.loop is not None
-                    rt.loop.run_episode(seed=seed)
-                    seed += 1
+                    rt.loop.run_episode(seed=seeds.next())
         except Exception as exc:
             log.exception("engine failed")
             self.board.update(message=f"error: {exc}", mode="HOLD")

@@ -51,7 +51,7 @@ def _client_keys(secret_key: str, server_key: str, what: str) -> curve.ClientKey
 
 
 def build_station(config: AppConfig) -> Station:
-    from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
+    from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation, check_task
 
     s = config.station
     if s.kind == "remote":
@@ -61,6 +61,7 @@ def build_station(config: AppConfig) -> Station:
         return RemoteStation(s.url, timeout_s=s.timeout_s, keys=keys)
     defaults = MetaWorldConfig()
     try:
+        check_task(s.task)
         station_config = MetaWorldConfig(
             task=s.task,
             cameras=(s.camera,) if s.camera else defaults.cameras,

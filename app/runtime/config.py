@@ -1,22 +1,27 @@
 """Typed, frozen application configuration, loaded from TOML and validated at load.
 
-Every section is optional; a missing key takes its default. Unknown sections or keys, and
-values of the wrong type, are refused with a message that names the file, the key and what
-is expected.
+Every section is optional; a missing key takes its default. Unknown sections or keys, values
+of the wrong type, NaN anywhere, infinities outside the workspace box, and numbers outside the
+sensible range of their key (:data:`LIMITS`) are refused with a message that names the file (or
+the command-line option), the key and what is expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from takeover.app.control.loop import LoopConfig
+from takeover.app.net.endpoints import EndpointError, parse_endpoint
 from takeover.recorder.settings import RecorderConfig
+from takeover.storage.seeds import MAX_SEED, SeedRange
 
 
 class ConfigError(ValueError):
@@ -24,6 +29,13 @@ class ConfigError(ValueError):
 
 
 STATION_KINDS = ("metaworld", "remote")
+
+
+def _check_url(key: str, url: str) -> None:
+    try:
+        parse_endpoint(url, bind=False)
+    except EndpointError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def _check_curve_client(section: str, secret_key: str, server_key: str) -> None:
@@ -56,10 +68,8 @@ class StationSection:
     def __post_init__(self) -> None:
         if self.kind not in STATION_KINDS:
             raise ConfigError(f"station.kind must be one of {', '.join(STATION_KINDS)}, got {self.kind!r}")
-        if self.kind == "remote" and not self.url.startswith(("tcp://", "ipc://")):
-            raise ConfigError(
-                f"station.url must look like tcp://HOST:PORT for a remote station, got {self.url!r}"
-            )
+        if self.kind == "remote":
+            _check_url("station.url", self.url)
         if not self.timeout_s > 0:
             raise ConfigError("station.timeout_s must be positive")
         _check_curve_client("station", self.curve_secret_key, self.curve_server_key)
@@ -80,8 +90,8 @@ class PolicySection:
     """For a CURVE-secured policy server at ``url``: the server's public key file (.key)."""
 
     def __post_init__(self) -> None:
-        if self.url and not self.url.startswith(("tcp://", "ipc://")):
-            raise ConfigError(f"policy.url must look like tcp://HOST:PORT, got {self.url!r}")
+        if self.url:
+            _check_url("policy.url", self.url)
         if not self.timeout_s > 0:
             raise ConfigError("policy.timeout_s must be positive")
         _check_curve_client("policy", self.curve_secret_key, self.curve_server_key)
@@ -135,6 +145,121 @@ class CameraSection:
 
 
 @dataclass(frozen=True)
+class SeedsSection:
+    """Where the simulator seeds of collected attempts come from (docs/config.md, "Seeds")."""
+
+    start: int | None = None
+    """Absent: each attempt takes the next seed the store's catalog has never handed out.
+    N: attempts use N, N+1, ... (an explicit range; in evaluation mode, inside the reserved range)."""
+    evaluation: bool = False
+    """Evaluation mode: seeds come from the reserved range (from ``start``, else its first seed)."""
+    evaluation_first: int = 5000
+    evaluation_last: int = 9999
+    """Seeds reserved for evaluating policies; collection never uses them."""
+
+    def __post_init__(self) -> None:
+        for key in ("start", "evaluation_first", "evaluation_last"):
+            value = getattr(self, key)
+            if value is not None and not 0 <= value <= MAX_SEED:
+                raise ConfigError(f"seeds.{key} must be a seed in 0..{MAX_SEED}, got {value}")
+        if self.evaluation_first > self.evaluation_last:
+            raise ConfigError(
+                f"seeds.evaluation_first ({self.evaluation_first}) must not be above "
+                f"seeds.evaluation_last ({self.evaluation_last})"
+            )
+        if self.start is not None:
+            problem = seed_problem(self, self.start)
+            if problem:
+                raise ConfigError(f"seeds.start: {problem}")
+
+    @property
+    def reserved(self) -> SeedRange:
+        return SeedRange(self.evaluation_first, self.evaluation_last)
+
+
+def seed_problem(seeds: SeedsSection, seed: int) -> str:
+    """Why ``seed`` may not be used in this mode ('' if it may)."""
+    reserved = seeds.reserved
+    if not 0 <= seed <= MAX_SEED:
+        return f"seeds run from 0 to {MAX_SEED}; {seed} is beyond them: start lower"
+    if seeds.evaluation and seed not in reserved:
+        return (
+            f"evaluation seeds come from the reserved range {reserved}; seed {seed} is outside it "
+            "(change seeds.evaluation_first/evaluation_last, or collect without evaluation mode)"
+        )
+    if not seeds.evaluation and seed in reserved:
+        return (
+            f"seed {seed} is in the range {reserved} reserved for evaluation: choose a seed outside it "
+            "for collection, or evaluate (seeds.evaluation = true, --evaluation)"
+        )
+    return ""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The sensible range of one numeric key."""
+
+    low: float
+    high: float
+    what: str
+    unit: str = ""
+    low_open: bool = False
+    """True: ``low`` itself is refused (the value must be above it)."""
+
+    def problem(self, value: float) -> str:
+        above = value > self.low if self.low_open else value >= self.low
+        if above and value <= self.high:  # False for NaN
+            return ""
+        unit = f" {self.unit}" if self.unit else ""
+        low = f"above {_number(self.low)}" if self.low_open else f"at least {_number(self.low)}"
+        return f"{self.what} must be {low} and at most {_number(self.high)}{unit}, got {_number(value)}"
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+LIMITS: dict[str, Limit] = {
+    "loop.rate_hz": Limit(1.0, 1000.0, "the control rate", "Hz"),
+    "loop.max_steps": Limit(1, 1_000_000, "the steps of an attempt"),
+    "loop.human_gain": Limit(0.0, 10.0, "the human gain (device twist to delta action)", low_open=True),
+    "loop.safety.ee_delta_scale": Limit(0.0, 1.0, "the motion per unit of delta action", "m", low_open=True),
+    "loop.safety.max_step_m": Limit(
+        0.0, 1.0, "the largest step of the target per period", "m", low_open=True
+    ),
+}
+"""Keys with a range beyond their type; every other float must be finite (and never NaN)."""
+UNBOUNDED = frozenset(f"loop.safety.{axis}_{end}" for axis in "xyz" for end in ("min", "max"))
+"""Keys that may be infinite (an open side of the workspace box); NaN is refused there too."""
+
+
+def value_problem(key: str, value: Any) -> str:
+    """Why ``value`` is not acceptable for the dotted ``key`` ('' if it is); the key is not named."""
+    limit = LIMITS.get(key)
+    if limit is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        return limit.problem(value)
+    if isinstance(value, float) and math.isnan(value):
+        return "must be a number, got nan"
+    if isinstance(value, float) and math.isinf(value) and key not in UNBOUNDED:
+        return f"must be finite, got {value}"
+    return ""
+
+
+def _leaves(obj: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every field; items of a list of tables share the list's key."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, f"{key}.")
+        elif isinstance(value, tuple) and all(dataclasses.is_dataclass(v) for v in value):
+            for item in value:
+                yield from _leaves(item, f"{key}.")
+        else:
+            yield key, value
+
+
+@dataclass(frozen=True)
 class AppConfig:
     station: StationSection = field(default_factory=StationSection)
     policy: PolicySection = field(default_factory=PolicySection)
@@ -143,9 +268,17 @@ class AppConfig:
     store: StoreSection = field(default_factory=StoreSection)
     camera: tuple[CameraSection, ...] = ()
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    seeds: SeedsSection = field(default_factory=SeedsSection)
+
+    def __post_init__(self) -> None:
+        for key, value in _leaves(self, ""):
+            problem = value_problem(key, value)
+            if problem:
+                raise ConfigError(f"{key}: {problem}")
 
 
-def _build(cls: type[Any], values: Any, where: str, source: str) -> Any:
+def _build(cls: type[Any], values: Any, where: str, source: str, path: str = "") -> Any:
+    """``cls`` from the TOML table ``values``; ``path`` is the dotted prefix of its keys."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: [{where}] must be a table, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
@@ -157,18 +290,21 @@ def _build(cls: type[Any], values: Any, where: str, source: str) -> Any:
             raise ConfigError(f"{source}: unknown key '{key}' in [{where}] (known keys: {known})")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(typing.cast(type[Any], hint), value, key, source)
+            kwargs[key] = _build(typing.cast(type[Any], hint), value, key, source, f"{path}{key}.")
             continue
         if typing.get_origin(hint) is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]):
             item = typing.cast(type[Any], typing.get_args(hint)[0])
             if not isinstance(value, list):
                 raise ConfigError(f"{source}: {key} must be a list of tables ([[{key}]])")
-            kwargs[key] = tuple(_build(item, v, f"[{key}]", source) for v in value)
+            kwargs[key] = tuple(_build(item, v, f"[{key}]", source, f"{key}.") for v in value)
             names = [getattr(v, "name", None) for v in kwargs[key]]
             if len(set(names)) != len(names):
                 raise ConfigError(f"{source}: [[{key}]] names must be distinct, got {names}")
             continue
         kwargs[key] = _check_type(value, hint, f"{where}.{key}", source)
+        problem = value_problem(f"{path}{key}", kwargs[key])
+        if problem:
+            raise ConfigError(f"{source}: {path}{key}: {problem}")
     try:
         return cls(**kwargs)
     except ConfigError as exc:
@@ -195,10 +331,16 @@ def load_config(path: str | Path | None) -> AppConfig:
     if path is None:
         return AppConfig()
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(
+            f"configuration file {p} is a folder: give the path of a TOML file (docs/config.md)"
+        )
     if not p.is_file():
         raise ConfigError(f"configuration file {p} does not exist")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {p}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -208,11 +350,31 @@ def load_config(path: str | Path | None) -> AppConfig:
     return result
 
 
-def with_overrides(config: AppConfig, **sections: dict[str, Any]) -> AppConfig:
-    """Return a copy with some keys replaced (command-line options); None values are ignored."""
+def with_overrides(
+    config: AppConfig, *, options: Mapping[str, str] | None = None, **sections: dict[str, Any]
+) -> AppConfig:
+    """Return a copy with some keys replaced (command-line options); None values are ignored.
+
+    ``options`` maps a dotted key (``"loop.rate_hz"``) to the option that set it (``"--rate"``), so
+    that a refused value is reported under the name the person typed.
+    """
+    names = dict(options or {})
     out = config
     for name, values in sections.items():
         clean = {k: v for k, v in values.items() if v is not None}
-        if clean:
+        if not clean:
+            continue
+        for key, value in clean.items():
+            problem = value_problem(f"{name}.{key}", value)
+            if problem:
+                raise ConfigError(f"{names.get(f'{name}.{key}', f'{name}.{key}')}: {problem}")
+        try:
             out = dataclasses.replace(out, **{name: dataclasses.replace(getattr(out, name), **clean)})
+        except ValueError as exc:  # ConfigError too: a section's own checks, or AppConfig's
+            text = str(exc)
+            for k in clean:  # a message about one key: name the option instead of the key
+                if text.startswith(f"{name}.{k}: ") and f"{name}.{k}" in names:
+                    raise ConfigError(f"{names[f'{name}.{k}']}: {text[len(name) + len(k) + 3 :]}") from None
+            given = " / ".join(names.get(f"{name}.{k}", f"{name}.{k}") for k in clean)
+            raise ConfigError(f"{given}: {text}") from None
     return out

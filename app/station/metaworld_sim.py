@@ -1,7 +1,8 @@
 """The simulated station: a Meta-World (MuJoCo) Sawyer task with offscreen camera rendering.
 
-Nothing is imported from the simulator stack until :meth:`MetaWorldStation.connect`, so this
-module imports cleanly on a machine without MuJoCo; ``connect()`` then says what is missing.
+Nothing is imported from the simulator stack until :meth:`MetaWorldStation.connect` (or
+:func:`check_task`), so this module imports cleanly on a machine without MuJoCo; ``connect()``
+then says what is missing.
 
 Randomisation: every :meth:`MetaWorldStation.reset` re-seeds the environment and draws a fresh
 object and goal position from the task's full reset range (the same draw Meta-World uses to build
@@ -16,6 +17,7 @@ never a mirror).
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 import warnings
@@ -61,6 +63,28 @@ class MetaWorldConfig:
             raise ValueError(f"max_steps must be in 1..{META_WORLD_MAX_PATH}, got {self.max_steps}")
 
 
+def _import_metaworld() -> Any:
+    os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo reads it once, when first imported
+    try:
+        import metaworld
+        import metaworld.policies
+        import mujoco  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(f"the simulated station needs the 'sim' extra (metaworld, mujoco): {exc}") from exc
+    return metaworld
+
+
+def check_task(task: str, what: str = "station.task") -> None:
+    """Raise ValueError, naming ``what`` (the key or option that chose it), if Meta-World has no
+    task ``task``. Imports the simulator (RuntimeError if it is not installed)."""
+    names: list[str] = sorted(_import_metaworld().MT1.ENV_NAMES)
+    if task in names:
+        return
+    close = difflib.get_close_matches(task, names, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"choose one of {', '.join(names[:6])}, …"
+    raise ValueError(f"{what}: Meta-World has no task {task!r}: {hint} ({len(names)} tasks; docs/config.md)")
+
+
 def _free(renderer: Any, env: Any) -> None:
     if renderer is not None:
         renderer.close()
@@ -89,18 +113,11 @@ class MetaWorldStation(Station):
     def connect(self) -> None:
         if self._env is not None:
             return
-        os.environ.setdefault("MUJOCO_GL", "egl")
-        try:
-            import metaworld
-            import metaworld.policies
-            import mujoco
-        except ImportError as exc:
-            raise RuntimeError(
-                f"the simulated station needs the 'sim' extra (metaworld, mujoco): {exc}"
-            ) from exc
+        metaworld = _import_metaworld()
+        import mujoco
+
         task = self.config.task
-        if task not in metaworld.MT1.ENV_NAMES:
-            raise ValueError(f"unknown Meta-World task {task!r}")
+        check_task(task)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             benchmark = metaworld.MT1(task, seed=0)

@@ -1,8 +1,10 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from takeover.app.runtime.config import AppConfig, ConfigError, load_config, with_overrides
+from takeover.app.control.loop import LoopConfig
+from takeover.app.runtime.config import LIMITS, AppConfig, ConfigError, load_config, with_overrides
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -33,9 +35,25 @@ def test_values_are_read_and_typed(tmp_path: Path) -> None:
         ("[loop]\nrate = 10", "unknown key 'rate' in \\[loop\\]"),
         ("[nosuch]\nx = 1", "unknown key 'nosuch'"),
         ('[loop]\nrate_hz = "fast"', "loop.rate_hz must be float"),
-        ("[loop]\nrate_hz = -5", "rate_hz must be positive"),
+        ("[loop]\nrate_hz = -5", "loop.rate_hz: the control rate must be at least 1 and at most 1000 Hz"),
+        ("[loop]\nrate_hz = 1e-6", "loop.rate_hz: the control rate .* got 1e-06"),
+        ("[loop]\nrate_hz = inf", "loop.rate_hz: .* got inf"),
+        ("[loop]\nhuman_gain = nan", "loop.human_gain: the human gain .* got nan"),
+        ("[loop.safety]\nee_delta_scale = inf", "loop.safety.ee_delta_scale: .* at most 1 m, got inf"),
+        ("[loop.safety]\nx_max = nan", "loop.safety.x_max: must be a number, got nan"),
+        ("[station]\ntimeout_s = inf", "station.timeout_s: must be finite, got inf"),
+        ('[[camera]]\nname = "a"\nkind = "synthetic"\nfps = inf', "camera.fps: must be finite"),
+        (
+            "[seeds]\nstart = 5000",
+            "seeds.start: seed 5000 is in the range 5000..9999 reserved for evaluation",
+        ),
+        ("[seeds]\nstart = -1", "seeds.start must be a seed in 0..2147483647"),
+        ("[seeds]\nevaluation_first = 10\nevaluation_last = 9", "must not be above"),
+        ("[seeds]\nevaluation = true\nstart = 3", "evaluation seeds come from the reserved range"),
         ('[operator]\nkind = "telepathy"', "operator.kind must be one of"),
-        ('[policy]\nurl = "localhost:5555"', "policy.url must look like"),
+        ('[policy]\nurl = "localhost:5555"', "policy.url: endpoint 'localhost:5555' must look like"),
+        ('[policy]\nurl = "tcp://127.0.0.1:99999"', "policy.url: .* port 99999 is out of range"),
+        ('[station]\nkind = "remote"\nurl = ""', "station.url: the endpoint is empty"),
         ("loop = 3", "\\[loop\\] must be a table"),
     ],
 )
@@ -47,6 +65,26 @@ def test_malformed_configs_name_the_problem(tmp_path: Path, text: str, message: 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="is a folder: give the path of a TOML file"):
+        load_config(tmp_path)
+
+
+def test_every_limit_is_checked_on_load_and_on_override(tmp_path: Path) -> None:
+    """A value outside its range is refused from a file, from an option (named), and in code."""
+    cfg = with_overrides(AppConfig(), loop={"rate_hz": 1000.0, "human_gain": 10.0})
+    assert cfg.loop.rate_hz == 1000.0
+    for key in LIMITS:
+        section, _, name = key.partition(".")
+        if "." in name:
+            continue  # nested ([loop.safety]): covered from a file above
+        with pytest.raises(ConfigError, match=r"^--opt: .* got 0"):
+            with_overrides(AppConfig(), options={key: "--opt"}, **{section: {name: 0}})
+    with pytest.raises(ConfigError, match=r"^loop.rate_hz: the control rate"):
+        dataclasses.replace(AppConfig(), loop=LoopConfig(rate_hz=1e-6))
+    with pytest.raises(ConfigError, match=r"^--seed: seed 5000 is in the range"):
+        with_overrides(AppConfig(), options={"seeds.start": "--seed"}, seeds={"start": 5000})
+    ok = with_overrides(AppConfig(), seeds={"start": 5000, "evaluation": True})
+    assert ok.seeds.start == 5000 and 5000 in ok.seeds.reserved
 
 
 def test_overrides_ignore_none() -> None:

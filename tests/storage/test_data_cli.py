@@ -32,9 +32,9 @@ def root(tmp_path: Path) -> Path:
 def test_list(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run("list", "--store", str(root)) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["id", "task", "steps", "takeovers", "success", "outcome", "recovered"]
-    assert lines[1].split() == ["ep-a", "stack", "blocks", "7", "1", "yes", "success", "-"]
-    assert lines[2].split()[-5:] == ["4", "0", "-", "-", "-"]
+    assert lines[0].split() == ["id", "task", "seed", "steps", "takeovers", "success", "outcome", "recovered"]
+    assert lines[1].split() == ["ep-a", "stack", "blocks", "1", "7", "1", "yes", "success", "-"]
+    assert lines[2].split()[-6:] == ["2", "4", "0", "-", "-", "-"]
 
 
 def test_commit_tags_show(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
