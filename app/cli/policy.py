@@ -8,7 +8,13 @@ from __future__ import annotations
 import argparse
 
 from takeover.app.cli.common import error
-from takeover.app.cli.serving import add_security_args, serve_until_signalled
+from takeover.app.cli.serving import (
+    SERVER_GRACE_S,
+    add_parent_option,
+    add_security_args,
+    adopt_parent,
+    serve_until_signalled,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--endpoint",
         metavar="URL",
         default=None,
-        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555)",
+        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555; port 0: any free port, printed)",
     )
     add_security_args(serve)
+    add_parent_option(serve)
     serve.add_argument(
         "--open-loop-steps",
         type=int,
@@ -59,6 +66,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    try:  # first: a parent that goes while the checkpoint loads ends this process at once
+        parent = adopt_parent(args, grace_s=SERVER_GRACE_S)
+    except ValueError as exc:
+        return error(str(exc))
     from takeover.app.net.curve import CurveKeyError
     from takeover.app.policy import default_checkpoint_path
     from takeover.app.policy.loader import PolicyLoadError, load_policy_from
@@ -88,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         return error(str(exc))
 
-    return serve_until_signalled(server, f"policy {policy.policy_id} serving on {endpoint}")
+    return serve_until_signalled(server, f"policy {policy.policy_id} serving on {endpoint}", endpoint, parent)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
