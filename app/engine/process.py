@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 
 import zmq
 
@@ -91,6 +92,7 @@ class Engine:
             for t in threads:
                 t.join(timeout=2)
             ctx.term()
+            self._remove_socket_files()
         return 0
 
     # -- threads ------------------------------------------------------------------------
@@ -143,6 +145,12 @@ class Engine:
             else:  # started on its own: whoever attaches needs to know
                 status, command = self._endpoints["status"], self._endpoints["command"]
                 print(f"engine: status on {status}, commands on {command}", file=sys.stderr, flush=True)
+
+    def _remove_socket_files(self) -> None:
+        """libzmq leaves the files of closed ipc:// sockets behind; whoever binds removes them."""
+        for endpoint in self._endpoints.values():
+            if endpoint.startswith("ipc://"):
+                Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
 
     def _parent_gone(self) -> None:
         log.warning("the process that started the engine went away: stopping")
