@@ -29,6 +29,7 @@ from .conftest import save_console_screenshot
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 FAKE_ENGINE = Path(__file__).with_name("fake_engine.py")
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console-not-answering.png"
 COMMAND_TIMEOUT_MS = 1500
 """Long on purpose: a console that waited for its commands would freeze for this long."""
 MAX_EVENT_GAP_S = 0.25
@@ -81,6 +82,8 @@ def test_stalled_engine_leaves_the_window_responsive(
     assert window.hold_button.isEnabled() and window.estop_button.isEnabled()
     stalled_s = time.monotonic() - stopped
     save_console_screenshot(window, tmp_path / "engine-not-answering.png")
+    if os.environ.get("TAKEOVER_WRITE_DOCS_SCREENSHOT") == "1":
+        save_console_screenshot(window, DOCS_SCREENSHOT)
     stall_ticks = [t for t in ticks if t > stopped]
     gaps = np.diff([stopped, *stall_ticks])
     print(
