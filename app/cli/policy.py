@@ -13,6 +13,7 @@ from takeover.app.cli.serving import (
     add_parent_option,
     add_security_args,
     adopt_parent,
+    refuse,
     serve_until_signalled,
 )
 
@@ -91,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         policy = load_policy_from(checkpoint)
     except PolicyLoadError as exc:
         hint = "" if args.checkpoint else " (train one with `takeover policy train` and pass --checkpoint)"
-        return error(f"{exc}{hint}")
+        return refuse(parent, f"{exc}{hint}")
     use_one_thread()
     server = PolicyServer(config, policy)
     try:

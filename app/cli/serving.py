@@ -10,6 +10,7 @@ import sys
 from types import FrameType
 from typing import Protocol
 
+from takeover.app.cli.common import USAGE_EXIT, error
 from takeover.app.net.children import PARENT_FD_OPTION, ParentLink
 
 SERVER_GRACE_S = 5.0
@@ -53,6 +54,14 @@ def adopt_parent(args: argparse.Namespace, grace_s: float) -> ParentLink | None:
     if args.parent_fd is None:
         return None
     return ParentLink.adopt(args.parent_fd, grace_s=grace_s)
+
+
+def refuse(parent: ParentLink | None, message: str) -> int:
+    """One error line: said by the parent when there is one (it is waiting for this child), else here."""
+    if parent is None:
+        return error(message)
+    parent.report_error(message)
+    return USAGE_EXIT
 
 
 def serve_until_signalled(server: Serving, banner: str, endpoint: str, parent: ParentLink | None) -> int:

@@ -4,9 +4,10 @@ A parent starts a child with :func:`start_child`, which hands the child one end 
 pair (``--parent-fd N`` on its command line) and keeps the other end. The link has two jobs:
 
 - **Ready report.** A child that serves binds port 0 (or an ``ipc://`` path) and writes one line
-  of JSON with the endpoints it got (``{"endpoint": "tcp://127.0.0.1:40123"}``);
-  :meth:`Child.wait_ready` reads it with a timeout and fails with a clear error if the child
-  exits first or stays silent. Nobody guesses a free port, so nothing can take it in between.
+  of JSON with the endpoints it got (``{"endpoint": "tcp://127.0.0.1:40123"}``), or why it cannot
+  start (``{"error": "..."}``); :meth:`Child.wait_ready` reads it with a timeout and fails with a
+  clear error if the child cannot start, exits first or stays silent. Nobody guesses a free port,
+  so nothing can take it in between.
 - **Parent death.** The child (:class:`ParentLink`) watches its end on a thread: end of file
   means the parent is gone (exited, crashed or SIGKILLed: the kernel closes its end in every
   case) and the child stops, gracefully if it said how (:meth:`ParentLink.on_gone`), at once
@@ -156,6 +157,8 @@ def _parse_report(line: bytes, keys: Sequence[str], what: str) -> dict[str, str]
         report = json.loads(line)
     except ValueError:
         report = None
+    if isinstance(report, dict) and list(report) == ["error"] and isinstance(report["error"], str):
+        raise ChildStartError(f"the {what} could not start: {report['error'][:MAX_REPORT_BYTES]}")
     if (
         not isinstance(report, dict)
         or sorted(report) != sorted(keys)
@@ -206,6 +209,10 @@ class ParentLink:
             self._sock.sendall(line)
         except OSError:
             log.info("could not report endpoints: the parent is gone")
+
+    def report_error(self, message: str) -> None:
+        """Tell the parent why this process cannot start (it says so in one line, as its own error)."""
+        self.report(error=message)
 
     def _watch(self) -> None:
         while True:

@@ -30,6 +30,9 @@ mode, log = sys.argv[1], sys.argv[2]
 link = ParentLink.adopt(int(sys.argv[-1]), grace_s=0.5)
 if mode == "exit":
     sys.exit(2)
+if mode == "refuse":
+    link.report_error("no checkpoint at /x.safetensors")
+    sys.exit(2)
 if mode == "garbage":
     link._sock.sendall(b"hello\\n")
 if mode == "graceful":
@@ -75,6 +78,13 @@ def test_a_child_that_exits_before_reporting_is_an_error(tmp_path: Path) -> None
     started = start_child(child("exit", tmp_path), "test child")
     with pytest.raises(ChildStartError, match=r"^the test child exited with code 2 before it was ready"):
         started.wait_ready(("endpoint",), timeout_s=30)
+
+
+def test_a_child_that_cannot_start_says_why_through_its_parent(tmp_path: Path) -> None:
+    started = start_child(child("refuse", tmp_path), "test child")
+    with pytest.raises(ChildStartError) as caught:
+        started.wait_ready(("endpoint",), timeout_s=30)
+    assert str(caught.value) == "the test child could not start: no checkpoint at /x.safetensors"
 
 
 def test_a_silent_child_times_out_and_is_stopped(tmp_path: Path) -> None:
