@@ -13,6 +13,17 @@ ENGINE_READY_S = 30.0
 """How long the console waits for its engine to bind its sockets."""
 ENGINE_GRACE_S = 15.0
 """How long an engine whose console went may take to save the attempt and stop its own children."""
+FORWARDED_TO_ENGINE = (
+    "config",
+    "store",
+    "operator",
+    "policy_url",
+    "checkpoint",
+    "rate",
+    "max_steps",
+    "ask_ahead",
+)
+"""The run options the console passes on to its engine."""
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -93,16 +104,7 @@ def _run_console(args: argparse.Namespace) -> int:
             return error(str(exc))
         engine_cmd = [sys.executable, "-m", "takeover.app.cli", "engine"]
         engine_cmd += ["--status-endpoint", endpoints[0], "--command-endpoint", endpoints[1]]
-        for flag in (
-            "config",
-            "store",
-            "operator",
-            "policy_url",
-            "checkpoint",
-            "rate",
-            "max_steps",
-            "ask_ahead",
-        ):
+        for flag in FORWARDED_TO_ENGINE:
             value = getattr(args, flag)
             if value is not None:
                 engine_cmd += [f"--{flag.replace('_', '-')}", str(value)]
