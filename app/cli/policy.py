@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 
 from takeover.app.cli.common import endpoint_type, error
-from takeover.app.cli.serving import add_security_args, serve_until_signalled
+from takeover.app.cli.serving import (
+    SERVER_GRACE_S,
+    add_parent_option,
+    add_security_args,
+    adopt_parent,
+    refuse,
+    serve_until_signalled,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,9 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=endpoint_type(bind=True),
         metavar="URL",
         default=None,
-        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555)",
+        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555; port 0: any free port, printed)",
     )
     add_security_args(serve)
+    add_parent_option(serve)
     serve.add_argument(
         "--open-loop-steps",
         type=int,
@@ -60,6 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    try:  # first: a parent that goes while the checkpoint loads ends this process at once
+        parent = adopt_parent(args, grace_s=SERVER_GRACE_S)
+    except ValueError as exc:
+        return error(str(exc))
     from takeover.app.net.curve import CurveKeyError
     from takeover.app.policy import default_checkpoint_path
     from takeover.app.policy.loader import PolicyLoadError, load_policy_from
@@ -81,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         policy = load_policy_from(checkpoint)
     except PolicyLoadError as exc:
         hint = "" if args.checkpoint else " (train one with `takeover policy train` and pass --checkpoint)"
-        return error(f"{exc}{hint}")
+        return refuse(parent, f"{exc}{hint}")
     use_one_thread()
     server = PolicyServer(config, policy)
     try:
@@ -89,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         return error(str(exc))
 
-    return serve_until_signalled(server, f"policy {policy.policy_id} serving on {endpoint}")
+    return serve_until_signalled(server, f"policy {policy.policy_id} serving on {endpoint}", endpoint, parent)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 
-from takeover.app.cli.common import endpoint_type, seed_type
+from takeover.app.cli.common import endpoint_type, error, seed_type
+from takeover.app.cli.serving import add_parent_option, adopt_parent
 from takeover.app.runtime.config import OPERATORS, AppConfig, load_config, with_overrides
+
+ENGINE_READY_S = 30.0
+"""How long the console waits for its engine to bind its sockets."""
+ENGINE_GRACE_S = 15.0
+"""How long an engine whose console went may take to save the attempt and stop its own children."""
+FORWARDED_TO_ENGINE = (
+    "config",
+    "store",
+    "operator",
+    "policy_url",
+    "checkpoint",
+    "rate",
+    "max_steps",
+    "ask_ahead",
+    "seed",
+)
+"""The run options the console passes on to its engine."""
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -110,60 +126,46 @@ def _run_console(args: argparse.Namespace) -> int:
         display_available,
         run_gui,
     )
-    from takeover.app.net.ports import free_port
+    from takeover.app.net.children import ChildStartError, ipc_endpoint, private_ipc_dir, start_child
 
     if not display_available():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return NO_DISPLAY_EXIT_CODE
-    status = f"tcp://127.0.0.1:{free_port()}"
-    command = f"tcp://127.0.0.1:{free_port()}"
-    engine_cmd = [
-        sys.executable,
-        "-m",
-        "takeover.app.cli",
-        "engine",
-        "--status-endpoint",
-        status,
-        "--command-endpoint",
-        command,
-        "--parent-pid",
-        str(os.getpid()),
-    ]
-    for flag in (
-        "config",
-        "store",
-        "operator",
-        "policy_url",
-        "checkpoint",
-        "rate",
-        "max_steps",
-        "ask_ahead",
-        "seed",
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            engine_cmd += [f"--{flag.replace('_', '-')}", str(value)]
-    engine_cmd += [
-        f"--{flag.replace('_', '-')}" for flag in ("no_pacing", "evaluation") if getattr(args, flag)
-    ]
-    engine = subprocess.Popen(engine_cmd, stdin=subprocess.DEVNULL)
-    try:
-        return run_gui(status, command)
-    finally:
+    # The engine child listens on ipc:// sockets in a folder only this user can enter, removed at exit.
+    with private_ipc_dir() as folder:
         try:
-            engine.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            engine.terminate()
-            engine.wait(timeout=5)
+            endpoints = [ipc_endpoint(folder, "status"), ipc_endpoint(folder, "command")]
+        except ValueError as exc:
+            return error(str(exc))
+        engine_cmd = [sys.executable, "-m", "takeover.app.cli", "engine"]
+        engine_cmd += ["--status-endpoint", endpoints[0], "--command-endpoint", endpoints[1]]
+        for flag in FORWARDED_TO_ENGINE:
+            value = getattr(args, flag)
+            if value is not None:
+                engine_cmd += [f"--{flag.replace('_', '-')}", str(value)]
+        switches = ("no_pacing", "evaluation")
+        engine_cmd += [f"--{flag.replace('_', '-')}" for flag in switches if getattr(args, flag)]
+        engine = start_child(engine_cmd, "engine")
+        try:
+            bound = engine.wait_ready(("status", "command"), ENGINE_READY_S)
+            return run_gui(bound["status"], bound["command"])
+        except ChildStartError as exc:
+            return error(str(exc))
+        finally:
+            engine.wait(timeout_s=5.0)  # the window sent QUIT: the attempt is saved, the engine ends
+            engine.stop()
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
+    try:  # first: a console that goes while the engine starts ends it at once
+        parent = adopt_parent(args, grace_s=ENGINE_GRACE_S)
+    except ValueError as exc:
+        return error(str(exc))
     from takeover.app.engine.process import Engine
     from takeover.app.runtime.compose import ensure_render_backend
 
     ensure_render_backend()
-    parent = args.parent_pid if args.parent_pid else None
-    return Engine(_config_from(args), args.status_endpoint, args.command_endpoint, parent_pid=parent).run()
+    return Engine(_config_from(args), args.status_endpoint, args.command_endpoint, parent=parent).run()
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -190,7 +192,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_run_options(engine)
     engine.add_argument("--status-endpoint", required=True, type=endpoint_type(bind=True), metavar="URL")
     engine.add_argument("--command-endpoint", required=True, type=endpoint_type(bind=True), metavar="URL")
-    engine.add_argument(
-        "--parent-pid", type=int, default=0, metavar="PID", help="exit when this process ends"
-    )
+    add_parent_option(engine)
     engine.set_defaults(func=cmd_engine)

@@ -8,7 +8,13 @@ from __future__ import annotations
 import argparse
 
 from takeover.app.cli.common import endpoint_type, error
-from takeover.app.cli.serving import add_security_args, serve_until_signalled
+from takeover.app.cli.serving import (
+    SERVER_GRACE_S,
+    add_parent_option,
+    add_security_args,
+    adopt_parent,
+    serve_until_signalled,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,12 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--endpoint",
         type=endpoint_type(bind=True),
         metavar="URL",
-        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5556; port 0 or * picks a free one)",
+        help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5556; port 0: any free port, printed)",
     )
     serve.add_argument("--robot", choices=("sim", "fake"), default="sim", help="what to serve (default sim)")
     serve.add_argument("--task", default="pick-place-v3", help="Meta-World task (default pick-place-v3)")
     serve.add_argument("--camera", default="corner", help="camera to render (default corner)")
     add_security_args(serve)
+    add_parent_option(serve)
     serve.set_defaults(func=cmd_serve)
 
     keygen = sub.add_parser(
@@ -67,6 +74,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    try:  # first: a parent that goes while the simulator loads ends this process at once
+        parent = adopt_parent(args, grace_s=SERVER_GRACE_S)
+    except ValueError as exc:
+        return error(str(exc))
     from takeover.app.net.curve import CurveKeyError
     from takeover.app.station.base import Station
     from takeover.app.station.protocol import DEFAULT_STATION_ENDPOINT
@@ -107,4 +118,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return error(str(exc))
 
     secured = " (CURVE)" if config.uses_curve else ""
-    return serve_until_signalled(server, f"station {station.info.name} serving on {endpoint}{secured}")
+    banner = f"station {station.info.name} serving on {endpoint}{secured}"
+    return serve_until_signalled(server, banner, endpoint, parent)

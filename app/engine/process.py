@@ -9,15 +9,17 @@ touching the loop's timing.
 from __future__ import annotations
 
 import logging
-import os
+import sys
 import threading
 import time
+from pathlib import Path
 
 import zmq
 
 from takeover.app.engine.protocol import Command, CommandName
 from takeover.app.engine.status import StatusBoard
 from takeover.app.net import wire
+from takeover.app.net.children import ParentLink
 from takeover.app.runtime.compose import Runtime
 from takeover.app.runtime.config import AppConfig
 from takeover.app.runtime.seeds import SeedSource
@@ -39,11 +41,15 @@ _REQUESTS = {
 
 class Engine:
     def __init__(
-        self, config: AppConfig, status_endpoint: str, command_endpoint: str, parent_pid: int | None = None
+        self, config: AppConfig, status_endpoint: str, command_endpoint: str, parent: ParentLink | None = None
     ) -> None:
-        """``parent_pid``: the console's process; if it goes away, the attempt is stopped and saved
-        and the engine exits (an orphaned engine must not keep driving a robot)."""
-        self.parent_pid = parent_pid
+        """``parent``: the link to the process that started the engine (the console). The bound
+        endpoints are reported on it, and when that process goes the attempt is stopped and saved and
+        the engine exits (an orphaned engine must not keep driving a robot). Without it the engine
+        owns itself (started on its own, to be attached to)."""
+        self.parent = parent
+        self._endpoints: dict[str, str] = {}
+        self._endpoints_lock = threading.Lock()
         self.config = config
         self.status_endpoint = status_endpoint
         self.command_endpoint = command_endpoint
@@ -53,6 +59,8 @@ class Engine:
         self._runtime: Runtime | None = None
 
     def run(self) -> int:
+        if self.parent is not None:
+            self.parent.on_gone(self._parent_gone)
         ctx = zmq.Context()
         threads = [
             threading.Thread(target=self._publish, args=(ctx,), name="engine-status", daemon=True),
@@ -86,6 +94,7 @@ class Engine:
             for t in threads:
                 t.join(timeout=2)
             ctx.term()
+            self._remove_socket_files()
         return 0
 
     # -- threads ------------------------------------------------------------------------
@@ -94,6 +103,7 @@ class Engine:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 4)
         sock.bind(self.status_endpoint)
+        self._bound("status", sock)
         period = 1.0 / STATUS_HZ
         try:
             while not self._quit.wait(period):
@@ -105,10 +115,10 @@ class Engine:
         sock = ctx.socket(zmq.REP)
         sock.setsockopt(zmq.LINGER, 0)
         sock.bind(self.command_endpoint)
+        self._bound("command", sock)
         try:
             while not self._quit.is_set():
                 if not sock.poll(100):
-                    self._check_parent()
                     continue
                 payload = sock.recv()
                 try:
@@ -125,10 +135,28 @@ class Engine:
         finally:
             sock.close()
 
-    def _check_parent(self) -> None:
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
-            log.warning("the console (pid %d) went away: stopping", self.parent_pid)
-            self._handle(Command(CommandName.QUIT))
+    # -- the process around it ----------------------------------------------------------
+    def _bound(self, name: str, sock: zmq.Socket[bytes]) -> None:
+        """Note where a socket listens (the real port for ``:0``); once both do, tell who needs it."""
+        with self._endpoints_lock:
+            self._endpoints[name] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            if len(self._endpoints) < 2:
+                return
+            if self.parent is not None:
+                self.parent.report(**self._endpoints)
+            else:  # started on its own: whoever attaches needs to know
+                status, command = self._endpoints["status"], self._endpoints["command"]
+                print(f"engine: status on {status}, commands on {command}", file=sys.stderr, flush=True)
+
+    def _remove_socket_files(self) -> None:
+        """libzmq leaves the files of closed ipc:// sockets behind; whoever binds removes them."""
+        for endpoint in self._endpoints.values():
+            if endpoint.startswith("ipc://"):
+                Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+
+    def _parent_gone(self) -> None:
+        log.warning("the process that started the engine went away: stopping")
+        self._handle(Command(CommandName.QUIT))
 
     def _handle(self, cmd: Command) -> str:
         """Apply a command; return '' or a reason it was refused."""

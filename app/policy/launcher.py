@@ -1,13 +1,16 @@
-"""A policy server child process on loopback, for runs that were given no policy URL."""
+"""A policy server child process on loopback, for runs that were given no policy URL.
+
+The child binds port 0, reports the port it got and dies with this process
+(:mod:`takeover.app.net.children`).
+"""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from takeover.app.net.ports import free_port
+from takeover.app.net.children import Child, ChildStartError, start_child
 
 
 class PolicyLaunchError(RuntimeError):
@@ -20,42 +23,28 @@ class LocalPolicyServer:
 
     checkpoint: str
     timeout_s: float = 60.0
+    """How long the child may take to load its checkpoint and report its endpoint."""
     url: str = ""
-    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _child: Child | None = field(default=None, repr=False)
 
     def start(self) -> str:
+        """Start the server and wait until it serves; return its URL."""
         from takeover.app.policy import default_checkpoint_path
 
         ckpt = self.checkpoint or str(default_checkpoint_path())
         if not Path(ckpt).exists():
             raise PolicyLaunchError(f"policy checkpoint {ckpt} does not exist")
-        self.url = f"tcp://127.0.0.1:{free_port()}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "takeover.app.cli",
-            "policy",
-            "serve",
-            "--checkpoint",
-            ckpt,
-            "--endpoint",
-            self.url,
-        ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "takeover.app.cli", "policy", "serve"]
+        cmd += ["--checkpoint", ckpt, "--endpoint", "tcp://127.0.0.1:0"]
+        self._child = start_child(cmd, "local policy server")
+        try:
+            self.url = self._child.wait_ready(("endpoint",), self.timeout_s)["endpoint"]
+        except ChildStartError as exc:
+            self._child = None
+            raise PolicyLaunchError(str(exc)) from None
         return self.url
 
-    def check_alive(self) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            raise PolicyLaunchError(f"the local policy server exited with code {self._proc.returncode}")
-
     def stop(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
+        if self._child is not None:
+            self._child.stop()
+            self._child = None

@@ -147,21 +147,17 @@ class Runtime:
         self._stack.callback(self.loop.close)  # before the policy it asks: its prefetch thread
 
     def _connect_policy(self, url: str, server: LocalPolicyServer | None) -> RemotePolicy:
+        """Connect to the policy at ``url`` (a local ``server`` has already reported that it serves)."""
         p = self.config.policy
-        timeout = p.timeout_s
         keys = _client_keys(p.curve_secret_key, p.curve_server_key, "policy") if server is None else None
-        deadline = time.monotonic() + (60.0 if server is not None else 0.0)
-        while True:
-            # A chunk that takes longer than the policy watchdog allows is not worth waiting for.
-            infer_timeout = min(timeout, self.config.loop.safety.policy_timeout_ms / 1000.0)
-            policy = RemotePolicy(url, timeout, keys, infer_timeout_s=infer_timeout)
-            try:
-                policy.connect()
-                return policy
-            except PolicyConnectError as exc:
-                if server is None or time.monotonic() > deadline:
-                    raise StartupError(str(exc)) from None
-                server.check_alive()
+        # A chunk that takes longer than the policy watchdog allows is not worth waiting for.
+        infer_timeout = min(p.timeout_s, self.config.loop.safety.policy_timeout_ms / 1000.0)
+        policy = RemotePolicy(url, p.timeout_s, keys, infer_timeout_s=infer_timeout)
+        try:
+            policy.connect()
+        except PolicyConnectError as exc:
+            raise StartupError(str(exc)) from None
+        return policy
 
     def _start_cameras(self, recorder: EpisodeRecorder) -> None:
         """Free-running cameras: each on its own capture thread, frames stamped at capture."""

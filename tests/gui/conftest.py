@@ -1,8 +1,7 @@
 """GUI test fixtures: a fake engine speaking the real protocol over real ZeroMQ sockets.
 
-The fake sits at the wire seam: a PUB socket publishing encoded :class:`Status` messages and a
-REP socket answering :class:`Command` messages (and recording them). Everything above the wire
-(the link, its thread, the window) is the real code.
+The fake (:mod:`.fake_engine`) sits at the wire seam; everything above the wire (the link, its
+threads, the window) is the real code.
 """
 
 from __future__ import annotations
@@ -11,142 +10,15 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports a Qt GUI class
 
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import zmq
 
-from takeover.app.engine.protocol import Command, CommandName, Status
-from takeover.app.net import wire
+from .fake_engine import FakeEngine, make_status, sample_frame
 
-PUBLISH_PERIOD_S = 0.02
-
-
-def sample_frame(height: int = 240, width: int = 320) -> np.ndarray:
-    """A synthetic tabletop scene (floor, table, red cube, grey gripper), RGB uint8."""
-    rows = np.linspace(0.0, 1.0, height)[:, None, None]
-    frame = (np.array([70, 80, 95]) * (0.6 + 0.4 * rows)).astype(np.uint8) * np.ones((1, width, 1), np.uint8)
-    table_top = height * 2 // 5
-    frame[table_top:, :] = (np.array([150, 115, 80]) * (0.8 + 0.2 * rows[table_top:])).astype(np.uint8)
-    frame[table_top : table_top + 3, :] = (110, 80, 55)
-    cube_y, cube_x, size = height * 3 // 5, width * 3 // 5, height // 8
-    frame[cube_y + size : cube_y + size + 4, cube_x + 3 : cube_x + size + 6] = (95, 70, 50)  # shadow
-    frame[cube_y : cube_y + size, cube_x : cube_x + size] = (200, 40, 40)
-    frame[cube_y : cube_y + 3, cube_x : cube_x + size] = (235, 90, 90)
-    arm_x = width * 2 // 5
-    frame[: height // 3, arm_x - 6 : arm_x + 6] = (185, 185, 190)
-    frame[height // 3 : height // 3 + 8, arm_x - 22 : arm_x + 22] = (160, 160, 168)
-    for finger_x in (arm_x - 22, arm_x + 16):
-        frame[height // 3 + 8 : height // 3 + 30, finger_x : finger_x + 6] = (140, 140, 150)
-    return np.ascontiguousarray(frame)
-
-
-def make_status(**overrides: Any) -> Status:
-    """A plausible status of a running autonomous attempt; override any field."""
-    base = Status(
-        t=time.monotonic(),
-        mode="AUTONOMOUS",
-        episode_active=True,
-        episode_id="ep-0007",
-        step=142,
-        episodes_done=6,
-        success=False,
-        message="",
-        camera="front",
-        image=sample_frame(),
-        timing={"period_ms": 20.0, "loop_ms": 3.4, "overruns": 0.0},
-    )
-    return replace(base, **overrides)
-
-
-class FakeEngine:
-    """Publishes the current status continuously and answers commands with ``ok``.
-
-    ``silent`` stops publishing (the engine froze); ``reply_delay_s`` delays every answer (the
-    engine is busy). ``commands`` lists every decoded command received, in order.
-    """
-
-    def __init__(self) -> None:
-        self.status = make_status()
-        self.silent = False
-        self.reply_delay_s = 0.0
-        self.status_endpoint = ""
-        self.command_endpoint = ""
-        self._commands: list[Command] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._context: zmq.Context[Any] | None = None
-
-    @property
-    def commands(self) -> list[Command]:
-        with self._lock:
-            return list(self._commands)
-
-    def names(self) -> list[CommandName]:
-        return [c.name for c in self.commands]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._commands.clear()
-
-    def start(self) -> None:
-        self._context = zmq.Context()
-        pub = self._context.socket(zmq.PUB)
-        pub.setsockopt(zmq.LINGER, 0)
-        pub.bind("tcp://127.0.0.1:*")
-        self.status_endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        rep = self._context.socket(zmq.REP)
-        rep.setsockopt(zmq.LINGER, 0)
-        rep.bind("tcp://127.0.0.1:*")
-        self.command_endpoint = rep.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._threads = [
-            threading.Thread(target=self._publish, args=(pub,), name="fake-engine-pub", daemon=True),
-            threading.Thread(target=self._answer, args=(rep,), name="fake-engine-rep", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=2.0)
-        if self._context is not None:
-            self._context.term()
-            self._context = None
-
-    def _publish(self, pub: zmq.Socket[bytes]) -> None:
-        try:
-            while not self._stop.wait(PUBLISH_PERIOD_S):
-                if not self.silent:
-                    pub.send(replace(self.status, t=time.monotonic()).encode())
-        finally:
-            pub.close(linger=0)
-
-    def _answer(self, rep: zmq.Socket[bytes]) -> None:
-        try:
-            while not self._stop.is_set():
-                if not rep.poll(20):
-                    continue
-                payload = rep.recv()
-                try:
-                    command = Command.decode(payload)
-                except wire.WireError as exc:
-                    rep.send(wire.error_reply(str(exc)))
-                    continue
-                with self._lock:
-                    self._commands.append(command)
-                if self.reply_delay_s:
-                    time.sleep(self.reply_delay_s)
-                rep.send(wire.encode({"type": "reply", "ok": True}))
-        finally:
-            rep.close(linger=0)
+__all__ = ["make_status", "sample_frame", "save_console_screenshot"]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ the keyboard, hand back, say "success") and then checks what landed in the store
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from PyQt6.QtCore import Qt
 
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.window import MainWindow
-from takeover.app.net.ports import free_port
+from takeover.app.net.children import ipc_endpoint, private_ipc_dir, start_child
 from takeover.storage.schema import ControlSource, EventKind
 from takeover.storage.store import Store
 
@@ -32,35 +31,22 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 
 @pytest.fixture
 def live_engine(tmp_path: Path) -> Any:
-    status = f"tcp://127.0.0.1:{free_port()}"
-    command = f"tcp://127.0.0.1:{free_port()}"
+    """The engine as `takeover run` starts it: a child on ipc:// sockets that dies with this process."""
     store = tmp_path / "store"
     config = tmp_path / "wrist.toml"  # a free-running camera beside the station's own
     config.write_text('[[camera]]\nname = "wrist"\nkind = "synthetic"\nwidth = 320\nheight = 240\nfps = 15\n')
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "takeover.app.cli",
-            "engine",
-            "--config",
-            str(config),
-            "--status-endpoint",
-            status,
-            "--command-endpoint",
-            command,
-            "--store",
-            str(store),
-            "--max-steps",
-            "400",
-        ],
-        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
-        stdin=subprocess.DEVNULL,
-    )
-    yield status, command, store, proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with private_ipc_dir() as folder:
+        cmd = [sys.executable, "-m", "takeover.app.cli", "engine", "--config", str(config)]
+        cmd += ["--status-endpoint", ipc_endpoint(folder, "status")]
+        cmd += ["--command-endpoint", ipc_endpoint(folder, "command")]
+        cmd += ["--store", str(store), "--max-steps", "400"]
+        env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+        engine = start_child(cmd, "engine", env=env)
+        try:
+            bound = engine.wait_ready(("status", "command"), timeout_s=60)
+            yield bound["status"], bound["command"], store, engine
+        finally:
+            engine.stop(timeout_s=10)
 
 
 def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_path: Path) -> None:
@@ -107,7 +93,7 @@ def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_p
     shown(lambda s: not s.episode_active and s.episodes_done == 1)
 
     window.close()  # sends QUIT: the engine process ends by itself
-    assert proc.wait(timeout=20) == 0
+    assert proc.wait(timeout_s=20) == 0
 
     with Store.open(store_root) as store:
         [rec] = store.list_episodes()

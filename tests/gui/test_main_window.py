@@ -129,6 +129,7 @@ def test_clicks_send_commands(qtbot: Any, engine: Any, console: Any) -> None:
     qtbot.mouseClick(console.estop_button, Qt.MouseButton.LeftButton)
     show(qtbot, engine, console, mode="ESTOP", episode_active=True, step=3)
     qtbot.mouseClick(console.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(engine.commands) == 9, timeout=3000)  # sent from the link's thread
     assert engine.commands == [
         Command(CommandName.START_EPISODE),
         Command(CommandName.TAKEOVER),
@@ -166,7 +167,10 @@ def test_discard_disarms_by_itself_and_when_the_attempt_ends(qtbot: Any, engine:
 def test_disabled_button_sends_nothing(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=False, step=0)
     qtbot.mouseClick(console.takeover_button, Qt.MouseButton.LeftButton)
-    assert engine.commands == []
+    qtbot.mouseClick(console.hold_button, Qt.MouseButton.LeftButton)  # in order, after any takeover
+    qtbot.waitUntil(lambda: bool(engine.commands), timeout=3000)
+    qtbot.wait(100)
+    assert engine.commands == [Command(CommandName.HOLD)]
 
 
 def test_keys_send_held_set_even_over_a_button(qtbot: Any, engine: Any, console: Any) -> None:
@@ -180,6 +184,7 @@ def test_keys_send_held_set_even_over_a_button(qtbot: Any, engine: Any, console:
     qtbot.keyPress(console.camera, Qt.Key.Key_Escape)
     qtbot.keyRelease(console.camera, Qt.Key.Key_Escape)
     qtbot.keyRelease(target, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: len(engine.commands) == 8, timeout=3000)
     keys = [c.keys for c in engine.commands]
     assert all(c.name == CommandName.KEYS for c in engine.commands)
     assert keys == [
@@ -197,6 +202,7 @@ def test_keys_send_held_set_even_over_a_button(qtbot: Any, engine: Any, console:
 def test_focus_loss_releases_held_keys(qtbot: Any, engine: Any, console: Any) -> None:
     qtbot.keyPress(console, Qt.Key.Key_R)
     QApplication.sendEvent(console, QEvent(QEvent.Type.WindowDeactivate))
+    qtbot.waitUntil(lambda: len(engine.commands) == 2, timeout=3000)
     assert [c.keys for c in engine.commands] == [("R",), ()]
 
 
@@ -211,9 +217,10 @@ def test_engine_silence_shows_lost_connection(qtbot: Any, engine: Any, console: 
     show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=7)
     assert console.connection_label.text() == "engine: connected"
     engine.silent = True
-    qtbot.waitUntil(lambda: console.connection_label.text() == "engine: NO STATUS", timeout=3000)
+    qtbot.waitUntil(lambda: console.connection_label.text() == "engine: NOT ANSWERING", timeout=3000)
     assert console.camera.stale and console.camera.text() == NO_SIGNAL_TEXT
-    assert console.mode_label.text() == "NO ENGINE"
+    assert console.mode_label.text() == "ENGINE NOT ANSWERING"
+    assert console.message_label.text().startswith("engine not answering")
     assert fill_color(console.mode_label) == NO_ENGINE_COLOR
     assert not console.takeover_button.isEnabled() and not console.handback_button.isEnabled()
     assert console.hold_button.isEnabled()  # the stop button is never greyed out
@@ -221,6 +228,7 @@ def test_engine_silence_shows_lost_connection(qtbot: Any, engine: Any, console: 
     qtbot.waitUntil(lambda: console.connection_label.text() == "engine: connected", timeout=3000)
     qtbot.waitUntil(lambda: not console.camera.stale, timeout=3000)
     assert console.mode_label.text() == "HUMAN"
+    assert console.message_label.text() == "engine answering again"
 
 
 def test_status_without_frames_goes_stale(qtbot: Any, engine: Any, console: Any) -> None:

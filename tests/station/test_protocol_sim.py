@@ -6,14 +6,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
 
-from takeover.app.net.ports import free_port
+from takeover.app.net.children import start_child
 from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
-from takeover.app.station.remote import RemoteStation, StationRejectedError, StationUnavailableError
+from takeover.app.station.remote import RemoteStation, StationRejectedError
 from takeover.app.station.server import StationServer, StationServerConfig
 
 
@@ -47,29 +46,31 @@ def test_remote_sim_matches_the_in_process_sim() -> None:
         srv.close()
 
 
-def test_cli_serves_the_fake_robot_and_stops_on_sigterm() -> None:
-    url = f"tcp://127.0.0.1:{free_port()}"
-    cmd = [sys.executable, "-m", "takeover.app.cli", "station", "serve", "--robot", "fake", "--endpoint", url]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def test_cli_serves_the_fake_robot_on_the_port_it_reports_and_stops_on_sigterm() -> None:
+    cmd = [sys.executable, "-m", "takeover.app.cli", "station", "serve", "--robot", "fake"]
+    child = start_child([*cmd, "--endpoint", "tcp://127.0.0.1:0"], "station server")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with RemoteStation(url, timeout_s=1.0) as remote:
-                    remote.reset()
-                    assert remote.act(np.zeros(4, np.float32)).state.shape == (7,)
-                break
-            except StationUnavailableError:
-                assert proc.poll() is None and time.monotonic() < deadline
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        assert proc.stderr is not None and b"serving on" in proc.stderr.read()
+        url = child.wait_ready(("endpoint",), timeout_s=30)["endpoint"]
+        assert url.startswith("tcp://127.0.0.1:") and not url.endswith(":0")
+        with RemoteStation(url, timeout_s=5.0) as remote:  # serving as soon as it reported
+            remote.reset()
+            assert remote.act(np.zeros(4, np.float32)).state.shape == (7,)
+        child.process.send_signal(signal.SIGTERM)
+        assert child.wait(timeout_s=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+        child.stop()
+
+
+def test_cli_parent_fd_that_is_not_a_socket_is_one_line() -> None:
+    out = subprocess.run(  # fd 0 is /dev/null here
+        [sys.executable, "-m", "takeover.app.cli", "station", "serve", "--robot", "fake", "--parent-fd", "0"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: --parent-fd 0: not an open socket") and out.stderr.count("\n") == 1
 
 
 def test_cli_refuses_a_remote_endpoint_without_keys() -> None:

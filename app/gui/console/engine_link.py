@@ -1,18 +1,16 @@
-"""The GUI's connection to the engine process: status in on a worker thread, commands out.
+"""The GUI's connection to the engine process. The GUI thread never waits on the network.
 
-:class:`EngineLink` subscribes to the engine's status endpoint on a worker ``QThread`` and hands
-each decoded :class:`Status` to the GUI thread through a queued signal. Only the latest status
-matters (the view must never lag behind the robot), so the subscriber keeps one message
-(``CONFLATE``) and drains whatever else is queued. Commands go out from the GUI thread over a
-REQ socket with send and receive timeouts; a REQ socket that timed out is stuck in its
-lockstep, so it is closed (``LINGER`` 0) and a fresh one is made for the next command.
+:class:`EngineLink` runs two worker ``QThread``\\ s: one subscribes to the engine's status stream
+(:mod:`.status_thread`), one sends the operator's commands and waits for their replies
+(:mod:`.command_thread`). Results reach the GUI thread only through queued signals. A watchdog
+timer in the GUI thread declares the engine not answering when no status arrived for
+``stale_after_s``; a command that gets no reply in time says so too.
 
 Nothing touches the network before :meth:`EngineLink.start`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -20,73 +18,28 @@ import zmq
 from PyQt6.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
 
 from takeover.app.engine.protocol import Command, Status
-from takeover.app.net import wire
+from takeover.app.gui.console.command_thread import CommandThread
+from takeover.app.gui.console.status_thread import StatusThread
 
-POLL_MS = 50
-"""How long the subscriber waits for a message before checking whether it should stop."""
+STALE_AFTER_S = 0.6
+"""No status for this long (nine missed at 15 Hz) means the engine is not answering; with the
+watchdog's 50 ms tick the console says so within 0.65 s."""
+WATCHDOG_MS = 50
 
-
-class _StatusThread(QThread):
-    """Receives status messages; emits each newest one (in this worker thread)."""
-
-    received = pyqtSignal(object)
-    failed = pyqtSignal(str)
-
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
-        super().__init__()
-        self._context = context
-        self._endpoint = endpoint
-        self._stopping = threading.Event()
-
-    def request_stop(self) -> None:
-        self._stopping.set()
-
-    def run(self) -> None:
-        sub = self._context.socket(zmq.SUB)
-        try:
-            sub.setsockopt(zmq.LINGER, 0)
-            sub.setsockopt(zmq.CONFLATE, 1)  # keep only the newest status; must precede connect
-            sub.setsockopt(zmq.SUBSCRIBE, b"")
-            sub.connect(self._endpoint)
-            poller = zmq.Poller()
-            poller.register(sub, zmq.POLLIN)
-            while not self._stopping.is_set():
-                if not poller.poll(POLL_MS):
-                    continue
-                payload = self._drain(sub)
-                if payload is None:
-                    continue
-                try:
-                    status = Status.decode(payload)
-                except wire.WireError as exc:
-                    self.failed.emit(f"bad status from engine: {exc}")
-                    continue
-                self.received.emit(status)
-        except zmq.ZMQError as exc:
-            self.failed.emit(f"status subscription failed: {exc}")
-        finally:
-            sub.close(linger=0)
-
-    @staticmethod
-    def _drain(sub: zmq.Socket[bytes]) -> bytes | None:
-        """Return the newest queued message, dropping older ones."""
-        latest: bytes | None = None
-        while True:
-            try:
-                latest = sub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return latest
+_QUEUED = Qt.ConnectionType.QueuedConnection
 
 
 class EngineLink(QObject):
     """Status subscription and command channel to the engine, for use from the GUI thread.
 
-    Signals (all delivered in the GUI thread):
-    ``status_received(Status)``, ``error(str)``, ``connection_lost()`` when no status arrived for
-    more than ``stale_after_s`` and ``connection_ok()`` when statuses flow again.
+    Signals (all delivered in the GUI thread): ``status_received(Status)``; ``replied(Command,
+    dict)`` when the engine accepted a command; ``error(str)`` for anything the operator should
+    read (a refused or unanswered command, a bad status); ``connection_lost()`` when no status
+    arrived for more than ``stale_after_s`` and ``connection_ok()`` when statuses flow again.
     """
 
     status_received = pyqtSignal(object)
+    replied = pyqtSignal(object, object)
     error = pyqtSignal(str)
     connection_lost = pyqtSignal()
     connection_ok = pyqtSignal()
@@ -97,7 +50,7 @@ class EngineLink(QObject):
         command_endpoint: str,
         *,
         command_timeout_ms: int = 500,
-        stale_after_s: float = 1.0,
+        stale_after_s: float = STALE_AFTER_S,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -106,19 +59,19 @@ class EngineLink(QObject):
         self.command_timeout_ms = command_timeout_ms
         self.stale_after_s = stale_after_s
         self._context: zmq.Context[Any] | None = None
-        self._thread: _StatusThread | None = None
-        self._req: zmq.Socket[bytes] | None = None
+        self._status: StatusThread | None = None
+        self._commands: CommandThread | None = None
         self._last_status_at: float | None = None
         self._started_at = 0.0
         self._connected = False
         self._lost_reported = False
         self._watchdog = QTimer(self)
-        self._watchdog.setInterval(100)
+        self._watchdog.setInterval(WATCHDOG_MS)
         self._watchdog.timeout.connect(self._check_staleness)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """Open the sockets and start receiving status. Calling it twice does nothing."""
+        """Open the sockets and start both worker threads. Calling it twice does nothing."""
         if self._context is not None:
             return
         self._context = zmq.Context()
@@ -126,24 +79,31 @@ class EngineLink(QObject):
         self._last_status_at = None
         self._connected = False
         self._lost_reported = False
-        thread = _StatusThread(self._context, self.status_endpoint)
-        # Explicitly queued: the slots must run in the GUI thread (the stubs lack the overload).
-        thread.received.connect(self._on_status, Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
-        thread.failed.connect(self.error, Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
-        self._thread = thread
-        thread.start()
+        status = StatusThread(self._context, self.status_endpoint)
+        # Explicitly queued: the slots must run in the GUI thread.
+        status.received.connect(self._on_status, _QUEUED)
+        status.failed.connect(self.error, _QUEUED)
+        commands = CommandThread(self._context, self.command_endpoint)
+        commands.answered.connect(self.replied, _QUEUED)
+        commands.failed.connect(self._on_command_failed, _QUEUED)
+        self._status, self._commands = status, commands
+        status.start()
+        commands.start()
         self._watchdog.start()
 
     def stop(self, timeout_ms: int = 2000) -> None:
-        """Stop the subscriber thread and close every socket. Safe to call more than once."""
+        """Send the commands already queued (each within its timeout), stop both threads and close
+        every socket. Safe to call more than once."""
         self._watchdog.stop()
         stuck = False
-        if self._thread is not None:
-            self._thread.request_stop()
-            if not self._thread.wait(timeout_ms):
+        if self._status is not None:
+            self._status.request_stop()
+        if self._commands is not None:
+            self._commands.finish()
+        for thread in (self._status, self._commands):
+            if thread is not None and not thread.wait(timeout_ms):
                 stuck = True
-                self.error.emit("status thread did not stop in time")
-        self._close_req()
+                self.error.emit("a link thread did not stop in time")
         if self._context is not None:
             if stuck:
                 self._context.destroy(linger=0)  # term() would wait for the stuck thread's socket
@@ -162,55 +122,28 @@ class EngineLink(QObject):
 
     @property
     def status_thread(self) -> QThread | None:
-        """The worker thread (exposed so callers and tests can check it has finished)."""
-        return self._thread
+        """The status worker (exposed so callers and tests can check it has finished)."""
+        return self._status
+
+    @property
+    def command_thread(self) -> QThread | None:
+        """The command worker (exposed so callers and tests can check it has finished)."""
+        return self._commands
 
     # ------------------------------------------------------------------ commands
-    def send(self, command: Command, timeout_ms: int | None = None) -> dict[str, Any] | None:
-        """Send a command and wait for the reply; on no answer, emit ``error`` and return None.
+    def send(self, command: Command, timeout_ms: int | None = None) -> None:
+        """Queue a command for the engine and return at once.
 
-        A reply with ``ok`` false is returned as is, and its reason is emitted on ``error``.
+        The outcome arrives later as ``replied`` (accepted) or ``error`` (refused, not answered
+        within the timeout, or not sent because the ones before it were not answered in time).
         """
-        if self._context is None:
+        if self._commands is None or self._context is None:
             self.error.emit(f"not connected to the engine; '{command.name.value}' not sent")
-            return None
-        timeout = self.command_timeout_ms if timeout_ms is None else timeout_ms
-        req = self._req_socket()
-        req.setsockopt(zmq.SNDTIMEO, timeout)
-        req.setsockopt(zmq.RCVTIMEO, timeout)
-        try:
-            req.send(command.encode())
-            payload = req.recv()
-        except zmq.Again:
-            self._close_req()  # a REQ socket that missed its reply cannot send again
-            self.error.emit(f"engine did not answer '{command.name.value}' within {timeout} ms")
-            return None
-        except zmq.ZMQError as exc:
-            self._close_req()
-            self.error.emit(f"sending '{command.name.value}' failed: {exc}")
-            return None
-        try:
-            reply = wire.decode(payload)
-        except wire.WireError as exc:
-            self.error.emit(f"bad reply to '{command.name.value}': {exc}")
-            return None
-        if reply.get("ok") is not True:
-            self.error.emit(f"engine refused '{command.name.value}': {reply.get('error', 'no reason given')}")
-        return reply
+            return
+        self._commands.submit(command, self.command_timeout_ms if timeout_ms is None else timeout_ms)
 
-    def _req_socket(self) -> zmq.Socket[bytes]:
-        if self._req is None:
-            assert self._context is not None
-            req = self._context.socket(zmq.REQ)
-            req.setsockopt(zmq.LINGER, 0)
-            req.connect(self.command_endpoint)
-            self._req = req
-        return self._req
-
-    def _close_req(self) -> None:
-        if self._req is not None:
-            self._req.close(linger=0)
-            self._req = None
+    def _on_command_failed(self, command: Command, reason: str) -> None:
+        self.error.emit(reason)
 
     # ---------------------------------------------------------------- status in
     def _on_status(self, status: Status) -> None:
@@ -222,12 +155,6 @@ class EngineLink(QObject):
             self._lost_reported = False
             self.connection_ok.emit()
         self.status_received.emit(status)
-
-    def seconds_since_status(self) -> float | None:
-        """Age of the last status, or None if none has arrived since :meth:`start`."""
-        if self._last_status_at is None:
-            return None
-        return time.monotonic() - self._last_status_at
 
     def _check_staleness(self) -> None:
         since = self._last_status_at if self._last_status_at is not None else self._started_at

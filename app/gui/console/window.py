@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import (
 
 from takeover.app.engine.protocol import Command, CommandName, Status
 from takeover.app.gui.console.camera_view import CameraView
+from takeover.app.gui.console.command_thread import NOT_ANSWERING
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.key_filter import KeyboardTeleopFilter
 
@@ -40,6 +41,10 @@ MODE_COLORS: dict[str, QColor] = {
     "ESTOP": QColor("#b71c1c"),
 }
 NO_ENGINE_COLOR = QColor("#424242")
+NO_ENGINE_TEXT = "NO ENGINE"
+"""The banner before the first status."""
+NOT_ANSWERING_TEXT = "ENGINE NOT ANSWERING"
+"""The banner when statuses stopped: nothing else on screen is current."""
 UNKNOWN_MODE_COLOR = QColor("#616161")
 FRAME_STALE_S = 1.0
 PREVIEW_SIZE = (200, 150)
@@ -160,7 +165,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout
     def _make_mode_label(self) -> QLabel:
-        label = QLabel("NO ENGINE")
+        label = QLabel(NO_ENGINE_TEXT)
         label.setObjectName("modeLabel")
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         font = QFont(label.font())
@@ -193,6 +198,8 @@ class MainWindow(QMainWindow):
 
         timing = QGroupBox("Control loop")
         QVBoxLayout(timing).addWidget(self.timing_value)
+        self.readouts = (episode, timing)
+        """Greyed out while the engine is not answering: their figures are old."""
 
         controls = QGroupBox("Controls")
         grid = QGridLayout(controls)
@@ -420,18 +427,25 @@ class MainWindow(QMainWindow):
 
     def _on_connection_lost(self, initial: bool = False) -> None:
         self.camera.set_stale(True)
-        self._show_mode("NO ENGINE", NO_ENGINE_COLOR)
+        for box in self.readouts:
+            box.setEnabled(False)
         if initial:
+            self._show_mode(NO_ENGINE_TEXT, NO_ENGINE_COLOR)
             self.connection_label.setText("engine: connecting…")
         else:
-            self.connection_label.setText("engine: NO STATUS")
-            self.show_message("no status from the engine for more than a second")
+            self._show_mode(NOT_ANSWERING_TEXT, NO_ENGINE_COLOR)
+            self.connection_label.setText("engine: NOT ANSWERING")
+            self.show_message(f"{NOT_ANSWERING}: no status for {self.link.stale_after_s:g} s")
         self.connection_label.setStyleSheet("color: #c62828;")
         self._update_buttons()
 
     def _on_connection_ok(self) -> None:
+        if self.connection_label.text() == "engine: NOT ANSWERING":
+            self.show_message("engine answering again")
         self.connection_label.setText("engine: connected")
         self.connection_label.setStyleSheet("color: #2e7d32;")
+        for box in self.readouts:
+            box.setEnabled(True)
 
     # ------------------------------------------------------------------- close
     def closeEvent(self, event: QCloseEvent | None) -> None:
