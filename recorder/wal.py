@@ -158,7 +158,6 @@ class WalWriter:
         self._dropped: dict[str, int] = {}
         self._dropped_written: dict[str, int] = {}
         self.error: BaseException | None = None
-        self.last_sync = 0.0
         self._lock_fd: int | None = None
 
     def start(self, start: EpisodeStart) -> None:
@@ -276,4 +275,3 @@ class WalWriter:
         for w in [*self._cams.values(), self._steps]:
             if w is not None:
                 w.sync()
-        self.last_sync = time.monotonic()

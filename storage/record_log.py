@@ -36,7 +36,7 @@ KIND_STEP = 3
 KIND_EVENT = 4
 KIND_END = 5
 KIND_SAMPLE = 6
-KIND_CAMERA = 7
+# 7 was a camera record, never written: do not reuse it.
 KIND_DROPPED = 8
 
 
@@ -150,14 +150,6 @@ def scan(path: Path | str) -> ScanResult:
             records.append(rec)
             end = after
     return ScanResult(records, end, size)
-
-
-def is_log(path: Path | str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
 
 
 def truncate_to(path: Path | str, size: int) -> None:
