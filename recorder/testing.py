@@ -66,7 +66,8 @@ def crash_child(store_root: str, rate_hz: float = 200.0, cameras: int = 2, seed:
     import random
     import sys
 
-    from takeover.recorder.cameras import CameraCapture, SyntheticCamera, SyntheticCameraConfig
+    from takeover.recorder.cameras import SyntheticCamera, SyntheticCameraConfig
+    from takeover.recorder.capture import CameraCapture
     from takeover.storage.store import Store
 
     rng = random.Random(seed)

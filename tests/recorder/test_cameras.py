@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from takeover.recorder.cameras import (
-    CameraCapture,
     OpenCVCamera,
     OpenCVCameraConfig,
     SyntheticCamera,
     SyntheticCameraConfig,
 )
+from takeover.recorder.capture import CameraCapture
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.testing import end_record, start_record, step_record
 from takeover.storage.store import Store
@@ -97,7 +97,7 @@ def test_several_cameras_record_at_once_through_capture_threads(store: Store, tm
 
 
 def test_latest_frames_gives_small_fresh_copies_only() -> None:
-    from takeover.recorder.cameras import LatestFrames
+    from takeover.recorder.capture import LatestFrames
 
     now = [100.0]
     frames = LatestFrames(clock=lambda: now[0])
