@@ -251,7 +251,7 @@ class OpenCVCamera(Camera):
         if not ok or bgr is None:
             if self._is_file:
                 return None  # the end of a video file
-            raise CameraFault(f"camera {self.name}: no frame from {self.config.source!r}")
+            raise CameraFault(f"no frame from {self.config.source!r}")
         frame = CapturedFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, self._index)
         self._index += 1
         return frame

@@ -25,7 +25,7 @@ from takeover.recorder.cameras import Camera, CameraFault, CameraSpec
 
 log = logging.getLogger(__name__)
 
-FrameSink = Callable[[str, np.ndarray, float], None]
+FrameSink = Callable[[str, np.ndarray, float], object]
 """Receives (camera name, RGB image, capture time); must not block."""
 
 

@@ -30,6 +30,7 @@ STEP_OVERHEAD_BYTES = 256
 FILE_OVERHEAD_BYTES = 1 << 20
 """An episode file's own structure (HDF5 headers, metadata, events), generously."""
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+DOCTOR_HINT = "run `takeover doctor --repair` to store what was recorded"
 
 
 class DiskFullError(StorageError):

@@ -34,6 +34,7 @@ import numpy as np
 from takeover.recorder.camera_health import CameraBook
 from takeover.recorder.capture import CameraHealth
 from takeover.recorder.disk import (
+    DOCTOR_HINT,
     disk_full,
     estimate_attempt,
     full_disk_line,
@@ -80,6 +81,8 @@ class EpisodeRecorder:
         """Seconds from the end of the last attempt until it was complete in storage."""
         self.last_failure = ""
         """Why the last attempt could not be stored ('' if it was)."""
+        self.last_failure_at: float | None = None
+        """Monotonic time its write-ahead log failed, if it did."""
 
     # -- LoopObserver -------------------------------------------------------------------
     def on_episode_start(self, start: EpisodeStart) -> None:
@@ -98,7 +101,7 @@ class EpisodeRecorder:
             self._dropped = {}
             self._wal = wal
             self._start = start
-        self.last_failure = ""
+        self.last_failure, self.last_failure_at = "", None
         for event in self.cameras.begin():
             wal.put(event)
 
@@ -146,9 +149,16 @@ class EpisodeRecorder:
                 log.info("%s", outcome.line())
         except (RecordingError, StorageError, OSError) as exc:
             # What reached the disk stays in the log, for recovery once the cause is fixed.
-            why = full_disk_line(self.store.root, "finalize") if disk_full(exc) else str(exc)
+            if isinstance(exc, RecordingError):
+                why = str(exc)
+            elif disk_full(exc):
+                why = full_disk_line(self.store.root, "finalize", DOCTOR_HINT)
+            else:
+                why = f"{exc}; its log is kept: fix that, then {DOCTOR_HINT}"
             self.last_failure = f"episode {start.episode_id} not saved: {why}"
-            log.error("%s; its log is kept: run `takeover doctor --repair` when fixed", self.last_failure)
+            self.last_failure_at = wal.failed_at
+            if not isinstance(exc, RecordingError):  # the log's writer said so when it failed
+                log.error("%s", self.last_failure)
         finally:
             wal.release()
         self.last_finalize_s = time.monotonic() - t0
@@ -174,10 +184,11 @@ class EpisodeRecorder:
         return wal.failure if wal is not None and wal.failed.is_set() else ""
 
     # -- other inputs (any thread) ------------------------------------------------------
-    def on_frame(self, camera: str, image: np.ndarray, t: float) -> None:
+    def on_frame(self, camera: str, image: np.ndarray, t: float) -> bool:
         """A frame from a free-running camera, captured at monotonic time ``t``; kept only while an
-        attempt records. Never blocks: a full encode queue counts the frame as dropped."""
-        self._enqueue(camera, image, t, -1)
+        attempt records (returns whether it is this attempt's). Never blocks: a full encode queue
+        counts the frame as dropped."""
+        return self._enqueue(camera, image, t, -1)
 
     def on_camera_health(self, health: CameraHealth) -> None:
         """A free-running camera's health report (any thread): kept for the console; a change of
@@ -212,20 +223,22 @@ class EpisodeRecorder:
         return self._wal is not None
 
     # -- internals ----------------------------------------------------------------------
-    def _enqueue(self, name: str, image: np.ndarray, t: float, step: int) -> None:
-        """Queue a frame for the encoders while an attempt records. Checked and queued under the
-        lock that ends the attempt, so no frame is ever queued behind the workers' stop sentinels."""
+    def _enqueue(self, name: str, image: np.ndarray, t: float, step: int) -> bool:
+        """Queue a frame for the encoders (or count it dropped) while an attempt records; False
+        between attempts. Checked and queued under the lock that ends the attempt, so no frame is
+        ever queued behind the workers' stop sentinels, uncounted."""
         with self._lock:
             wal = self._wal
             if wal is None:
-                return
+                return False
             try:
                 self._queue.put_nowait((name, image, t, step))
-                return
+                return True
             except queue.Full:
                 self._dropped[name] = self._dropped.get(name, 0) + 1
                 dropped = dict(self._dropped)
         wal.set_counts("dropped", dropped)
+        return True
 
     def _count_drop(self, name: str) -> None:
         with self._lock:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from takeover.recorder.codec import pack
-from takeover.recorder.disk import disk_full, full_disk_line
+from takeover.recorder.disk import DOCTOR_HINT, disk_full, full_disk_line
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
 from takeover.storage.errors import StorageError
 from takeover.storage.record_log import (
@@ -241,10 +241,11 @@ class WalWriter:
 
     def _fail(self, exc: BaseException) -> None:
         if disk_full(exc):
-            self.failure = full_disk_line(self.directory, "recording")
+            self.failure = full_disk_line(self.directory, "recording", DOCTOR_HINT)
         else:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.failure = f"cannot write the recording to {self.directory}: {detail or type(exc).__name__}"
+            why = detail or type(exc).__name__
+            self.failure = f"cannot write the recording to {self.directory}: {why}; then {DOCTOR_HINT}"
         self.error = exc
         self.failed_at = time.monotonic()
         self.failed.set()

@@ -103,13 +103,13 @@ class StatusBoard:
             period = 1000.0 * (step.t - self._last_t)
             timing = {"period_ms": round(0.8 * timing.get("period_ms", period) + 0.2 * period, 2)}
         self._last_t = step.t
+        missed = self.missed_frames() if self.missed_frames is not None else {}
         if self.dropped_frames is not None:
             dropped = self.dropped_frames()
-            for cam in sorted(set(step.images) | set(dropped)):
+            for cam in sorted(set(step.images) | set(dropped) | set(missed)):
                 timing = {**timing, f"dropped {cam}": float(dropped.get(cam, 0))}
-        if self.missed_frames is not None:
-            for cam, missed in self.missed_frames().items():
-                timing = {**timing, f"missed {cam}": float(missed)}
+        for cam, n in missed.items():  # free-running cameras: frames not delivered while down
+            timing = {**timing, f"missed {cam}": float(n)}
         self.update(
             timing=timing,
             mode="ESTOP" if self._estop else _MODE[step.control_source],
