@@ -219,10 +219,10 @@ class OpenCVCamera(Camera):
         try:
             cap = self._open_capture(c.source)
         except cv2.error:
-            raise ConnectionError(f"camera {self.name}: cannot open {c.source!r}") from None
+            raise ConnectionError(f"cannot open {c.source!r}") from None
         if not cap.isOpened():
             cap.release()
-            raise ConnectionError(f"camera {self.name}: cannot open {c.source!r}")
+            raise ConnectionError(f"cannot open {c.source!r}")
         for prop, value in (
             (cv2.CAP_PROP_FRAME_WIDTH, c.width),
             (cv2.CAP_PROP_FRAME_HEIGHT, c.height),

@@ -77,16 +77,23 @@ class CameraCoverage:
             return f"{self.camera}: every step"
         parts = []
         if self.missing:
-            parts.append(f"missing in {len(self.missing)} of {self.episodes} episodes ({_ids(self.missing)})")
+            parts.append(
+                f"no frame at all in {len(self.missing)} of {_n(self.episodes, 'episode')} "
+                f"({_ids(self.missing)})"
+            )
         if self.partial:
             steps = sum(n for _, n in self.partial)
             ids = _ids(tuple(eid for eid, _ in self.partial))
-            where = f"{steps} steps of {len(self.partial)} episodes ({ids})"
-            parts.append(f"no frame (down, or not started yet) at {where}")
+            where = f"{_n(steps, 'step')} of {_n(len(self.partial), 'episode')} ({ids})"
+            parts.append(f"no frame (down, or none yet) at {where}")
         return (
             f"{self.camera}: {self.masked_steps} of {self.steps} steps masked "
             f"(images.{self.camera}.valid is false there): " + "; ".join(parts)
         )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _ids(ids: tuple[str, ...]) -> str:
