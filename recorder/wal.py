@@ -17,6 +17,7 @@ to hold the robot; what reached the disk stays recoverable.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -184,13 +185,23 @@ class WalWriter:
         self._lock_fd: int | None = None
 
     def start(self, start: EpisodeStart) -> None:
-        self.directory.mkdir(parents=True, exist_ok=False)
-        self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        self._steps = LogWriter(self.directory / STEPS_LOG).open()
-        self.contents.start = {**asdict(start), "mono": time.monotonic()}
-        self._steps.append(KIND_START, pack(self.contents.start))
-        self._steps.sync()
+        """Create the log and start its writer. A log that cannot be created (a full disk) is
+        failed at once (:attr:`failed`), not raised: the attempt is held and ended like any other
+        that cannot be recorded."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=False)
+            self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._steps = LogWriter(self.directory / STEPS_LOG).open()
+            self.contents.start = {**asdict(start), "mono": time.monotonic()}
+            self._steps.append(KIND_START, pack(self.contents.start))
+            self._steps.sync()
+        except OSError as exc:
+            if self._steps is not None:
+                with contextlib.suppress(OSError):
+                    self._steps.close()
+            self._fail(exc)
+            return
         self._thread = threading.Thread(target=self._run, name="recorder-wal", daemon=True)
         self._thread.start()
 

@@ -22,6 +22,7 @@ from takeover.app.engine.status import StatusBoard
 from takeover.app.station.base import Observation, Station, StationInfo
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.recovery import pending_logs
+from takeover.recorder.settings import RecorderConfig
 from takeover.storage.schema import ControlSource, EventKind
 from takeover.storage.store import Store
 
@@ -145,6 +146,13 @@ def test_a_disk_filling_mid_attempt_holds_the_robot_and_ends_the_attempt(
         with pytest.raises(AttemptRefused, match=r"not enough disk space .* may need .* MB free"):
             loop.run_episode(seed=1)
         assert station.resets == resets and loop.start_refusal()
+        # Without the check, an attempt whose log cannot even be created holds from its first period.
+        unguarded = EpisodeRecorder(store, RecorderConfig(disk_margin=0))
+        loop2 = ControlLoop(station, SteadyPolicy(), [], [unguarded], LoopConfig(rate_hz=RATE, max_steps=150))
+        second = loop2.run_episode(seed=2)
+        loop2.close()
+        assert second.steps == 1 and "no space left" in second.reason
+        assert np.all(station.acts[-1][1][:3] == 0)
 
     # doctor on the full disk: one line and exit 2, no traceback.
     full = _doctor(disk / "store")
