@@ -94,7 +94,8 @@ class CameraBook:
             return [self._health[name].spec for name in sorted(self._health)]
 
     def summary(self) -> dict[str, str]:
-        """Camera name -> 'ok', or what is wrong ('DOWN 3.1 s, reconnecting (attempt 4): reason')."""
+        """Camera name -> 'ok', or what is wrong ('DOWN 3.1 s, reconnecting (attempt 4): reason', or
+        'DOWN 3.1 s: reason' when its capture gave up)."""
         now = self._clock()
         with self._lock:
             health = dict(self._health)
@@ -105,7 +106,8 @@ class CameraBook:
                 out[name] = "ok"
                 continue
             tries = f" (attempt {h.attempts})" if h.attempts else ""
-            out[name] = f"DOWN {max(0.0, now - h.since):.1f} s, reconnecting{tries}: {h.reason}"
+            doing = f", reconnecting{tries}" if h.reconnecting else ""
+            out[name] = f"DOWN {max(0.0, now - h.since):.1f} s{doing}: {h.reason}"
         return out
 
 

@@ -5,7 +5,7 @@ thread and hands every frame to a sink such as
 :meth:`takeover.recorder.recorder.EpisodeRecorder.on_frame`. When a read fails it reports the
 camera down (:class:`CameraHealth`), closes it and reconnects with exponential backoff, reporting
 each failed attempt; the first frame after a reconnect reports it up again. A source that has
-ended for good (a video file) ends the thread.
+ended for good (a video file) ends the thread, the camera reported down for good.
 
 :class:`LatestFrames` keeps the newest frame of each camera for a live preview.
 """
@@ -43,6 +43,8 @@ class CameraHealth:
     """Why it is down (the failed read, then the latest failed reconnect)."""
     attempts: int = 0
     """Reconnection attempts in the current outage so far."""
+    reconnecting: bool = True
+    """False when the capture has given up (the source ended for good, or the capture failed)."""
 
     @property
     def camera(self) -> str:
@@ -128,8 +130,9 @@ class CameraCapture:
                     if not self._reconnect(down):
                         return
                     continue
-                if frame is None:
-                    log.info("camera %s: the source has no more frames", name)
+                if frame is None:  # for good: no reconnecting, but the camera is down from now on
+                    log.warning("camera %s: the source has no more frames", name)
+                    self._went_down(last_t, "the source has no more frames", reconnecting=False)
                     return
                 if down is not None:
                     self.reconnects += 1
@@ -141,15 +144,16 @@ class CameraCapture:
                 self.sink(name, frame.image, frame.t)
         except Exception:  # a bug in a sink or a driver: the camera is gone, and says so
             log.exception("camera %s: capture failed", name)
-            self._report(CameraHealth(self.camera.spec(), False, time.monotonic(), "capture failed"))
+            self._went_down(last_t, "capture failed", reconnecting=False)
         finally:
             self.ended.set()
 
-    def _went_down(self, last_t: float | None, reason: str) -> CameraHealth:
+    def _went_down(self, last_t: float | None, reason: str, reconnecting: bool = True) -> CameraHealth:
         now = time.monotonic()
         due = now if last_t is None else min(now, last_t + 1.0 / self.camera.spec().fps)
-        log.warning("camera %s: %s; reconnecting", self.camera.name, reason)
-        health = CameraHealth(self.camera.spec(), False, due, reason)
+        if reconnecting:
+            log.warning("camera %s: %s; reconnecting", self.camera.name, reason)
+        health = CameraHealth(self.camera.spec(), False, due, reason, reconnecting=reconnecting)
         self._report(health)
         return health
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -73,7 +74,7 @@ def test_several_cameras_record_at_once_through_capture_threads(store: Store, tm
     captures = []
     for cam in cams:
         cam.connect()
-        captures.append(CameraCapture(cam, rec.on_frame))
+        captures.append(CameraCapture(cam, rec.on_frame, rec.on_camera_health))
     for c in captures:
         c.start()
     t_end = time.monotonic() + 0.3
@@ -88,6 +89,10 @@ def test_several_cameras_record_at_once_through_capture_threads(store: Store, tm
     for cam in cams:
         cam.close()
     assert captures[2].ended.is_set() and threading.active_count() >= 1
+    # A video file that ended is down for good (not reconnected), and says so.
+    health = rec.camera_health()
+    assert health["left"] == health["right"] == "ok"
+    assert re.fullmatch(r"DOWN \d+\.\d s: the source has no more frames", health["file"])
     ep = store.read_episode("multi")
     assert set(ep.cameras) == {"left", "right", "file"}
     assert len(ep.cameras["file"].frames) == 8 and len(ep.cameras["left"].frames) >= 10
