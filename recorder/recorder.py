@@ -23,6 +23,7 @@ as soon as its log cannot be written.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -148,6 +149,10 @@ class EpisodeRecorder:
                     self.saved.append(start.episode_id)
                 log.info("%s", outcome.line())
         except (RecordingError, StorageError, OSError) as exc:
+            if end.discard:  # nothing of it was to be kept anyway
+                with contextlib.suppress(OSError):
+                    remove_log(wal.directory)
+                return
             # What reached the disk stays in the log, for recovery once the cause is fixed.
             if isinstance(exc, RecordingError):
                 why = str(exc)
@@ -161,7 +166,7 @@ class EpisodeRecorder:
                 log.error("%s", self.last_failure)
         finally:
             wal.release()
-        self.last_finalize_s = time.monotonic() - t0
+            self.last_finalize_s = time.monotonic() - t0
 
     # -- GuardsAttempts -----------------------------------------------------------------
     def start_refusal(self, plan: AttemptPlan) -> str:

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from takeover.app.engine.protocol import Status
 from takeover.app.engine.status import StatusBoard
+from takeover.app.net import wire
 from takeover.recorder.cameras import OpenCVCamera, OpenCVCameraConfig
 from takeover.recorder.capture import Backoff, CameraCapture, LatestFrames
 from takeover.recorder.recorder import EpisodeRecorder
@@ -99,3 +101,14 @@ def test_an_unplugged_camera_is_shown_down_beside_its_preview_and_counted(
     kinds = [e.kind for e in ep.events if e.kind in (EventKind.CAMERA_DOWN, EventKind.CAMERA_UP)]
     assert kinds == [EventKind.CAMERA_DOWN, EventKind.CAMERA_UP]
     assert ep.meta.extra["missed_frames"] == {"wrist": missed} and missed > 0
+
+
+def test_status_carries_camera_health_and_refuses_malformed_health() -> None:
+    health = {"wrist": "DOWN 1.2 s, reconnecting (attempt 2): cannot open 0", "top": "ok"}
+    status = Status(0.0, "IDLE", False, "", 0, 0, False, camera_health=health)
+    assert Status.decode(status.encode()).camera_health == health
+    assert Status.decode(Status(0.0, "IDLE", False, "", 0, 0, False).encode()).camera_health == {}
+    body = wire.decode(status.encode())
+    body["camera_health"] = {"wrist": 3}
+    with pytest.raises(wire.WireError, match="camera_health"):
+        Status.decode(wire.encode(body))
