@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class StatusBoard:
             status = replace(status, camera_health=self.camera_health())
         return status
 
-    def update(self, **changes: object) -> None:
+    def update(self, **changes: Any) -> None:
         with self._lock:
             self._status = replace(self._status, t=time.monotonic(), **changes)
 
