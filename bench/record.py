@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from takeover.recorder.cameras import CameraCapture, SyntheticCamera, SyntheticCameraConfig
+from takeover.recorder.cameras import SyntheticCamera, SyntheticCameraConfig
+from takeover.recorder.capture import CameraCapture
 from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
 from takeover.recorder.testing import end_record, start_record, step_record
 from takeover.storage.episode_file import EpisodeReader
@@ -48,7 +49,7 @@ def main() -> None:
             SyntheticCamera(SyntheticCameraConfig(f"cam{i}", args.width, args.height, args.fps, seed=i))
             for i in range(args.cameras)
         ]
-        captures = [CameraCapture(cam, rec.on_frame) for cam in cams]
+        captures = [CameraCapture(cam, rec.on_frame, rec.on_camera_health) for cam in cams]
         for cam in cams:
             cam.connect()
         rec.on_episode_start(start_record("bench", args.rate))

@@ -1,34 +1,51 @@
-"""Camera sources and their capture threads.
+"""Camera sources: the hardware seam of the free-running cameras.
 
 A :class:`Camera` is a small hardware seam: configuration in the constructor, no I/O until
 :meth:`Camera.connect`, :meth:`Camera.read` blocks until the next frame and returns it with the
-monotonic time it was captured, :meth:`Camera.close`; usable in a with-block.
+monotonic time it was captured, :meth:`Camera.close`; usable in a with-block. After ``connect``,
+:meth:`Camera.spec` says what it delivers (size, nominal rate).
+
+``read`` returns None only when the source has ended for good (a video file at its end); a read
+that fails (a camera unplugged, a stream lost) raises :class:`CameraFault`, and the capture
+thread (:mod:`takeover.recorder.capture`) reconnects.
 
 - :class:`SyntheticCamera`: a deterministic moving textured pattern at a fixed rate (tests, benches);
 - :class:`OpenCVCamera`: anything ``cv2.VideoCapture`` opens (device index, URL, video file).
 
 Simulator cameras come with the station's observations (``Observation.images``); they reach the
 recorder through the control loop's step records instead.
-
-:class:`CameraCapture` runs one camera on its own thread and hands every frame to a sink such as
-:meth:`takeover.recorder.recorder.EpisodeRecorder.on_frame`.
 """
 
 from __future__ import annotations
 
 import abc
-import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Protocol, Self
 
 import cv2
 import numpy as np
 
-log = logging.getLogger(__name__)
+DEFAULT_FPS = 30.0
+"""Nominal rate assumed for a source that does not say its own (frames missed are counted at it)."""
+
+
+class CameraFault(ConnectionError):
+    """A read failed (the camera was unplugged, its stream was lost): reconnecting may help."""
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """What a connected camera delivers."""
+
+    name: str
+    width: int
+    height: int
+    fps: float
+    """Nominal frame rate: frames missed while the camera is down are counted at this rate."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +66,12 @@ class Camera(abc.ABC):
 
     @abc.abstractmethod
     def read(self) -> CapturedFrame | None:
-        """Block until the next frame; None when the source has ended or failed."""
+        """Block until the next frame; None when the source has ended for good (a video file at its
+        end). Raises :class:`CameraFault` when the read failed (reconnect to go on)."""
+
+    @abc.abstractmethod
+    def spec(self) -> CameraSpec:
+        """Size and nominal rate of the frames (after :meth:`connect`)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -140,6 +162,10 @@ class SyntheticCamera(Camera):
         self._index += 1
         return out
 
+    def spec(self) -> CameraSpec:
+        c = self.config
+        return CameraSpec(self.name, c.width, c.height, c.fps)
+
     def close(self) -> None:
         self._texture = None
 
@@ -154,21 +180,49 @@ class OpenCVCameraConfig:
     fps: float | None = None
 
 
-class OpenCVCamera(Camera):
-    """A camera read through ``cv2.VideoCapture``; frames are stamped when ``read`` returns them."""
+class VideoSource(Protocol):
+    """What :class:`OpenCVCamera` uses of a ``cv2.VideoCapture``."""
 
-    def __init__(self, config: OpenCVCameraConfig) -> None:
+    def isOpened(self) -> bool: ...  # OpenCV's name
+
+    def read(self) -> tuple[bool, Any]: ...
+
+    def set(self, prop: int, value: float) -> bool: ...
+
+    def get(self, prop: int) -> float: ...
+
+    def release(self) -> None: ...
+
+
+CaptureFactory = Callable[[Any], VideoSource]
+"""Opens a capture on a source (index, URL, file): ``cv2.VideoCapture`` itself, or a fake in tests."""
+
+
+class OpenCVCamera(Camera):
+    """A camera read through ``cv2.VideoCapture``; frames are stamped when ``read`` returns them.
+
+    A failed read of a device or stream raises :class:`CameraFault`; a video file that has no
+    frame left has ended (``read`` returns None). ``open_capture`` is the one seam to the driver.
+    """
+
+    def __init__(self, config: OpenCVCameraConfig, open_capture: CaptureFactory = cv2.VideoCapture) -> None:
         self.config = config
         self.name = config.name
-        self._cap: cv2.VideoCapture | None = None
+        self._open_capture = open_capture
+        self._cap: VideoSource | None = None
         self._index = 0
+        self._is_file = False
+        self._spec = CameraSpec(config.name, config.width or 0, config.height or 0, config.fps or DEFAULT_FPS)
 
     def connect(self) -> None:
-        cap = cv2.VideoCapture(self.config.source)
+        c = self.config
+        try:
+            cap = self._open_capture(c.source)
+        except cv2.error:
+            raise ConnectionError(f"cannot open {c.source!r}") from None
         if not cap.isOpened():
             cap.release()
-            raise ConnectionError(f"camera {self.name}: cannot open {self.config.source!r}")
-        c = self.config
+            raise ConnectionError(f"cannot open {c.source!r}")
         for prop, value in (
             (cv2.CAP_PROP_FRAME_WIDTH, c.width),
             (cv2.CAP_PROP_FRAME_HEIGHT, c.height),
@@ -176,93 +230,36 @@ class OpenCVCamera(Camera):
         ):
             if value is not None:
                 cap.set(prop, float(value))
+        fps = c.fps or float(cap.get(cv2.CAP_PROP_FPS))
+        self._spec = CameraSpec(
+            self.name,
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or c.width or 0,
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or c.height or 0,
+            fps if fps > 0 else DEFAULT_FPS,
+        )
+        self._is_file = isinstance(c.source, str) and Path(c.source).is_file()
         self._cap, self._index = cap, 0
 
     def read(self) -> CapturedFrame | None:
         if self._cap is None:
             return None
-        ok, bgr = self._cap.read()
+        try:
+            ok, bgr = self._cap.read()
+        except cv2.error:
+            ok, bgr = False, None
         t = time.monotonic()
         if not ok or bgr is None:
-            return None
+            if self._is_file:
+                return None  # the end of a video file
+            raise CameraFault(f"no frame from {self.config.source!r}")
         frame = CapturedFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, self._index)
         self._index += 1
         return frame
+
+    def spec(self) -> CameraSpec:
+        return self._spec
 
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-
-
-FrameSink = Callable[[str, np.ndarray, float], None]
-"""Receives (camera name, RGB image, capture time); must not block."""
-
-
-class CameraCapture:
-    """Reads one connected camera on its own thread and hands each frame to ``sink``."""
-
-    def __init__(self, camera: Camera, sink: FrameSink) -> None:
-        self.camera = camera
-        self.sink = sink
-        self.frames = 0
-        self.ended = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self.ended.clear()
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.camera.name}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                frame = self.camera.read()
-                if frame is None:
-                    log.info("camera %s: no more frames", self.camera.name)
-                    return
-                self.frames += 1
-                self.sink(self.camera.name, frame.image, frame.t)
-        except Exception:
-            log.exception("camera %s: capture failed", self.camera.name)
-        finally:
-            self.ended.set()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-
-class LatestFrames:
-    """The newest frame of each free-running camera, for a live preview (any thread).
-
-    Use it as (or beside) a :class:`CameraCapture` sink. :meth:`previews` returns small copies:
-    each frame is subsampled by a whole stride until it is at most ``max_height`` rows high, and
-    a camera whose newest frame is older than ``max_age_s`` is left out, so a frozen picture is
-    never shown as a live one.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._frames: dict[str, tuple[float, np.ndarray]] = {}
-
-    def __call__(self, camera: str, image: np.ndarray, t: float) -> None:
-        with self._lock:
-            self._frames[camera] = (t, image)
-
-    def previews(self, max_height: int = 180, max_age_s: float = 1.0) -> dict[str, np.ndarray]:
-        now = self._clock()
-        with self._lock:
-            frames = dict(self._frames)
-        out = {}
-        for name, (t, image) in sorted(frames.items()):
-            if now - t > max_age_s:
-                continue
-            stride = max(1, -(-image.shape[0] // max_height))
-            out[name] = np.ascontiguousarray(image[::stride, ::stride])
-        return out

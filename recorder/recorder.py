@@ -7,14 +7,23 @@ Camera frames (from the station's observations, or from free-running cameras thr
 queue, each frame keeping the time it was captured; a frame that does not fit in the queue is
 counted as dropped for its camera, stored with the episode and shown live, never silently lost.
 
+Free-running cameras also report their health (:meth:`EpisodeRecorder.on_camera_health`): a
+camera that goes down or comes back during an attempt becomes a camera event, and the frames it
+missed while down are counted and stored with the episode.
+
 At the end of an attempt the log already holds everything, encoded: finalize indexes it, adopts
 each camera log as the episode's frame blob (no copy, no re-encode), writes the small episode
 file and catalogs it, then removes the log. A crash at any point leaves a log that
 :func:`takeover.recorder.recovery.recover_all` turns into a complete or recovered episode.
+
+The recorder guards attempts (:class:`~takeover.recorder.records.GuardsAttempts`): it refuses
+to start one that the disk cannot hold, and asks the loop to hold the robot and end the attempt
+as soon as its log cannot be written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -23,10 +32,21 @@ import time
 import cv2
 import numpy as np
 
-from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
+from takeover.recorder.camera_health import CameraBook
+from takeover.recorder.capture import CameraHealth
+from takeover.recorder.disk import (
+    DOCTOR_HINT,
+    disk_full,
+    estimate_attempt,
+    full_disk_line,
+    jpeg_bytes_per_pixel,
+    space_refusal,
+)
+from takeover.recorder.records import AttemptPlan, EpisodeEnd, EpisodeStart, StepRecord
 from takeover.recorder.recovery import remove_log, store_log
 from takeover.recorder.settings import RecorderConfig
-from takeover.recorder.wal import Frame, Sample, WalWriter
+from takeover.recorder.wal import Frame, RecordingError, Sample, WalWriter
+from takeover.storage.errors import StorageError
 from takeover.storage.schema import Event
 from takeover.storage.store import Store
 
@@ -38,7 +58,8 @@ _FrameJob = tuple[str, np.ndarray, float, int]
 
 
 class EpisodeRecorder:
-    """A :class:`~takeover.recorder.records.LoopObserver` that records attempts into a store."""
+    """A :class:`~takeover.recorder.records.LoopObserver` that records attempts into a store, and
+    :class:`~takeover.recorder.records.GuardsAttempts`."""
 
     def __init__(self, store: Store, config: RecorderConfig | None = None) -> None:
         self.store = store
@@ -50,10 +71,19 @@ class EpisodeRecorder:
         self._workers: list[threading.Thread] = []
         self._dropped: dict[str, int] = {}
         self._encode_params = [int(cv2.IMWRITE_JPEG_QUALITY), self.config.jpeg_quality]
+        self.cameras = CameraBook()
+        """Health of the free-running cameras (live), frames they missed in the attempt."""
+        self._station_shapes: dict[str, tuple[int, int]] = {}
+        self._frame_bytes: dict[str, float] = {}
+        """Average encoded size of a frame, per camera (for the disk space estimate)."""
         self.saved: list[str] = []
         """Ids of the episodes written so far, in order."""
         self.last_finalize_s = 0.0
         """Seconds from the end of the last attempt until it was complete in storage."""
+        self.last_failure = ""
+        """Why the last attempt could not be stored ('' if it was)."""
+        self.last_failure_at: float | None = None
+        """Monotonic time its write-ahead log failed, if it did."""
 
     # -- LoopObserver -------------------------------------------------------------------
     def on_episode_start(self, start: EpisodeStart) -> None:
@@ -72,6 +102,9 @@ class EpisodeRecorder:
             self._dropped = {}
             self._wal = wal
             self._start = start
+        self.last_failure, self.last_failure_at = "", None
+        for event in self.cameras.begin():
+            wal.put(event)
 
     def on_step(self, step: StepRecord) -> None:
         wal = self._wal
@@ -81,6 +114,8 @@ class EpisodeRecorder:
         for name, value in step.extras.items():
             self.record_sample(f"policy.{name}", step.t, value)
         for name, image in step.images.items():
+            if name not in self._station_shapes:
+                self._station_shapes[name] = (int(image.shape[0]), int(image.shape[1]))
             self._enqueue(name, image, step.image_times.get(name, step.t), step.index)
 
     def on_event(self, event: Event) -> None:
@@ -93,18 +128,18 @@ class EpisodeRecorder:
         if start is None or wal is None:
             raise RuntimeError("on_episode_end before on_episode_start")
         with self._lock:
-            self._wal = None  # free-running cameras stop feeding this attempt
-            dropped = dict(self._dropped)
+            self._wal = None  # from here on no frame enters the queue (see _enqueue)
         for _ in self._workers:
             self._queue.put(None)
         for w in self._workers:
             w.join()
         self._workers = []
+        missed = self.cameras.end()
         with self._lock:
             dropped = dict(self._dropped)  # encode failures counted while draining
         self._start = None
         try:
-            contents = wal.close(None if end.discard else end, dropped)
+            contents = wal.close(None if end.discard else end, dropped, missed)
             if end.discard:
                 remove_log(wal.directory)
                 log.info("episode %s discarded", start.episode_id)
@@ -113,16 +148,61 @@ class EpisodeRecorder:
                 if outcome.action in ("finalized", "recovered"):
                     self.saved.append(start.episode_id)
                 log.info("%s", outcome.line())
+        except (RecordingError, StorageError, OSError) as exc:
+            if end.discard:  # nothing of it was to be kept anyway
+                with contextlib.suppress(OSError):
+                    remove_log(wal.directory)
+                return
+            # What reached the disk stays in the log, for recovery once the cause is fixed.
+            if isinstance(exc, RecordingError):
+                why = str(exc)
+            elif disk_full(exc):
+                why = full_disk_line(self.store.root, "finalize", DOCTOR_HINT)
+            else:
+                why = f"{exc}; its log is kept: fix that, then {DOCTOR_HINT}"
+            self.last_failure = f"episode {start.episode_id} not saved: {why}"
+            self.last_failure_at = wal.failed_at
+            if not isinstance(exc, RecordingError):  # the log's writer said so when it failed
+                log.error("%s", self.last_failure)
         finally:
             wal.release()
-        self.last_finalize_s = time.monotonic() - t0
+            self.last_finalize_s = time.monotonic() - t0
+
+    # -- GuardsAttempts -----------------------------------------------------------------
+    def start_refusal(self, plan: AttemptPlan) -> str:
+        """Refuse an attempt the disk may not hold (``[recorder] disk_margin`` times its estimate)."""
+        margin = self.config.disk_margin
+        if margin <= 0:
+            return ""
+        estimate = estimate_attempt(
+            plan,
+            self._station_shapes,
+            self.cameras.specs(),
+            self._frame_bytes,
+            jpeg_bytes_per_pixel(self.config.jpeg_quality),
+        )
+        return space_refusal(self.store.wal_dir, estimate, margin)
+
+    def halt_reason(self) -> str:
+        """Why the running attempt must stop now: its log cannot be written."""
+        wal = self._wal
+        return wal.failure if wal is not None and wal.failed.is_set() else ""
 
     # -- other inputs (any thread) ------------------------------------------------------
-    def on_frame(self, camera: str, image: np.ndarray, t: float) -> None:
+    def on_frame(self, camera: str, image: np.ndarray, t: float) -> bool:
         """A frame from a free-running camera, captured at monotonic time ``t``; kept only while an
-        attempt records. Never blocks: a full encode queue counts the frame as dropped."""
-        if self._wal is not None:
-            self._enqueue(camera, image, t, -1)
+        attempt records (returns whether it is this attempt's). Never blocks: a full encode queue
+        counts the frame as dropped."""
+        return self._enqueue(camera, image, t, -1)
+
+    def on_camera_health(self, health: CameraHealth) -> None:
+        """A free-running camera's health report (any thread): kept for the console; a change of
+        state during an attempt is recorded as a camera event."""
+        event = self.cameras.report(health)
+        wal = self._wal
+        if event is not None and wal is not None:
+            wal.put(event)
+            wal.set_counts("missed", self.cameras.missed_frames())
 
     def record_sample(self, stream: str, t: float, value: np.ndarray) -> None:
         """A sample of a low-dimensional stream with its own rate (stored as a timed stream)."""
@@ -135,23 +215,42 @@ class EpisodeRecorder:
         with self._lock:
             return dict(self._dropped)
 
+    def missed_frames(self) -> dict[str, int]:
+        """Frames the free-running cameras missed while down in the current (or last) attempt."""
+        return self.cameras.missed_frames()
+
+    def camera_health(self) -> dict[str, str]:
+        """Free-running camera -> 'ok' or what is wrong with it, now."""
+        return self.cameras.summary()
+
     @property
     def recording(self) -> bool:
         return self._wal is not None
 
     # -- internals ----------------------------------------------------------------------
-    def _enqueue(self, name: str, image: np.ndarray, t: float, step: int) -> None:
-        try:
-            self._queue.put_nowait((name, image, t, step))
-        except queue.Full:
-            self._count_drop(name)
+    def _enqueue(self, name: str, image: np.ndarray, t: float, step: int) -> bool:
+        """Queue a frame for the encoders (or count it dropped) while an attempt records; False
+        between attempts. Checked and queued under the lock that ends the attempt, so no frame is
+        ever queued behind the workers' stop sentinels, uncounted."""
+        with self._lock:
+            wal = self._wal
+            if wal is None:
+                return False
+            try:
+                self._queue.put_nowait((name, image, t, step))
+                return True
+            except queue.Full:
+                self._dropped[name] = self._dropped.get(name, 0) + 1
+                dropped = dict(self._dropped)
+        wal.set_counts("dropped", dropped)
+        return True
 
     def _count_drop(self, name: str) -> None:
         with self._lock:
             self._dropped[name] = self._dropped.get(name, 0) + 1
             dropped, wal = dict(self._dropped), self._wal
         if wal is not None:
-            wal.set_dropped(dropped)
+            wal.set_counts("dropped", dropped)
 
     def _encode_loop(self, wal: WalWriter) -> None:
         while True:
@@ -167,4 +266,7 @@ class EpisodeRecorder:
             if not ok:
                 self._count_drop(name)
                 continue
-            wal.put(Frame(name, t, step, int(image.shape[0]), int(image.shape[1]), buf.tobytes()))
+            jpeg = buf.tobytes()
+            average = self._frame_bytes.get(name)
+            self._frame_bytes[name] = len(jpeg) if average is None else 0.95 * average + 0.05 * len(jpeg)
+            wal.put(Frame(name, t, step, int(image.shape[0]), int(image.shape[1]), jpeg))

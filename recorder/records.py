@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -54,6 +54,9 @@ class EpisodeEnd:
     outcome: str = ""
     discard: bool = False
     timing: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    """Why the loop ended the attempt itself ('' when it ended as asked or as configured), e.g. a
+    recorder that could not write (see :class:`GuardsAttempts`)."""
 
 
 class LoopObserver(Protocol):
@@ -64,3 +67,33 @@ class LoopObserver(Protocol):
     def on_event(self, event: Event) -> None: ...
 
     def on_episode_end(self, end: EpisodeEnd) -> None: ...
+
+
+@dataclass(frozen=True)
+class AttemptPlan:
+    """What an attempt may need at most, told to observers before it starts."""
+
+    rate_hz: float
+    max_steps: int
+    state_dim: int
+    action_dim: int
+    cameras: tuple[str, ...]
+    """The station's own cameras (one frame each per step)."""
+
+
+@runtime_checkable
+class GuardsAttempts(Protocol):
+    """Optional capability of a loop observer: it can refuse to let an attempt start, or go on.
+
+    The loop asks :meth:`start_refusal` before it resets the station and :meth:`halt_reason`
+    every period before it commands the robot; a non-empty answer holds the robot and ends the
+    attempt with that reason (a recorder that cannot write, a disk that cannot hold the attempt).
+    """
+
+    def start_refusal(self, plan: AttemptPlan) -> str:
+        """'' when an attempt like ``plan`` may start, else why not (one line, what to do)."""
+        ...
+
+    def halt_reason(self) -> str:
+        """'' while the running attempt may go on, else why it must stop now."""
+        ...

@@ -22,9 +22,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from takeover.recorder.disk import (
+    DiskFullError,
+    disk_full,
+    episode_file_bytes,
+    free_bytes,
+    full_disk_line,
+    megabytes,
+)
 from takeover.recorder.wal import WalContents, log_in_use
 from takeover.recorder.wal_reader import build_episode, read_wal
 from takeover.storage.errors import UnknownEpisodeError
+from takeover.storage.schema import Episode
 from takeover.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -88,7 +97,7 @@ def store_log(store: Store, directory: Path, contents: WalContents | None = None
     if episode is None:
         remove_log(directory)
         return LogOutcome(episode_id, "removed", "no step was recorded")
-    store.add_episode(episode)
+    _add_episode(store, episode)
     remove_log(directory)
     if not recovered:
         return LogOutcome(episode_id, "finalized", f"{episode.num_steps} steps")
@@ -100,8 +109,26 @@ def store_log(store: Store, directory: Path, contents: WalContents | None = None
     )
 
 
+def _add_episode(store: Store, episode: Episode) -> None:
+    """Store ``episode``; a disk that cannot hold its file raises :class:`DiskFullError` (checked
+    first: an HDF5 write that runs out of space fails noisily, half-way through)."""
+    need, free = episode_file_bytes(episode), free_bytes(store.root)
+    what = f"episode {episode.meta.episode_id} needs about {megabytes(need)}, {megabytes(free)} free"
+    retry = "run `takeover doctor --repair`"
+    if free < need:
+        raise DiskFullError(full_disk_line(store.root, what, retry))
+    try:
+        store.add_episode(episode)
+    except (OSError, RuntimeError) as exc:  # h5py reports a failed write as either
+        if disk_full(exc) or free_bytes(store.root) < need:
+            raise DiskFullError(full_disk_line(store.root, what, retry)) from None
+        raise
+
+
 def recover_all(store: Store) -> list[LogOutcome]:
-    """Recover every unfinished attempt and clear leftovers of interrupted removals and writes."""
+    """Recover every unfinished attempt and clear leftovers of interrupted removals and writes.
+    Raises :class:`DiskFullError` when the disk cannot hold a recovered episode (every other one
+    would fail the same way)."""
     for trash in leftover_trash(store):
         shutil.rmtree(trash, ignore_errors=True)
     for line in store.remove_stale_temp_files():
@@ -110,8 +137,11 @@ def recover_all(store: Store) -> list[LogOutcome]:
     for directory in pending_logs(store):
         try:
             outcomes.append(store_log(store, directory))
+        except DiskFullError:
+            raise
         except Exception as exc:  # one bad log must not stop the others; doctor reports it
-            log.exception("could not recover %s", directory)
+            log.error("could not recover %s: %s", directory, exc)
+            log.debug("recovery of %s", directory, exc_info=True)
             outcomes.append(LogOutcome(directory.name, "failed", str(exc)))
     for o in outcomes:
         log.info("recovery: %s", o.line())

@@ -13,6 +13,8 @@ class RecorderConfig:
     encode_workers: int = 2
     sync_interval_s: float = 0.25
     """The write-ahead log is made durable at least this often."""
+    disk_margin: float = 1.5
+    """An attempt starts only when the disk has this many times its estimated size free (0: no check)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.jpeg_quality <= 100:
@@ -23,3 +25,5 @@ class RecorderConfig:
             raise ValueError("encode_workers must be at least 1")
         if not 0 < self.sync_interval_s <= 1.0:
             raise ValueError(f"sync_interval_s must be in (0, 1], got {self.sync_interval_s}")
+        if not 0 <= self.disk_margin <= 100:
+            raise ValueError(f"disk_margin must be in 0..100 (0: no check), got {self.disk_margin}")

@@ -1,11 +1,15 @@
-"""Drive the real EpisodeRecorder the way the control loop does, without a simulator (tests, benches)."""
+"""Drive the real EpisodeRecorder the way the control loop does, without a simulator (tests, benches),
+and a camera device to unplug behind a fake ``cv2.VideoCapture`` (the lowest camera seam)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 
 from takeover.recorder.recorder import EpisodeRecorder
@@ -59,6 +63,89 @@ def record_steps(
         rec.on_episode_end(end_record())
 
 
+class FakeVideoDevice:
+    """A camera device behind fake ``cv2.VideoCapture`` objects (:meth:`open` is the factory an
+    :class:`~takeover.recorder.cameras.OpenCVCamera` takes). It delivers ``fps`` frames a second
+    to the capture opened last; :meth:`unplug` makes every read of an open capture fail and every
+    open fail until :meth:`plug`, and a capture opened before an unplug stays dead, as a real
+    device's does."""
+
+    def __init__(self, width: int = 160, height: int = 120, fps: float = 30.0) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self.opens = 0
+        self._lock = threading.Lock()
+        self._plugged = True
+        self._generation = 0
+        x = np.arange(width, dtype=np.int64)
+        self._frames = [
+            np.ascontiguousarray(
+                np.broadcast_to(((x + 8 * k) % 256).astype(np.uint8)[None, :, None], (height, width, 3))
+            )
+            for k in range(16)
+        ]
+
+    def unplug(self) -> None:
+        with self._lock:
+            self._plugged = False
+            self._generation += 1
+
+    def plug(self) -> None:
+        with self._lock:
+            self._plugged = True
+
+    def open(self, source: Any) -> FakeVideoCapture:
+        with self._lock:
+            self.opens += 1
+            return FakeVideoCapture(self, self._generation if self._plugged else -1)
+
+    def alive(self, generation: int) -> bool:
+        with self._lock:
+            return self._plugged and generation == self._generation
+
+    def frame(self, index: int) -> np.ndarray:
+        return self._frames[index % len(self._frames)]
+
+
+class FakeVideoCapture:
+    """What a ``cv2.VideoCapture`` of a :class:`FakeVideoDevice` does: paced frames, BGR."""
+
+    def __init__(self, device: FakeVideoDevice, generation: int) -> None:
+        self.device = device
+        self.generation = generation
+        self._t0 = time.monotonic()
+        self._index = 0
+
+    def isOpened(self) -> bool:  # OpenCV's name
+        return self.generation >= 0
+
+    def read(self) -> tuple[bool, Any]:
+        d = self.device
+        due = self._t0 + self._index / d.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if not d.alive(self.generation):
+            time.sleep(1.0 / d.fps)  # a dead device answers after its usual frame time, with nothing
+            return False, None
+        self._index += 1
+        return True, d.frame(self._index)
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def get(self, prop: int) -> float:
+        d = self.device
+        values = {
+            cv2.CAP_PROP_FRAME_WIDTH: d.width,
+            cv2.CAP_PROP_FRAME_HEIGHT: d.height,
+            cv2.CAP_PROP_FPS: d.fps,
+        }
+        return float(values.get(prop, 0.0))
+
+    def release(self) -> None:
+        self.generation = -1
+
+
 def crash_child(store_root: str, rate_hz: float = 200.0, cameras: int = 2, seed: int = 0) -> None:
     """Record attempts back to back into ``store_root`` until killed, reporting on stdout:
     ``B <id>`` when an attempt starts, ``S <id> <index> <t>`` for each step handed to the recorder,
@@ -66,7 +153,8 @@ def crash_child(store_root: str, rate_hz: float = 200.0, cameras: int = 2, seed:
     import random
     import sys
 
-    from takeover.recorder.cameras import CameraCapture, SyntheticCamera, SyntheticCameraConfig
+    from takeover.recorder.cameras import SyntheticCamera, SyntheticCameraConfig
+    from takeover.recorder.capture import CameraCapture
     from takeover.storage.store import Store
 
     rng = random.Random(seed)

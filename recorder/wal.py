@@ -2,17 +2,22 @@
 
 One directory per attempt, ``<store>/wal/<episode_id>/``::
 
-    steps.log          start, steps, events, own-rate samples, dropped-frame counts, end
+    steps.log          start, steps, events, own-rate samples, dropped/missed frame counts, end
     cam-<name>.log     one record per encoded camera frame (becomes the frame blob at finalize)
 
 Both are :mod:`takeover.storage.record_log` files. Only the writer thread touches the files;
 other threads hand it items through an unbounded queue (the loop thread never waits). The
 writer flushes and ``fdatasync``s every log at least every ``sync_interval`` seconds, so a crash
 loses at most about that much.
+
+A write that fails (a full disk) ends the writer: it sets :attr:`WalWriter.failed` at once with
+a one-line :attr:`WalWriter.failure`, which the recorder reports to the control loop as a reason
+to hold the robot; what reached the disk stays recoverable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -26,11 +31,14 @@ from typing import Any
 import numpy as np
 
 from takeover.recorder.codec import pack
+from takeover.recorder.disk import DOCTOR_HINT, disk_full, full_disk_line
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
+from takeover.storage.errors import StorageError
 from takeover.storage.record_log import (
     KIND_DROPPED,
     KIND_END,
     KIND_EVENT,
+    KIND_MISSED,
     KIND_SAMPLE,
     KIND_START,
     KIND_STEP,
@@ -88,6 +96,9 @@ class WalContents:
     events: list[Event] = field(default_factory=list)
     samples: dict[str, tuple[list[float], list[np.ndarray]]] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    """Frames the encoders could not keep up with, per camera."""
+    missed: dict[str, int] = field(default_factory=dict)
+    """Frames free-running cameras did not deliver while they were down, per camera."""
     end: dict[str, Any] | None = None
     cameras: dict[str, CameraIndex] = field(default_factory=dict)
     torn: list[str] = field(default_factory=list)
@@ -142,6 +153,14 @@ def log_in_use(directory: Path) -> bool:
     return False
 
 
+class RecordingError(StorageError):
+    """The write-ahead log could not be written (the message says where and what to do)."""
+
+
+_COUNTS = {"dropped": KIND_DROPPED, "missed": KIND_MISSED}
+"""Per-camera frame counts kept in the log, and their record kinds."""
+
+
 class WalWriter:
     """Owns the log files of one attempt. :meth:`start` creates them; :meth:`close` drains, syncs
     and returns what was written, kept in memory as well, so finalize need not read it back."""
@@ -155,20 +174,34 @@ class WalWriter:
         self._cams: dict[str, LogWriter] = {}
         self.contents = WalContents()
         self.cameras = self.contents.cameras
-        self._dropped: dict[str, int] = {}
-        self._dropped_written: dict[str, int] = {}
+        self._counts: dict[str, dict[str, int]] = {name: {} for name in _COUNTS}
+        self._counts_written: dict[str, dict[str, int]] = {name: {} for name in _COUNTS}
         self.error: BaseException | None = None
-        self.last_sync = 0.0
+        self.failure = ""
+        """Why the log cannot be written ('' while it can); one line for a person."""
+        self.failed = threading.Event()
+        self.failed_at: float | None = None
+        """Monotonic time the writer failed."""
         self._lock_fd: int | None = None
 
     def start(self, start: EpisodeStart) -> None:
-        self.directory.mkdir(parents=True, exist_ok=False)
-        self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        self._steps = LogWriter(self.directory / STEPS_LOG).open()
-        self.contents.start = {**asdict(start), "mono": time.monotonic()}
-        self._steps.append(KIND_START, pack(self.contents.start))
-        self._steps.sync()
+        """Create the log and start its writer. A log that cannot be created (a full disk) is
+        failed at once (:attr:`failed`), not raised: the attempt is held and ended like any other
+        that cannot be recorded."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=False)
+            self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._steps = LogWriter(self.directory / STEPS_LOG).open()
+            self.contents.start = {**asdict(start), "mono": time.monotonic()}
+            self._steps.append(KIND_START, pack(self.contents.start))
+            self._steps.sync()
+        except OSError as exc:
+            if self._steps is not None:
+                with contextlib.suppress(OSError):
+                    self._steps.close()
+            self._fail(exc)
+            return
         self._thread = threading.Thread(target=self._run, name="recorder-wal", daemon=True)
         self._thread.start()
 
@@ -176,17 +209,21 @@ class WalWriter:
     def put(self, item: StepRecord | Event | Frame | Sample) -> None:
         self._q.put(item)
 
-    def set_dropped(self, dropped: dict[str, int]) -> None:
-        self._q.put(("dropped", dict(dropped)))
+    def set_counts(self, name: str, counts: dict[str, int]) -> None:
+        """Per-camera frame counts so far (``name``: 'dropped' or 'missed'), written at the next sync."""
+        self._q.put(("counts", name, dict(counts)))
 
-    def close(self, end: EpisodeEnd | None, dropped: dict[str, int]) -> WalContents:
-        """Write the end record (None: none, e.g. a discarded attempt), drain, sync and close."""
-        self._q.put(("end", end, dict(dropped)))
+    def close(
+        self, end: EpisodeEnd | None, dropped: dict[str, int], missed: dict[str, int] | None = None
+    ) -> WalContents:
+        """Write the final counts and the end record (None: none, e.g. a discarded attempt), drain,
+        sync and close. Raises :class:`RecordingError` if the log could not be written."""
+        self._q.put(("end", end, {"dropped": dict(dropped), "missed": dict(missed or {})}))
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         if self.error is not None:
-            raise RuntimeError(f"write-ahead log {self.directory} failed: {self.error}") from self.error
+            raise RecordingError(self.failure)
         return self.contents
 
     def release(self) -> None:
@@ -199,16 +236,31 @@ class WalWriter:
     def _run(self) -> None:
         try:
             self._loop()
-        except BaseException as exc:  # reported by close(); the loop thread must not die of it
+        except OSError as exc:  # a full disk, an I/O error: said once, in one line
+            self._fail(exc)
+        except BaseException as exc:  # a bug: with its traceback; the loop thread must not die of it
             log.exception("write-ahead log writer failed")
-            self.error = exc
+            self._fail(exc)
         finally:
             for w in [self._steps, *self._cams.values()]:
                 if w is not None:
                     try:
                         w.close()
-                    except OSError:
-                        log.exception("closing %s", w.path)
+                    except OSError as exc:
+                        if self.error is None:
+                            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if disk_full(exc):
+            self.failure = full_disk_line(self.directory, "recording", DOCTOR_HINT)
+        else:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            why = detail or type(exc).__name__
+            self.failure = f"cannot write the recording to {self.directory}: {why}; then {DOCTOR_HINT}"
+        self.error = exc
+        self.failed_at = time.monotonic()
+        self.failed.set()
+        log.error("%s", self.failure)
 
     def _loop(self) -> None:
         assert self._steps is not None
@@ -236,12 +288,13 @@ class WalWriter:
                 ts, vs = c.samples.setdefault(item.stream, ([], []))
                 ts.append(item.t)
                 vs.append(value)
-            elif isinstance(item, tuple) and item[0] == "dropped":
-                self._dropped = item[1]
+            elif isinstance(item, tuple) and item[0] == "counts":
+                self._counts[item[1]] = item[2]
             elif isinstance(item, tuple) and item[0] == "end":
-                _, end, dropped = item
-                self._dropped = c.dropped = dropped
-                self._write_dropped()
+                _, end, counts = item
+                self._counts.update(counts)
+                c.dropped, c.missed = counts["dropped"], counts["missed"]
+                self._write_counts()
                 if end is not None:
                     c.end = asdict(end)
                     steps.append(KIND_END, pack(c.end))
@@ -250,7 +303,7 @@ class WalWriter:
                     self.cameras[name].digest = w.digest()
                 return
             if time.monotonic() >= next_sync:
-                self._write_dropped()
+                self._write_counts()
                 self._sync_all()
                 next_sync = time.monotonic() + self.sync_interval
 
@@ -267,13 +320,16 @@ class WalWriter:
         idx.times.append(fr.t)
         idx.steps.append(fr.step)
 
-    def _write_dropped(self) -> None:
-        if self._steps is not None and self._dropped != self._dropped_written:
-            self._steps.append(KIND_DROPPED, pack(self._dropped))
-            self._dropped_written = dict(self._dropped)
+    def _write_counts(self) -> None:
+        if self._steps is None:
+            return
+        for name, kind in _COUNTS.items():
+            counts = self._counts[name]
+            if counts != self._counts_written[name]:
+                self._steps.append(kind, pack(counts))
+                self._counts_written[name] = dict(counts)
 
     def _sync_all(self) -> None:
         for w in [*self._cams.values(), self._steps]:
             if w is not None:
                 w.sync()
-        self.last_sync = time.monotonic()

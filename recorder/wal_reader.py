@@ -21,6 +21,7 @@ from takeover.storage.record_log import (
     KIND_END,
     KIND_EVENT,
     KIND_FRAME,
+    KIND_MISSED,
     KIND_SAMPLE,
     KIND_START,
     KIND_STEP,
@@ -29,6 +30,7 @@ from takeover.storage.record_log import (
     truncate_to,
 )
 from takeover.storage.schema import (
+    CAMERA_KINDS,
     CameraStream,
     Episode,
     EpisodeMeta,
@@ -65,6 +67,8 @@ def read_wal(directory: Path) -> WalContents:
             vs.append(p["v"])
         elif rec.kind == KIND_DROPPED:
             out.dropped = {str(k): int(v) for k, v in p.items()}
+        elif rec.kind == KIND_MISSED:
+            out.missed = {str(k): int(v) for k, v in p.items()}
         elif rec.kind == KIND_END:
             out.end = p
     for path in sorted(directory.glob(f"{CAMERA_PREFIX}*.log")):
@@ -107,13 +111,15 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
     steps = c.steps
     n = len(steps)
     t = np.asarray([s["t"] for s in steps], dtype=np.float64)
-    events = [e for e in c.events if e.step <= n]
+    events = [e for e in (place_event(e, t) for e in c.events) if e.step <= n]
     extra: dict[str, Any] = {
         **start.get("extra", {}),
         "seed": start.get("seed"),
         "timing": end.get("timing", {}),
     }
     extra["dropped_frames"] = {name: int(c.dropped.get(name, 0)) for name in sorted(c.cameras)}
+    if c.missed:
+        extra["missed_frames"] = {name: int(v) for name, v in sorted(c.missed.items())}
     rate = float(start["rate_hz"])
     extra["late_steps"] = int(np.count_nonzero(np.diff(t) > 1.5 / rate)) if n > 1 and rate > 0 else 0
     ended_at = end.get("ended_at")
@@ -160,6 +166,17 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
     )
     ep.validate()
     return ep
+
+
+def place_event(event: Event, step_t: np.ndarray) -> Event:
+    """A camera event the recorder placed by time (step -1) gets the step its frames pair with:
+    a camera that went down misses its frames from the first step observed after its next frame
+    was due; one that came back has its first new frame at the last step observed before it."""
+    if event.step >= 0 or event.kind not in CAMERA_KINDS:
+        return event
+    after = int(np.searchsorted(step_t, event.t, side="right"))
+    step = after if event.kind is EventKind.CAMERA_DOWN else max(after - 1, 0)
+    return Event(event.kind, step, event.t, event.reason)
 
 
 def _camera_stream(name: str, idx: CameraIndex, step_t: np.ndarray, dropped: int) -> CameraStream:

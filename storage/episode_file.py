@@ -163,16 +163,37 @@ def _frames(g: h5py.Group, path: Path | str, blob_dir: Path | str | None) -> Seq
     return [bytes(fr.tobytes()) for fr in g["frames"][()]]
 
 
+def _events(f: h5py.File) -> list[Event]:
+    ev = f["events"]
+    return [
+        Event(kind=EventKind(k), step=int(s), t=float(t), reason=r)
+        for k, s, t, r in zip(
+            _str_list(ev["kind"]), ev["step"][()], ev["t"][()], _str_list(ev["reason"]), strict=True
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """An episode's steps, events and the step of every camera frame, without the data."""
+
+    num_steps: int
+    events: list[Event]
+    frame_steps: dict[str, np.ndarray]
+    """Camera name -> step index of each of its frames (int64)."""
+
+
+def read_timeline(path: Path | str) -> Timeline:
+    """Steps, events and frame steps of the episode file at ``path`` (no frames, no streams)."""
+    with _open(path) as f:
+        steps = {name: g["step_index"][()] for name, g in f["cameras"].items()}
+        return Timeline(int(f.attrs["num_steps"]), _events(f), steps)
+
+
 def read_episode(path: Path | str, blob_dir: Path | str | None = None) -> Episode:
     """The whole episode; frames kept in a separate blob are read lazily from it."""
     with _open(path) as f:
-        ev = f["events"]
-        events = [
-            Event(kind=EventKind(k), step=int(s), t=float(t), reason=r)
-            for k, s, t, r in zip(
-                _str_list(ev["kind"]), ev["step"][()], ev["t"][()], _str_list(ev["reason"]), strict=True
-            )
-        ]
+        events = _events(f)
         cameras: dict[str, CameraStream] = {}
         for name, g in f["cameras"].items():
             cameras[name] = CameraStream(

@@ -17,7 +17,8 @@ from torch.utils.data import Dataset
 
 from takeover.storage.blobs import LocalBlobStore
 from takeover.storage.cache import Verify, fetch_verified
-from takeover.storage.episode_file import EpisodeHeader, EpisodeReader, read_header
+from takeover.storage.coverage import CameraCoverage, camera_masks, masks_coverage
+from takeover.storage.episode_file import EpisodeHeader, EpisodeReader, read_header, read_timeline
 from takeover.storage.errors import EpisodeFileError, StorageError
 from takeover.storage.manifest import Manifest
 from takeover.storage.paths import default_cache_root, default_store_root
@@ -54,9 +55,12 @@ class EpisodeDataset(Dataset[Item]):
 
     Item keys: ``state`` float32 (S,), ``action`` / ``proposed_action`` float32 (A,),
     ``control_source`` int64, ``timestamp`` float64, ``episode_index`` int64, ``step_index``
-    int64, ``success`` bool, and ``images.<camera>`` uint8 (3, H, W) RGB: the latest frame
-    captured at or before the step (black if the camera had produced none yet). Cameras are
-    those present in every episode.
+    int64, ``success`` bool, and for every camera of any episode ``images.<camera>`` uint8
+    (3, H, W) RGB, the latest frame captured at or before the step, with ``images.<camera>.valid``
+    bool. Where the step has no real frame of the camera (the episode lacks the camera, the camera
+    was down, or had not delivered a frame yet; see :mod:`takeover.storage.coverage`) the image is
+    zeros and ``valid`` is false. :attr:`camera_coverage` says how much of the version each
+    camera covers.
 
     Nothing is opened here; each process (DataLoader worker) opens the files it reads, and at
     most ``max_open_files`` stay open per process.
@@ -77,9 +81,14 @@ class EpisodeDataset(Dataset[Item]):
         self.manifest = manifest
         self.episodes: list[EpisodeMeta] = [h.meta for h in headers]
         self.files = list(files)
-        common = set.intersection(*(set(h.cameras) for h in headers)) if headers else set()
-        self.cameras: list[str] = sorted(common)
-        self._shapes = [{c: h.cameras[c] for c in self.cameras} for h in headers]
+        self.cameras: list[str] = sorted({c for h in headers for c in h.cameras})
+        shapes = {c: next(h.cameras[c] for h in headers if c in h.cameras) for c in self.cameras}
+        self._shapes = [{**shapes, **h.cameras} for h in headers]
+        self._valid = [camera_masks(read_timeline(f), self.cameras) for f in self.files]
+        self.camera_coverage: dict[str, CameraCoverage] = masks_coverage(
+            [m.episode_id for m in self.episodes], self._valid
+        )
+        """Per camera, how much of the version has a real frame of it (see :meth:`CameraCoverage.line`)."""
         self._success = [episode_success(h.meta) for h in headers]
         lengths = np.array([h.num_steps for h in headers], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -127,12 +136,14 @@ class EpisodeDataset(Dataset[Item]):
             "success": torch.tensor(self._success[ep], dtype=torch.bool),
         }
         for cam in self.cameras:
-            jpeg = r.frame_at(cam, step)
+            valid = bool(self._valid[ep][cam][step])
+            jpeg = r.frame_at(cam, step) if valid else None
             if jpeg is None:
                 h, w = self._shapes[ep][cam]
                 item[f"images.{cam}"] = torch.zeros((3, h, w), dtype=torch.uint8)
             else:
                 item[f"images.{cam}"] = torch.from_numpy(decode_rgb_chw(jpeg))
+            item[f"images.{cam}.valid"] = torch.tensor(jpeg is not None, dtype=torch.bool)
         return item
 
     def close(self) -> None:

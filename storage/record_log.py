@@ -15,6 +15,7 @@ episode file indexes each JPEG by byte offset and length inside it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -36,8 +37,9 @@ KIND_STEP = 3
 KIND_EVENT = 4
 KIND_END = 5
 KIND_SAMPLE = 6
-KIND_CAMERA = 7
+# 7 was a camera record, never written: do not reuse it.
 KIND_DROPPED = 8
+KIND_MISSED = 9
 
 
 def _crc(kind: int, payload: bytes | memoryview) -> int:
@@ -94,10 +96,17 @@ class LogWriter:
         return self._sha.hexdigest()
 
     def close(self) -> None:
+        """Sync and close; the file is closed even when the sync fails (a full disk), which raises."""
         if self._f is not None:
-            self.sync()
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            try:
+                f.flush()
+                os.fdatasync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):  # fails again the same way; closes the file
+                    f.close()
+                raise
+            f.close()
 
 
 @dataclass(frozen=True)
@@ -150,14 +159,6 @@ def scan(path: Path | str) -> ScanResult:
             records.append(rec)
             end = after
     return ScanResult(records, end, size)
-
-
-def is_log(path: Path | str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
 
 
 def truncate_to(path: Path | str, size: int) -> None:

@@ -43,6 +43,11 @@ class EventKind(enum.StrEnum):
     """The hand-back window is over: the policy drives alone from this step."""
     LIMIT = "limit"
     """A safety limit started to clamp the commanded action (workspace box, largest step)."""
+    CAMERA_DOWN = "camera_down"
+    """A free-running camera stopped delivering frames (its reason: ``<camera>: <why>``); its frames
+    are missing from this step until its ``camera_up`` event."""
+    CAMERA_UP = "camera_up"
+    """A camera is back (reason ``<camera>: back after ...``); its first new frame is at this step."""
     END = "end"
 
 
@@ -54,6 +59,26 @@ class Event:
     t: float
     """Monotonic time (s) at which the control loop consumed the transition."""
     reason: str = ""
+
+
+CAMERA_KINDS = (EventKind.CAMERA_DOWN, EventKind.CAMERA_UP)
+_CAMERA_SEP = ": "
+
+
+def camera_event(kind: EventKind, step: int, t: float, camera: str, detail: str) -> Event:
+    """A camera event; its reason names the camera first (``<camera>: <detail>``)."""
+    if kind not in CAMERA_KINDS:
+        raise ValueError(f"{kind} is not a camera event")
+    if _CAMERA_SEP in camera:
+        raise ValueError(f"camera name {camera!r} must not contain {_CAMERA_SEP!r}")
+    return Event(kind, step, t, f"{camera}{_CAMERA_SEP}{detail}")
+
+
+def event_camera(event: Event) -> str:
+    """The camera a camera event is about."""
+    if event.kind not in CAMERA_KINDS:
+        raise ValueError(f"a {event.kind} event is not about a camera")
+    return event.reason.partition(_CAMERA_SEP)[0]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from takeover.app.cli.common import add_store_option, store_root, user_errors
+from takeover.storage.coverage import coverage
+from takeover.storage.episode_file import read_timeline
 from takeover.storage.store import Store
 
 
@@ -89,16 +91,20 @@ def run_tags(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     with Store.open(store_root(args)) as store:
         version = store.resolve(args.tag)
-    manifest = version.manifest
-    if args.json:
-        print(manifest.canonical_json())
-        return 0
+        manifest = version.manifest
+        if args.json:
+            print(manifest.canonical_json())
+            return 0
+        timelines = [read_timeline(store.blob_path(e.digest)) for e in manifest.episodes]
+    cameras = coverage([e.episode_id for e in manifest.episodes], timelines)
     print(f"tag       {args.tag}")
     print(f"version   {version.digest}")
     print(f"created   {_when(version.created_at)}")
     if version.message:
         print(f"message   {version.message}")
     print(f"episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
+    for i, cam in enumerate(cameras.values()):
+        print(f"{'cameras' if i == 0 else '':<10}{cam.line()}")
     print()
     rows = [
         (e.episode_id, e.num_steps, _yes_no(e.success), e.outcome or "-", e.digest[:12])

@@ -12,7 +12,12 @@ Each period, in this order (each a timed section of the :class:`CycleTimer`):
 3. ``arbitrate``: choose the action by mode (with the takeover and hand-back blends), then pass
    it through the safety limits.
 4. ``act``: send it to the station, which returns the next observation (station watchdog).
+   An observer that guards attempts (:class:`~takeover.recorder.records.GuardsAttempts`, e.g.
+   a recorder whose disk is full) may say the attempt must stop: the robot is then held this
+   very period and the attempt ends with that reason.
 5. ``record``: tell the observers (recorder, status publisher) what this step saw and did.
+
+Before an attempt, the same observers may refuse to let it start (:class:`AttemptRefused`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,14 @@ from takeover.app.control.pacing import Clock, CycleTimer
 from takeover.app.control.safety import ActionLimits, SafetyConfig
 from takeover.app.control.watchdog import Watchdogs
 from takeover.app.station.base import ExpertOracle, Observation, Station
-from takeover.recorder.records import EpisodeEnd, EpisodeStart, LoopObserver, StepRecord
+from takeover.recorder.records import (
+    AttemptPlan,
+    EpisodeEnd,
+    EpisodeStart,
+    GuardsAttempts,
+    LoopObserver,
+    StepRecord,
+)
 from takeover.storage.schema import ControlSource, Event, EventKind
 from takeover.teleop.devices import Scene, SyncsGripper, TeleopCommand, TeleopDevice, WatchesScene
 from takeover.teleop.state_machine import Mode, Request, TakeoverStateMachine, Transition
@@ -130,6 +142,12 @@ class EpisodeResult:
     discarded: bool
     events: list[Event]
     timing: dict[str, float]
+    reason: str = ""
+    """Why the loop ended the attempt itself ('' when it ended as asked or as configured)."""
+
+
+class AttemptRefused(RuntimeError):
+    """An observer refused to let an attempt start (the message says why and what to do)."""
 
 
 class ControlLoop:
@@ -165,6 +183,7 @@ class ControlLoop:
             )
         self._oracle = station if isinstance(station, ExpertOracle) else None
         self._watchers = [d for d in self.devices if isinstance(d, WatchesScene)]
+        self._guards = [o for o in self.observers if isinstance(o, GuardsAttempts)]
         self._fade = CrossFade()
         self._envelope = SpeedEnvelope(dims=3)
         recent = max(1, round(config.rate_hz / 2))  # the last half second
@@ -180,9 +199,20 @@ class ControlLoop:
         """Ask for a transition from any thread; the loop applies it at its next period."""
         self.machine.request(request, self.clock.now(), reason)
 
+    def start_refusal(self) -> str:
+        """'' when an attempt may start, else why not (an observer's refusal, e.g. too little disk)."""
+        cfg, info = self.config, self.station.info
+        plan = AttemptPlan(cfg.rate_hz, cfg.max_steps, info.state_dim, info.action_dim, info.cameras)
+        return next((r for r in (g.start_refusal(plan) for g in self._guards) if r), "")
+
     def run_episode(self, seed: int | None = None, episode_id: str | None = None) -> EpisodeResult:
+        """Run one attempt. Raises :class:`AttemptRefused`, before anything moves, when an observer
+        refuses to let it start."""
         cfg = self.config
         info = self.station.info
+        refusal = self.start_refusal()
+        if refusal:
+            raise AttemptRefused(refusal)
         episode_id = episode_id or uuid.uuid4().hex[:12]
         self.machine.reset(Mode.AUTONOMOUS if self.policy is not None else Mode.HOLD)
         for watcher in self._watchers:
@@ -216,6 +246,7 @@ class ControlLoop:
         self.watchdogs.begin(self.clock.now())
         self._emit(Event(EventKind.START, 0, obs.t, f"mode {self.machine.mode}"))
         timer.start()
+        halt = ""
         while True:
             with timer.section("infer"):
                 proposed, policy_action, extras = self._propose(obs, info.action_dim)
@@ -232,6 +263,11 @@ class ControlLoop:
                 self._note_limits(checked.clamped, checked.detail)
                 action = checked.action
             with timer.section("act"):
+                halt = self._halt_reason()
+                if halt:  # hold the robot now; the attempt ends after this period
+                    self._hold_now(halt)
+                    mode = self.machine.mode
+                    action = self._hold_action()
                 t_act = self.clock.now()
                 next_obs = self.station.act(action)
                 slow = self.watchdogs.station(self.clock.now() - t_act)
@@ -259,7 +295,8 @@ class ControlLoop:
             obs = next_obs
             self._step += 1
             if (
-                (cfg.end_on_success and obs.success)
+                halt
+                or (cfg.end_on_success and obs.success)
                 or self._step >= cfg.max_steps
                 or self.control.stop_requested
             ):
@@ -273,15 +310,16 @@ class ControlLoop:
             log.warning("a policy request is still unanswered %.1f s after the attempt ended", drain_s)
         outcome, discard = self.control.outcome, self.control.discard
         self.control.clear()
-        self._emit(Event(EventKind.END, self._step, self.clock.now(), outcome))
+        if halt:
+            log.error("attempt %s stopped, robot held: %s", episode_id, halt)
+        self._emit(Event(EventKind.END, self._step, self.clock.now(), halt or outcome))
         timing = timer.summary()
-        end = EpisodeEnd(
-            ended_at=time.time(), success=obs.success, outcome=outcome, discard=discard, timing=timing
-        )
+        end = EpisodeEnd(time.time(), obs.success, outcome, discard, timing, reason=halt)
         for o in self.observers:
             o.on_episode_end(end)
         events = list(self._events)
-        return EpisodeResult(episode_id, self._step, bool(obs.success), outcome, discard, events, timing)
+        success = bool(obs.success)
+        return EpisodeResult(episode_id, self._step, success, outcome, discard, events, timing, halt)
 
     def close(self) -> None:
         """Release what the loop itself started (the policy prefetch thread). The station, policy
@@ -404,6 +442,9 @@ class ControlLoop:
             last = float(self._last_action[-1])
             action[-1] = last if np.isfinite(last) else 0.0
         return action
+
+    def _halt_reason(self) -> str:
+        return next((r for r in (g.halt_reason() for g in self._guards) if r), "")
 
     def _hold_now(self, reason: str) -> None:
         """Hold the robot from this very step (safety refusals)."""

@@ -6,6 +6,7 @@ import signal
 import sys
 from types import FrameType
 
+from takeover.app.control.loop import AttemptRefused
 from takeover.app.runtime.compose import Runtime, store_root
 from takeover.app.runtime.config import AppConfig
 from takeover.app.runtime.seeds import SeedSource, check_attempts
@@ -41,7 +42,21 @@ def run_headless(config: AppConfig, episodes: int, use_policy: bool = True) -> i
             print(f"store: {rt.store.root}   policy: {loop.policy.policy_id if loop.policy else 'none'}")
             for i in range(episodes):
                 seed = seeds.next()
-                result = loop.run_episode(seed=seed)
+                try:
+                    result = loop.run_episode(seed=seed)
+                except AttemptRefused as exc:
+                    print(f"error: episode {i + 1}/{episodes} not started: {exc}", file=sys.stderr)
+                    return 2
+                if result.reason:
+                    print(
+                        f"error: episode {i + 1}/{episodes} {result.episode_id} stopped after "
+                        f"{result.steps} steps, robot held: {result.reason}",
+                        file=sys.stderr,
+                    )
+                    return 2
+                if rt.recorder is not None and rt.recorder.last_failure:
+                    print(f"error: {rt.recorder.last_failure}", file=sys.stderr)
+                    return 2
                 successes += result.success
                 takeovers = sum(e.kind is EventKind.TAKEOVER for e in result.events)
                 handbacks = sum(e.kind is EventKind.HANDBACK for e in result.events)

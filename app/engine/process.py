@@ -16,6 +16,7 @@ from pathlib import Path
 
 import zmq
 
+from takeover.app.control.loop import AttemptRefused
 from takeover.app.engine.protocol import Command, CommandName
 from takeover.app.engine.status import StatusBoard
 from takeover.app.net import wire
@@ -72,7 +73,7 @@ class Engine:
             with Runtime(self.config, extra_observers=[self.board]) as rt:
                 self._runtime = rt
                 if rt.recorder is not None:
-                    self.board.dropped_frames = rt.recorder.dropped_frames
+                    self.board.watch_recorder(rt.recorder)
                 self.board.previews = rt.previews.previews
                 assert rt.store is not None
                 rt.store.require_writable("record attempts")  # say so now, not at the first Start
@@ -83,7 +84,11 @@ class Engine:
                         continue
                     self._start.clear()
                     assert rt.loop is not None
-                    rt.loop.run_episode(seed=seeds.next())
+                    try:
+                        rt.loop.run_episode(seed=seeds.next())
+                    except AttemptRefused as exc:  # raced past the check at the command
+                        self.board.update(message=f"cannot start: {exc}")
+                        continue
         except Exception as exc:
             log.exception("engine failed")
             self.board.update(message=f"error: {exc}", mode="HOLD")
@@ -173,6 +178,10 @@ class Engine:
         if cmd.name is CommandName.START_EPISODE:
             if active:
                 return "an episode is already running"
+            refusal = loop.start_refusal()
+            if refusal:
+                self.board.update(message=f"cannot start: {refusal}")
+                return refusal
             self._start.set()
         elif cmd.name is CommandName.STOP_EPISODE:
             if not active:

@@ -82,6 +82,8 @@ class Status:
     """Control-loop figures: 'period_ms', 'overruns', ..."""
     previews: dict[str, np.ndarray] = field(default_factory=dict)
     """Small live frames of the free-running cameras, by name (only cameras with a fresh frame)."""
+    camera_health: dict[str, str] = field(default_factory=dict)
+    """Every free-running camera by name: 'ok', or what is wrong with it ('DOWN 3.1 s, ...')."""
 
     def encode(self) -> bytes:
         body: dict[str, Any] = {
@@ -101,6 +103,8 @@ class Status:
             body["image"] = self.image
         if self.previews:
             body["previews"] = self.previews
+        if self.camera_health:
+            body["camera_health"] = self.camera_health
         return wire.encode(body)
 
     @staticmethod
@@ -120,6 +124,7 @@ class Status:
                 image=m.get("image"),
                 timing=dict(m.get("timing", {})),
                 previews=_previews(m.get("previews", {})),
+                camera_health=_camera_health(m.get("camera_health", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise wire.WireError(f"malformed status: {exc}") from exc
@@ -130,4 +135,12 @@ def _previews(value: Any) -> dict[str, np.ndarray]:
         isinstance(k, str) and isinstance(v, np.ndarray) for k, v in value.items()
     ):
         raise ValueError("previews must map camera names to arrays")
+    return dict(value)
+
+
+def _camera_health(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("camera_health must map camera names to text")
     return dict(value)

@@ -6,10 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from takeover.app.engine.protocol import Status
+from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
 from takeover.storage.schema import ControlSource, Event, EventKind
 
@@ -47,19 +49,37 @@ class StatusBoard:
         """Live dropped-frame counts per camera (the recorder's), shown to the operator."""
         self.previews: Callable[[], dict[str, np.ndarray]] | None = None
         """Small live frames of the free-running cameras, added to every published status."""
+        self.missed_frames: Callable[[], dict[str, int]] | None = None
+        """Live counts of frames the free-running cameras missed while down (the recorder's)."""
+        self.camera_health: Callable[[], dict[str, str]] | None = None
+        """Free-running camera -> 'ok' or what is wrong, added to every published status."""
+        self.save_failure: Callable[[], str] | None = None
+        """Why the attempt that just ended could not be stored ('' if it was; the recorder's)."""
         self._estop = False
         """A latched e-stop is shown as the mode until it is reset (also between attempts)."""
+
+    def watch_recorder(self, recorder: EpisodeRecorder) -> None:
+        """Show the recorder's frame counts, camera health and storage failures."""
+        self.dropped_frames = recorder.dropped_frames
+        self.missed_frames = recorder.missed_frames
+        self.camera_health = recorder.camera_health
+        self.save_failure = lambda: recorder.last_failure
 
     def snapshot(self) -> Status:
         with self._lock:
             return self._status
 
     def publishable(self) -> Status:
-        """The snapshot with the free-running cameras' newest frames (also between attempts)."""
+        """The snapshot with the free-running cameras' newest frames and health (also between
+        attempts)."""
         status = self.snapshot()
-        return replace(status, previews=self.previews()) if self.previews is not None else status
+        if self.previews is not None:
+            status = replace(status, previews=self.previews())
+        if self.camera_health is not None:
+            status = replace(status, camera_health=self.camera_health())
+        return status
 
-    def update(self, **changes: object) -> None:
+    def update(self, **changes: Any) -> None:
         with self._lock:
             self._status = replace(self._status, t=time.monotonic(), **changes)
 
@@ -84,10 +104,13 @@ class StatusBoard:
             period = 1000.0 * (step.t - self._last_t)
             timing = {"period_ms": round(0.8 * timing.get("period_ms", period) + 0.2 * period, 2)}
         self._last_t = step.t
+        missed = self.missed_frames() if self.missed_frames is not None else {}
         if self.dropped_frames is not None:
             dropped = self.dropped_frames()
-            for cam in sorted(set(step.images) | set(dropped)):
+            for cam in sorted(set(step.images) | set(dropped) | set(missed)):
                 timing = {**timing, f"dropped {cam}": float(dropped.get(cam, 0))}
+        for cam, n in missed.items():  # free-running cameras: frames not delivered while down
+            timing = {**timing, f"missed {cam}": float(n)}
         self.update(
             timing=timing,
             mode="ESTOP" if self._estop else _MODE[step.control_source],
@@ -114,11 +137,15 @@ class StatusBoard:
     def on_episode_end(self, end: EpisodeEnd) -> None:
         snap = self.snapshot()
         verdict = end.outcome or ("success" if end.success else "failure")
-        msg = (
-            f"episode {snap.episode_id} discarded"
-            if end.discard
-            else f"episode {snap.episode_id} saved ({verdict})"
-        )
+        failure = self.save_failure() if self.save_failure is not None else ""
+        if end.reason:
+            msg = f"episode {snap.episode_id} STOPPED, robot held: {end.reason}"
+        elif failure:
+            msg = f"error: {failure}"
+        elif end.discard:
+            msg = f"episode {snap.episode_id} discarded"
+        else:
+            msg = f"episode {snap.episode_id} saved ({verdict})"
         timing = {k: float(v) for k, v in end.timing.items()}
         self.update(
             episode_active=False,

@@ -24,7 +24,7 @@ from takeover.app.policy.launcher import LocalPolicyServer, PolicyLaunchError
 from takeover.app.policy.remote import PolicyConnectError, RemotePolicy
 from takeover.app.runtime.config import AppConfig
 from takeover.app.station.base import Station
-from takeover.recorder.cameras import LatestFrames
+from takeover.recorder.capture import CameraCapture, LatestFrames
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
 from takeover.recorder.recovery import LogOutcome, recover_all
@@ -163,7 +163,6 @@ class Runtime:
         """Free-running cameras: each on its own capture thread, frames stamped at capture."""
         from takeover.recorder.cameras import (
             Camera,
-            CameraCapture,
             OpenCVCamera,
             OpenCVCameraConfig,
             SyntheticCamera,
@@ -198,7 +197,7 @@ class Runtime:
             except (OSError, RuntimeError, ValueError) as exc:
                 raise StartupError(f"camera {section.name!r}: {exc}") from None
             self._stack.callback(camera.close)
-            capture = CameraCapture(camera, self._sink(recorder))
+            capture = CameraCapture(camera, self._sink(recorder), recorder.on_camera_health)
             capture.start()
             self._stack.callback(capture.stop)
 

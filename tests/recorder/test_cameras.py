@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -9,12 +10,12 @@ import numpy as np
 import pytest
 
 from takeover.recorder.cameras import (
-    CameraCapture,
     OpenCVCamera,
     OpenCVCameraConfig,
     SyntheticCamera,
     SyntheticCameraConfig,
 )
+from takeover.recorder.capture import CameraCapture
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.testing import end_record, start_record, step_record
 from takeover.storage.store import Store
@@ -73,7 +74,7 @@ def test_several_cameras_record_at_once_through_capture_threads(store: Store, tm
     captures = []
     for cam in cams:
         cam.connect()
-        captures.append(CameraCapture(cam, rec.on_frame))
+        captures.append(CameraCapture(cam, rec.on_frame, rec.on_camera_health))
     for c in captures:
         c.start()
     t_end = time.monotonic() + 0.3
@@ -88,6 +89,10 @@ def test_several_cameras_record_at_once_through_capture_threads(store: Store, tm
     for cam in cams:
         cam.close()
     assert captures[2].ended.is_set() and threading.active_count() >= 1
+    # A video file that ended is down for good (not reconnected), and says so.
+    health = rec.camera_health()
+    assert health["left"] == health["right"] == "ok"
+    assert re.fullmatch(r"DOWN \d+\.\d s: the source has no more frames", health["file"])
     ep = store.read_episode("multi")
     assert set(ep.cameras) == {"left", "right", "file"}
     assert len(ep.cameras["file"].frames) == 8 and len(ep.cameras["left"].frames) >= 10
@@ -97,7 +102,7 @@ def test_several_cameras_record_at_once_through_capture_threads(store: Store, tm
 
 
 def test_latest_frames_gives_small_fresh_copies_only() -> None:
-    from takeover.recorder.cameras import LatestFrames
+    from takeover.recorder.capture import LatestFrames
 
     now = [100.0]
     frames = LatestFrames(clock=lambda: now[0])

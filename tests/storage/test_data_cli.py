@@ -105,3 +105,20 @@ def test_in_a_fresh_process_uses_takeover_store(root: Path) -> None:
     assert (
         bad.returncode == 2 and bad.stderr.startswith("error: unknown tag") and "Traceback" not in bad.stderr
     )
+
+
+def test_show_says_where_a_camera_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "cams"
+    with Store.create(root) as s:
+        s.add_episode(make_episode("ep-a", 5, seed=1, cameras=("front", "wrist")))
+        s.add_episode(make_episode("ep-b", 4, seed=2, cameras=("front",)))
+    assert _run("commit", "--tag", "v1", "--store", str(root)) == 0
+    capsys.readouterr()
+    assert _run("show", "v1", "--store", str(root)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("cameras"))
+    assert lines[at] == "cameras   front: every step"
+    assert lines[at + 1] == (
+        "          wrist: 4 of 9 steps masked (images.wrist.valid is false there): "
+        "no frame at all in 1 of 2 episodes (ep-b)"
+    )

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from takeover.storage import pull
 from takeover.storage.errors import CorruptBlobError, StoreNotFoundError, UnknownTagError
-from takeover.storage.schema import ControlSource
+from takeover.storage.schema import ControlSource, EventKind, camera_event
 from takeover.storage.store import Store
 from takeover.storage.testing import frame_color, make_episode
 
@@ -163,3 +163,46 @@ def test_importing_storage_does_not_import_torch() -> None:
         "assert callable(pull) and pull.__name__ == 'pull', pull\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.fixture
+def gappy(store: Store) -> Store:
+    """A version whose wrist camera is missing in one episode and was down for a while in another."""
+    store.add_episode(make_episode("a", 6, seed=1, cameras=("front",)))
+    store.add_episode(make_episode("b", 6, seed=2, cameras=("front", "wrist")))
+    c = make_episode("c", 12, seed=3, cameras=("front", "wrist"))  # frames at steps 0, 3, 6, 9
+    t = c.timestamps
+    c.events[1:1] = [
+        camera_event(EventKind.CAMERA_DOWN, 4, float(t[4]), "wrist", "no frame from 0"),
+        camera_event(EventKind.CAMERA_UP, 9, float(t[9]), "wrist", "back after 0.50 s, 14 frames missed"),
+    ]
+    store.add_episode(c)
+    store.commit("gappy")
+    return store
+
+
+def test_a_camera_missing_in_one_episode_is_masked_there_not_dropped(gappy: Store, tmp_path: Path) -> None:
+    ds = pull("gappy", gappy, cache_dir=tmp_path / "cache")
+    assert ds.cameras == ["front", "wrist"] and len(ds) == 24
+    for i in range(6):  # episode a has no wrist camera: zeros of the version's size, not valid
+        item = ds[i]
+        assert not bool(item["images.wrist.valid"]) and item["images.wrist.valid"].dtype == torch.bool
+        assert item["images.wrist"].shape == (3, 8, 16) and int(item["images.wrist"].max()) == 0
+        assert bool(item["images.front.valid"]) and int(item["images.front"].max()) > 0
+    assert all(bool(ds[6 + i]["images.wrist.valid"]) for i in range(6))
+    # Episode c: the wrist camera was down from step 4 until its frame at step 9.
+    valid = [bool(ds[12 + i]["images.wrist.valid"]) for i in range(12)]
+    assert valid == [True] * 4 + [False] * 5 + [True] * 3
+    assert int(ds[12 + 6]["images.wrist"].max()) == 0  # its frame of step 6 is masked too
+    assert _close_color(ds[12 + 9]["images.wrist"], frame_color(1, 3))
+    assert all(bool(ds[12 + i]["images.front.valid"]) for i in range(12))
+    batch = next(iter(DataLoader(ds, batch_size=24, shuffle=False)))
+    assert batch["images.wrist.valid"].tolist() == [False] * 6 + [True] * 6 + valid
+    # The version says so.
+    assert ds.camera_coverage["front"].line() == "front: every step"
+    wrist = ds.camera_coverage["wrist"]
+    assert (wrist.missing, wrist.partial, wrist.masked_steps, wrist.steps) == (("a",), (("c", 5),), 11, 24)
+    assert wrist.line() == (
+        "wrist: 11 of 24 steps masked (images.wrist.valid is false there): no frame at all in 1 of "
+        "3 episodes (a); no frame (down, or none yet) at 5 steps of 1 episode (c)"
+    )

@@ -22,12 +22,12 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from takeover.app.engine.protocol import Command, CommandName, Status
+from takeover.app.gui.console.camera_health import CameraCaption
 from takeover.app.gui.console.camera_view import CameraView
 from takeover.app.gui.console.command_thread import NOT_ANSWERING
 from takeover.app.gui.console.engine_link import EngineLink
@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
         self.previews: dict[str, CameraView] = {}
         """One small live view per free-running camera, made when its first frame arrives."""
         self._preview_at: dict[str, float] = {}
+        self.preview_captions: dict[str, CameraCaption] = {}
+        """Each preview's caption: the camera's name, in red with what is wrong while it is down."""
         self.episode_value = QLabel("—")
         self.step_value = QLabel("—")
         self.done_value = QLabel("—")
@@ -350,6 +352,10 @@ class MainWindow(QMainWindow):
             except ValueError as exc:
                 self.show_message(str(exc))
         self._show_previews(status.previews)
+        for name, health in status.camera_health.items():
+            if name not in self.previews:
+                self._add_preview(name)  # a camera that died before its first frame is shown too
+            self.preview_captions[name].set_health(health)
         if status.message:
             self.show_message(status.message)
         self._update_buttons()
@@ -373,9 +379,7 @@ class MainWindow(QMainWindow):
         view.setMinimumSize(PREVIEW_SIZE[0], PREVIEW_SIZE[1])
         view.setFixedHeight(PREVIEW_SIZE[1])
         view.setFont(self.font())
-        caption = QLabel(f"camera: {name}")
-        caption.setObjectName("cameraCaption")
-        caption.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        caption = self.preview_captions[name] = CameraCaption(name)
         holder = QWidget()
         box = QVBoxLayout(holder)
         box.setContentsMargins(0, 0, 0, 0)
