@@ -84,9 +84,10 @@ def find_boundaries(episode: Episode, kinds: tuple[BoundaryKind, ...] | None = N
         kind = boundary_kind(before, after)
         if kinds is not None and kind not in kinds:
             continue
-        ev = by_step.get((step, _EVENT_FOR[kind]))
-        time = ev.t if ev is not None else float(episode.timestamps[step])
-        out.append(Boundary(kind, step, float(time), before, after, ev.reason if ev is not None else ""))
+        found = by_step.get((step, _EVENT_FOR[kind]))
+        time = found.t if found is not None else float(episode.timestamps[step])
+        reason = found.reason if found is not None else ""
+        out.append(Boundary(kind, step, float(time), before, after, reason))
     return out
 
 

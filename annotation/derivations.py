@@ -22,7 +22,7 @@ import json
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -229,25 +229,25 @@ def store_smoothed(
     if existing is not None:
         return existing, False
     digest = derived_blobs(store).put_bytes(encode_smoothed(sm, input_digest))
-    row = {
-        "episode_id": sm.episode_id,
-        "name": DERIVATION_NAME,
-        "params_digest": sm.params.digest(),
-        "input_digest": input_digest,
-        "version": DERIVATION_VERSION,
-        "params_json": sm.params.canonical_json(),
-        "digest": digest,
-        "created_at": float(clock()),
-    }
+    record = DerivationRecord(
+        episode_id=sm.episode_id,
+        name=DERIVATION_NAME,
+        version=DERIVATION_VERSION,
+        params_json=sm.params.canonical_json(),
+        params_digest=sm.params.digest(),
+        input_digest=input_digest,
+        digest=digest,
+        created_at=float(clock()),
+    )
     try:
         with store.catalog.engine.begin() as conn:
-            conn.execute(derivations_table.insert().values(**row))
+            conn.execute(derivations_table.insert().values(**asdict(record)))
     except IntegrityError:  # stored concurrently by someone else: same inputs, same result
         again = find_derivation(store, sm.episode_id, sm.params, input_digest)
         if again is None:
             raise
         return again, False
-    return DerivationRecord(**row), True
+    return record, True
 
 
 def read_derivation(store: Store, record: DerivationRecord) -> SmoothedEpisode:

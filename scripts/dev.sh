@@ -50,6 +50,13 @@ setup_python() {
     echo "$want" > "$stamp"
 }
 
+# mypy checks the package `takeover` through links named as the package maps its folders.
+setup_typecheck() {
+    local dir="$VENV/typecheck/takeover"
+    mkdir -p "$dir"
+    for d in app teleop recorder annotation storage; do ln -sfn "../../../$d" "$dir/$d"; done
+}
+
 cmd=${1:-console}; shift || true
 setup_system
 setup_python
@@ -61,6 +68,7 @@ case "$cmd" in
     test)
         ruff check .
         ruff format --check .
+        setup_typecheck
         mypy
         lint-imports
         exec python -m pytest "$@"

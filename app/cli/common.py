@@ -59,7 +59,7 @@ def seed_type(text: str) -> int:
 
 def user_errors(*kinds: type[Exception]) -> Callable[[Handler], Handler]:
     """Storage errors (and ``kinds``) are a person's to fix: one line, exit 2, no traceback."""
-    caught = (StorageError, *kinds)
+    caught: tuple[type[Exception], ...] = (StorageError, *kinds)
 
     def decorate(fn: Handler) -> Handler:
         @functools.wraps(fn)

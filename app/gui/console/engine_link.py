@@ -29,6 +29,12 @@ WATCHDOG_MS = 50
 _QUEUED = Qt.ConnectionType.QueuedConnection
 
 
+def _connect_queued(signal: Any, slot: Any) -> None:
+    """``signal.connect(slot, QueuedConnection)``: PyQt6 takes the connection type, its type stubs
+    do not, so the call goes through ``Any``."""
+    signal.connect(slot, _QUEUED)
+
+
 class EngineLink(QObject):
     """Status subscription and command channel to the engine, for use from the GUI thread.
 
@@ -81,11 +87,14 @@ class EngineLink(QObject):
         self._lost_reported = False
         status = StatusThread(self._context, self.status_endpoint)
         # Explicitly queued: the slots must run in the GUI thread.
-        status.received.connect(self._on_status, _QUEUED)
-        status.failed.connect(self.error, _QUEUED)
         commands = CommandThread(self._context, self.command_endpoint)
-        commands.answered.connect(self.replied, _QUEUED)
-        commands.failed.connect(self._on_command_failed, _QUEUED)
+        for signal, slot in (
+            (status.received, self._on_status),
+            (status.failed, self.error),
+            (commands.answered, self.replied),
+            (commands.failed, self._on_command_failed),
+        ):
+            _connect_queued(signal, slot)
         self._status, self._commands = status, commands
         status.start()
         commands.start()
