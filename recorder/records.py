@@ -7,22 +7,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from takeover.storage.schema import ControlSource, Event
+from takeover.storage.schema import AttemptInfo, ControlSource, Event
 
 
-@dataclass(frozen=True)
-class EpisodeStart:
-    episode_id: str
-    station: str
-    robot: str
-    task: str
-    operator: str
-    policy_id: str
-    rate_hz: float
-    started_at: float
-    """Wall-clock seconds since the epoch."""
-    seed: int | None = None
+@dataclass(frozen=True, kw_only=True)
+class EpisodeStart(AttemptInfo):
+    """An attempt starts (its identity, :class:`~takeover.storage.schema.AttemptInfo`)."""
+
     extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else the loop knows at the start, kept in the episode's ``extra``."""
 
 
 @dataclass(frozen=True)

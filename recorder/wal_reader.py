@@ -31,6 +31,7 @@ from takeover.storage.record_log import (
 )
 from takeover.storage.schema import (
     CAMERA_KINDS,
+    AttemptInfo,
     CameraStream,
     Episode,
     EpisodeMeta,
@@ -112,15 +113,12 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
     n = len(steps)
     t = np.asarray([s["t"] for s in steps], dtype=np.float64)
     events = [e for e in (place_event(e, t) for e in c.events) if e.step <= n]
-    extra: dict[str, Any] = {
-        **start.get("extra", {}),
-        "seed": start.get("seed"),
-        "timing": end.get("timing", {}),
-    }
+    info = AttemptInfo(**{name: start[name] for name in AttemptInfo.field_names() if name in start})
+    extra: dict[str, Any] = {**start.get("extra", {}), "timing": end.get("timing", {})}
     extra["dropped_frames"] = {name: int(c.dropped.get(name, 0)) for name in sorted(c.cameras)}
     if c.missed:
         extra["missed_frames"] = {name: int(v) for name, v in sorted(c.missed.items())}
-    rate = float(start["rate_hz"])
+    rate = float(info.rate_hz)
     extra["late_steps"] = int(np.count_nonzero(np.diff(t) > 1.5 / rate)) if n > 1 and rate > 0 else 0
     ended_at = end.get("ended_at")
     if recovered:
@@ -129,14 +127,7 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
         events.append(Event(EventKind.END, n, cut, "cut: recording interrupted, recovered"))
         ended_at = c.wall_time(cut)
     meta = EpisodeMeta(
-        episode_id=episode_id,
-        station=start["station"],
-        robot=start["robot"],
-        task=start["task"],
-        operator=start["operator"],
-        policy_id=start["policy_id"],
-        rate_hz=rate,
-        started_at=float(start["started_at"]),
+        **{**info.info_fields(), "episode_id": episode_id},
         ended_at=float(ended_at if ended_at is not None else c.wall_time(c.last_t)),
         success=end["success"] if "success" in end else bool(steps[-1]["ok"]),
         outcome=str(end.get("outcome", "")),

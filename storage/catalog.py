@@ -34,7 +34,7 @@ from takeover.storage.errors import (
     UnknownVersionError,
 )
 from takeover.storage.manifest import Manifest
-from takeover.storage.schema import EpisodeMeta, Event, EventKind
+from takeover.storage.schema import AttemptSummary, EpisodeMeta, Event, EventKind
 from takeover.storage.seeds import EpisodeSeedRow, SeedRange
 
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+]{0,127}$")
@@ -94,28 +94,18 @@ class TagRow(Base):
     created_at: Mapped[float] = mapped_column(Double)
 
 
-@dataclass(frozen=True)
-class EpisodeRecord:
-    episode_id: str
-    station: str
-    robot: str
-    task: str
-    operator: str
-    policy_id: str
-    rate_hz: float
-    started_at: float
-    ended_at: float
+@dataclass(frozen=True, kw_only=True)
+class EpisodeRecord(AttemptSummary):
+    """A cataloged episode: its :class:`~takeover.storage.schema.AttemptSummary` (the same fields as
+    the episode file's metadata, ``extra`` aside) and what the catalog adds."""
+
     num_steps: int
-    success: bool | None
-    outcome: str
     blob_digest: str
     num_takeovers: int
     num_handbacks: int
     recorded_at: float
     cut_at: float | None = None
     """For an attempt recovered after a crash: wall-clock time of its last durable record."""
-    seed: int | None = None
-    """The simulator seed of the attempt (None for a station without seeds)."""
 
     @property
     def recovered(self) -> bool:
@@ -137,14 +127,18 @@ class TagRecord:
     created_at: float
 
 
+_SEPARATE = ("cut_at", "seed")
+"""Record fields kept in tables of their own (recoveries, episode_seeds), not in ``episodes``."""
+
+
 def _episode_record(row: EpisodeRow, cut_at: float | None = None, seed: int | None = None) -> EpisodeRecord:
-    fields = {f: getattr(row, f) for f in EpisodeRecord.__dataclass_fields__ if f not in ("cut_at", "seed")}
-    return EpisodeRecord(**fields, cut_at=cut_at, seed=seed)
+    columns = {name: getattr(row, name) for name in EpisodeRecord.field_names() if name not in _SEPARATE}
+    return EpisodeRecord(**columns, cut_at=cut_at, seed=seed)
 
 
-def _seed_of(meta: EpisodeMeta) -> int | None:
-    seed = meta.extra.get("seed")
-    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None
+def _episode_row(meta: EpisodeMeta, **catalog: Any) -> EpisodeRow:
+    summary = {k: v for k, v in meta.summary_fields().items() if k not in _SEPARATE}
+    return EpisodeRow(**summary, **catalog)
 
 
 def check_tag_name(name: str) -> None:
@@ -255,19 +249,9 @@ class Catalog:
     def add_episode(self, meta: EpisodeMeta, digest: str, num_steps: int, events: Sequence[Event]) -> None:
         """Catalog an episode stored as blob ``digest``. Re-adding the same blob is a no-op."""
         kinds = [EventKind(e.kind) for e in events]
-        row = EpisodeRow(
-            episode_id=meta.episode_id,
-            station=meta.station,
-            robot=meta.robot,
-            task=meta.task,
-            operator=meta.operator,
-            policy_id=meta.policy_id,
-            rate_hz=float(meta.rate_hz),
-            started_at=float(meta.started_at),
-            ended_at=float(meta.ended_at),
+        row = _episode_row(
+            meta,
             num_steps=int(num_steps),
-            success=meta.success,
-            outcome=meta.outcome,
             blob_digest=digest,
             num_takeovers=kinds.count(EventKind.TAKEOVER),
             num_handbacks=kinds.count(EventKind.HANDBACK),
@@ -283,7 +267,7 @@ class Catalog:
                 s.flush()
                 if meta.extra.get("recovered"):
                     s.add(RecoveryRow(episode_id=meta.episode_id, cut_at=float(meta.extra["cut_at"])))
-                seed = _seed_of(meta)
+                seed = meta.seed
                 if seed is not None:
                     s.add(EpisodeSeedRow(episode_id=meta.episode_id, seed=seed))
                 for seq, e in enumerate(events):

@@ -124,8 +124,8 @@ def _open(path: Path | str) -> h5py.File:
 
 
 def _meta(f: h5py.File) -> EpisodeMeta:
-    fields: dict[str, Any] = json.loads(f.attrs["meta"])
-    return EpisodeMeta(**fields)
+    stored: dict[str, Any] = json.loads(f.attrs["meta"])
+    return EpisodeMeta.from_stored(stored)
 
 
 def _str_list(ds: h5py.Dataset) -> list[str]:

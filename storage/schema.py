@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, overload
 
@@ -81,8 +81,15 @@ def event_camera(event: Event) -> str:
     return event.reason.partition(_CAMERA_SEP)[0]
 
 
-@dataclass(frozen=True)
-class EpisodeMeta:
+@dataclass(frozen=True, kw_only=True)
+class AttemptInfo:
+    """What is known of an attempt when it starts: the one definition of an episode's identity.
+
+    The loop's start message (``recorder.records.EpisodeStart``), the stored metadata
+    (:class:`EpisodeMeta`) and the catalog's record (``storage.catalog.EpisodeRecord``) extend it;
+    the write-ahead log stores it as a map of these fields (:meth:`from_fields` reads it back).
+    """
+
     episode_id: str
     station: str
     robot: str
@@ -92,12 +99,52 @@ class EpisodeMeta:
     rate_hz: float
     started_at: float
     """Wall-clock start, seconds since the epoch (for people and sorting)."""
+    seed: int | None = None
+    """The station's seed for this attempt (None for a station without seeds)."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def info_fields(self) -> dict[str, Any]:
+        """This attempt's :class:`AttemptInfo` fields by name (for a subclass's constructor)."""
+        return {name: getattr(self, name) for name in AttemptInfo.field_names()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptSummary(AttemptInfo):
+    """An attempt as it ended: its identity plus how it ended."""
+
     ended_at: float
+    """Wall-clock end, seconds since the epoch."""
     success: bool | None
     """The station's success flag at the end of the attempt (None if the station has none)."""
     outcome: str = ""
     """What the operator said of the attempt: 'success', 'failure' or '' (not said)."""
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in AttemptSummary.field_names()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodeMeta(AttemptSummary):
+    """The metadata stored in an episode file."""
+
     extra: dict[str, Any] = field(default_factory=dict)
+    """Everything else the recorder knows (timing, dropped frames, recovery, station clock...)."""
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> EpisodeMeta:
+        """From the JSON map of an episode file. Files written before ``seed`` was a field kept it
+        in ``extra``."""
+        unknown = sorted(set(stored) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"episode metadata has unknown field(s) {unknown}")
+        known = dict(stored)
+        if "seed" not in known:
+            seed = known.get("extra", {}).get("seed")
+            known["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+        return cls(**known)
 
 
 @dataclass(frozen=True, eq=False)

@@ -87,7 +87,7 @@ def make_episode(
         ended_at=started + num_steps / rate,
         success=success,
         outcome=outcome,
-        extra={"seed": seed},
+        seed=seed,
     )
     return Episode(
         meta=meta,

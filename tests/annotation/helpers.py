@@ -73,7 +73,17 @@ def build_episode(
             width=8,
         )
     meta = EpisodeMeta(
-        episode_id, "sim-0", "sawyer", "task", "op", "pol", 20.0, 1.7e9, 1.7e9 + 1, None, "", extra or {}
+        episode_id=episode_id,
+        station="sim-0",
+        robot="sawyer",
+        task="task",
+        operator="op",
+        policy_id="pol",
+        rate_hz=20.0,
+        started_at=1.7e9,
+        ended_at=1.7e9 + 1,
+        success=None,
+        extra=extra or {},
     )
     return Episode(meta, ts, state, action, np.full_like(action, np.nan), cs, events, cams)
 

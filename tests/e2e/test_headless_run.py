@@ -114,7 +114,7 @@ def test_success_flag_equals_the_simulators(recorded_store: Path) -> None:
         episodes = [store.read_episode(r.episode_id) for r in store.list_episodes()]
     with MetaWorldStation(MetaWorldConfig(cameras=())) as sim:
         for ep in episodes:
-            obs = sim.reset(ep.meta.extra["seed"])
+            obs = sim.reset(ep.meta.seed)
             np.testing.assert_allclose(obs.state, ep.state[0], atol=1e-6)
             for i, action in enumerate(ep.action):
                 if i > 0:

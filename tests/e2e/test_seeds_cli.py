@@ -29,7 +29,7 @@ def test_runs_take_fresh_seeds_from_the_store(
     with Store.open(store) as s:
         records = s.list_episodes()
         assert [r.seed for r in records] == [0, 1, 2]
-        assert all(s.read_episode(r.episode_id).meta.extra["seed"] == r.seed for r in records)
+        assert all(s.read_episode(r.episode_id).meta.seed == r.seed for r in records)
     assert main(["data", "list", "--store", str(store)]) == 0
     table = capsys.readouterr().out.splitlines()
     at = table[0].index(" seed ") + 1  # columns are aligned under their headers

@@ -37,7 +37,7 @@ def test_finalized_episode_has_every_stream_and_no_log_left(store: Store) -> Non
     assert rec.saved == ["ep-1"] and rec.last_finalize_s < 0.5
     assert pending_logs(store) == [] and list(store.wal_dir.iterdir()) == []
     ep = store.read_episode("ep-1")
-    assert ep.num_steps == 30 and ep.meta.outcome == "success" and ep.meta.extra["seed"] == 7
+    assert ep.num_steps == 30 and ep.meta.outcome == "success" and ep.meta.seed == 7
     np.testing.assert_array_equal(ep.state[:, 0], np.arange(30, dtype=np.float32))
     assert ep.control_source[10] == int(ControlSource.HUMAN)
     assert [(e.kind, e.step) for e in ep.events] == [(EventKind.START, 0), (EventKind.TAKEOVER, 10)]

@@ -3,6 +3,7 @@ the evaluation range, also when several processes ask at once; each episode's se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -42,8 +43,8 @@ class TestSeedContract:
             ep = make_episode(f"ep-{i}", seed=seed)
             catalog.add_episode(ep.meta, "a" * 64, ep.num_steps, ep.events)
         no_seed = make_episode("ep-x")
-        no_seed.meta.extra.pop("seed")
-        catalog.add_episode(no_seed.meta, "b" * 64, no_seed.num_steps, no_seed.events)
+        meta = dataclasses.replace(no_seed.meta, seed=None)
+        catalog.add_episode(meta, "b" * 64, no_seed.num_steps, no_seed.events)
         assert catalog.get_episode("ep-1").seed == 5003 and catalog.get_episode("ep-x").seed is None
         assert [e.episode_id for e in catalog.list_episodes(seed=7)] == ["ep-0", "ep-2"]
         assert {e.episode_id: e.seed for e in catalog.list_episodes()}["ep-x"] is None
