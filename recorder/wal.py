@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from takeover.recorder.codec import pack
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
+from takeover.storage.codec import pack
 from takeover.storage.record_log import (
     KIND_DROPPED,
     KIND_END,

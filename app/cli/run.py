@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from takeover.app.cli.common import error
+from takeover.app.cli.serving import add_security_args
 from takeover.app.runtime.config import OPERATORS, AppConfig, load_config, with_overrides
 
 
@@ -113,11 +115,28 @@ def _run_console(args: argparse.Namespace) -> int:
 
 def cmd_engine(args: argparse.Namespace) -> int:
     from takeover.app.engine.process import Engine
+    from takeover.app.engine.sockets import EngineEndpoints
+    from takeover.app.net.curve import CurveKeyError
     from takeover.app.runtime.compose import ensure_render_backend
 
+    try:
+        endpoints = EngineEndpoints(
+            status=args.status_endpoint,
+            command=args.command_endpoint,
+            allow_remote=args.allow_remote,
+            curve_secret_key=args.curve_secret or "",
+            curve_allowed_clients=tuple(args.curve_allow),
+        )
+    except ValueError as exc:
+        return error(str(exc))
     ensure_render_backend()
     parent = args.parent_pid if args.parent_pid else None
-    return Engine(_config_from(args), args.status_endpoint, args.command_endpoint, parent_pid=parent).run()
+    engine = Engine(_config_from(args), endpoints, parent_pid=parent)
+    try:
+        engine.bind()
+    except (OSError, CurveKeyError) as exc:
+        return error(str(exc))
+    return engine.run()
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -148,4 +167,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     engine.add_argument(
         "--parent-pid", type=int, default=0, metavar="PID", help="exit when this process ends"
     )
+    add_security_args(engine)
     engine.set_defaults(func=cmd_engine)

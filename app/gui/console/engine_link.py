@@ -20,7 +20,7 @@ import zmq
 from PyQt6.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
 
 from takeover.app.engine.protocol import Command, Status
-from takeover.app.net import wire
+from takeover.app.net import curve, wire
 
 POLL_MS = 50
 """How long the subscriber waits for a message before checking whether it should stop."""
@@ -32,10 +32,11 @@ class _StatusThread(QThread):
     received = pyqtSignal(object)
     failed = pyqtSignal(str)
 
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
+    def __init__(self, context: zmq.Context[Any], endpoint: str, keys: curve.ClientKeys | None) -> None:
         super().__init__()
         self._context = context
         self._endpoint = endpoint
+        self._keys = keys
         self._stopping = threading.Event()
 
     def request_stop(self) -> None:
@@ -47,6 +48,8 @@ class _StatusThread(QThread):
             sub.setsockopt(zmq.LINGER, 0)
             sub.setsockopt(zmq.CONFLATE, 1)  # keep only the newest status; must precede connect
             sub.setsockopt(zmq.SUBSCRIBE, b"")
+            if self._keys is not None:
+                curve.make_client(sub, self._keys)
             sub.connect(self._endpoint)
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)
@@ -98,9 +101,13 @@ class EngineLink(QObject):
         *,
         command_timeout_ms: int = 500,
         stale_after_s: float = 1.0,
+        keys: curve.ClientKeys | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``keys``: this console's CURVE keys and the engine's public key, for an engine that
+        requires them (one bound to a non-loopback address)."""
         super().__init__(parent)
+        self.keys = keys
         self.status_endpoint = status_endpoint
         self.command_endpoint = command_endpoint
         self.command_timeout_ms = command_timeout_ms
@@ -126,7 +133,7 @@ class EngineLink(QObject):
         self._last_status_at = None
         self._connected = False
         self._lost_reported = False
-        thread = _StatusThread(self._context, self.status_endpoint)
+        thread = _StatusThread(self._context, self.status_endpoint, self.keys)
         # Explicitly queued: the slots must run in the GUI thread (the stubs lack the overload).
         thread.received.connect(self._on_status, Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
         thread.failed.connect(self.error, Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
@@ -203,6 +210,8 @@ class EngineLink(QObject):
             assert self._context is not None
             req = self._context.socket(zmq.REQ)
             req.setsockopt(zmq.LINGER, 0)
+            if self.keys is not None:
+                curve.make_client(req, self.keys)
             req.connect(self.command_endpoint)
             self._req = req
         return self._req
