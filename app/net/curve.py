@@ -175,7 +175,10 @@ def check_bind_policy(endpoint: str, allow_remote: bool, has_keys: bool) -> None
     if is_loopback(endpoint):
         return
     if not allow_remote:
-        raise ValueError(f"endpoint {endpoint!r} is not on loopback; set allow_remote to serve other hosts")
+        raise ValueError(
+            f"endpoint {endpoint!r} is not on loopback; allow remote serving "
+            "(--allow-remote, allow_remote = true) to serve other hosts"
+        )
     if not has_keys:
         raise ValueError(
             f"endpoint {endpoint!r} is not on loopback: it needs CURVE keys "
