@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 from takeover.app.engine.protocol import Command, CommandName, CommandReply, Status
-from takeover.app.engine.sockets import EngineEndpoints
+from takeover.app.engine.sockets import EngineEndpoints, EngineSockets
 from takeover.app.net import curve, wire
 from takeover.app.net.messages import RefusedError, decode_reply
 from takeover.app.net.ports import free_port
@@ -49,6 +49,31 @@ def test_endpoints_keep_to_loopback_or_ipc_unless_remote_is_allowed(tmp_path: Pa
         curve_allowed_clients=("consoles/",),
     )
     assert remote.allow_remote
+
+
+def test_ipc_endpoints_bind_as_local_and_carry_status_and_commands(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    endpoints = EngineEndpoints(f"ipc://{folder}/status", f"ipc://{folder}/command")
+    sockets = EngineSockets(endpoints).bind()
+    ctx: Context = zmq.Context()
+    sub = subscriber(ctx, sockets.status_endpoint, None)
+    req = requester(ctx, sockets.command_endpoint, None, 5000)
+    try:
+        assert sockets.status_endpoint == f"ipc://{folder}/status" and sockets.status is not None
+        assert sockets.command is not None
+        deadline = time.monotonic() + 5
+        while not sub.poll(50) and time.monotonic() < deadline:  # a late subscriber misses sends
+            sockets.status.send(Status(0.0, "IDLE", False, "", 0, 0, False).encode())
+        assert Status.decode(sub.recv()).mode == "IDLE"
+        req.send(Command(CommandName.HOLD).encode())
+        frames = sockets.command.recv_multipart()
+        assert Command.decode(frames[-1]) == Command(CommandName.HOLD)
+    finally:
+        sub.close(0)
+        req.close(0)
+        ctx.term()
+        sockets.close()
 
 
 def test_engine_cli_refuses_a_remote_endpoint_in_one_line(tmp_path: Path) -> None:
