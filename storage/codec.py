@@ -20,6 +20,7 @@ recovers.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -83,13 +84,24 @@ _TYPE_NAMES: dict[type, str] = {
 # -- encoding -------------------------------------------------------------------------------------
 
 
+class _Packers(threading.local):
+    """One packer per thread for array payloads: packing them with a new packer from inside the
+    outer packer's ``default`` costs several times more than the whole record otherwise."""
+
+    def __init__(self) -> None:
+        self.array = msgpack.Packer(use_bin_type=True)
+
+
+_PACKERS = _Packers()
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in ARRAY_KINDS or obj.dtype.fields is not None:
             raise TypeError(f"cannot encode an array of dtype {obj.dtype} (only bool, int, uint, float)")
         arr = np.ascontiguousarray(obj)
-        header = [arr.dtype.str, list(arr.shape), arr.tobytes()]
-        return msgpack.ExtType(ARRAY_EXT, msgpack.packb(header, use_bin_type=True))
+        fields = [arr.dtype.str, list(arr.shape), arr.tobytes()]
+        return msgpack.ExtType(ARRAY_EXT, _PACKERS.array.pack(fields))
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"cannot encode {type(obj).__name__}")
