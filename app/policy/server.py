@@ -124,7 +124,7 @@ def check_extras(extras: Any) -> dict[str, np.ndarray]:
 
 
 class PolicyServer:
-    """Serve one policy on a REP socket. No I/O in the constructor: :meth:`bind` does it.
+    """Serve one policy on a ROUTER socket. No I/O in the constructor: :meth:`bind` does it.
 
     ``policy`` may be given directly (any :class:`Predictor`); otherwise the checkpoint named in
     the config (or the shipped default) is loaded by :meth:`bind`.
