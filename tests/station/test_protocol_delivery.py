@@ -115,11 +115,11 @@ def test_the_garbage_is_the_kind_that_cost_a_rep_socket_its_replies() -> None:
 
 
 def test_a_retried_act_never_moves_the_robot_twice() -> None:
-    robot = SlowFirstMove(delay_s=0.8)
+    robot = SlowFirstMove(delay_s=2.0)
     for server in _serve(robot):
-        # 2 attempts sharing 1.5 s: the first gives up after 0.75 s, while the robot is still
+        # 2 attempts sharing 3 s: the first gives up after 1.5 s, while the robot is still
         # moving; the retry carries the same number and gets the first move's reply.
-        with RemoteStation(server.endpoint, timeout_s=1.5, attempts=2) as remote:
+        with RemoteStation(server.endpoint, timeout_s=3.0, attempts=2) as remote:
             remote.reset(seed=1)
             obs = remote.act(GOOD)
             assert remote.resent == 1
