@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,25 +20,6 @@ from takeover.app.station.remote import RemoteStation, StationRejectedError, Sta
 from takeover.app.station.server import StationServer, StationServerConfig
 
 GOOD = np.array([0.5, -0.5, 0.0, 1.0], np.float32)
-
-
-@pytest.fixture
-def robot() -> FakeRobot:
-    return FakeRobot()
-
-
-@pytest.fixture
-def server(robot: FakeRobot) -> Iterator[StationServer]:
-    station = BridgeStation(robot, FakeRobotConfig().bridge_config())
-    srv = StationServer(station, StationServerConfig(endpoint="tcp://127.0.0.1:*", poll_ms=20))
-    srv.bind()
-    thread = threading.Thread(target=srv.serve_forever, name="station-server", daemon=True)
-    thread.start()
-    yield srv
-    srv.stop()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
-    srv.close()
 
 
 @pytest.fixture

@@ -10,19 +10,18 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
 import zmq
 
 from takeover.app.net import wire
 from takeover.app.net.testing import RawClient, send_garbage
-from takeover.app.station.bridge import BridgeStation
-from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
+from takeover.app.station.fake_robot import FakeRobot
 from takeover.app.station.remote import RemoteStation
-from takeover.app.station.server import StationServer, StationServerConfig
+from takeover.app.station.server import StationServer
+
+from .conftest import serving
 
 GOOD = np.array([0.5, -0.5, 0.0, 1.0], np.float32)
 ROUNDS = 60
@@ -38,29 +37,6 @@ class SlowFirstMove(FakeRobot):
         if not self.commands:
             time.sleep(self.delay_s)
         super().send_target(ee_target, gripper)
-
-
-def _serve(robot: FakeRobot) -> Iterator[StationServer]:
-    station = BridgeStation(robot, FakeRobotConfig().bridge_config())
-    srv = StationServer(station, StationServerConfig(endpoint="tcp://127.0.0.1:*", poll_ms=20))
-    srv.bind()
-    thread = threading.Thread(target=srv.serve_forever, name="station-server", daemon=True)
-    thread.start()
-    yield srv
-    srv.stop()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
-    srv.close()
-
-
-@pytest.fixture
-def robot() -> FakeRobot:
-    return FakeRobot()
-
-
-@pytest.fixture
-def server(robot: FakeRobot) -> Iterator[StationServer]:
-    yield from _serve(robot)
 
 
 def test_garbage_tcp_peers_never_cost_a_client_its_reply(server: StationServer, robot: FakeRobot) -> None:
@@ -116,7 +92,7 @@ def test_the_garbage_is_the_kind_that_cost_a_rep_socket_its_replies() -> None:
 
 def test_a_retried_act_never_moves_the_robot_twice() -> None:
     robot = SlowFirstMove(delay_s=2.0)
-    for server in _serve(robot):
+    for server in serving(robot):
         # 2 attempts sharing 3 s: the first gives up after 1.5 s, while the robot is still
         # moving; the retry carries the same number and gets the first move's reply.
         with RemoteStation(server.endpoint, timeout_s=3.0, attempts=2) as remote:
