@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from takeover.recorder.codec import pack
 from takeover.recorder.disk import DOCTOR_HINT, disk_full, full_disk_line
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
+from takeover.storage.codec import pack
 from takeover.storage.errors import StorageError
 from takeover.storage.record_log import (
     KIND_DROPPED,

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from takeover.recorder.codec import unpack
 from takeover.recorder.wal import CAMERA_PREFIX, STEPS_LOG, CameraIndex, WalContents
 from takeover.storage.blobs import sha256_file
+from takeover.storage.codec import unpack_log
 from takeover.storage.record_log import (
     FRAME_HEAD,
     KIND_DROPPED,
@@ -55,7 +55,7 @@ def read_wal(directory: Path) -> WalContents:
     if result.torn:
         out.torn.append(STEPS_LOG)
     for rec in result.records:
-        p = unpack(rec.payload)
+        p = unpack_log(rec.payload)
         if rec.kind == KIND_START:
             out.start = p
         elif rec.kind == KIND_STEP:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from takeover.app.cli.common import endpoint_type, error, seed_type
-from takeover.app.cli.serving import add_parent_option, adopt_parent
+from takeover.app.cli.serving import add_parent_option, add_security_args, adopt_parent, refuse
 from takeover.app.runtime.config import OPERATORS, AppConfig, load_config, with_overrides
 
 ENGINE_READY_S = 30.0
@@ -162,10 +162,27 @@ def cmd_engine(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return error(str(exc))
     from takeover.app.engine.process import Engine
+    from takeover.app.engine.sockets import EngineEndpoints
+    from takeover.app.net.curve import CurveKeyError
     from takeover.app.runtime.compose import ensure_render_backend
 
+    try:
+        endpoints = EngineEndpoints(
+            status=args.status_endpoint,
+            command=args.command_endpoint,
+            allow_remote=args.allow_remote,
+            curve_secret_key=args.curve_secret or "",
+            curve_allowed_clients=tuple(args.curve_allow),
+        )
+    except ValueError as exc:
+        return refuse(parent, str(exc))
     ensure_render_backend()
-    return Engine(_config_from(args), args.status_endpoint, args.command_endpoint, parent=parent).run()
+    engine = Engine(_config_from(args), endpoints, parent=parent)
+    try:
+        engine.bind()
+    except (OSError, CurveKeyError) as exc:
+        return refuse(parent, str(exc))
+    return engine.run()
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -193,4 +210,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     engine.add_argument("--status-endpoint", required=True, type=endpoint_type(bind=True), metavar="URL")
     engine.add_argument("--command-endpoint", required=True, type=endpoint_type(bind=True), metavar="URL")
     add_parent_option(engine)
+    add_security_args(engine)
     engine.set_defaults(func=cmd_engine)

@@ -1,8 +1,9 @@
 """The engine process behind the operator console.
 
 It owns the control loop and everything the loop talks to; views (the GUI) only see it
-through two ZeroMQ sockets: a PUB socket with :class:`Status` snapshots and a REP socket
-taking :class:`Command` messages. The console's process can stall, be slow or crash without
+through two ZeroMQ sockets (:mod:`takeover.app.engine.sockets`, bound under the servers' bind
+policy): a PUB socket with :class:`Status` snapshots and a ROUTER socket taking
+:class:`Command` messages. The console's process can stall, be slow or crash without
 touching the loop's timing.
 """
 
@@ -17,10 +18,12 @@ from pathlib import Path
 import zmq
 
 from takeover.app.control.loop import AttemptRefused
-from takeover.app.engine.protocol import Command, CommandName
+from takeover.app.engine.protocol import MAX_COMMAND_BYTES, Command, CommandName, CommandReply
+from takeover.app.engine.sockets import EngineEndpoints, EngineSockets
 from takeover.app.engine.status import StatusBoard
 from takeover.app.net import wire
 from takeover.app.net.children import ParentLink
+from takeover.app.net.rpc import serve_requests
 from takeover.app.runtime.compose import Runtime
 from takeover.app.runtime.config import AppConfig
 from takeover.app.runtime.seeds import SeedSource
@@ -42,30 +45,40 @@ _REQUESTS = {
 
 class Engine:
     def __init__(
-        self, config: AppConfig, status_endpoint: str, command_endpoint: str, parent: ParentLink | None = None
+        self, config: AppConfig, endpoints: EngineEndpoints, parent: ParentLink | None = None
     ) -> None:
         """``parent``: the link to the process that started the engine (the console). The bound
         endpoints are reported on it, and when that process goes the attempt is stopped and saved and
         the engine exits (an orphaned engine must not keep driving a robot). Without it the engine
         owns itself (started on its own, to be attached to)."""
         self.parent = parent
-        self._endpoints: dict[str, str] = {}
-        self._endpoints_lock = threading.Lock()
         self.config = config
-        self.status_endpoint = status_endpoint
-        self.command_endpoint = command_endpoint
+        self.endpoints = endpoints
         self.board = StatusBoard()
         self._quit = threading.Event()
         self._start = threading.Event()
         self._runtime: Runtime | None = None
+        self._sockets: EngineSockets | None = None
+
+    def bind(self) -> tuple[str, str]:
+        """Bind the status and command sockets (OSError, or CurveKeyError for unusable keys);
+        return the endpoints actually bound. :meth:`run` binds them if this was not called."""
+        if self._sockets is None:
+            self._sockets = EngineSockets(self.endpoints).bind()
+            self._report(self._sockets.status_endpoint, self._sockets.command_endpoint)
+        return self._sockets.status_endpoint, self._sockets.command_endpoint
 
     def run(self) -> int:
         if self.parent is not None:
             self.parent.on_gone(self._parent_gone)
-        ctx = zmq.Context()
+        self.bind()
+        sockets = self._sockets
+        assert sockets is not None and sockets.status is not None and sockets.command is not None
         threads = [
-            threading.Thread(target=self._publish, args=(ctx,), name="engine-status", daemon=True),
-            threading.Thread(target=self._serve_commands, args=(ctx,), name="engine-commands", daemon=True),
+            threading.Thread(target=self._publish, args=(sockets.status,), name="engine-status", daemon=True),
+            threading.Thread(
+                target=self._serve_commands, args=(sockets.command,), name="engine-commands", daemon=True
+            ),
         ]
         for t in threads:
             t.start()
@@ -98,66 +111,39 @@ class Engine:
             self._quit.set()
             for t in threads:
                 t.join(timeout=2)
-            ctx.term()
-            self._remove_socket_files()
+            bound = (sockets.status_endpoint, sockets.command_endpoint)
+            sockets.close()
+            self._sockets = None
+            _remove_socket_files(bound)
         return 0
 
     # -- threads ------------------------------------------------------------------------
-    def _publish(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-        sock = ctx.socket(zmq.PUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, 4)
-        sock.bind(self.status_endpoint)
-        self._bound("status", sock)
+    def _publish(self, sock: zmq.Socket[bytes]) -> None:
         period = 1.0 / STATUS_HZ
-        try:
-            while not self._quit.wait(period):
-                sock.send(self.board.publishable().encode())
-        finally:
-            sock.close()
+        while not self._quit.wait(period):
+            sock.send(self.board.publishable().encode())
 
-    def _serve_commands(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-        sock = ctx.socket(zmq.REP)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.command_endpoint)
-        self._bound("command", sock)
+    def _serve_commands(self, sock: zmq.Socket[bytes]) -> None:
+        serve_requests(sock, self._answer, self._quit, 100)
+
+    def _answer(self, frames: list[bytes]) -> bytes:
+        """One command's frames -> the encoded reply (an error reply says why it was refused)."""
+        if len(frames) != 1:
+            return wire.error_reply(f"expected a single-part message, got {len(frames)} parts")
         try:
-            while not self._quit.is_set():
-                if not sock.poll(100):
-                    continue
-                payload = sock.recv()
-                try:
-                    cmd = Command.decode(payload)
-                    reply = self._handle(cmd)
-                except wire.WireError as exc:
-                    sock.send(wire.error_reply(str(exc)))
-                    continue
-                except Exception as exc:  # a bug must not take the command socket down
-                    log.exception("command failed")
-                    sock.send(wire.error_reply(f"command failed: {type(exc).__name__}: {exc}"))
-                    continue
-                sock.send(wire.encode({"type": "reply", "ok": reply == "", "error": reply}))
-        finally:
-            sock.close()
+            cmd = Command.decode(frames[0], MAX_COMMAND_BYTES)
+        except wire.WireError as exc:
+            return wire.error_reply(str(exc))
+        refused = self._handle(cmd)
+        return wire.error_reply(refused) if refused else CommandReply().encode()
 
     # -- the process around it ----------------------------------------------------------
-    def _bound(self, name: str, sock: zmq.Socket[bytes]) -> None:
-        """Note where a socket listens (the real port for ``:0``); once both do, tell who needs it."""
-        with self._endpoints_lock:
-            self._endpoints[name] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            if len(self._endpoints) < 2:
-                return
-            if self.parent is not None:
-                self.parent.report(**self._endpoints)
-            else:  # started on its own: whoever attaches needs to know
-                status, command = self._endpoints["status"], self._endpoints["command"]
-                print(f"engine: status on {status}, commands on {command}", file=sys.stderr, flush=True)
-
-    def _remove_socket_files(self) -> None:
-        """libzmq leaves the files of closed ipc:// sockets behind; whoever binds removes them."""
-        for endpoint in self._endpoints.values():
-            if endpoint.startswith("ipc://"):
-                Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+    def _report(self, status: str, command: str) -> None:
+        """Say where the sockets listen (the real port for ``:0``) to whoever needs it."""
+        if self.parent is not None:
+            self.parent.report(status=status, command=command)
+        else:  # started on its own: whoever attaches needs to know
+            print(f"engine: status on {status}, commands on {command}", file=sys.stderr, flush=True)
 
     def _parent_gone(self) -> None:
         log.warning("the process that started the engine went away: stopping")
@@ -205,3 +191,10 @@ class Engine:
                 )
                 self.board.update(mode="ESTOP" if estop else "IDLE")
         return ""
+
+
+def _remove_socket_files(endpoints: tuple[str, ...]) -> None:
+    """libzmq leaves the files of closed ipc:// sockets behind; whoever binds removes them."""
+    for endpoint in endpoints:
+        if endpoint.startswith("ipc://"):
+            Path(endpoint.removeprefix("ipc://")).unlink(missing_ok=True)

@@ -1,21 +1,25 @@
 """Messages between the engine (control loop process) and its views (the GUI).
 
 The engine publishes :class:`Status` on a PUB socket (about 15 Hz, latest camera frame
-included) and answers :class:`Command` on a REP socket. Both use :mod:`takeover.app.net.wire`.
+included) and answers :class:`Command` on a ROUTER socket with :class:`CommandReply` or an error
+reply saying why the command was refused. All are typed messages
+(:mod:`takeover.app.net.messages`): exact fields, exact types.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
 
-from takeover.app.net import wire
+from takeover.app.net.messages import Message, Reply, Request
 
-STATUS_TYPE = "status"
-COMMAND_TYPE = "command"
+MAX_KEYS = 16
+MAX_KEY_NAME = 32
+MAX_COMMAND_BYTES = 64 * 1024
+"""Commands are tiny; anything bigger is refused by the socket itself."""
 
 
 class CommandName(enum.StrEnum):
@@ -36,35 +40,32 @@ class CommandName(enum.StrEnum):
     QUIT = "quit"
 
 
+Outcome = Literal["", "success", "failure"]
+"""What the operator says of an attempt ('' leaves it to the station's success flag)."""
+
+
 @dataclass(frozen=True)
-class Command:
+class Command(Request):
+    TYPE: ClassVar[str] = "command"
     name: CommandName
-    outcome: str = ""
+    outcome: Outcome = ""
     keys: tuple[str, ...] = ()
 
-    def encode(self) -> bytes:
-        return wire.encode(
-            {"type": COMMAND_TYPE, "name": self.name.value, "outcome": self.outcome, "keys": list(self.keys)}
-        )
-
-    @staticmethod
-    def decode(payload: bytes) -> Command:
-        msg = wire.decode(payload, expect_type=COMMAND_TYPE)
-        try:
-            name = CommandName(msg["name"])
-        except (KeyError, ValueError) as exc:
-            raise wire.WireError(f"unknown command {msg.get('name')!r}") from exc
-        outcome = msg.get("outcome", "")
-        if not isinstance(outcome, str) or outcome not in ("", "success", "failure"):
-            raise wire.WireError(f"outcome must be 'success', 'failure' or '', got {outcome!r}")
-        keys = msg.get("keys", [])
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise wire.WireError("keys must be a list of strings")
-        return Command(name=name, outcome=outcome, keys=tuple(keys))
+    def __post_init__(self) -> None:
+        if len(self.keys) > MAX_KEYS or not all(0 < len(k) <= MAX_KEY_NAME for k in self.keys):
+            raise ValueError(f"'keys' must be at most {MAX_KEYS} names of 1 to {MAX_KEY_NAME} characters")
 
 
 @dataclass(frozen=True)
-class Status:
+class CommandReply(Reply):
+    """The command was taken (a refused one gets an error reply with the reason)."""
+
+    TYPE: ClassVar[str] = "reply"
+
+
+@dataclass(frozen=True)
+class Status(Message):
+    TYPE: ClassVar[str] = "status"
     t: float
     mode: str
     """'AUTONOMOUS', 'HUMAN', 'RAMP', 'HOLD', 'ESTOP' or 'IDLE'."""
@@ -84,63 +85,3 @@ class Status:
     """Small live frames of the free-running cameras, by name (only cameras with a fresh frame)."""
     camera_health: dict[str, str] = field(default_factory=dict)
     """Every free-running camera by name: 'ok', or what is wrong with it ('DOWN 3.1 s, ...')."""
-
-    def encode(self) -> bytes:
-        body: dict[str, Any] = {
-            "type": STATUS_TYPE,
-            "t": self.t,
-            "mode": self.mode,
-            "episode_active": self.episode_active,
-            "episode_id": self.episode_id,
-            "step": self.step,
-            "episodes_done": self.episodes_done,
-            "success": self.success,
-            "message": self.message,
-            "camera": self.camera,
-            "timing": self.timing,
-        }
-        if self.image is not None:
-            body["image"] = self.image
-        if self.previews:
-            body["previews"] = self.previews
-        if self.camera_health:
-            body["camera_health"] = self.camera_health
-        return wire.encode(body)
-
-    @staticmethod
-    def decode(payload: bytes) -> Status:
-        m = wire.decode(payload, expect_type=STATUS_TYPE)
-        try:
-            return Status(
-                t=float(m["t"]),
-                mode=str(m["mode"]),
-                episode_active=bool(m["episode_active"]),
-                episode_id=str(m["episode_id"]),
-                step=int(m["step"]),
-                episodes_done=int(m["episodes_done"]),
-                success=bool(m["success"]),
-                message=str(m.get("message", "")),
-                camera=str(m.get("camera", "")),
-                image=m.get("image"),
-                timing=dict(m.get("timing", {})),
-                previews=_previews(m.get("previews", {})),
-                camera_health=_camera_health(m.get("camera_health", {})),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise wire.WireError(f"malformed status: {exc}") from exc
-
-
-def _previews(value: Any) -> dict[str, np.ndarray]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in value.items()
-    ):
-        raise ValueError("previews must map camera names to arrays")
-    return dict(value)
-
-
-def _camera_health(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ValueError("camera_health must map camera names to text")
-    return dict(value)

@@ -168,15 +168,35 @@ def make_client(sock: zmq.Socket[bytes], keys: ClientKeys) -> None:
 
 
 def check_bind_policy(endpoint: str, allow_remote: bool, has_keys: bool) -> None:
-    """Refuse a non-loopback endpoint unless remote serving is allowed and CURVE keys are set."""
+    """Refuse a non-loopback endpoint unless remote serving is allowed and CURVE keys are set.
+    ``ipc://`` and ``inproc://`` endpoints are local."""
     if not endpoint.startswith(("tcp://", "ipc://", "inproc://")):
         raise ValueError(f"endpoint {endpoint!r} must start with tcp://, ipc:// or inproc://")
     if is_loopback(endpoint):
         return
     if not allow_remote:
-        raise ValueError(f"endpoint {endpoint!r} is not on loopback; set allow_remote to serve other hosts")
+        raise ValueError(
+            f"endpoint {endpoint!r} is not on loopback; allow remote serving "
+            "(--allow-remote, allow_remote = true) to serve other hosts"
+        )
     if not has_keys:
         raise ValueError(
             f"endpoint {endpoint!r} is not on loopback: it needs CURVE keys "
             "(a server secret key and the allowed client public keys)"
         )
+
+
+def check_server_security(
+    endpoints: tuple[str, ...], allow_remote: bool, secret_key: str, allowed_clients: tuple[str, ...]
+) -> None:
+    """What every server's configuration checks: CURVE keys come as a pair (a secret key and at
+    least one allowed client), and each endpoint keeps to :func:`check_bind_policy`."""
+    if bool(secret_key) != bool(allowed_clients):
+        raise ValueError("CURVE needs both a server secret key and at least one allowed client key")
+    for endpoint in endpoints:
+        check_bind_policy(endpoint, allow_remote, bool(secret_key))
+
+
+def load_server_keys(secret_key: str, allowed_clients: tuple[str, ...]) -> ServerKeys | None:
+    """The server's CURVE keys, or None when CURVE is off (no secret key configured)."""
+    return ServerKeys.load(secret_key, allowed_clients) if secret_key else None

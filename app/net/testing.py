@@ -1,7 +1,10 @@
-"""A bare REQ socket for tests and fuzzing: sends bytes a real client would never produce."""
+"""Test peers: a bare REQ socket that sends bytes a real client would never produce, and raw TCP
+peers that do not speak ZeroMQ at all."""
 
 from __future__ import annotations
 
+import random
+import socket
 from types import TracebackType
 from typing import Any, Self
 
@@ -63,3 +66,21 @@ class RawClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+UNDELIMITED_V1_MESSAGE = b"\x01\x00" + b"\x02\x01A" + b"\x02\x00B"
+"""Raw bytes a ZeroMQ socket reads as a ZMTP/1.0 peer (an empty identity) sending the two-part
+message ``[b"A", b"B"]`` with no envelope delimiter: from a peer that hangs up at once, this is
+what made a REP socket send the next client's reply into the void."""
+
+
+def send_garbage(endpoint: str, rng: random.Random | None = None, peers: int = 3) -> None:
+    """Open ``peers`` raw TCP connections to a ``tcp://`` endpoint, send each bytes that do not
+    follow the protocol, and hang up: the message above, or (with ``rng``) as often random bytes."""
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    for _ in range(peers):
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            if rng is not None and rng.random() < 0.5:
+                conn.sendall(rng.randbytes(rng.randrange(1, 200)))
+            else:
+                conn.sendall(UNDELIMITED_V1_MESSAGE)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 
 from takeover.app.net import curve
 from takeover.app.net.rpc import RequestChannel
-from takeover.app.policy.server import DEFAULT_ENDPOINT
+from takeover.app.policy.protocol import DEFAULT_ENDPOINT, ActionChunkReply, Health, HealthReply, Infer
 
 
 class PolicyUnavailableError(RuntimeError):
@@ -94,45 +94,30 @@ class PolicyClient:
         """Change how long a request may take (a new socket is made if connected)."""
         self._channel.set_timeout(timeout_s)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> HealthReply:
         """The server's health reply (``policy_id``, ``uptime_s``, ``horizon``, ...)."""
-        reply = self._request({"type": "health"}, "health")
-        reply.pop("v", None)
-        return reply
+        return self._channel.request(Health(), HealthReply)
 
     def infer(self, state: np.ndarray, step: int) -> ActionChunk:
         """Ask for the action chunk for ``state`` at ``step`` of the current attempt."""
         t0 = time.perf_counter()
-        reply = self._request(
-            {"type": "infer", "state": np.asarray(state, dtype=np.float32), "step": int(step)}, "action_chunk"
-        )
-        actions = reply.get("actions")
-        if (
-            not isinstance(actions, np.ndarray)
-            or actions.ndim != 2
-            or actions.dtype.kind != "f"
-            or not np.all(np.isfinite(actions))
-        ):
+        reply = self._channel.request(Infer(np.asarray(state, dtype=np.float32), int(step)), ActionChunkReply)
+        actions = reply.actions
+        if actions.ndim != 2 or actions.dtype.kind != "f" or not np.all(np.isfinite(actions)):
             raise PolicyRejectedError(f"policy server at {self.url} sent a malformed action chunk")
-        extras = reply.get("extras", {})
-        open_loop = reply.get("open_loop_steps", 0)
-        if (
-            not isinstance(extras, dict)
-            or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in extras.items())
-            or isinstance(open_loop, bool)
-            or not isinstance(open_loop, int)
-            or open_loop < 0
-        ):
-            raise PolicyRejectedError(f"policy server at {self.url} sent malformed extras or open_loop_steps")
+        if reply.step != step or reply.open_loop_steps < 0:
+            raise PolicyRejectedError(
+                f"policy server at {self.url} answered step {reply.step} (asked {step}) "
+                f"with open_loop_steps {reply.open_loop_steps}"
+            )
+        if not all(v.dtype.kind == "f" for v in reply.extras.values()):
+            raise PolicyRejectedError(f"policy server at {self.url} sent extras that are not float arrays")
         return ActionChunk(
             actions=actions.astype(np.float32, copy=False),
-            policy_id=str(reply.get("policy_id", "unknown")),
-            step=int(reply.get("step", step)),
-            infer_ms=float(reply.get("infer_ms", float("nan"))),
+            policy_id=reply.policy_id,
+            step=reply.step,
+            infer_ms=reply.infer_ms,
             round_trip_ms=(time.perf_counter() - t0) * 1000.0,
-            open_loop_steps=open_loop,
-            extras={k: v.astype(np.float32, copy=False) for k, v in extras.items()},
+            open_loop_steps=reply.open_loop_steps,
+            extras={k: v.astype(np.float32, copy=False) for k, v in reply.extras.items()},
         )
-
-    def _request(self, message: dict[str, Any], expect_type: str) -> dict[str, Any]:
-        return self._channel.request(message, expect_type)

@@ -73,7 +73,7 @@ class RemotePolicy(ProposalSource):
         except PolicyUnavailableError as exc:
             self._client.close()
             raise PolicyConnectError(str(exc)) from None
-        self.policy_id = str(health.get("policy_id", "unknown"))
+        self.policy_id = health.policy_id
         # An answer later than this is dropped anyway; a shorter wire timeout lets the worker give
         # up, retry and notice a recovered server sooner (and close promptly).
         self._client.set_timeout(max(1.0, self._infer_timeout_s))

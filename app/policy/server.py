@@ -1,21 +1,13 @@
-"""The policy server: a ZeroMQ REP socket answering inference and health requests.
+"""The policy server: a ZeroMQ ROUTER socket answering inference and health requests.
 
-Messages use :mod:`takeover.app.net.wire` (msgpack, explicit numpy encoding, no pickle):
-
-- ``{"type": "infer", "state": <(S,) float array>, "step": <int >= 0>}`` ->
-  ``{"type": "action_chunk", "ok": true, "actions": <(H, A) float32>, "policy_id": str,
-  "infer_ms": float, "step": int, "open_loop_steps": int, "extras": {name: float32 array}}``
-- ``{"type": "health"}`` -> ``{"type": "health", "ok": true, "policy_id": str, "uptime_s": float,
-  "horizon": int, "state_dim": int, "action_dim": int, "open_loop_steps": int, "served": int,
-  "errors": int, "infer_ms_mean": float, "infer_ms_p99": float}``
-
-``open_loop_steps`` is how many actions of each chunk a client should execute before asking
-again (0: the whole chunk). ``extras`` are the policy's optional extra outputs (a value estimate,
-a world model's prediction...), passed through for the recorder.
-
-Anything else (undecodable bytes, unknown type, wrong field types or shapes, non-finite values, an
-exception inside the policy) is answered with ``{"type": "error", "ok": false, "error": <reason>}``
-and the server goes on serving: a REP socket must answer every request it receives.
+Messages are the typed ones of :mod:`takeover.app.policy.protocol`: ``infer`` (a state and the
+step it is for) is answered with an ``action_chunk`` (actions, the policy's id, the step, how
+many actions to execute open loop, and the policy's optional extra outputs), ``health`` with the
+server's figures. Anything else (undecodable bytes, an unknown type, wrong or extra fields, wrong
+shapes, values that are not finite as float32) is refused as bad input with an error reply that
+says what was wrong; an exception inside the policy is answered as a policy failure. The server
+goes on serving either way, and replies go back to the connection each request came on, so a
+peer that does not speak the protocol cannot cost another client its reply.
 """
 
 from __future__ import annotations
@@ -26,19 +18,24 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from takeover.app.net import curve
 from takeover.app.net.rpc import ReplySocket, serve_requests
-from takeover.app.net.wire import WireError, decode, encode, error_reply
+from takeover.app.net.wire import WireError, error_reply
+from takeover.app.policy.protocol import (
+    DEFAULT_ENDPOINT,
+    ActionChunkReply,
+    Health,
+    HealthReply,
+    Infer,
+    parse_request,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
-MAX_REQUEST_BYTES = 1024 * 1024
-"""Infer and health requests are small; anything bigger is refused before decoding."""
 MAX_EXTRAS = 16
 TIMING_WINDOW = 1000
 """Inference times kept for the health reply's mean and p99."""
@@ -63,6 +60,20 @@ class Predictor(Protocol):
     def predict(self, state: np.ndarray) -> np.ndarray | PolicyOutput: ...
 
 
+class ChunkShape(Protocol):
+    horizon: int
+    state_dim: int
+    action_dim: int
+
+
+@runtime_checkable
+class DeclaresShape(Protocol):
+    """Optional capability of a policy: it says the shape of its chunks (a loaded checkpoint does)."""
+
+    @property
+    def config(self) -> ChunkShape: ...
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     endpoint: str = DEFAULT_ENDPOINT
@@ -83,34 +94,13 @@ class ServerConfig:
     """Expected state length when the policy does not say (a loaded checkpoint does)."""
 
     def __post_init__(self) -> None:
-        if bool(self.curve_secret_key) != bool(self.curve_allowed_clients):
-            raise ValueError("CURVE needs both a server secret key and at least one allowed client key")
-        curve.check_bind_policy(self.endpoint, self.allow_remote, bool(self.curve_secret_key))
+        curve.check_server_security(
+            (self.endpoint,), self.allow_remote, self.curve_secret_key, self.curve_allowed_clients
+        )
         if not 1 <= self.poll_ms <= 10_000:
             raise ValueError(f"poll_ms must be in 1..10000, got {self.poll_ms}")
         if not 0 <= self.open_loop_steps <= 256:
             raise ValueError(f"open_loop_steps must be in 0..256, got {self.open_loop_steps}")
-
-
-class RequestError(ValueError):
-    """A request that does not follow the schema; the message is sent back to the client."""
-
-
-def parse_infer(msg: dict[str, Any], state_dim: int) -> tuple[np.ndarray, int]:
-    """Validate an ``infer`` request and return ``(state as float32, step)``."""
-    state = msg.get("state")
-    if not isinstance(state, np.ndarray):
-        raise RequestError(f"'state' must be a numpy array, got {type(state).__name__}")
-    if state.dtype.kind not in "iuf":
-        raise RequestError(f"'state' must be numeric, got dtype {state.dtype}")
-    if state.shape != (state_dim,):
-        raise RequestError(f"'state' must have shape ({state_dim},), got {state.shape}")
-    if not np.all(np.isfinite(state)):
-        raise RequestError("'state' contains NaN or Inf")
-    step = msg.get("step", 0)
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise RequestError(f"'step' must be a non-negative integer, got {step!r}")
-    return state.astype(np.float32), step
 
 
 def check_extras(extras: Any) -> dict[str, np.ndarray]:
@@ -134,7 +124,7 @@ def check_extras(extras: Any) -> dict[str, np.ndarray]:
 
 
 class PolicyServer:
-    """Serve one policy on a REP socket. No I/O in the constructor: :meth:`bind` does it.
+    """Serve one policy on a ROUTER socket. No I/O in the constructor: :meth:`bind` does it.
 
     ``policy`` may be given directly (any :class:`Predictor`); otherwise the checkpoint named in
     the config (or the shipped default) is loaded by :meth:`bind`.
@@ -162,9 +152,7 @@ class PolicyServer:
         """Load the policy (if not given) and bind the socket; return the bound endpoint."""
         if self._rep is not None:
             return self.endpoint
-        keys = None
-        if self.config.curve_secret_key:
-            keys = curve.ServerKeys.load(self.config.curve_secret_key, self.config.curve_allowed_clients)
+        keys = curve.load_server_keys(self.config.curve_secret_key, self.config.curve_allowed_clients)
         if self._policy is None:
             from takeover.app.policy import default_checkpoint_path
             from takeover.app.policy.loader import load_policy_from
@@ -186,56 +174,45 @@ class PolicyServer:
     def handle(self, frames: list[bytes]) -> bytes:
         """One request's frames -> the encoded reply."""
         try:
-            if len(frames) != 1:
-                raise RequestError(f"expected a single-part message, got {len(frames)} parts")
-            if len(frames[0]) > MAX_REQUEST_BYTES:
-                raise RequestError(
-                    f"request of {len(frames[0])} bytes exceeds the server's limit of {MAX_REQUEST_BYTES}"
-                )
-            msg = decode(frames[0])
-            kind = msg["type"]
-            if kind == "health":
-                return self._health()
-            if kind == "infer":
-                return self._infer(msg)
-            raise RequestError(f"unknown request type {kind!r}; expected 'infer' or 'health'")
-        except (WireError, RequestError) as exc:
+            request = parse_request(frames, self._state_dim())
+        except WireError as exc:
             self.errors += 1
             return error_reply(str(exc))
+        if isinstance(request, Infer):
+            return self._infer(request)
+        assert isinstance(request, Health)
+        return self._health()
+
+    def _state_dim(self) -> int:
+        policy = self.policy
+        return policy.config.state_dim if isinstance(policy, DeclaresShape) else self.config.state_dim
 
     def _health(self) -> bytes:
         policy = self.policy
-        extra: dict[str, Any] = {}
-        cfg = getattr(policy, "config", None)
-        if cfg is not None:
-            extra = {"horizon": cfg.horizon, "state_dim": cfg.state_dim, "action_dim": cfg.action_dim}
+        shape = policy.config if isinstance(policy, DeclaresShape) else None
         times = np.asarray(self._infer_ms, dtype=np.float64)
-        return encode(
-            {
-                "type": "health",
-                "ok": True,
-                "policy_id": policy.policy_id,
-                "uptime_s": time.monotonic() - self._t0,
-                "served": self.served,
-                "errors": self.errors,
-                "open_loop_steps": self.config.open_loop_steps,
-                "infer_ms_mean": float(times.mean()) if times.size else 0.0,
-                "infer_ms_p99": float(np.percentile(times, 99)) if times.size else 0.0,
-                **extra,
-            }
-        )
+        return HealthReply(
+            policy_id=policy.policy_id,
+            uptime_s=time.monotonic() - self._t0,
+            served=self.served,
+            errors=self.errors,
+            open_loop_steps=self.config.open_loop_steps,
+            infer_ms_mean=float(times.mean()) if times.size else 0.0,
+            infer_ms_p99=float(np.percentile(times, 99)) if times.size else 0.0,
+            horizon=shape.horizon if shape else None,
+            state_dim=shape.state_dim if shape else None,
+            action_dim=shape.action_dim if shape else None,
+        ).encode()
 
-    def _infer(self, msg: dict[str, Any]) -> bytes:
-        cfg = getattr(self.policy, "config", None)
-        state, step = parse_infer(msg, int(getattr(cfg, "state_dim", self.config.state_dim)))
+    def _infer(self, request: Infer) -> bytes:
         t0 = time.perf_counter()
         try:
-            out = self.policy.predict(state)
+            out = self.policy.predict(request.state)
             raw, raw_extras = (out.actions, out.extras) if isinstance(out, PolicyOutput) else (out, {})
             actions = np.asarray(raw, dtype=np.float32)
         except Exception as exc:
             self.errors += 1
-            log.exception("policy raised on step %d", step)
+            log.exception("policy raised on step %d", request.step)
             return error_reply(f"policy failed: {type(exc).__name__}: {exc}")
         infer_ms = (time.perf_counter() - t0) * 1000.0
         if actions.ndim != 2 or not np.all(np.isfinite(actions)):
@@ -250,18 +227,14 @@ class PolicyServer:
             return error_reply(f"policy produced invalid extras: {exc}")
         self.served += 1
         self._infer_ms.append(infer_ms)
-        return encode(
-            {
-                "type": "action_chunk",
-                "ok": True,
-                "actions": actions,
-                "policy_id": self.policy.policy_id,
-                "infer_ms": infer_ms,
-                "step": step,
-                "open_loop_steps": self.config.open_loop_steps,
-                "extras": extras,
-            }
-        )
+        return ActionChunkReply(
+            actions=actions,
+            policy_id=self.policy.policy_id,
+            infer_ms=infer_ms,
+            step=request.step,
+            open_loop_steps=self.config.open_loop_steps,
+            extras=extras,
+        ).encode()
 
     def stop(self) -> None:
         """Ask :meth:`serve_forever` to return (safe from any thread or a signal handler)."""

@@ -1,51 +1,43 @@
 """The station protocol: the messages a station server and its clients exchange over ZeroMQ.
 
-Every message is a :mod:`takeover.app.net.wire` map (msgpack, explicit numpy encoding, no pickle)
-with ``"v"`` (the wire schema version) and ``"type"``. The station message set has its own
-version, :data:`STATION_PROTOCOL`, reported in the ``health`` reply. See docs/protocol.md.
+Each message is a frozen dataclass (:mod:`takeover.app.net.messages`): its fields are its wire
+form, checked exactly (types and keys) on arrival. The station message set has its own version,
+:data:`STATION_PROTOCOL`, reported in the ``health`` reply. See docs/protocol.md.
 
-Requests (one frame each; no other keys are allowed):
+Requests (one frame each):
 
-- ``{"type": "health"}``
-- ``{"type": "observe"}`` — the latest observation; never moves the robot
-- ``{"type": "reset", "seed": int in [0, 2**31) or nil}``
-- ``{"type": "act", "action": float32 array (action_dim,), finite, within the action limits}``
-- ``{"type": "expert"}`` — the task's scripted expert action, if the station has one
+- :class:`Health`, :class:`Observe` (the latest observation; never moves the robot),
+  :class:`Expert` (the task's scripted expert action, if the station has one);
+- :class:`Reset` and :class:`Act`, which move the robot: numbered per client and executed at most
+  once (:mod:`takeover.app.net.once`).
 
-Replies carry ``"ok"``; an error reply is ``{"type": "error", "ok": false, "error": <reason>}``.
-
-Everything a server receives is checked here, before anything reaches the station: a request
-that fails a check is answered with an error and the station is never called.
+A server adds a request type by declaring its dataclass, adding it to :data:`REQUESTS` and
+giving it a handler. Everything a server receives is checked here, before anything reaches the
+station: a request that fails a check is answered with an error and the station is never called.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, replace
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from takeover.app.net.wire import WireError, decode
+from takeover.app.net.messages import MessageTable, Reply, Request
+from takeover.app.net.once import Sequenced
+from takeover.app.net.wire import WireError
 from takeover.app.station.base import Observation, StationInfo
 
-STATION_PROTOCOL = 1
-"""Version of the station message set (bumped on any incompatible change)."""
+STATION_PROTOCOL = 2
+"""Version of the station message set (bumped on any incompatible change; 2: numbered moves)."""
 DEFAULT_STATION_ENDPOINT = "tcp://127.0.0.1:5556"
 MAX_REQUEST_BYTES = 1024 * 1024
 """Station requests are small; anything bigger is refused before decoding."""
 MAX_SEED = 2**31 - 1
 
-REQUEST_FIELDS: dict[str, frozenset[str]] = {
-    "health": frozenset(),
-    "observe": frozenset(),
-    "reset": frozenset({"seed"}),
-    "act": frozenset({"action"}),
-    "expert": frozenset(),
-}
 
-
-class ProtocolError(ValueError):
+class ProtocolError(WireError):
     """A request or reply that breaks the station protocol; the message says how."""
 
 
@@ -56,54 +48,109 @@ class Observable(Protocol):
     def observe(self) -> Observation: ...
 
 
+# -- requests -------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class Request:
-    kind: str
-    action: np.ndarray | None = None
-    seed: int | None = None
+class Health(Request):
+    TYPE: ClassVar[str] = "health"
 
 
-# -- requests ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Observe(Request):
+    TYPE: ClassVar[str] = "observe"
+
+
+@dataclass(frozen=True)
+class Expert(Request):
+    TYPE: ClassVar[str] = "expert"
+
+
+@dataclass(frozen=True)
+class Reset(Sequenced):
+    """Start an attempt (moves the robot home, or holds it)."""
+
+    TYPE: ClassVar[str] = "reset"
+    seed: int | None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"'seed' must be nil or an integer in [0, {MAX_SEED}], got {self.seed}")
+
+
+@dataclass(frozen=True)
+class Act(Sequenced):
+    """One control step: a float32 action of the station's ``action_dim``, within its limits."""
+
+    TYPE: ClassVar[str] = "act"
+    action: np.ndarray
+
+
+REQUESTS = MessageTable[Request]([Health, Observe, Expert, Reset, Act])
+
+
+# -- replies --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HealthReply(Reply):
+    TYPE: ClassVar[str] = "health"
+    protocol: int
+    info: StationInfo
+    uptime_s: float
+    served: int
+    """Requests answered with ok."""
+    errors: int
+    """Requests refused."""
+    moves: int
+    """Requests that moved the robot (``act`` and ``reset`` executed)."""
+    replayed: int
+    """Retried moves answered with their first reply, not executed again."""
+    curve: bool
+
+
+@dataclass(frozen=True)
+class ObservationReply(Reply):
+    TYPE: ClassVar[str] = "observation"
+    obs: Observation
+
+
+@dataclass(frozen=True)
+class ExpertReply(Reply):
+    TYPE: ClassVar[str] = "expert"
+    action: np.ndarray | None
+
+
+# -- checks ---------------------------------------------------------------------------------------
 
 
 def parse_request(frames: list[bytes], info: StationInfo, max_bytes: int = MAX_REQUEST_BYTES) -> Request:
-    """Check one request's frames against the protocol and the station's limits."""
+    """One request's frames checked against the protocol and the station's limits."""
     if len(frames) != 1:
         raise ProtocolError(f"expected a single-part message, got {len(frames)} parts")
-    payload = frames[0]
-    if len(payload) > max_bytes:
-        raise ProtocolError(f"request of {len(payload)} bytes exceeds the station limit of {max_bytes}")
+    if len(frames[0]) > max_bytes:
+        raise ProtocolError(f"request of {len(frames[0])} bytes exceeds the station limit of {max_bytes}")
     try:
-        msg = decode(payload)
+        request = REQUESTS.decode(frames[0], max_bytes)
     except WireError as exc:
         raise ProtocolError(str(exc)) from None
-    kind = msg["type"]
-    if kind not in REQUEST_FIELDS:
-        raise ProtocolError(f"unknown request type {kind!r}; expected one of {sorted(REQUEST_FIELDS)}")
-    extra = set(msg) - {"v", "type"} - REQUEST_FIELDS[kind]
-    if extra:
-        raise ProtocolError(f"unexpected field(s) {sorted(map(str, extra))} in a {kind!r} request")
-    if kind == "act":
-        if "action" not in msg:
-            raise ProtocolError("an 'act' request needs an 'action'")
-        return Request(kind, action=parse_action(msg["action"], info))
-    if kind == "reset":
-        return Request(kind, seed=parse_seed(msg.get("seed")))
-    return Request(kind)
+    if isinstance(request, Act):
+        return replace(request, action=check_action(request.action, info))
+    return request
 
 
-def parse_action(value: Any, info: StationInfo) -> np.ndarray:
+def check_action(value: np.ndarray, info: StationInfo) -> np.ndarray:
     """A valid action as native float32, or :class:`ProtocolError` naming what is wrong."""
     n = info.action_dim
-    if not isinstance(value, np.ndarray):
-        raise ProtocolError(f"'action' must be a float32 array of shape ({n},), got {type(value).__name__}")
     if value.dtype.kind != "f" or value.dtype.itemsize != 4:
         raise ProtocolError(f"'action' must have dtype float32, got {value.dtype}")
     if value.shape != (n,):
         raise ProtocolError(f"'action' must have shape ({n},), got {value.shape}")
     action = value.astype(np.float32)
-    if not np.all(np.isfinite(action)):
-        raise ProtocolError(f"'action' contains NaN or Inf: {action.tolist()}")
+    bad = np.flatnonzero(~np.isfinite(action))
+    if bad.size:
+        raise ProtocolError(f"'action' is NaN or Inf at index {int(bad[0])}")
     low = np.asarray(info.action_low, dtype=np.float32)
     high = np.asarray(info.action_high, dtype=np.float32)
     outside = np.flatnonzero((action < low) | (action > high))
@@ -116,120 +163,59 @@ def parse_action(value: Any, info: StationInfo) -> np.ndarray:
     return action
 
 
-def parse_seed(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise ProtocolError(f"'seed' must be nil or an integer in [0, {MAX_SEED}], got {value!r}")
-    return value
-
-
-# -- observations and station info ------------------------------------------------------------------
-
-
-def observation_to_wire(obs: Observation) -> dict[str, Any]:
-    return {
-        "t": float(obs.t),
-        "state": np.asarray(obs.state, dtype=np.float32),
-        "ee_target": np.asarray(obs.ee_target, dtype=np.float32),
-        "images": {str(k): np.asarray(v, dtype=np.uint8) for k, v in obs.images.items()},
-        "image_times": {str(k): float(v) for k, v in obs.image_times.items()},
-        "success": bool(obs.success),
-    }
-
-
-def _float_array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-        raise ProtocolError(f"observation '{name}' must be a float array, got {type(value).__name__}")
-    if shape is not None and value.shape != shape:
-        raise ProtocolError(f"observation '{name}' must have shape {shape}, got {value.shape}")
-    return value.astype(np.float32)
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ProtocolError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def observation_from_wire(value: Any, info: StationInfo) -> Observation:
-    """Check an observation received from a station against what the station said it sends."""
-    if not isinstance(value, dict):
-        raise ProtocolError(f"'obs' must be a map, got {type(value).__name__}")
-    try:
-        images_in, times_in = value["images"], value["image_times"]
-        state = _float_array(value["state"], "state", (info.state_dim,))
-        ee_target = _float_array(value["ee_target"], "ee_target", (3,))
-        t = _number(value["t"], "observation 't'")
-        success = value["success"]
-    except KeyError as exc:
-        raise ProtocolError(f"observation has no {exc}") from None
-    if not isinstance(success, bool):
-        raise ProtocolError(f"observation 'success' must be a bool, got {success!r}")
-    if not isinstance(images_in, dict) or not isinstance(times_in, dict):
-        raise ProtocolError("observation 'images' and 'image_times' must be maps")
-    images: dict[str, np.ndarray] = {}
-    for name, img in images_in.items():
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise ProtocolError(f"image {name!r} must be uint8 (H, W, 3)")
-        images[str(name)] = img
-    times = {str(k): _number(v, f"image time {k!r}") for k, v in times_in.items()}
-    return Observation(
-        t=t, state=state, ee_target=ee_target, images=images, image_times=times, success=success
+def observation_for_wire(obs: Observation) -> Observation:
+    """``obs`` with the protocol's dtypes: float32 state and target, uint8 images, float times."""
+    return replace(
+        obs,
+        t=float(obs.t),
+        state=np.asarray(obs.state, dtype=np.float32),
+        ee_target=np.asarray(obs.ee_target, dtype=np.float32),
+        images={str(k): np.asarray(v, dtype=np.uint8) for k, v in obs.images.items()},
+        image_times={str(k): float(v) for k, v in obs.image_times.items()},
+        success=bool(obs.success),
     )
 
 
-def info_to_wire(info: StationInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "robot": info.robot,
-        "task": info.task,
-        "action_dim": info.action_dim,
-        "state_dim": info.state_dim,
-        "cameras": list(info.cameras),
-        "rate_hz": info.rate_hz,
-        "action_low": list(info.action_low),
-        "action_high": list(info.action_high),
-        **(
-            {"workspace_low": list(info.workspace_low), "workspace_high": list(info.workspace_high)}
-            if info.workspace_low is not None and info.workspace_high is not None
-            else {}
-        ),
-    }
+def _finite(value: float, name: str) -> float:
+    if not math.isfinite(value):
+        raise ProtocolError(f"{name} must be finite, got {value!r}")
+    return value
 
 
-def _box(info: dict[str, Any], key: str) -> tuple[float, float, float] | None:
-    """An optional corner of the workspace box: 3 finite numbers, or absent."""
-    if key not in info:
-        return None
-    value = info[key]
-    if not isinstance(value, list) or len(value) != 3:
-        raise ValueError(f"{key!r} must be a list of 3 numbers")
-    x, y, z = (_number(v, repr(key)) for v in value)
-    return (x, y, z)
-
-
-def info_from_wire(value: Any) -> StationInfo:
-    if not isinstance(value, dict):
-        raise ProtocolError(f"'info' must be a map, got {type(value).__name__}")
-    try:
-        info = StationInfo(
-            name=str(value["name"]),
-            robot=str(value["robot"]),
-            task=str(value["task"]),
-            action_dim=int(value["action_dim"]),
-            state_dim=int(value["state_dim"]),
-            cameras=tuple(str(c) for c in value["cameras"]),
-            rate_hz=_number(value["rate_hz"], "'rate_hz'"),
-            action_low=tuple(_number(x, "'action_low'") for x in value["action_low"]),
-            action_high=tuple(_number(x, "'action_high'") for x in value["action_high"]),
-            workspace_low=_box(value, "workspace_low"),
-            workspace_high=_box(value, "workspace_high"),
+def _vector(value: np.ndarray, name: str, n: int) -> np.ndarray:
+    if value.dtype != np.float32 or value.shape != (n,):
+        raise ProtocolError(
+            f"observation '{name}' must be float32 of shape ({n},), got {value.dtype} {value.shape}"
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"malformed station info: {type(exc).__name__}: {exc}") from None
+    return value
+
+
+def check_observation(obs: Observation, info: StationInfo) -> Observation:
+    """An observation received from a station, checked against what the station said it sends."""
+    _vector(obs.state, "state", info.state_dim)
+    _vector(obs.ee_target, "ee_target", 3)
+    _finite(obs.t, "observation 't'")
+    for name, img in obs.images.items():
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ProtocolError(f"image {name!r} must be uint8 (H, W, 3), got {img.dtype} {img.shape}")
+    for name, t in obs.image_times.items():
+        _finite(t, f"image time {name!r}")
+    return obs
+
+
+def check_info(info: StationInfo) -> StationInfo:
+    """Station info that holds together: limits of ``action_dim`` finite numbers, an optional box."""
     if not (len(info.action_low) == len(info.action_high) == info.action_dim >= 1) or info.state_dim < 1:
         raise ProtocolError("station info: action limits must match action_dim >= 1, and state_dim >= 1")
+    numbers = (
+        info.rate_hz,
+        *info.action_low,
+        *info.action_high,
+        *(info.workspace_low or ()),
+        *(info.workspace_high or ()),
+    )
+    if not all(math.isfinite(x) for x in numbers) or info.rate_hz <= 0:
+        raise ProtocolError("station info: rate_hz (positive), the action limits and the box must be finite")
     lo, hi = info.workspace_low, info.workspace_high
     if (lo is None) != (hi is None):
         raise ProtocolError("station info: workspace_low and workspace_high come together")

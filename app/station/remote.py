@@ -1,29 +1,41 @@
 """A :class:`~takeover.app.station.base.Station` on the other end of the station protocol.
 
 The control loop uses it exactly like an in-process station. Each call is one request/reply
-with send and receive timeouts; when the server does not answer in time the call raises
-:class:`StationUnavailableError` and the socket is replaced (a REQ socket that missed a reply
-is stuck), so the next call can succeed. An error reply raises :class:`StationRejectedError`.
-Replies are checked against the protocol and the station's declared info before use.
-Not thread-safe: one RemoteStation per thread.
+with send and receive timeouts. A request whose reply does not come is sent again on a fresh
+socket (``attempts`` in all, sharing ``timeout_s``); moves (``act``, ``reset``) carry this
+client's id and number, so the server executes each at most once and answers a retry with the
+first reply: a lost reply never leaves the caller unsure whether the robot moved, and never
+moves it twice. When no attempt is answered the call raises :class:`StationUnavailableError`;
+an error reply raises :class:`StationRejectedError`. Replies are checked against the protocol
+and the station's declared info before use. Not thread-safe: one RemoteStation per thread.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from takeover.app.net import curve
+from takeover.app.net.once import Numbering
 from takeover.app.net.rpc import RequestChannel
 from takeover.app.station.base import Observation, Station, StationInfo
 from takeover.app.station.protocol import (
     DEFAULT_STATION_ENDPOINT,
     STATION_PROTOCOL,
+    Act,
+    Expert,
+    ExpertReply,
+    Health,
+    HealthReply,
+    ObservationReply,
+    Observe,
     ProtocolError,
-    info_from_wire,
-    observation_from_wire,
+    Reset,
+    check_info,
+    check_observation,
 )
+
+ATTEMPTS = 2
+"""Times a request is sent before the call gives up (they share the timeout)."""
 
 
 class StationUnavailableError(RuntimeError):
@@ -42,6 +54,7 @@ class RemoteStation(Station):
         url: str = DEFAULT_STATION_ENDPOINT,
         timeout_s: float = 2.0,
         keys: curve.ClientKeys | None = None,
+        attempts: int = ATTEMPTS,
     ) -> None:
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
@@ -60,7 +73,9 @@ class RemoteStation(Station):
             timeout_message="no station answered '{type}' at {url} within {timeout:g} s — "
             "is `takeover station serve` running there (and are the CURVE keys right)?",
             refused_message="station at {url} refused '{type}': {error}",
+            attempts=attempts,
         )
+        self._numbering = Numbering()
         self._info: StationInfo | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -88,49 +103,50 @@ class RemoteStation(Station):
             raise RuntimeError("remote station is not connected: call connect() first")
         return self._info
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> HealthReply:
         """The server's health reply (``protocol``, ``info``, ``uptime_s``, ``served``, ``moves``...)."""
-        reply = self._request({"type": "health"}, "health")
-        reply.pop("v", None)
-        return reply
+        return self._channel.request(Health(), HealthReply)
 
     def observe(self) -> Observation:
         """The latest observation, without acting."""
-        return self._observation(self._request({"type": "observe"}, "observation"))
+        return self._observation(self._channel.request(Observe(), ObservationReply))
 
     def reset(self, seed: int | None = None) -> Observation:
-        return self._observation(self._request({"type": "reset", "seed": seed}, "observation"))
+        request = Reset(self._numbering.client, self._numbering.next(), seed)
+        return self._observation(self._channel.request(request, ObservationReply))
 
     def act(self, action: np.ndarray) -> Observation:
-        message = {"type": "act", "action": np.asarray(action, dtype=np.float32)}
-        return self._observation(self._request(message, "observation"))
+        request = Act(self._numbering.client, self._numbering.next(), np.asarray(action, dtype=np.float32))
+        return self._observation(self._channel.request(request, ObservationReply))
 
     def expert_action(self) -> np.ndarray | None:
-        action = self._request({"type": "expert"}, "expert").get("action")
+        action = self._channel.request(Expert(), ExpertReply).action
         if action is None:
             return None
-        if not isinstance(action, np.ndarray) or action.shape != (self.info.action_dim,):
+        if action.dtype.kind != "f" or action.shape != (self.info.action_dim,):
             raise StationRejectedError(f"station at {self.url} sent a malformed expert action")
         return action.astype(np.float32)
 
+    @property
+    def resent(self) -> int:
+        """Requests sent again after a reply did not come in time."""
+        return self._channel.resent
+
     # -- internals -------------------------------------------------------------------------------
 
-    def _read_info(self, health: dict[str, Any]) -> StationInfo:
-        if health.get("protocol") != STATION_PROTOCOL:
+    def _read_info(self, health: HealthReply) -> StationInfo:
+        if health.protocol != STATION_PROTOCOL:
             raise StationRejectedError(
-                f"station at {self.url} speaks protocol {health.get('protocol')!r}; "
+                f"station at {self.url} speaks protocol {health.protocol}; "
                 f"this client speaks {STATION_PROTOCOL}"
             )
         try:
-            return info_from_wire(health.get("info"))
+            return check_info(health.info)
         except ProtocolError as exc:
             raise StationRejectedError(f"station at {self.url}: {exc}") from None
 
-    def _observation(self, reply: dict[str, Any]) -> Observation:
+    def _observation(self, reply: ObservationReply) -> Observation:
         try:
-            return observation_from_wire(reply.get("obs"), self.info)
+            return check_observation(reply.obs, self.info)
         except ProtocolError as exc:
             raise StationRejectedError(f"station at {self.url} sent a bad observation: {exc}") from None
-
-    def _request(self, message: dict[str, Any], expect_type: str) -> dict[str, Any]:
-        return self._channel.request(message, expect_type)

@@ -1,13 +1,17 @@
-"""The station server: serves any :class:`~takeover.app.station.base.Station` on a ZeroMQ REP socket.
+"""The station server: serves any :class:`~takeover.app.station.base.Station` on a ZeroMQ ROUTER socket.
 
 Every request is checked by :func:`takeover.app.station.protocol.parse_request` before the station
 is touched; a request that fails a check, or a station that raises, is answered with a readable
-error reply and the server goes on serving (a REP socket answers every request it receives).
-Requests larger than the socket's ``MAXMSGSIZE`` (the wire limit) are dropped by ZeroMQ itself,
-which disconnects that peer; nothing reaches the station either way.
+error reply and the server goes on serving. Replies go back to the connection each request came
+on (:func:`takeover.app.net.rpc.serve_requests`), so a peer that does not speak the protocol
+cannot cost another client its reply. Requests that move the robot (``act``, ``reset``) are
+executed at most once per client and number (:mod:`takeover.app.net.once`): a retry gets the
+first reply back. Requests larger than the socket's ``MAXMSGSIZE`` (the wire limit) are dropped
+by ZeroMQ itself, which disconnects that peer; nothing reaches the station either way.
 
-Endpoints bind to loopback unless ``allow_remote`` is set, and a non-loopback endpoint needs
-CURVE keys (:mod:`takeover.app.net.curve`): clients that are not on the allow-list get no reply.
+Endpoints bind to loopback (or ``ipc://``) unless ``allow_remote`` is set, and a non-loopback
+endpoint needs CURVE keys (:mod:`takeover.app.net.curve`): clients that are not on the
+allow-list get no reply.
 """
 
 from __future__ import annotations
@@ -15,22 +19,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from takeover.app.net import curve
+from takeover.app.net.once import ReplyLedger, Sequenced
 from takeover.app.net.rpc import ReplySocket, serve_requests
-from takeover.app.net.wire import MAX_MESSAGE_BYTES, encode, error_reply
+from takeover.app.net.wire import MAX_MESSAGE_BYTES, WireError, error_reply
 from takeover.app.station.base import ExpertOracle, Observation, Station
 from takeover.app.station.protocol import (
     DEFAULT_STATION_ENDPOINT,
     MAX_REQUEST_BYTES,
     STATION_PROTOCOL,
+    Act,
+    Expert,
+    ExpertReply,
+    Health,
+    HealthReply,
     Observable,
-    ProtocolError,
+    ObservationReply,
+    Observe,
     Request,
-    info_to_wire,
-    observation_to_wire,
+    Reset,
+    observation_for_wire,
     parse_request,
 )
 
@@ -50,9 +62,9 @@ class StationServerConfig:
     max_request_bytes: int = MAX_REQUEST_BYTES
 
     def __post_init__(self) -> None:
-        if bool(self.curve_secret_key) != bool(self.curve_allowed_clients):
-            raise ValueError("CURVE needs both a server secret key and at least one allowed client key")
-        curve.check_bind_policy(self.endpoint, self.allow_remote, self.uses_curve)
+        curve.check_server_security(
+            (self.endpoint,), self.allow_remote, self.curve_secret_key, self.curve_allowed_clients
+        )
         if not 1 <= self.poll_ms <= 10_000:
             raise ValueError(f"poll_ms must be in 1..10000, got {self.poll_ms}")
         if not 1 <= self.max_request_bytes <= MAX_MESSAGE_BYTES:
@@ -69,7 +81,7 @@ class StationServer:
 
     Counters (read them from the serving thread or after it has stopped): ``served`` requests
     answered with ok, ``errors`` requests refused, ``moves`` requests that moved the robot
-    (``act`` and ``reset``).
+    (``act`` and ``reset`` executed), ``ledger.replayed`` retries answered with their first reply.
     """
 
     def __init__(self, station: Station, config: StationServerConfig | None = None) -> None:
@@ -84,14 +96,21 @@ class StationServer:
         self.served = 0
         self.errors = 0
         self.moves = 0
+        self.ledger = ReplyLedger()
+        self.handlers: dict[type[Request], Callable[[Any], bytes]] = {
+            Health: self._health,
+            Observe: self._observe,
+            Expert: self._expert,
+            Reset: self._reset,
+            Act: self._act,
+        }
+        """What answers each request type of :data:`~takeover.app.station.protocol.REQUESTS`."""
 
     def bind(self) -> str:
         """Bind the socket; return the bound endpoint. The station is connected by :meth:`serve_forever`."""
         if self._rep is not None:
             return self.endpoint
-        keys = None
-        if self.config.uses_curve:
-            keys = curve.ServerKeys.load(self.config.curve_secret_key, self.config.curve_allowed_clients)
+        keys = curve.load_server_keys(self.config.curve_secret_key, self.config.curve_allowed_clients)
         self._rep = ReplySocket.bind(self.config.endpoint, keys, "station server")
         self.endpoint = self._rep.endpoint
         self._t0 = time.monotonic()
@@ -112,59 +131,62 @@ class StationServer:
         self.errors += 1
 
     def handle(self, frames: list[bytes]) -> bytes:
-        """One request's frames -> the encoded reply. The station is called only for valid requests."""
+        """One request's frames -> the encoded reply. The station is called only for valid requests,
+        and a numbered request only once."""
         try:
             request = parse_request(frames, self.station.info, self.config.max_request_bytes)
-        except ProtocolError as exc:
+            if isinstance(request, Sequenced) and (first := self.ledger.replay(request)) is not None:
+                return first
+        except WireError as exc:
             self.errors += 1
             return error_reply(str(exc))
         try:
-            reply = self._dispatch(request)
+            reply = self.handlers[type(request)](request)
         except Exception as exc:  # a station that refuses (e.g. act before reset) or fails
             self.errors += 1
-            log.warning("station refused a %s request: %s", request.kind, exc)
-            return error_reply(f"station refused '{request.kind}': {type(exc).__name__}: {exc}")
-        self.served += 1
+            log.warning("station refused a %s request: %s", request.TYPE, exc)
+            reply = error_reply(f"station refused '{request.TYPE}': {type(exc).__name__}: {exc}")
+        else:
+            self.served += 1
+        if isinstance(request, Sequenced):
+            self.ledger.record(request, reply)
         return reply
 
-    def _dispatch(self, request: Request) -> bytes:
+    def _health(self, request: Health) -> bytes:
+        return HealthReply(
+            protocol=STATION_PROTOCOL,
+            info=self.station.info,
+            uptime_s=time.monotonic() - self._t0,
+            served=self.served,
+            errors=self.errors,
+            moves=self.moves,
+            replayed=self.ledger.replayed,
+            curve=self.config.uses_curve,
+        ).encode()
+
+    def _observe(self, request: Observe) -> bytes:
+        if isinstance(self.station, Observable):
+            self._last = self.station.observe()
+        if self._last is None:
+            raise RuntimeError("no observation yet: send 'reset' first")
+        return self._observation(self._last)
+
+    def _expert(self, request: Expert) -> bytes:
         st = self.station
-        if request.kind == "health":
-            return self._health()
-        if request.kind == "observe":
-            if isinstance(st, Observable):
-                self._last = st.observe()
-            if self._last is None:
-                raise RuntimeError("no observation yet: send 'reset' first")
-            return self._observation(self._last)
-        if request.kind == "expert":
-            action = st.expert_action() if isinstance(st, ExpertOracle) else None
-            return encode({"type": "expert", "ok": True, "action": action})
-        if request.kind == "reset":
-            self.moves += 1
-            self._last = st.reset(request.seed)
-            return self._observation(self._last)
-        assert request.kind == "act" and request.action is not None
+        return ExpertReply(st.expert_action() if isinstance(st, ExpertOracle) else None).encode()
+
+    def _reset(self, request: Reset) -> bytes:
         self.moves += 1
-        self._last = st.act(request.action)
+        self._last = self.station.reset(request.seed)
+        return self._observation(self._last)
+
+    def _act(self, request: Act) -> bytes:
+        self.moves += 1
+        self._last = self.station.act(request.action)
         return self._observation(self._last)
 
     def _observation(self, obs: Observation) -> bytes:
-        return encode({"type": "observation", "ok": True, "obs": observation_to_wire(obs)})
-
-    def _health(self) -> bytes:
-        body: dict[str, Any] = {
-            "type": "health",
-            "ok": True,
-            "protocol": STATION_PROTOCOL,
-            "info": info_to_wire(self.station.info),
-            "uptime_s": time.monotonic() - self._t0,
-            "served": self.served,
-            "errors": self.errors,
-            "moves": self.moves,
-            "curve": self.config.uses_curve,
-        }
-        return encode(body)
+        return ObservationReply(observation_for_wire(obs)).encode()
 
     def stop(self) -> None:
         """Ask :meth:`serve_forever` to return (safe from any thread or a signal handler)."""

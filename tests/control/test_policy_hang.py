@@ -13,7 +13,8 @@ import zmq
 from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import Clock
 from takeover.app.control.safety import SafetyConfig
-from takeover.app.net import wire
+from takeover.app.net.messages import Reply
+from takeover.app.policy.protocol import REQUESTS, ActionChunkReply, Health, HealthReply, Infer
 from takeover.app.policy.remote import RemotePolicy
 from takeover.storage.schema import ControlSource, EventKind
 
@@ -37,16 +38,17 @@ class FlakyPolicyServer:
             if not self.sock.poll(50):
                 continue
             ident, empty, payload = self.sock.recv_multipart()
-            msg = wire.decode(payload)
-            if msg["type"] == "health":
-                reply = {"type": "health", "ok": True, "policy_id": "flaky"}
-            elif self.good > 0:
+            request = REQUESTS.decode(payload)
+            reply: Reply
+            if isinstance(request, Health):
+                reply = HealthReply("flaky", 0.0, 0, 0, 0, 0.0, 0.0)
+            elif isinstance(request, Infer) and self.good > 0:
                 self.good -= 1
                 actions = np.tile(np.array([0.1, 0, 0, -1], np.float32), (4, 1))
-                reply = {"type": "action_chunk", "ok": True, "actions": actions, "policy_id": "flaky"}
+                reply = ActionChunkReply(actions, "flaky", 0.0, request.step, 0, {})
             else:
                 continue  # hang
-            self.sock.send_multipart([ident, empty, wire.encode(reply)])
+            self.sock.send_multipart([ident, empty, reply.encode()])
 
     def __enter__(self) -> FlakyPolicyServer:
         self.thread.start()

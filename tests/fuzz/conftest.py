@@ -1,4 +1,4 @@
-"""Live endpoints for the fuzz suite, each on a real loopback socket, and a case counter.
+"""Live endpoints for the fuzz suite, each on a real loopback socket, and the wrong messages sent.
 
 Servers are module-scoped (started once per file); a test checks afterwards that the serving
 thread is alive, still answers a good request, and that nothing moved.
@@ -6,10 +6,8 @@ thread is alive, still answers a good request, and that nothing moved.
 
 from __future__ import annotations
 
-import collections
 import threading
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from takeover.app.net.testing import RawClient
+from takeover.storage.codec import ARRAY_EXT
 
 
 class Serving(Protocol):
@@ -74,24 +73,23 @@ def stop_live(live: Live) -> None:
     live.server.close()
 
 
-@pytest.fixture(scope="session")
-def cases() -> Iterator[collections.Counter[str]]:
-    """Generated cases run, per endpoint (each test asserts its own minimum)."""
-    counter: collections.Counter[str] = collections.Counter()
-    yield counter
-    if counter:
-        print("\nfuzz cases per endpoint:", dict(counter), "total", sum(counter.values()))
-
-
 # -- strategies for wrong messages ------------------------------------------------------------------
 
-WIRE_V = 1
+WIRE_V = 2
+MIN_CASES = {"station/fake-robot": 450, "station/sim": 200, "policy": 350, "engine/command-decode": 350}
+"""Generated cases each endpoint's test runs at the least (each test asserts its own count), so a
+passing fuzz suite has run at least their sum, whatever order its tests ran in."""
+
+
+def _array_ext(fields: Any) -> msgpack.ExtType:
+    """The array extension holding ``fields`` in place of [dtype, shape, data], right or wrong."""
+    return msgpack.ExtType(ARRAY_EXT, msgpack.packb(fields, use_bin_type=True))
 
 
 def _nd(obj: Any) -> Any:
-    """Encode numpy values like the wire does, but for any dtype (to test the receiver's refusal)."""
+    """Encode numpy values like the codec does, but for any dtype (to test the receiver's refusal)."""
     if isinstance(obj, np.ndarray):
-        return {"__nd__": True, "dtype": obj.dtype.str, "shape": list(obj.shape), "data": obj.tobytes()}
+        return _array_ext([obj.dtype.str, list(obj.shape), obj.tobytes()])
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(type(obj).__name__)
@@ -120,14 +118,44 @@ any_arrays = hnp.arrays(
     dtype=st.sampled_from(["<f4", ">f4", "<f8", "<f2", "<i4", "<i8", "|u1", "|b1", "<c8", "<U3", "<M8[s]"]),
     shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6),
 )
-malformed_nd = st.fixed_dictionaries(
-    {"__nd__": st.just(True)},
-    optional={
-        "dtype": st.sampled_from(["O", "V8", "<U4", "float32", "f4", "bogus", "<f4"]) | values,
-        "shape": st.lists(st.integers(min_value=-5, max_value=10**12), max_size=4) | values,
-        "data": st.binary(max_size=64) | values,
-    },
+
+
+def _strict_shape(v: Any) -> bool:
+    return isinstance(v, list) and all(type(n) is int and n >= 0 for n in v)
+
+
+loose_shapes = st.sampled_from(["4", [4.0], [4.9], {"4": 0}, [True], ["4"], 4, [4, 1.0], [-4], None]) | (
+    values.filter(lambda v: not _strict_shape(v))
 )
+"""Shapes a lenient decoder would take for (4,) or coerce: each must be refused."""
+loose_arrays = st.one_of(
+    # a float32 array of 4 whose shape is written loosely
+    loose_shapes.map(lambda shape: _array_ext(["<f4", shape, b"\x00" * 16])),
+    # the right three fields, and more
+    st.lists(values, min_size=1, max_size=3).map(lambda more: _array_ext(["<f4", [4], b"\x00" * 16, *more])),
+    # a map instead of the [dtype, shape, data] list, with or without extra keys
+    st.dictionaries(st.text(max_size=6), values, max_size=2).map(
+        lambda extra: _array_ext({"dtype": "<f4", "shape": [4], "data": b"\x00" * 16, **extra})
+    ),
+    # the forms of wire version 1 and of the old write-ahead log, which no wire takes for an array
+    st.just({"__nd__": True, "dtype": "<f4", "shape": [4], "data": b"\x00" * 16}),
+    st.just({"__nd__": ["<f4", [4], b"\x00" * 16]}),
+)
+"""A float32 array of 4 written loosely (shape, extra or missing fields, old forms)."""
+malformed_nd = st.one_of(
+    loose_arrays,
+    st.tuples(
+        st.sampled_from(["O", "V8", "<U4", "float32", "f4", "bogus", "<f4", "(2,)<f4"]) | values,
+        st.lists(st.integers(min_value=-5, max_value=10**12), max_size=4) | values,
+        st.binary(max_size=64) | values,
+    ).map(lambda f: _array_ext(list(f))),
+    st.tuples(st.integers(0, 127).filter(lambda c: c != ARRAY_EXT), st.binary(max_size=16)).map(
+        lambda cb: msgpack.ExtType(*cb)
+    ),
+    st.binary(max_size=32).map(lambda b: msgpack.ExtType(ARRAY_EXT, b)),
+)
+"""Array encodings that are wrong: loose arrays, bad dtypes and sizes, unknown extension types,
+unreadable headers."""
 
 
 @dataclass(frozen=True)
@@ -140,8 +168,6 @@ class Schema:
     """Field name -> strategy of values that make any request carrying it invalid."""
     required: frozenset[str]
     """Fields whose absence makes a request invalid."""
-    strict: bool
-    """Unknown fields make a request invalid."""
 
 
 def bad_requests(schema: Schema, multipart: bool = True) -> st.SearchStrategy[list[bytes]]:
@@ -161,6 +187,14 @@ def bad_requests(schema: Schema, multipart: bool = True) -> st.SearchStrategy[li
             lambda f: schema.bad_fields[f].map(lambda bad: [packb({"v": WIRE_V, **m, f: bad})])
         )
 
+    def loose_array_field(m: dict[str, Any]) -> st.SearchStrategy[list[bytes]]:
+        names = [f for f, v in m.items() if isinstance(v, np.ndarray)]
+        if not names:
+            return st.nothing()
+        return st.tuples(st.sampled_from(names), loose_arrays).map(
+            lambda fa: [packb({"v": WIRE_V, **m, fa[0]: fa[1]})]
+        )
+
     def without_field(m: dict[str, Any]) -> st.SearchStrategy[list[bytes]]:
         names = [f for f in m if f in schema.required]
         if not names:
@@ -171,7 +205,7 @@ def bad_requests(schema: Schema, multipart: bool = True) -> st.SearchStrategy[li
 
     def extra_field(m: dict[str, Any]) -> st.SearchStrategy[list[bytes]]:
         key = st.text(min_size=1, max_size=8).filter(lambda k: k not in m and k != "v")
-        return st.tuples(key, values).map(lambda kv: [packb({"v": WIRE_V, **m, kv[0]: kv[1]})])
+        return st.tuples(key, values | malformed_nd).map(lambda kv: [packb({"v": WIRE_V, **m, kv[0]: kv[1]})])
 
     kinds = [
         st.binary(max_size=512).map(lambda b: [b]),
@@ -184,15 +218,13 @@ def bad_requests(schema: Schema, multipart: bool = True) -> st.SearchStrategy[li
         ),
         values.filter(lambda v: not isinstance(v, dict)).map(lambda v: [packb(v)]),
         valid_msg.flatmap(with_field),
+        valid_msg.flatmap(loose_array_field),
         valid_msg.flatmap(without_field),
-        st.tuples(valid_msg, malformed_nd).map(
-            lambda mn: [packb({"v": WIRE_V, **mn[0], "payload": mn[1]})] if schema.strict else [packb(mn[1])]
-        ),
+        valid_msg.flatmap(extra_field),
+        malformed_nd.map(lambda nd: [packb(nd)]),
     ]
     if multipart:
         kinds.append(st.lists(st.sampled_from(valid_bytes) | st.binary(max_size=64), min_size=2, max_size=4))
-    if schema.strict:
-        kinds.append(valid_msg.flatmap(extra_field))
     return st.one_of(kinds)
 
 
@@ -217,8 +249,10 @@ def fz() -> types.SimpleNamespace:
     """The helpers above, for the test modules (conftest modules are not importable by name)."""
     return types.SimpleNamespace(
         FUZZ=FUZZ,
+        MIN_CASES=MIN_CASES,
         Schema=Schema,
         any_arrays=any_arrays,
+        loose_arrays=loose_arrays,
         bad_requests=bad_requests,
         malformed_nd=malformed_nd,
         packb=packb,

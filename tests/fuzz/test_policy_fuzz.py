@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from takeover.app.net.wire import MAX_MESSAGE_BYTES, encode
-from takeover.app.policy.server import MAX_REQUEST_BYTES, PolicyServer, ServerConfig
+from takeover.app.policy.protocol import MAX_REQUEST_BYTES
+from takeover.app.policy.server import PolicyServer, ServerConfig
 
 STATE = np.linspace(-0.5, 0.5, 39).astype(np.float32)
-POLICY_CASES = 350
 
 
 class CountingPolicy:
@@ -31,46 +30,48 @@ class CountingPolicy:
 
 
 def _valid_state(s: Any) -> bool:
-    return (
-        isinstance(s, np.ndarray)
-        and s.dtype.kind in "iuf"
-        and s.shape == (39,)
-        and bool(np.all(np.isfinite(s)))
-    )
+    if not (isinstance(s, np.ndarray) and s.dtype.kind == "f" and s.shape == (39,)):
+        return False
+    with np.errstate(over="ignore"):
+        return bool(np.all(np.isfinite(s.astype(np.float32))))
 
 
 def _valid_step(s: Any) -> bool:
     return type(s) is int and s >= 0
 
 
-def test_policy_server(fz: SimpleNamespace, cases: collections.Counter[str]) -> None:
+def test_policy_server(fz: SimpleNamespace) -> None:
     policy = CountingPolicy()
     server = PolicyServer(ServerConfig(endpoint="tcp://127.0.0.1:*", poll_ms=20), policy)
     live = fz.start_live(server)
     schema = fz.Schema(
         valid=({"type": "health"}, {"type": "infer", "state": STATE, "step": 3}),
         bad_fields={
-            "state": st.one_of(fz.values, fz.any_arrays, fz.malformed_nd).filter(
-                lambda s: not _valid_state(s)
-            ),
+            "state": st.one_of(
+                fz.values,
+                fz.any_arrays,
+                fz.malformed_nd,
+                st.just(np.full(39, 1e300)),  # finite as float64, inf as float32
+                st.floats(3.5e38, 1e308).map(lambda x: np.full(39, x)),
+            ).filter(lambda s: not _valid_state(s)),
             "step": st.one_of(fz.values, st.integers(-(2**63), -1)).filter(lambda s: not _valid_step(s)),
         },
-        required=frozenset({"state"}),
-        strict=False,
+        required=frozenset({"state", "step"}),
     )
+    fuzzed = 0
 
-    @settings(fz.FUZZ, max_examples=POLICY_CASES)
+    @settings(fz.FUZZ, max_examples=fz.MIN_CASES["policy"])
     @given(frames=fz.bad_requests(schema))
     def run(frames: list[bytes]) -> None:
-        cases["policy"] += 1
+        nonlocal fuzzed
+        fuzzed += 1
         fz.readable_error(live.ask(frames))
 
     try:
         run()
         for size in (MAX_REQUEST_BYTES + 1, 8 * 1024 * 1024, MAX_MESSAGE_BYTES):
-            cases["policy"] += 1
             assert "exceeds" in fz.readable_error(live.ask([b"\x00" * size]))
-        cases["policy"] += 1  # beyond MAXMSGSIZE: dropped by ZeroMQ, no reply
+        # beyond MAXMSGSIZE: dropped by ZeroMQ, no reply
         live.sock.setsockopt(zmq.RCVTIMEO, 1000)
         live.sock.send(b"\x00" * (MAX_MESSAGE_BYTES + 1024))
         with pytest.raises(zmq.Again):
@@ -82,4 +83,4 @@ def test_policy_server(fz: SimpleNamespace, cases: collections.Counter[str]) -> 
         assert reply["ok"] is True and policy.calls == 1
     finally:
         fz.stop_live(live)
-    assert cases["policy"] >= POLICY_CASES
+    assert fuzzed >= fz.MIN_CASES["policy"]

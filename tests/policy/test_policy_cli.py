@@ -111,8 +111,8 @@ def test_serve_process_answers_and_stops_on_sigterm(checkpoint: Path) -> None:
         url = line.rsplit(" ", 1)[1]
         with PolicyClient(url, timeout_s=5.0) as client:
             health = client.health()
-            assert health["policy_id"] == load_policy(checkpoint).policy_id
-            assert health["open_loop_steps"] == 3
+            assert health.policy_id == load_policy(checkpoint).policy_id
+            assert health.open_loop_steps == 3
             assert client.infer(np.zeros(39, np.float32), 0).actions.shape[1] == 4
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)

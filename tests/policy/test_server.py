@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -28,6 +29,11 @@ def raw(served: PolicyServer) -> Iterator[RawClient]:
         yield client
 
 
+def infer(state: Any, step: Any = 0, **more: Any) -> bytes:
+    """An 'infer' request as any client might send it (nothing checked on this side)."""
+    return encode({"type": "infer", "state": state, "step": step, **more})
+
+
 def _good_infer(sock: RawClient) -> None:
     reply = sock.ask(encode({"type": "infer", "state": STATE, "step": 3}))
     assert reply["ok"] is True and reply["type"] == "action_chunk"
@@ -36,9 +42,9 @@ def _good_infer(sock: RawClient) -> None:
 def test_infer_and_health(served: PolicyServer, policy: Policy) -> None:
     with PolicyClient(served.endpoint, timeout_s=5.0) as client:
         health = client.health()
-        assert health["ok"] is True and health["policy_id"] == policy.policy_id
-        assert health["horizon"] == policy.horizon and health["state_dim"] == 39 and health["action_dim"] == 4
-        assert health["uptime_s"] >= 0.0
+        assert health.policy_id == policy.policy_id
+        assert health.horizon == policy.horizon and health.state_dim == 39 and health.action_dim == 4
+        assert health.uptime_s >= 0.0
         chunk = client.infer(STATE, step=7)
     assert isinstance(chunk, ActionChunk)
     assert chunk.actions.dtype == np.float32 and chunk.actions.shape == (policy.horizon, 4)
@@ -55,17 +61,25 @@ def test_server_endpoint_is_the_bound_port(served: PolicyServer) -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"\xc1\xc1 not msgpack", "undecodable message"),
-        (msgpack.packb([1, 2, 3]), "must be a map"),
-        (msgpack.packb({"type": "infer"}), "wire version"),
-        (encode({"type": "teleport"}), "unknown request type 'teleport'"),
-        (encode({"type": "infer", "state": np.zeros(38, np.float32), "step": 0}), r"shape \(39,\)"),
-        (encode({"type": "infer", "state": np.zeros((3, 13), np.float32), "step": 0}), r"shape \(39,\)"),
-        (encode({"type": "infer", "state": np.full(39, np.nan, np.float32), "step": 0}), "NaN or Inf"),
-        (encode({"type": "infer", "state": np.zeros(39, bool), "step": 0}), "numeric"),
-        (encode({"type": "infer", "state": [0.0] * 39, "step": 0}), "must be a numpy array"),
-        (encode({"type": "infer", "state": STATE, "step": -1}), "non-negative integer"),
-        (encode({"type": "infer", "state": STATE, "step": True}), "non-negative integer"),
+        (b"\xc1\xc1 not msgpack", "undecodable message: not msgpack"),
+        (msgpack.packb([1, 2, 3]), "must be a map, got a list"),
+        (msgpack.packb({"type": "infer"}), "needs 'v', the wire version"),
+        (
+            encode({"type": "teleport"}),
+            r"unknown message type 'teleport'; expected one of \['health', 'infer'\]",
+        ),
+        (infer(np.zeros(38, np.float32)), r"shape \(39,\)"),
+        (infer(np.zeros((3, 13), np.float32)), r"shape \(39,\)"),
+        (infer(np.full(39, np.nan, np.float32)), "not a finite float32 at index 0"),
+        (infer(np.full(39, 1e300)), r"not a finite float32 at index 0 \(1e\+300\)"),
+        (infer(np.zeros(39, bool)), "must be a float array, got dtype bool"),
+        (infer(np.zeros(39, np.int32)), "must be a float array, got dtype int32"),
+        (infer([0.0] * 39), "'state' must be an array, got a list"),
+        (infer(STATE, step=-1), "'step' must be a non-negative integer"),
+        (infer(STATE, step=True), "'step' must be an integer, got a bool True"),
+        (infer(STATE, step=3.0), "'step' must be an integer, got a float 3.0"),
+        (encode({"type": "infer", "state": STATE}), r"missing field\(s\) 'step'"),
+        (infer(STATE, extra=1), r"unexpected field\(s\) 'extra'"),
         ([encode({"type": "health"}), b"extra"], "single-part"),
     ],
 )
@@ -99,7 +113,7 @@ def test_exception_in_policy_answers_an_error_and_keeps_serving(serve: ServeFn) 
             client.infer(STATE, 0)
         chunk = client.infer(STATE, 1)
         assert chunk.actions.shape == (2, 4) and chunk.policy_id == "exploding-0"
-        assert client.health()["errors"] == 1
+        assert client.health().errors == 1
 
 
 def test_rejection_is_a_kind_of_unavailability() -> None:
@@ -126,7 +140,7 @@ def test_client_times_out_quickly_on_a_dead_endpoint_and_can_retry(serve: ServeF
         # a server appears on that port: the same client now gets answers
         serve(policy, endpoint=url)
         assert client.infer(STATE, 1).actions.shape == (policy.horizon, 4)
-        assert client.health()["policy_id"] == policy.policy_id
+        assert client.health().policy_id == policy.policy_id
     finally:
         client.close()
 

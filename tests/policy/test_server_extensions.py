@@ -95,7 +95,8 @@ def test_extras_and_open_loop_steps_reach_the_client(entry_module: str) -> None:
     assert chunk.actions.shape == (3, 4) and chunk.open_loop_steps == 2
     assert set(chunk.extras) == {"value"} and chunk.extras["value"].dtype == np.float32
     assert chunk.extras["value"][0] == pytest.approx(STATE[0])
-    assert health["open_loop_steps"] == 2 and health["policy_id"] == "value-policy-1"
+    assert health.open_loop_steps == 2 and health.policy_id == "value-policy-1"
+    assert health.horizon is None  # this policy does not declare its shape
 
 
 class BadExtras:
@@ -124,10 +125,10 @@ def test_health_reports_timing(served: PolicyServer) -> None:
         for step in range(20):
             client.infer(STATE, step)
         health = client.health()
-    assert empty["infer_ms_mean"] == 0.0 and empty["served"] == 0
-    assert health["served"] == 20 and health["open_loop_steps"] == 0
-    assert 0.0 < health["infer_ms_mean"] <= health["infer_ms_p99"]
-    assert health["uptime_s"] > 0.0
+    assert empty.infer_ms_mean == 0.0 and empty.served == 0
+    assert health.served == 20 and health.open_loop_steps == 0
+    assert 0.0 < health.infer_ms_mean <= health.infer_ms_p99
+    assert health.uptime_s > 0.0
 
 
 def test_an_oversized_request_gets_a_readable_error(served: PolicyServer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 import zmq
 
 from takeover.app.net.testing import RawClient
-from takeover.app.net.wire import encode
+from takeover.app.net.wire import MAX_ERROR_CHARS, WireError, encode
 from takeover.app.station.bridge import BridgeStation
 from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
 from takeover.app.station.protocol import STATION_PROTOCOL
@@ -21,25 +20,6 @@ from takeover.app.station.remote import RemoteStation, StationRejectedError, Sta
 from takeover.app.station.server import StationServer, StationServerConfig
 
 GOOD = np.array([0.5, -0.5, 0.0, 1.0], np.float32)
-
-
-@pytest.fixture
-def robot() -> FakeRobot:
-    return FakeRobot()
-
-
-@pytest.fixture
-def server(robot: FakeRobot) -> Iterator[StationServer]:
-    station = BridgeStation(robot, FakeRobotConfig().bridge_config())
-    srv = StationServer(station, StationServerConfig(endpoint="tcp://127.0.0.1:*", poll_ms=20))
-    srv.bind()
-    thread = threading.Thread(target=srv.serve_forever, name="station-server", daemon=True)
-    thread.start()
-    yield srv
-    srv.stop()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
-    srv.close()
 
 
 @pytest.fixture
@@ -64,28 +44,51 @@ def test_remote_station_round_trip(server: StationServer, robot: FakeRobot) -> N
         assert seen.t >= obs.t and len(robot.commands) == 1  # observing never commands
         assert remote.expert_action() is None
         health = remote.health()
-    assert health["protocol"] == STATION_PROTOCOL and health["moves"] == 2
-    assert health["errors"] == 0 and health["curve"] is False
+    assert health.protocol == STATION_PROTOCOL and health.moves == 2 and health.replayed == 0
+    assert health.errors == 0 and health.curve is False
+
+
+def act(action: Any, seq: int = 1, **more: Any) -> bytes:
+    """An 'act' request as any client might send it (nothing checked on this side)."""
+    return encode({"type": "act", "client": "raw", "seq": seq, "action": action, **more})
+
+
+def reset(seed: Any, seq: int = 1) -> bytes:
+    return encode({"type": "reset", "client": "raw", "seq": seq, "seed": seed})
+
+
+def legacy_array(a: np.ndarray) -> dict[str, Any]:
+    """An array as wire version 1 sent it: a map, which version 2 does not take for an array."""
+    return {"__nd__": True, "dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
 
 
 BAD: list[tuple[Any, str]] = [
-    (b"\xc1 not msgpack", "undecodable message"),
-    (msgpack.packb([1, 2]), "must be a map"),
-    (msgpack.packb({"type": "act"}), "wire version"),
-    (encode({"type": "fly"}), "unknown request type 'fly'"),
-    (encode({"type": "act"}), "needs an 'action'"),
-    (encode({"type": "act", "action": [0.0] * 4}), "float32 array"),
-    (encode({"type": "act", "action": np.zeros(4, np.float64)}), "dtype float32"),
-    (encode({"type": "act", "action": np.zeros(4, np.int32)}), "dtype float32"),
-    (encode({"type": "act", "action": np.zeros(3, np.float32)}), r"shape \(4,\)"),
-    (encode({"type": "act", "action": np.zeros((1, 4), np.float32)}), r"shape \(4,\)"),
-    (encode({"type": "act", "action": np.array([0, np.nan, 0, 0], np.float32)}), "NaN or Inf"),
-    (encode({"type": "act", "action": np.array([0, 0, np.inf, 0], np.float32)}), "NaN or Inf"),
-    (encode({"type": "act", "action": np.array([0, 0, 0, 1.5], np.float32)}), "outside the station's limits"),
-    (encode({"type": "act", "action": GOOD, "speed": 10}), r"unexpected field\(s\) \['speed'\]"),
-    (encode({"type": "reset", "seed": -1}), "'seed' must be nil or an integer"),
-    (encode({"type": "reset", "seed": "7"}), "'seed' must be nil or an integer"),
-    (encode({"type": "reset", "seed": 2**40}), "'seed' must be nil or an integer"),
+    (b"\xc1 not msgpack", "undecodable message: not msgpack"),
+    (msgpack.packb([1, 2]), "must be a map, got a list"),
+    (msgpack.packb({"type": "act"}), "needs 'v', the wire version"),
+    (msgpack.packb({"v": 1, "type": "act"}), r"wire version 1 is not supported \(expected 2\)"),
+    (encode({"type": "fly"}), "unknown message type 'fly'"),
+    (encode({"type": "x" * 10_000}), r"unknown message type 'xxx.*\(10000 characters\)"),
+    (encode({"type": "act"}), r"missing field\(s\) 'client', 'seq', 'action'"),
+    (act([0.0] * 4), "'action' must be an array, got a list"),
+    (act(legacy_array(GOOD)), "'action' must be an array, got a map"),
+    (act(np.zeros(4, np.float64)), "dtype float32"),
+    (act(np.zeros(4, np.int32)), "dtype float32"),
+    (act(np.zeros(3, np.float32)), r"shape \(4,\)"),
+    (act(np.zeros((1, 4), np.float32)), r"shape \(4,\)"),
+    (act(np.array([0, np.nan, 0, 0], np.float32)), "NaN or Inf at index 1"),
+    (act(np.array([0, 0, np.inf, 0], np.float32)), "NaN or Inf at index 2"),
+    (act(np.array([0, 0, 0, 1.5], np.float32)), "outside the station's limits"),
+    (act(GOOD, speed=10), r"unexpected field\(s\) 'speed'"),
+    (act(GOOD, seq=0), r"'seq' must be in 1\.\."),
+    (act(GOOD, seq=1.0), "'seq' must be an integer, got a float 1.0"),
+    (act(GOOD, seq=True), "'seq' must be an integer, got a bool True"),
+    (encode({"type": "act", "client": "", "seq": 1, "action": GOOD}), "'client' must be 1 to 64"),
+    (encode({"type": "act", "client": "a b", "seq": 1, "action": GOOD}), "'client' must be 1 to 64"),
+    (reset(-1), "'seed' must be nil or an integer"),
+    (reset("7"), "'seed' must be nil or an integer, got a string '7'"),
+    (reset(2**40), "'seed' must be nil or an integer"),
+    (encode({"type": "health", "ok": True}), "carries no 'ok'"),
     ([encode({"type": "health"}), b"more"], "single-part"),
     (b"\x00" * (1024 * 1024 + 1), "exceeds the station limit"),
 ]
@@ -95,17 +98,18 @@ BAD: list[tuple[Any, str]] = [
 def test_bad_requests_are_refused_readably_and_never_move_the_robot(
     raw: RawClient, server: StationServer, robot: FakeRobot, payload: Any, reason: str
 ) -> None:
-    assert raw.ask(encode({"type": "reset", "seed": 1}))["ok"] is True
+    assert raw.ask(reset(1, seq=1))["ok"] is True
     moved = len(robot.commands)
     reply = raw.ask(payload)
     assert reply["ok"] is False and reply["type"] == "error"
     assert re.search(reason, reply["error"]), reply["error"]
+    assert len(reply["error"]) <= MAX_ERROR_CHARS
     assert len(robot.commands) == moved and server.errors == 1
-    assert raw.ask(encode({"type": "act", "action": GOOD}))["ok"] is True  # still serving
+    assert raw.ask(act(GOOD, seq=2))["ok"] is True  # still serving
 
 
 def test_act_before_reset_is_refused_by_the_station(raw: RawClient, robot: FakeRobot) -> None:
-    reply = raw.ask(encode({"type": "act", "action": GOOD}))
+    reply = raw.ask(act(GOOD))
     assert reply["ok"] is False and "call reset() before act()" in reply["error"]
     reply = raw.ask(encode({"type": "observe"}))
     assert reply["ok"] is True  # the bridge reads its sensors without a reset
@@ -170,24 +174,29 @@ def test_server_closes_the_station_and_stops_the_robot(robot: FakeRobot) -> None
 
 
 def test_station_info_carries_an_optional_workspace_box_and_checks_it() -> None:
+    from takeover.app.net.messages import record_from_wire, record_to_wire
     from takeover.app.station.base import StationInfo
-    from takeover.app.station.protocol import ProtocolError, info_from_wire, info_to_wire
+    from takeover.app.station.protocol import ProtocolError, check_info
 
     plain = StationInfo("s", "r", "t", 4, 7, ("cam",), 20.0, (-1.0,) * 4, (1.0,) * 4)
-    assert "workspace_low" not in info_to_wire(plain) and info_from_wire(info_to_wire(plain)) == plain
+    assert record_to_wire(plain)["workspace_low"] is None
+    assert check_info(record_from_wire(StationInfo, record_to_wire(plain))) == plain
+    without = {k: v for k, v in record_to_wire(plain).items() if not k.startswith("workspace")}
+    assert record_from_wire(StationInfo, without) == plain  # the box is optional on the wire
     boxed = StationInfo(
         "s", "r", "t", 4, 7, ("cam",), 20.0, (-1.0,) * 4, (1.0,) * 4, (-0.5, 0.3, 0.05), (0.5, 0.9, 0.5)
     )
-    assert info_from_wire(msgpack.unpackb(msgpack.packb(info_to_wire(boxed)))) == boxed
-    for change, reason in [
-        ({"workspace_low": [0.0, 0.0]}, "3 numbers"),
-        ({"workspace_low": [0.0, float("nan"), 0.0]}, "finite"),
-        ({"workspace_low": [0.6, 0.0, 0.0]}, "below"),
-        ({"workspace_high": "up"}, "3 numbers"),
+    assert record_from_wire(StationInfo, msgpack.unpackb(msgpack.packb(record_to_wire(boxed)))) == boxed
+    for change, error, reason in [
+        ({"workspace_low": [0.0, 0.0]}, WireError, "must be nil or a list of 3, got 2 items"),
+        ({"workspace_low": [0.0, 0, 0.0]}, WireError, r"'workspace_low\[1\]' must be a float"),
+        ({"workspace_low": [0.0, float("nan"), 0.0]}, ProtocolError, "finite"),
+        ({"workspace_low": [0.6, 0.0, 0.0]}, ProtocolError, "below"),
+        ({"workspace_high": "up"}, WireError, "must be nil or a list of 3"),
+        ({"workspace_high": None}, ProtocolError, "together"),
+        ({"rate_hz": 20}, WireError, "'rate_hz' must be a float, got an integer 20"),
+        ({"action_dim": 4.0}, WireError, "'action_dim' must be an integer"),
+        ({"cameras": "cam"}, WireError, "'cameras' must be a list"),
     ]:
-        with pytest.raises(ProtocolError, match=reason):
-            info_from_wire({**info_to_wire(boxed), **change})
-    lonely = info_to_wire(boxed)
-    del lonely["workspace_high"]
-    with pytest.raises(ProtocolError, match="together"):
-        info_from_wire(lonely)
+        with pytest.raises(error, match=reason):
+            check_info(record_from_wire(StationInfo, {**record_to_wire(boxed), **change}))

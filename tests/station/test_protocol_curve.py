@@ -14,6 +14,7 @@ import pytest
 from takeover.app.net import curve
 from takeover.app.station.bridge import BridgeStation
 from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
+from takeover.app.station.protocol import STATION_PROTOCOL
 from takeover.app.station.remote import RemoteStation, StationUnavailableError
 from takeover.app.station.server import StationServer, StationServerConfig
 
@@ -89,7 +90,7 @@ def test_malformed_and_missing_keys_are_refused(tmp_path: Path) -> None:
 
 def test_the_allowed_client_is_served(secured: StationServer, keys: Path, robot: FakeRobot) -> None:
     with RemoteStation(secured.endpoint, timeout_s=5.0, keys=_client_keys(keys, "operator")) as remote:
-        assert remote.health()["curve"] is True
+        assert remote.health().curve is True
         remote.reset()
         remote.act(np.array([1, 0, 0, 0], np.float32))
     assert len(robot.commands) == 1
@@ -106,4 +107,4 @@ def test_an_unauthenticated_client_gets_no_reply(
     assert robot.commands == [] and secured.served == 0
     # the server is unharmed: the allowed client still gets answers
     with RemoteStation(secured.endpoint, timeout_s=5.0, keys=_client_keys(keys, "operator")) as ok:
-        assert ok.health()["ok"] is True
+        assert ok.health().protocol == STATION_PROTOCOL

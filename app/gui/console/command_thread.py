@@ -23,7 +23,7 @@ import zmq
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from takeover.app.engine.protocol import Command
-from takeover.app.net import wire
+from takeover.app.net import curve, wire
 
 NOT_ANSWERING = "engine not answering"
 """How every failure to get an answer in time begins (the operator's words for a stalled engine)."""
@@ -43,10 +43,13 @@ class CommandThread(QThread):
     answered = pyqtSignal(object, object)
     failed = pyqtSignal(object, str)
 
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], endpoint: str, keys: curve.ClientKeys | None = None
+    ) -> None:
         super().__init__()
         self._context = context
         self._endpoint = endpoint
+        self._keys = keys
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
 
     def submit(self, command: Command, timeout_ms: int) -> None:
@@ -69,6 +72,8 @@ class CommandThread(QThread):
                 if req is None:
                     req = self._context.socket(zmq.REQ)
                     req.setsockopt(zmq.LINGER, 0)
+                    if self._keys is not None:
+                        curve.make_client(req, self._keys)
                     req.connect(self._endpoint)
                 req.setsockopt(zmq.SNDTIMEO, left_ms)
                 req.setsockopt(zmq.RCVTIMEO, left_ms)

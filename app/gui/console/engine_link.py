@@ -20,6 +20,7 @@ from PyQt6.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
 from takeover.app.engine.protocol import Command, Status
 from takeover.app.gui.console.command_thread import CommandThread
 from takeover.app.gui.console.status_thread import StatusThread
+from takeover.app.net import curve
 
 STALE_AFTER_S = 0.6
 """No status for this long (nine missed at 15 Hz) means the engine is not answering; with the
@@ -57,9 +58,13 @@ class EngineLink(QObject):
         *,
         command_timeout_ms: int = 500,
         stale_after_s: float = STALE_AFTER_S,
+        keys: curve.ClientKeys | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``keys``: this console's CURVE keys and the engine's public key, for an engine that
+        requires them (one bound to a non-loopback address)."""
         super().__init__(parent)
+        self.keys = keys
         self.status_endpoint = status_endpoint
         self.command_endpoint = command_endpoint
         self.command_timeout_ms = command_timeout_ms
@@ -85,9 +90,9 @@ class EngineLink(QObject):
         self._last_status_at = None
         self._connected = False
         self._lost_reported = False
-        status = StatusThread(self._context, self.status_endpoint)
+        status = StatusThread(self._context, self.status_endpoint, self.keys)
         # Explicitly queued: the slots must run in the GUI thread.
-        commands = CommandThread(self._context, self.command_endpoint)
+        commands = CommandThread(self._context, self.command_endpoint, self.keys)
         for signal, slot in (
             (status.received, self._on_status),
             (status.failed, self.error),

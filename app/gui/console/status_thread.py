@@ -14,7 +14,7 @@ import zmq
 from PyQt6.QtCore import QThread, pyqtSignal
 
 from takeover.app.engine.protocol import Status
-from takeover.app.net import wire
+from takeover.app.net import curve, wire
 
 POLL_MS = 50
 """How long the subscriber waits for a message before checking whether it should stop."""
@@ -26,10 +26,13 @@ class StatusThread(QThread):
     received = pyqtSignal(object)
     failed = pyqtSignal(str)
 
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], endpoint: str, keys: curve.ClientKeys | None = None
+    ) -> None:
         super().__init__()
         self._context = context
         self._endpoint = endpoint
+        self._keys = keys
         self._stopping = threading.Event()
 
     def request_stop(self) -> None:
@@ -41,6 +44,8 @@ class StatusThread(QThread):
             sub.setsockopt(zmq.LINGER, 0)
             sub.setsockopt(zmq.CONFLATE, 1)  # keep only the newest status; must precede connect
             sub.setsockopt(zmq.SUBSCRIBE, b"")
+            if self._keys is not None:
+                curve.make_client(sub, self._keys)
             sub.connect(self._endpoint)
             poller = zmq.Poller()
             poller.register(sub, zmq.POLLIN)

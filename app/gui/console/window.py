@@ -26,7 +26,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from takeover.app.engine.protocol import Command, CommandName, Status
+from takeover.app.engine.protocol import Command, CommandName, Outcome, Status
 from takeover.app.gui.console.camera_health import CameraCaption
 from takeover.app.gui.console.camera_view import CameraView
 from takeover.app.gui.console.command_thread import NOT_ANSWERING
@@ -294,13 +294,13 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(button.animateClick)
 
     # ---------------------------------------------------------------- commands
-    def _command(self, name: CommandName, outcome: str = "") -> None:
+    def _command(self, name: CommandName, outcome: Outcome = "") -> None:
         self.link.send(Command(name, outcome=outcome))
 
     def _start(self) -> None:
         self._command(CommandName.START_EPISODE)
 
-    def _stop(self, outcome: str = "") -> None:
+    def _stop(self, outcome: Outcome = "") -> None:
         self._command(CommandName.STOP_EPISODE, outcome)
 
     def _discard(self) -> None:
