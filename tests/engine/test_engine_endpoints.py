@@ -6,6 +6,7 @@ served over the station protocol, with a policy server on loopback."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -21,7 +22,6 @@ from takeover.app.engine.protocol import Command, CommandName, CommandReply, Sta
 from takeover.app.engine.sockets import EngineEndpoints, EngineSockets
 from takeover.app.net import curve, wire
 from takeover.app.net.messages import RefusedError, decode_reply
-from takeover.app.net.ports import free_port
 from takeover.app.policy.server import PolicyServer, ServerConfig
 from takeover.app.station.bridge import BridgeStation
 from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
@@ -138,7 +138,7 @@ class Peers:
 @pytest.fixture
 def engine(tmp_path: Path, keys: Path) -> Iterator[tuple[str, str]]:
     """A CURVE-secured engine on loopback; yields its (status, command) endpoints."""
-    status, command = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    status = command = "tcp://127.0.0.1:0"  # it binds free ports and says which
     with Peers() as peers:
         config = tmp_path / "takeover.toml"
         config.write_text(
@@ -155,12 +155,25 @@ def engine(tmp_path: Path, keys: Path) -> Iterator[tuple[str, str]]:
                 command_line, stdin=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "MUJOCO_GL": "egl"}
             )
             try:
-                yield status, command
+                yield _bound_endpoints(proc, log)
                 assert proc.wait(timeout=30) == 0, log.read_text()
             finally:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+
+
+def _bound_endpoints(proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 60.0) -> tuple[str, str]:
+    """The endpoints an engine started on its own prints once it has bound them."""
+    pattern = re.compile(r"engine: status on (\S+), commands on (\S+)")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = pattern.search(log.read_text())
+        if found:
+            return found.group(1), found.group(2)
+        assert proc.poll() is None, f"the engine exited early:\n{log.read_text()}"
+        time.sleep(0.05)
+    raise AssertionError(f"the engine did not say where it listens:\n{log.read_text()}")
 
 
 def subscriber(ctx: Context, endpoint: str, keys: curve.ClientKeys | None) -> zmq.Socket[bytes]:
