@@ -90,8 +90,10 @@ def test_a_console_with_keys_gets_status_and_sends_commands(
         with qtbot.waitSignal(link.status_received, timeout=5000) as blocker:
             link.start()
         assert blocker.args[0].message == "ready"
-        reply = link.send(Command(CommandName.HOLD), timeout_ms=3000)
-        assert reply is not None and reply["ok"] is True
+        with qtbot.waitSignal(link.replied, timeout=5000) as answered:
+            link.send(Command(CommandName.HOLD), timeout_ms=3000)
+        command, reply = answered.args
+        assert command == Command(CommandName.HOLD) and reply["ok"] is True
         assert engine.commands == [Command(CommandName.HOLD)]
     finally:
         link.stop()
@@ -112,7 +114,9 @@ def test_a_console_without_the_engines_trust_gets_nothing(
     try:
         with qtbot.waitSignal(link.connection_lost, timeout=3000):
             link.start()
-        assert link.send(Command(CommandName.ESTOP), timeout_ms=500) is None
+        with qtbot.waitSignal(link.error, timeout=3000) as refused:
+            link.send(Command(CommandName.ESTOP), timeout_ms=500)
+        assert "not answering" in refused.args[0].lower()
         assert received == [] and engine.commands == []
     finally:
         link.stop()

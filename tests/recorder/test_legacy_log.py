@@ -35,7 +35,7 @@ def test_an_unfinished_attempt_logged_in_the_old_form_recovers(tmp_path: Path) -
         outcomes = recover_all(store)
         assert [(o.episode_id, o.action) for o in outcomes] == [(EPISODE, "recovered")]
         ep = store.read_episode(EPISODE)
-    assert ep.num_steps == 6 and ep.meta.rate_hz == 20.0 and ep.meta.extra["seed"] == 7
+    assert ep.num_steps == 6 and ep.meta.rate_hz == 20.0 and ep.meta.seed == 7
     for i in range(6):
         np.testing.assert_array_equal(ep.state[i], np.full(8, i, np.float32))
         np.testing.assert_array_equal(ep.action[i], np.full(4, 0.5 * i, np.float32))
