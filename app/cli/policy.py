@@ -14,6 +14,7 @@ from takeover.app.cli.serving import (
     add_security_args,
     adopt_parent,
     refuse,
+    security_options,
     serve_until_signalled,
 )
 
@@ -81,9 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = ServerConfig(
             endpoint=args.endpoint or DEFAULT_ENDPOINT,
-            allow_remote=args.allow_remote,
-            curve_secret_key=args.curve_secret or "",
-            curve_allowed_clients=tuple(args.curve_allow),
+            **security_options(args),
             open_loop_steps=args.open_loop_steps,
         )
     except (ValueError, CurveKeyError) as exc:

@@ -6,7 +6,13 @@ import argparse
 import sys
 
 from takeover.app.cli.common import endpoint_type, error, seed_type
-from takeover.app.cli.serving import add_parent_option, add_security_args, adopt_parent, refuse
+from takeover.app.cli.serving import (
+    add_parent_option,
+    add_security_args,
+    adopt_parent,
+    refuse,
+    security_options,
+)
 from takeover.app.runtime.config import OPERATORS, AppConfig, load_config, with_overrides
 
 ENGINE_READY_S = 30.0
@@ -170,9 +176,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
         endpoints = EngineEndpoints(
             status=args.status_endpoint,
             command=args.command_endpoint,
-            allow_remote=args.allow_remote,
-            curve_secret_key=args.curve_secret or "",
-            curve_allowed_clients=tuple(args.curve_allow),
+            **security_options(args),
         )
     except ValueError as exc:
         return refuse(parent, str(exc))

@@ -8,7 +8,7 @@ import argparse
 import signal
 import sys
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 from takeover.app.cli.common import USAGE_EXIT, error
 from takeover.app.net.children import PARENT_FD_OPTION, ParentLink
@@ -37,6 +37,15 @@ def add_security_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="client public key file, or a directory of *.key files (repeatable)",
     )
+
+
+def security_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`add_security_args` as the servers' configurations name them."""
+    return {
+        "allow_remote": args.allow_remote,
+        "curve_secret_key": args.curve_secret or "",
+        "curve_allowed_clients": tuple(args.curve_allow),
+    }
 
 
 def add_parent_option(parser: argparse.ArgumentParser) -> None:

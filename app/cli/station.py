@@ -13,6 +13,7 @@ from takeover.app.cli.serving import (
     add_parent_option,
     add_security_args,
     adopt_parent,
+    security_options,
     serve_until_signalled,
 )
 
@@ -86,9 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = StationServerConfig(
             endpoint=args.endpoint or DEFAULT_STATION_ENDPOINT,
-            allow_remote=args.allow_remote,
-            curve_secret_key=args.curve_secret or "",
-            curve_allowed_clients=tuple(args.curve_allow),
+            **security_options(args),
         )
     except ValueError as exc:
         return error(str(exc))
