@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Double, Engine, ForeignKey, Integer, String, Text, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from takeover.storage import seeds
-from takeover.storage.catalog_db import Base, describe, open_engine, translate
+from takeover.storage.catalog_db import describe, open_engine, translate
 from takeover.storage.errors import (
     CatalogUnavailableError,
     EpisodeExistsError,
@@ -35,63 +35,19 @@ from takeover.storage.errors import (
 )
 from takeover.storage.manifest import Manifest
 from takeover.storage.schema import AttemptSummary, EpisodeMeta, Event, EventKind
-from takeover.storage.seeds import EpisodeSeedRow, SeedRange
+from takeover.storage.seeds import SeedRange
+from takeover.storage.tables import (
+    Base,
+    EpisodeRow,
+    EpisodeSeedRow,
+    EventRow,
+    RecoveryRow,
+    TagRow,
+    VersionRow,
+)
 
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+]{0,127}$")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-class EpisodeRow(Base):
-    __tablename__ = "episodes"
-    episode_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    station: Mapped[str] = mapped_column(String(200))
-    robot: Mapped[str] = mapped_column(String(200))
-    task: Mapped[str] = mapped_column(Text)
-    operator: Mapped[str] = mapped_column(String(200))
-    policy_id: Mapped[str] = mapped_column(String(200))
-    rate_hz: Mapped[float] = mapped_column(Double)
-    started_at: Mapped[float] = mapped_column(Double, index=True)
-    ended_at: Mapped[float] = mapped_column(Double)
-    num_steps: Mapped[int] = mapped_column(Integer)
-    success: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    outcome: Mapped[str] = mapped_column(String(32))
-    blob_digest: Mapped[str] = mapped_column(String(64))
-    num_takeovers: Mapped[int] = mapped_column(Integer)
-    num_handbacks: Mapped[int] = mapped_column(Integer)
-    recorded_at: Mapped[float] = mapped_column(Double)
-
-
-class EventRow(Base):
-    __tablename__ = "events"
-    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    step: Mapped[int] = mapped_column(Integer)
-    t: Mapped[float] = mapped_column(Double)
-    reason: Mapped[str] = mapped_column(Text)
-
-
-class RecoveryRow(Base):
-    """Episodes recovered from an unfinished recording, and when their data was cut."""
-
-    __tablename__ = "recoveries"
-    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
-    cut_at: Mapped[float] = mapped_column(Double)
-
-
-class VersionRow(Base):
-    __tablename__ = "versions"
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    manifest: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[float] = mapped_column(Double)
-    message: Mapped[str] = mapped_column(Text)
-
-
-class TagRow(Base):
-    __tablename__ = "tags"
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    version_digest: Mapped[str] = mapped_column(ForeignKey("versions.digest"))
-    created_at: Mapped[float] = mapped_column(Double)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase
 
 from takeover.storage.errors import (
     CatalogUnavailableError,
@@ -33,10 +32,6 @@ from takeover.storage.errors import (
 )
 
 BUSY_TIMEOUT_MS = 10_000
-
-
-class Base(DeclarativeBase):
-    """The catalog's tables (episodes, events, versions, tags, seeds)."""
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Double, ForeignKey, String, and_, case, func, insert, literal, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import BigInteger, and_, case, func, insert, literal, select
+from sqlalchemy.orm import Session
 
-from takeover.storage.catalog_db import Base
 from takeover.storage.errors import SeedsExhaustedError
+from takeover.storage.tables import SeedRow
 
 MAX_SEED = 2**31 - 1
 """Largest seed (the station protocol and the simulator take 31-bit seeds)."""
@@ -41,24 +41,6 @@ class SeedRange:
 
     def __str__(self) -> str:
         return f"{self.first}..{self.last}"
-
-
-class SeedRow(Base):
-    """A seed the store has handed out for collection, or that a person used explicitly."""
-
-    __tablename__ = "seeds"
-    seed: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    origin: Mapped[str] = mapped_column(String(16))
-    """'store' (allocated) or 'configured' (asked for explicitly)."""
-    taken_at: Mapped[float] = mapped_column(Double)
-
-
-class EpisodeSeedRow(Base):
-    """The seed an episode's scene was drawn from (episodes of a station without seeds have none)."""
-
-    __tablename__ = "episode_seeds"
-    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
-    seed: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 def allocate(s: Session, reserved: SeedRange, now: float) -> int:

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import inspect
 
 from takeover.recorder.records import EpisodeStart
-from takeover.storage.catalog import EpisodeRecord, EpisodeRow
+from takeover.storage.catalog import EpisodeRecord
 from takeover.storage.schema import AttemptInfo, AttemptSummary, EpisodeMeta
+from takeover.storage.tables import EpisodeRow
 from takeover.storage.testing import make_episode
 
 

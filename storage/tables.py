@@ -1,0 +1,86 @@
+"""The catalog's tables: the SQL schema of episodes, events, recoveries, versions, tags and seeds.
+
+Rows are the catalog's business; everyone else sees the frozen records of
+:mod:`takeover.storage.catalog`. The columns of ``episodes`` are those of
+:class:`~takeover.storage.catalog.EpisodeRecord` (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """The catalog's tables (episodes, events, versions, tags, seeds)."""
+
+
+class EpisodeRow(Base):
+    __tablename__ = "episodes"
+    episode_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    station: Mapped[str] = mapped_column(String(200))
+    robot: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(Text)
+    operator: Mapped[str] = mapped_column(String(200))
+    policy_id: Mapped[str] = mapped_column(String(200))
+    rate_hz: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[float] = mapped_column(Double, index=True)
+    ended_at: Mapped[float] = mapped_column(Double)
+    num_steps: Mapped[int] = mapped_column(Integer)
+    success: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    blob_digest: Mapped[str] = mapped_column(String(64))
+    num_takeovers: Mapped[int] = mapped_column(Integer)
+    num_handbacks: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[float] = mapped_column(Double)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(Integer)
+    t: Mapped[float] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class RecoveryRow(Base):
+    """Episodes recovered from an unfinished recording, and when their data was cut."""
+
+    __tablename__ = "recoveries"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    cut_at: Mapped[float] = mapped_column(Double)
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manifest: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class TagRow(Base):
+    __tablename__ = "tags"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version_digest: Mapped[str] = mapped_column(ForeignKey("versions.digest"))
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class SeedRow(Base):
+    """A seed the store has handed out for collection, or that a person used explicitly."""
+
+    __tablename__ = "seeds"
+    seed: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    origin: Mapped[str] = mapped_column(String(16))
+    """'store' (allocated) or 'configured' (asked for explicitly)."""
+    taken_at: Mapped[float] = mapped_column(Double)
+
+
+class EpisodeSeedRow(Base):
+    """The seed an episode's scene was drawn from (episodes of a station without seeds have none)."""
+
+    __tablename__ = "episode_seeds"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    seed: Mapped[int] = mapped_column(BigInteger, index=True)
