@@ -25,8 +25,7 @@ from takeover.recorder.recovery import pending_logs
 from takeover.recorder.settings import RecorderConfig
 from takeover.storage.schema import ControlSource, EventKind
 from takeover.storage.store import Store
-
-from .conftest import fill
+from takeover.storage.testing_fs import fill
 
 pytestmark = pytest.mark.slow
 
