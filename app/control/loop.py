@@ -29,6 +29,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from takeover.app.control.inference import PolicyFeed, ProposalSource
 from takeover.app.control.pacing import Clock, CycleTimer
 from takeover.app.control.safety import ActionLimits, SafetyConfig
 from takeover.app.control.watchdog import Watchdogs
-from takeover.app.station.base import ExpertOracle, Observation, Station
+from takeover.app.station.base import ExpertOracle, Observation, Station, SyncsClock
 from takeover.recorder.records import (
     AttemptPlan,
     EpisodeEnd,
@@ -220,6 +221,7 @@ class ControlLoop:
         limits = ActionLimits.for_station(cfg.safety, info)
         timer = CycleTimer(cfg.rate_hz, clock=self.clock)
         self.last_timer = timer
+        obs = self.station.reset(seed)
         start = EpisodeStart(
             episode_id=episode_id,
             station=info.name,
@@ -230,8 +232,8 @@ class ControlLoop:
             rate_hz=cfg.rate_hz,
             started_at=time.time(),
             seed=seed,
+            extra=self._clock_extra(),
         )
-        obs = self.station.reset(seed)
         for o in self.observers:
             o.on_episode_start(start)
         self._events = []
@@ -287,6 +289,9 @@ class ControlLoop:
                     # How late this period started (honest time: overruns stay in the data).
                     period_error=timer.last_period_error if self._step > 0 else 0.0,
                     extras=extras,
+                    station_t=obs.station_times.t if obs.station_times else None,
+                    station_image_times=obs.station_times.image_times if obs.station_times else {},
+                    clock=obs.station_times.estimate if obs.station_times else None,
                 )
                 for o in self.observers:
                     o.on_step(record)
@@ -320,6 +325,12 @@ class ControlLoop:
         events = list(self._events)
         success = bool(obs.success)
         return EpisodeResult(episode_id, self._step, success, outcome, discard, events, timing, halt)
+
+    def _clock_extra(self) -> dict[str, Any]:
+        """The station clock's estimate as the attempt starts, for a station with a clock of its own."""
+        station = self.station
+        estimate = station.clock_estimate() if isinstance(station, SyncsClock) else None
+        return {"station_clock_start": estimate.as_dict()} if estimate is not None else {}
 
     def close(self) -> None:
         """Release what the loop itself started (the policy prefetch thread). The station, policy

@@ -21,7 +21,8 @@ def _round_trips(
         up = rng.uniform(1e-4, 3e-3) + (0.04 if rng.random() < 0.05 else 0.0)
         down = rng.uniform(1e-4, 3e-3)
         read_at = sent + up
-        out.append((ClockSample(sent, (1.0 + drift) * read_at + skew_s, read_at + down), read_at))
+        peer = (1.0 + drift) * read_at + skew_s
+        out.append((ClockSample(sent, peer, peer, read_at + down), read_at))
     return out
 
 
@@ -38,7 +39,7 @@ def test_offset_of_a_skewed_clock_is_found_within_its_bound(skew_s: float) -> No
     est = sync.estimate()
     assert est is not None and est.samples == 20
     for s, read_at in trips:
-        err = abs(est.to_local(s.peer) - read_at)
+        err = abs(est.to_local(s.peer_in) - read_at)
         assert err <= est.uncertainty_s + 1e-9
         assert err < 2e-3  # the delays are at most 3 ms each way
     assert est.uncertainty_s < 3e-3
@@ -57,7 +58,7 @@ def test_drift_is_tracked_over_an_attempt() -> None:
             assert est is not None
             # The next period's peer time, mapped back with what is known now.
             nxt_s, nxt_at = trips[min(i + 1, len(trips) - 1)]
-            worst = max(worst, abs(est.to_local(nxt_s.peer) - nxt_at))
+            worst = max(worst, abs(est.to_local(nxt_s.peer_in) - nxt_at))
     est = sync.estimate()
     assert est is not None
     assert est.drift == pytest.approx(200e-6, abs=60e-6)
@@ -66,10 +67,11 @@ def test_drift_is_tracked_over_an_attempt() -> None:
 
 def test_samples_outside_the_window_are_forgotten_and_bad_ones_ignored() -> None:
     sync = ClockSync(window_s=1.0)
-    sync.add(ClockSample(0.0, 10.0, 0.001))
-    sync.add(ClockSample(5.0, float("nan"), 5.001))
-    sync.add(ClockSample(5.0, 15.0, 4.999))  # received before sent
-    sync.add(ClockSample(5.0, 20.0, 5.002))
+    sync.add(ClockSample(0.0, 10.0, 10.0, 0.001))
+    sync.add(ClockSample(5.0, float("nan"), float("nan"), 5.001))
+    sync.add(ClockSample(5.0, 15.0, 15.0, 4.999))  # received before sent
+    sync.add(ClockSample(5.0, 15.0, 14.0, 5.002))  # the peer's reply before its request
+    sync.add(ClockSample(5.0, 20.0, 20.0, 5.002))
     est = sync.estimate()
     assert est is not None and est.samples == 1 and sync.total == 2
     assert est.offset_s == pytest.approx(20.0 - 5.001)
