@@ -76,3 +76,30 @@ def test_samples_outside_the_window_are_forgotten_and_bad_ones_ignored() -> None
     assert est is not None and est.samples == 1 and sync.total == 2
     assert est.offset_s == pytest.approx(20.0 - 5.001)
     assert est.as_dict()["samples"] == 1
+
+
+def test_the_uncertainty_bounds_the_error_at_every_round_trip() -> None:
+    """A peer 3 s ahead drifting 500 ppm that takes 0-8 ms to answer, over delays of 0.1-3 ms each
+    way with stalls: at every round trip, the time the peer read its clock maps to within the
+    estimate's uncertainty there, before the drift is fitted and after."""
+    rng = np.random.default_rng(5)
+    sync = ClockSync(window_s=10.0)
+    worst = 0.0
+    for i in range(600):
+        sent = 50.0 + 0.02 * i
+        up = rng.uniform(1e-4, 3e-3) + (0.04 if rng.random() < 0.05 else 0.0)
+        busy = rng.uniform(0.0, 8e-3)
+        down = rng.uniform(1e-4, 3e-3)
+        arrived, read_at, left = sent + up, sent + up + rng.uniform(0.0, busy), sent + up + busy
+        peer = [(1.0 + 500e-6) * t + 3.0 for t in (arrived, read_at, left)]
+        sync.add(ClockSample(sent, peer[0], peer[2], left + down))
+        est = sync.estimate()
+        assert est is not None
+        err = abs(est.to_local(peer[1]) - read_at)
+        assert err <= est.uncertainty_at(read_at) + 1e-12, (i, err, est)
+        worst = max(worst, err / est.uncertainty_at(read_at))
+        moved = est.moved_to(read_at)
+        assert moved.to_local(peer[1]) == pytest.approx(est.to_local(peer[1]), abs=1e-9)
+        assert moved.uncertainty_s == pytest.approx(est.uncertainty_at(read_at))
+    assert est.drift == pytest.approx(500e-6, abs=50e-6) and est.drift_error < 100e-6
+    assert est.uncertainty_s < 3e-3 and worst > 0.05  # a bound, and not a vacuous one
