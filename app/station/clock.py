@@ -10,8 +10,9 @@ two readings is not network time, so ``peer_out - received <= offset <= peer_in 
 sample's offset is the middle of that interval and its error at most half the interval's width,
 the round trip's network delay (``rtt``).
 
-:class:`ClockSync` keeps the samples of the last ``window_s`` seconds, trusts the ones with the
-shortest network delays (the least queueing), and fits the offset and its drift through them. The
+:class:`ClockSync` keeps the samples of the last ``window_s`` seconds, trusts the ones with
+network delays close to the shortest (the least queueing, and no heavy reply), and fits the offset
+and its drift through them. The
 :class:`OffsetEstimate` it returns maps station times onto the engine's clock and bounds its
 error: every sample confines the true offset to its own interval, so the bound is how far the fit
 strays from the best-placed sample's interval (usually the latest round trip's). It is recorded
@@ -29,6 +30,11 @@ MIN_DRIFT_SPAN_S = 2.0
 """Drift is fitted only once the trusted samples span this long; before, it is taken as zero."""
 MAX_DRIFT = 1e-3
 """Larger fitted drifts (1 ms per second) are not a clock's: they are clamped."""
+TRUSTED_RTT = 2.0
+TRUSTED_SLACK_S = 50e-6
+MIN_TRUSTED = 8
+"""The line is fitted through the round trips whose network delay is at most ``TRUSTED_RTT``
+times the shortest plus ``TRUSTED_SLACK_S``, and through at least the ``MIN_TRUSTED`` shortest."""
 DRIFT_ERROR_FLOOR = 1e-6
 """Least error assumed of a fitted drift (1 ppm), added to three standard errors of its fit."""
 
@@ -114,11 +120,13 @@ class ClockSync:
     lazily, when :meth:`estimate` is asked after a new sample) costs tens of microseconds at the
     most samples: cheap enough for every control period."""
 
-    def __init__(self, window_s: float = 30.0, max_samples: int = 512, trusted_fraction: float = 0.5) -> None:
-        if not (window_s > 0 and max_samples >= 1 and 0 < trusted_fraction <= 1):
-            raise ValueError("window_s > 0, max_samples >= 1 and 0 < trusted_fraction <= 1 are required")
+    def __init__(
+        self, window_s: float = 30.0, max_samples: int = 512, min_trusted: int = MIN_TRUSTED
+    ) -> None:
+        if not (window_s > 0 and max_samples >= 1 and min_trusted >= 1):
+            raise ValueError("window_s > 0, max_samples >= 1 and min_trusted >= 1 are required")
         self.window_s = float(window_s)
-        self.trusted_fraction = float(trusted_fraction)
+        self.min_trusted = min_trusted
         self._ring = np.zeros((4, max_samples), dtype=np.float64)
         """Rows: sent, peer_in, peer_out, received; slot ``total % max_samples`` is written next."""
         self._estimate: OffsetEstimate | None = None
@@ -161,8 +169,13 @@ class ClockSync:
         rtt = (received - sent) - (peer_out - peer_in)
         mid_all = 0.5 * (sent + received)
         off_all = 0.5 * ((peer_in - sent) + (peer_out - received))
-        keep = max(1, math.ceil(n * self.trusted_fraction))
-        # The line is fitted through the trusted samples: the shortest network delays.
+        # The line is fitted through the trusted samples: those whose network delay is close to the
+        # shortest (a reply that carries images is slower one way than its request, which skews
+        # its midpoint; a bare 'clock' round trip is not), and at least the shortest few.
+        best = float(rtt.min())
+        keep = max(
+            min(self.min_trusted, n), int(np.count_nonzero(rtt <= TRUSTED_RTT * best + TRUSTED_SLACK_S))
+        )
         trusted = np.argpartition(rtt, keep - 1)[:keep] if keep < n else np.arange(n)
         mid, off = mid_all[trusted], off_all[trusted]
         at = float(mid_all[-1])
@@ -185,6 +198,6 @@ class ClockSync:
             uncertainty_s=float(bound.min()),
             at=at,
             samples=n,
-            best_rtt_s=float(rtt.min()),
+            best_rtt_s=best,
             drift_error=drift_error,
         )

@@ -12,7 +12,9 @@ and the station's declared info before use. Not thread-safe: one RemoteStation p
 The station stamps its observations with its own clock. Every reply carries that clock's
 readings, so every round trip (a burst of ``clock_burst`` side-effect-free ``clock`` requests at
 :meth:`~RemoteStation.connect` and at each :meth:`~RemoteStation.reset`, then every ``act`` of
-an attempt) feeds a :class:`~takeover.app.station.clock.ClockSync`; each observation's times are
+an attempt, and a bare ``clock`` request after an ``act`` every ``clock_interval_s``: an ``act``'s
+reply carries images, which make it slower than its request, so its midpoint is a worse sample)
+feeds a :class:`~takeover.app.station.clock.ClockSync`; each observation's times are
 rebased onto this computer's clock with the estimate of that moment before the caller sees
 them, and the raw ones kept in :attr:`Observation.station_times`
 (:class:`~takeover.app.station.base.SyncsClock`).
@@ -56,6 +58,8 @@ ATTEMPTS = 2
 """Times a request is sent before the call gives up (they share the timeout)."""
 CLOCK_BURST = 16
 """Round trips taken at connect and at each reset for the clock offset estimate."""
+CLOCK_INTERVAL_S = 1.0
+"""During an attempt, a bare ``clock`` round trip at least this often (after an ``act``)."""
 
 R = TypeVar("R", bound=StationReply)
 
@@ -79,11 +83,14 @@ class RemoteStation(Station):
         attempts: int = ATTEMPTS,
         clock: Callable[[], float] = time.monotonic,
         clock_burst: int = CLOCK_BURST,
+        clock_interval_s: float = CLOCK_INTERVAL_S,
     ) -> None:
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if not 1 <= clock_burst <= 1000:
             raise ValueError(f"clock_burst must be in 1..1000, got {clock_burst}")
+        if not clock_interval_s > 0:
+            raise ValueError(f"clock_interval_s must be positive, got {clock_interval_s}")
         if not url.startswith(("tcp://", "ipc://", "inproc://")):
             raise ValueError(f"station url {url!r} must start with tcp://, ipc:// or inproc://")
         self.url = url
@@ -106,6 +113,8 @@ class RemoteStation(Station):
         self.clock = clock
         """This computer's monotonic clock (the engine's), which observations are rebased onto."""
         self.clock_burst = clock_burst
+        self.clock_interval_s = float(clock_interval_s)
+        self._clock_read_at = -float("inf")
         self.sync = ClockSync()
         """Every round trip to the station, as a sample of its clock's offset from :attr:`clock`."""
 
@@ -151,13 +160,17 @@ class RemoteStation(Station):
 
     def act(self, action: np.ndarray) -> Observation:
         request = Act(self._numbering.client, self._numbering.next(), np.asarray(action, dtype=np.float32))
-        return self._observation(self._request(request, ObservationReply))
+        reply = self._request(request, ObservationReply)
+        if self.clock() - self._clock_read_at >= self.clock_interval_s:  # after the robot has its command
+            self.sync_clock(1)
+        return self._observation(reply)
 
     def sync_clock(self, round_trips: int = 0) -> OffsetEstimate | None:
         """Take ``round_trips`` (default ``clock_burst``) side-effect-free round trips for the clock
         estimate and return it."""
         for _ in range(round_trips or self.clock_burst):
             self._request(ReadClock(), ClockReply)
+        self._clock_read_at = self.clock()
         return self.sync.estimate()
 
     def clock_estimate(self) -> OffsetEstimate | None:

@@ -87,3 +87,16 @@ def test_remote_station_rebases_every_time_onto_its_own_clock(skewed_server: Sta
             assert obs.t - 0.05 < obs.image_times["fake"] <= now
         estimate = remote.clock_estimate()
         assert estimate is not None and estimate.samples == 1 + 8 + 8 + 3  # the reset's own burst
+
+
+def test_a_bare_clock_round_trip_follows_an_act_every_interval(skewed_server: StationServer) -> None:
+    with RemoteStation(skewed_server.endpoint, timeout_s=5.0, clock_burst=4, clock_interval_s=0.2) as remote:
+        remote.reset()
+        taken = remote.sync.total
+        remote.act(GOOD)
+        assert remote.sync.total == taken + 1  # the act's own round trip
+        time.sleep(0.25)
+        remote.act(GOOD)
+        assert remote.sync.total == taken + 3  # and a bare one after it
+    with pytest.raises(ValueError, match="clock_interval_s must be positive"):
+        RemoteStation(skewed_server.endpoint, clock_interval_s=0.0)
