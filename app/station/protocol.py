@@ -24,7 +24,7 @@ station: a request that fails a check is answered with an error and the station 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -131,7 +131,10 @@ class ClockReply(StationReply):
 
 
 @dataclass(frozen=True)
-class HealthReply(StationReply):
+class HealthReply(Reply):
+    """The version handshake, so readable across versions: the server's clock may be left out (a
+    server before protocol 3 has none; the client then says which protocol it speaks)."""
+
     TYPE: ClassVar[str] = "health"
     protocol: int
     info: StationInfo
@@ -145,6 +148,7 @@ class HealthReply(StationReply):
     replayed: int
     """Retried moves answered with their first reply, not executed again."""
     curve: bool
+    clock: ServerClock | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

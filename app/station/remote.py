@@ -61,7 +61,7 @@ CLOCK_BURST = 16
 CLOCK_INTERVAL_S = 1.0
 """During an attempt, a bare ``clock`` round trip at least this often (after an ``act``)."""
 
-R = TypeVar("R", bound=StationReply)
+R = TypeVar("R", bound=StationReply | HealthReply)
 
 
 class StationUnavailableError(RuntimeError):
@@ -199,7 +199,8 @@ class RemoteStation(Station):
         sent = self.clock()
         reply = self._channel.request(request, kind)
         received = self.clock()
-        self.sync.add(ClockSample(sent, reply.clock.received, reply.clock.replied, received))
+        if reply.clock is not None:  # only a health reply from an older server has none
+            self.sync.add(ClockSample(sent, reply.clock.received, reply.clock.replied, received))
         return reply
 
     def _read_info(self, health: HealthReply) -> StationInfo:

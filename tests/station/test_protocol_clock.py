@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from takeover.app.net.messages import record_to_wire
+from takeover.app.net.rpc import ReplySocket, serve_requests
 from takeover.app.net.testing import RawClient
 from takeover.app.net.wire import WireError, encode
-from takeover.app.station.fake_robot import FakeRobot
-from takeover.app.station.protocol import ObservationReply
-from takeover.app.station.remote import RemoteStation
+from takeover.app.station.bridge import BridgeStation
+from takeover.app.station.fake_robot import FakeRobot, FakeRobotConfig
+from takeover.app.station.protocol import HealthReply, ObservationReply
+from takeover.app.station.remote import RemoteStation, StationRejectedError
 from takeover.app.station.server import StationServer
 
 from .conftest import SkewedClock, serving
@@ -100,3 +104,25 @@ def test_a_bare_clock_round_trip_follows_an_act_every_interval(skewed_server: St
         assert remote.sync.total == taken + 3  # and a bare one after it
     with pytest.raises(ValueError, match="clock_interval_s must be positive"):
         RemoteStation(skewed_server.endpoint, clock_interval_s=0.0)
+
+
+def test_a_server_before_the_clock_is_refused_with_its_protocol(robot: FakeRobot) -> None:
+    """A protocol 2 server answers 'health' without its clock: the client says which protocol each
+    side speaks instead of failing on the missing field."""
+    info = BridgeStation(robot, FakeRobotConfig().bridge_config()).info
+    old = record_to_wire(
+        HealthReply(protocol=2, info=info, uptime_s=1.0, served=0, errors=0, moves=0, replayed=0, curve=False)
+    )
+    del old["clock"]
+    sock = ReplySocket.bind("tcp://127.0.0.1:*", None, "old station")
+    stop = threading.Event()
+    answer = encode({"type": "health", "ok": True, **old})
+    thread = threading.Thread(target=serve_requests, args=(sock.sock, lambda _: answer, stop, 20))
+    thread.start()
+    try:
+        with pytest.raises(StationRejectedError, match=r"speaks protocol 2; this client speaks 3"):
+            RemoteStation(sock.endpoint, timeout_s=2.0).connect()
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
