@@ -10,6 +10,9 @@ Runs, each with the real EpisodeRecorder writing 2 cameras into a temporary stor
 1b. ``fake station, slow policy``: the same station with the wave policy answering in 30 ms (a
    policy server on another machine), asked synchronously (``inference_lead_steps = 0``) and
    3 periods ahead on a worker thread (``inference_lead_steps = 3``).
+1c. ``fake station served``: the same station behind a station server on loopback, reached through
+   ``RemoteStation``, which estimates the station's clock on every period and rebases each
+   observation (also printed: the estimate, and what one fit of it costs).
 2. ``simulator``: the Meta-World station rendering ``corner`` and ``gripperPOV``, the shipped
    policy behind a real policy server on loopback, the same SpaceMouse operator.
 3. ``simulator, scripted``: the same simulator and policy, the scripted operator (the task's
@@ -298,6 +301,38 @@ def _errors_of(loop: ControlLoop) -> list[float]:
     return list(loop.last_timer.errors) if loop.last_timer is not None else []
 
 
+def served_fake_station(store: Store, steps: int) -> tuple[Result, str]:
+    """The fake station behind a station server in a thread, reached over loopback; with a line on
+    the station clock's estimate."""
+    from takeover.app.station.remote import RemoteStation
+    from takeover.app.station.server import StationServer, StationServerConfig
+
+    server = StationServer(FakeStation(), StationServerConfig(endpoint="tcp://127.0.0.1:*", poll_ms=20))
+    server.bind()
+    thread = threading.Thread(target=server.serve_forever, name="bench-station", daemon=True)
+    thread.start()
+    try:
+        with RemoteStation(server.endpoint) as remote:
+            name = "fake station served on loopback (RemoteStation, clock estimated every period)"
+            result = run(name, remote, WavePolicy(), [], store, steps, 1, None)
+            estimate = remote.clock_estimate()
+            assert estimate is not None
+            t0 = time.perf_counter()
+            for _ in range(200):
+                remote.sync._fit()  # what every period's estimate costs, on the attempt's samples
+            fit_ms = (time.perf_counter() - t0) / 200 * 1000.0
+            line = (
+                f"  station clock: offset {1e6 * estimate.offset_s:+.1f} us, uncertainty "
+                f"{1e6 * estimate.uncertainty_s:.1f} us, best round trip {1e6 * estimate.best_rtt_s:.0f} us; "
+                f"{estimate.samples} samples, one fit {fit_ms:.3f} ms"
+            )
+    finally:
+        server.stop()
+        thread.join()
+        server.close()
+    return result, line
+
+
 def spacemouse_devices(clock: Clock) -> tuple[list[TeleopDevice], HandOperator, FakeHidDevice]:
     reports = SpaceMouseReports("SpaceMouseCompact")
     dev = reports.device()
@@ -411,6 +446,10 @@ def main() -> None:
                 f"p99 period error {sync['p99']:.2f} -> {ahead['p99']:.2f} ms "
                 f"({sync['p99'] / max(ahead['p99'], 1e-9):.0f}x lower)"
             )
+        served, clock_line = served_fake_station(store, 500 if args.quick else 1000)
+        results.append(served)
+        print_result(served)
+        print(clock_line)
         if args.no_sim:
             return
         from takeover.app.policy.launcher import LocalPolicyServer

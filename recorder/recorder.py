@@ -46,6 +46,7 @@ from takeover.recorder.records import AttemptPlan, EpisodeEnd, EpisodeStart, Ste
 from takeover.recorder.recovery import remove_log, store_log
 from takeover.recorder.settings import RecorderConfig
 from takeover.recorder.wal import Frame, RecordingError, Sample, WalWriter
+from takeover.recorder.wal_reader import STATION_IMAGE_TIME
 from takeover.storage.errors import StorageError
 from takeover.storage.schema import Event
 from takeover.storage.store import Store
@@ -117,6 +118,9 @@ class EpisodeRecorder:
             if name not in self._station_shapes:
                 self._station_shapes[name] = (int(image.shape[0]), int(image.shape[1]))
             self._enqueue(name, image, step.image_times.get(name, step.t), step.index)
+        for name, raw in step.station_image_times.items():
+            if name in step.image_times:
+                wal.put(Sample(f"{STATION_IMAGE_TIME}{name}", step.image_times[name], np.asarray(raw)))
 
     def on_event(self, event: Event) -> None:
         if self._wal is not None:

@@ -18,11 +18,27 @@ class EpisodeStart(AttemptInfo):
     """Anything else the loop knows at the start, kept in the episode's ``extra``."""
 
 
+class ClockEstimate(Protocol):
+    """An estimate of a station clock's offset from the engine's, as the recorder keeps it
+    (``takeover.app.station.clock.OffsetEstimate``): ``station = engine + offset_s`` near ``at``."""
+
+    @property
+    def offset_s(self) -> float: ...
+
+    @property
+    def uncertainty_s(self) -> float: ...
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The estimate as plain numbers (for the episode's metadata)."""
+        ...
+
+
 @dataclass(frozen=True)
 class StepRecord:
     index: int
     t: float
-    """Monotonic time at which the observation this step acted on was produced."""
+    """Monotonic time at which the observation this step acted on was produced, on the engine's
+    clock (rebased from a station's own clock when it has one: see ``station_t``)."""
     state: np.ndarray
     action: np.ndarray
     proposed_action: np.ndarray
@@ -31,12 +47,19 @@ class StepRecord:
     image_times: dict[str, float]
     success: bool
     period_error: float | None = None
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-    """Extra policy outputs (e.g. a value estimate) that arrived with a new chunk at this step;
-    stored as timed streams named ``policy.<name>``."""
     """How late (s) the loop started this step's period relative to its absolute deadline, as the
     loop's pacer measured it (positive: late; an overrun when larger than a period). Optional: a
     loop that does not say leaves None and the recorder stores NaN."""
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Extra policy outputs (e.g. a value estimate) that arrived with a new chunk at this step;
+    stored as timed streams named ``policy.<name>``."""
+    station_t: float | None = None
+    """The observation's time as the station's own clock read it, when ``t`` was rebased from it
+    (None: the station shares the engine's clock)."""
+    station_image_times: dict[str, float] = field(default_factory=dict)
+    """Camera name -> capture time on the station's own clock (``image_times`` are rebased)."""
+    clock: ClockEstimate | None = None
+    """The estimate ``t`` and ``image_times`` were rebased with (with ``station_t``)."""
 
 
 @dataclass(frozen=True)

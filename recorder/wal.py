@@ -118,7 +118,9 @@ class WalContents:
 
 
 def step_fields(s: StepRecord) -> dict[str, Any]:
-    return {
+    """A step as the log keeps it; ``st`` (the station's own time) and ``ck`` (the clock estimate
+    that rebased it) only for a station with a clock of its own."""
+    out = {
         "i": s.index,
         "t": s.t,
         "s": np.asarray(s.state),
@@ -128,6 +130,10 @@ def step_fields(s: StepRecord) -> dict[str, Any]:
         "ok": bool(s.success),
         "pe": s.period_error,
     }
+    if s.station_t is not None and s.clock is not None:
+        out["st"] = float(s.station_t)
+        out["ck"] = s.clock.as_dict()
+    return out
 
 
 def event_payload(e: Event) -> bytes:

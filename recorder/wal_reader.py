@@ -42,6 +42,10 @@ from takeover.storage.schema import (
 )
 
 PERIOD_ERROR_STREAM = "loop_period_error"
+STATION_CLOCK = "station_clock."
+"""Prefix of the streams of a station with a clock of its own (docs/recorder.md, "One clock")."""
+STATION_IMAGE_TIME = f"{STATION_CLOCK}image_time."
+"""Per station camera: each image's capture time on the station's clock, at its rebased time."""
 
 
 def read_wal(directory: Path) -> WalContents:
@@ -140,6 +144,10 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
         streams[PERIOD_ERROR_STREAM] = TimedStream(t.copy(), vals)
     for name, (ts, vs) in c.samples.items():
         streams[name] = TimedStream(np.asarray(ts, dtype=np.float64), np.stack(vs))
+    clock = station_clock(steps, t)
+    if clock is not None:
+        extra["station_clock"], clock_streams = clock
+        streams.update(clock_streams)
     ep = Episode(
         meta=meta,
         timestamps=t,
@@ -157,6 +165,27 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
     )
     ep.validate()
     return ep
+
+
+def station_clock(
+    steps: list[dict[str, Any]], step_t: np.ndarray
+) -> tuple[dict[str, Any], dict[str, TimedStream]] | None:
+    """For steps rebased from a station's own clock: the last estimate (the episode's
+    ``station_clock``) and the streams ``station_clock.time`` (the station's time of each step),
+    ``.offset`` (station minus engine time, as applied) and ``.uncertainty`` (of the estimate).
+    None when no step has a station time (a station on the engine's clock, or an older log)."""
+    rows = [i for i, s in enumerate(steps) if "st" in s]
+    if not rows:
+        return None
+    t = step_t[rows]
+    raw = np.asarray([steps[i]["st"] for i in rows], dtype=np.float64)
+    bound = np.asarray([steps[i]["ck"]["uncertainty_s"] for i in rows], dtype=np.float64)
+    streams = {
+        f"{STATION_CLOCK}time": TimedStream(t, raw),
+        f"{STATION_CLOCK}offset": TimedStream(t.copy(), raw - t),
+        f"{STATION_CLOCK}uncertainty": TimedStream(t.copy(), bound),
+    }
+    return dict(steps[rows[-1]]["ck"]), streams
 
 
 def place_event(event: Event, step_t: np.ndarray) -> Event:

@@ -99,7 +99,7 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in ARRAY_KINDS or obj.dtype.fields is not None:
             raise TypeError(f"cannot encode an array of dtype {obj.dtype} (only bool, int, uint, float)")
-        arr = np.ascontiguousarray(obj)
+        arr = np.ascontiguousarray(obj).reshape(obj.shape)  # ascontiguousarray makes 0-d arrays 1-d
         fields = [arr.dtype.str, list(arr.shape), arr.tobytes()]
         return msgpack.ExtType(ARRAY_EXT, _PACKERS.array.pack(fields))
     if isinstance(obj, np.generic):

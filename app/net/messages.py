@@ -18,7 +18,10 @@ in the dataclass's ``__post_init__``; a ValueError raised there is a refusal lik
 
 Field types understood: bool, int, float, str, bytes, numpy arrays, None and unions with None,
 ``tuple[T, ...]`` and fixed-length tuples (lists on the wire), ``dict[str, T]``, ``Literal``,
-enums (by value) and nested dataclasses (maps with exactly their fields).
+enums (by value) and nested dataclasses (maps with exactly their fields). A field declared with
+``field(default=..., metadata=LOCAL)`` is not part of the wire form: it is never sent, a map
+that carries it is refused, and a decoded value has its default (what one side adds to a value
+after it arrived, such as the station's raw times on a rebased observation).
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ _SCALARS: dict[type, str] = {
 }
 
 
+LOCAL = types.MappingProxyType({"wire": False})
+"""Field metadata of a dataclass field that has no wire form (see the module's docstring)."""
+
 # -- fields <-> wire values -----------------------------------------------------------------------
 
 
@@ -61,6 +67,10 @@ def _cached_fields(cls: Any) -> tuple[tuple[str, Any, bool], ...]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
+        if f.metadata.get("wire", True) is False:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise TypeError(f"{cls.__name__}: local field {f.name!r} needs a default")
+            continue
         if f.name in wire.ENVELOPE:
             raise TypeError(f"{cls.__name__}: field name {f.name!r} is taken by the envelope")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING

@@ -9,11 +9,25 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from takeover.app.net.messages import LOCAL
+from takeover.app.station.clock import OffsetEstimate
+
+
+@dataclass(frozen=True)
+class StationTimes:
+    """An observation's times as a station with a clock of its own stamped them, and the estimate
+    that rebased them onto the engine's clock (:class:`~takeover.app.station.clock.OffsetEstimate`)."""
+
+    t: float
+    image_times: dict[str, float]
+    estimate: OffsetEstimate
+
 
 @dataclass(frozen=True)
 class Observation:
     t: float
-    """Monotonic time (s) at which the state was read."""
+    """Monotonic time (s) at which the state was read, on the engine's clock once the loop sees it
+    (a station on another computer sends its own; :class:`SyncsClock` stations rebase it)."""
     state: np.ndarray
     """(S,) float32 task state (for the simulated pick-place: Meta-World's 39-D observation)."""
     ee_target: np.ndarray
@@ -21,8 +35,11 @@ class Observation:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     """Camera name -> (H, W, 3) uint8 RGB."""
     image_times: dict[str, float] = field(default_factory=dict)
-    """Camera name -> monotonic capture time (s)."""
+    """Camera name -> monotonic capture time (s), on the same clock as ``t``."""
     success: bool = False
+    station_times: StationTimes | None = field(default=None, metadata=LOCAL)
+    """The raw times, when ``t`` and ``image_times`` were rebased from a station's own clock (set
+    by the client that rebased them; never on the wire). None: the station shares the engine's clock."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,18 @@ class Station(abc.ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@runtime_checkable
+class SyncsClock(Protocol):
+    """Optional capability of a station with a clock of its own (one on another computer): it
+    estimates that clock's offset from the engine's and rebases every time it returns onto the
+    engine's clock, keeping the raw times in :attr:`Observation.station_times`. In-process
+    stations share the engine's clock and have nothing to say."""
+
+    def clock_estimate(self) -> OffsetEstimate | None:
+        """The current estimate of the station's clock (None before the first round trip)."""
+        ...
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -41,7 +42,8 @@ class RobotAdapter(abc.ABC):
 
     @abc.abstractmethod
     def read_cameras(self) -> dict[str, tuple[np.ndarray, float]]:
-        """Camera name -> ``((H, W, 3) uint8 RGB image, monotonic capture time in s)``."""
+        """Camera name -> ``((H, W, 3) uint8 RGB image, capture time in s)``, on the monotonic clock
+        the bridge stamps its observations with (``time.monotonic`` unless it was given another)."""
 
     @abc.abstractmethod
     def send_target(self, ee_target: np.ndarray, gripper: float) -> None:
@@ -100,11 +102,19 @@ class BridgeConfig:
 
 
 class BridgeStation(Station):
-    """A :class:`Station` that drives a :class:`RobotAdapter` with clamped end-effector targets."""
+    """A :class:`Station` that drives a :class:`RobotAdapter` with clamped end-effector targets.
+    Observations are stamped with ``clock`` (the robot computer's monotonic clock; the station
+    server that serves the bridge must read the same one)."""
 
-    def __init__(self, adapter: RobotAdapter, config: BridgeConfig | None = None) -> None:
+    def __init__(
+        self,
+        adapter: RobotAdapter,
+        config: BridgeConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.adapter = adapter
         self.config = config or BridgeConfig()
+        self.clock = clock
         self._low = np.asarray(self.config.workspace_low, dtype=np.float64)
         self._high = np.asarray(self.config.workspace_high, dtype=np.float64)
         self._target: np.ndarray | None = None
@@ -175,7 +185,7 @@ class BridgeStation(Station):
         """Read the robot and the cameras now, without commanding anything."""
         self._require_connected()
         state, ee = self._read_state()
-        t = time.monotonic()
+        t = self.clock()
         images: dict[str, np.ndarray] = {}
         times: dict[str, float] = {}
         for name, (img, t_img) in self.adapter.read_cameras().items():

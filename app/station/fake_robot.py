@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,8 @@ class FakeRobot(RobotAdapter):
     stops: int = 0
     connected: bool = False
     closed: bool = False
+    clock: Callable[[], float] = time.monotonic
+    """The robot computer's monotonic clock, which stamps the camera frames."""
 
     def __post_init__(self) -> None:
         self._pos = np.asarray(self.config.start, dtype=np.float64)
@@ -91,7 +94,7 @@ class FakeRobot(RobotAdapter):
         col, row = int(u * (c.width - 1)), int((1.0 - v) * (c.height - 1))
         r0, r1, c0, c1 = max(row - 2, 0), min(row + 3, c.height), max(col - 2, 0), min(col + 3, c.width)
         img[r0:r1, c0:c1] = (int(80 + 175 * w), int(80 + 175 * w), 0)
-        return {CAMERA: (img, time.monotonic())}
+        return {CAMERA: (img, self.clock())}
 
     def send_target(self, ee_target: np.ndarray, gripper: float) -> None:
         self._require()

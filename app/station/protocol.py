@@ -7,9 +7,14 @@ form, checked exactly (types and keys) on arrival. The station message set has i
 Requests (one frame each):
 
 - :class:`Health`, :class:`Observe` (the latest observation; never moves the robot),
-  :class:`Expert` (the task's scripted expert action, if the station has one);
+  :class:`Expert` (the task's scripted expert action, if the station has one), :class:`ReadClock`
+  (nothing but the station's clock, for the client's clock offset estimate);
 - :class:`Reset` and :class:`Act`, which move the robot: numbered per client and executed at most
   once (:mod:`takeover.app.net.once`).
+
+Every reply carries the station's clock (:class:`ServerClock`) when the request arrived and when
+the reply was made, so every round trip is a sample of the offset between the station's clock and
+the client's (:mod:`takeover.app.station.clock`).
 
 A server adds a request type by declaring its dataclass, adding it to :data:`REQUESTS` and
 giving it a handler. Everything a server receives is checked here, before anything reaches the
@@ -19,7 +24,7 @@ station: a request that fails a check is answered with an error and the station 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -29,8 +34,9 @@ from takeover.app.net.once import Sequenced
 from takeover.app.net.wire import WireError
 from takeover.app.station.base import Observation, StationInfo
 
-STATION_PROTOCOL = 2
-"""Version of the station message set (bumped on any incompatible change; 2: numbered moves)."""
+STATION_PROTOCOL = 3
+"""Version of the station message set (bumped on any incompatible change; 2: numbered moves;
+3: every reply carries the station's clock, and the ``clock`` request)."""
 DEFAULT_STATION_ENDPOINT = "tcp://127.0.0.1:5556"
 MAX_REQUEST_BYTES = 1024 * 1024
 """Station requests are small; anything bigger is refused before decoding."""
@@ -67,6 +73,13 @@ class Expert(Request):
 
 
 @dataclass(frozen=True)
+class ReadClock(Request):
+    """Side-effect free: the reply's :class:`ServerClock` is all it is for."""
+
+    TYPE: ClassVar[str] = "clock"
+
+
+@dataclass(frozen=True)
 class Reset(Sequenced):
     """Start an attempt (moves the robot home, or holds it)."""
 
@@ -87,14 +100,41 @@ class Act(Sequenced):
     action: np.ndarray
 
 
-REQUESTS = MessageTable[Request]([Health, Observe, Expert, Reset, Act])
+REQUESTS = MessageTable[Request]([Health, Observe, Expert, ReadClock, Reset, Act])
 
 
 # -- replies --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class ServerClock:
+    """The station's monotonic clock (s) when a request arrived and when its reply was made."""
+
+    received: float
+    replied: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.received) and math.isfinite(self.replied)):
+            raise ValueError("the station's clock readings must be finite")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StationReply(Reply):
+    """A reply of the station protocol: every one carries the station's clock."""
+
+    clock: ServerClock
+
+
+@dataclass(frozen=True)
+class ClockReply(StationReply):
+    TYPE: ClassVar[str] = "clock"
+
+
+@dataclass(frozen=True)
 class HealthReply(Reply):
+    """The version handshake, so readable across versions: the server's clock may be left out (a
+    server before protocol 3 has none; the client then says which protocol it speaks)."""
+
     TYPE: ClassVar[str] = "health"
     protocol: int
     info: StationInfo
@@ -108,16 +148,17 @@ class HealthReply(Reply):
     replayed: int
     """Retried moves answered with their first reply, not executed again."""
     curve: bool
+    clock: ServerClock | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
-class ObservationReply(Reply):
+class ObservationReply(StationReply):
     TYPE: ClassVar[str] = "observation"
     obs: Observation
 
 
 @dataclass(frozen=True)
-class ExpertReply(Reply):
+class ExpertReply(StationReply):
     TYPE: ClassVar[str] = "expert"
     action: np.ndarray | None
 

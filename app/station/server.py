@@ -9,6 +9,11 @@ executed at most once per client and number (:mod:`takeover.app.net.once`): a re
 first reply back. Requests larger than the socket's ``MAXMSGSIZE`` (the wire limit) are dropped
 by ZeroMQ itself, which disconnects that peer; nothing reaches the station either way.
 
+Every reply carries the server's clock (``clock``, default ``time.monotonic``; a test injects a
+skewed one) when the request arrived and when the reply was made, so clients can estimate the
+offset of the station's clock from theirs (docs/protocol.md). A station that stamps its
+observations must use the same clock.
+
 Endpoints bind to loopback (or ``ipc://``) unless ``allow_remote`` is set, and a non-loopback
 endpoint needs CURVE keys (:mod:`takeover.app.net.curve`): clients that are not on the
 allow-list get no reply.
@@ -33,6 +38,7 @@ from takeover.app.station.protocol import (
     MAX_REQUEST_BYTES,
     STATION_PROTOCOL,
     Act,
+    ClockReply,
     Expert,
     ExpertReply,
     Health,
@@ -40,8 +46,10 @@ from takeover.app.station.protocol import (
     Observable,
     ObservationReply,
     Observe,
+    ReadClock,
     Request,
     Reset,
+    ServerClock,
     observation_for_wire,
     parse_request,
 )
@@ -84,12 +92,19 @@ class StationServer:
     (``act`` and ``reset`` executed), ``ledger.replayed`` retries answered with their first reply.
     """
 
-    def __init__(self, station: Station, config: StationServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        station: Station,
+        config: StationServerConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.station = station
         self.config = config or StationServerConfig()
+        self.clock = clock
+        """The station computer's monotonic clock, read into every reply."""
         self._rep: ReplySocket | None = None
         self._stop = threading.Event()
-        self._t0 = time.monotonic()
+        self._t0 = clock()
         self._last: Observation | None = None
         self.endpoint = ""
         """The bound endpoint (with the real port when bound to ``:*``)."""
@@ -97,14 +112,17 @@ class StationServer:
         self.errors = 0
         self.moves = 0
         self.ledger = ReplyLedger()
-        self.handlers: dict[type[Request], Callable[[Any], bytes]] = {
+        self.handlers: dict[type[Request], Callable[[Any, float], bytes]] = {
             Health: self._health,
             Observe: self._observe,
             Expert: self._expert,
+            ReadClock: self._read_clock,
             Reset: self._reset,
             Act: self._act,
         }
-        """What answers each request type of :data:`~takeover.app.station.protocol.REQUESTS`."""
+        """What answers each request type of :data:`~takeover.app.station.protocol.REQUESTS`: called
+        with the request and the server's clock when it arrived, it returns the encoded reply, made
+        with ``clock=self.stamp(received)``."""
 
     def bind(self) -> str:
         """Bind the socket; return the bound endpoint. The station is connected by :meth:`serve_forever`."""
@@ -113,7 +131,7 @@ class StationServer:
         keys = curve.load_server_keys(self.config.curve_secret_key, self.config.curve_allowed_clients)
         self._rep = ReplySocket.bind(self.config.endpoint, keys, "station server")
         self.endpoint = self._rep.endpoint
-        self._t0 = time.monotonic()
+        self._t0 = self.clock()
         log.info("station %s serving on %s", self.station.info.name, self.endpoint)
         return self.endpoint
 
@@ -133,6 +151,7 @@ class StationServer:
     def handle(self, frames: list[bytes]) -> bytes:
         """One request's frames -> the encoded reply. The station is called only for valid requests,
         and a numbered request only once."""
+        received = self.clock()
         try:
             request = parse_request(frames, self.station.info, self.config.max_request_bytes)
             if isinstance(request, Sequenced) and (first := self.ledger.replay(request)) is not None:
@@ -141,7 +160,7 @@ class StationServer:
             self.errors += 1
             return error_reply(str(exc))
         try:
-            reply = self.handlers[type(request)](request)
+            reply = self.handlers[type(request)](request, received)
         except Exception as exc:  # a station that refuses (e.g. act before reset) or fails
             self.errors += 1
             log.warning("station refused a %s request: %s", request.TYPE, exc)
@@ -152,41 +171,50 @@ class StationServer:
             self.ledger.record(request, reply)
         return reply
 
-    def _health(self, request: Health) -> bytes:
+    def stamp(self, received: float) -> ServerClock:
+        """The server's clock for a reply made now to a request that arrived at ``received``."""
+        return ServerClock(received, self.clock())
+
+    def _health(self, request: Health, received: float) -> bytes:
         return HealthReply(
             protocol=STATION_PROTOCOL,
             info=self.station.info,
-            uptime_s=time.monotonic() - self._t0,
+            uptime_s=received - self._t0,
             served=self.served,
             errors=self.errors,
             moves=self.moves,
             replayed=self.ledger.replayed,
             curve=self.config.uses_curve,
+            clock=self.stamp(received),
         ).encode()
 
-    def _observe(self, request: Observe) -> bytes:
+    def _read_clock(self, request: ReadClock, received: float) -> bytes:
+        return ClockReply(clock=self.stamp(received)).encode()
+
+    def _observe(self, request: Observe, received: float) -> bytes:
         if isinstance(self.station, Observable):
             self._last = self.station.observe()
         if self._last is None:
             raise RuntimeError("no observation yet: send 'reset' first")
-        return self._observation(self._last)
+        return self._observation(self._last, received)
 
-    def _expert(self, request: Expert) -> bytes:
+    def _expert(self, request: Expert, received: float) -> bytes:
         st = self.station
-        return ExpertReply(st.expert_action() if isinstance(st, ExpertOracle) else None).encode()
+        action = st.expert_action() if isinstance(st, ExpertOracle) else None
+        return ExpertReply(action, clock=self.stamp(received)).encode()
 
-    def _reset(self, request: Reset) -> bytes:
+    def _reset(self, request: Reset, received: float) -> bytes:
         self.moves += 1
         self._last = self.station.reset(request.seed)
-        return self._observation(self._last)
+        return self._observation(self._last, received)
 
-    def _act(self, request: Act) -> bytes:
+    def _act(self, request: Act, received: float) -> bytes:
         self.moves += 1
         self._last = self.station.act(request.action)
-        return self._observation(self._last)
+        return self._observation(self._last, received)
 
-    def _observation(self, obs: Observation) -> bytes:
-        return ObservationReply(observation_for_wire(obs)).encode()
+    def _observation(self, obs: Observation, received: float) -> bytes:
+        return ObservationReply(observation_for_wire(obs), clock=self.stamp(received)).encode()
 
     def stop(self) -> None:
         """Ask :meth:`serve_forever` to return (safe from any thread or a signal handler)."""

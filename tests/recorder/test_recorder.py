@@ -159,3 +159,63 @@ def test_recovery_leaves_a_log_that_is_still_being_written_alone(store: Store) -
     live.on_episode_end(end_record())
     ep = store.read_episode("ep-live")
     assert ep.num_steps == 10 and not ep.meta.extra.get("recovered")
+
+
+def _clocked_steps(rec: EpisodeRecorder, episode_id: str, n: int) -> list[float]:
+    """Steps from a station whose clock is 5 s ahead, rebased as RemoteStation does; returns the
+    station's times."""
+    from dataclasses import replace
+
+    from takeover.app.station.clock import OffsetEstimate
+
+    rec.on_episode_start(start_record(episode_id, rate_hz=50.0))
+    t0 = time.monotonic()
+    raw = []
+    for i in range(n):
+        t = t0 + 0.02 * i
+        estimate = OffsetEstimate(5.0 + 1e-5 * i, 2e-4, 1e-4 + 1e-6 * i, t, 16 + i, 2e-4, 1e-3)
+        step = replace(
+            step_record(i, t, {"front": _image(i)}),
+            image_times={"front": t - 0.004},
+            station_t=t + estimate.offset_s,
+            station_image_times={"front": t - 0.004 + estimate.offset_s},
+            clock=estimate,
+        )
+        rec.on_step(step)
+        raw.append(t + estimate.offset_s)
+    return raw
+
+
+def test_station_clock_streams_are_stored_finalized_or_recovered(store: Store) -> None:
+    """A station's own times, the offset and its uncertainty are timed streams; the last estimate is
+    the episode's ``station_clock``; a crashed log recovers the same."""
+    rec = EpisodeRecorder(store, RecorderConfig(sync_interval_s=0.05))
+    raw = {"clocked": _clocked_steps(rec, "clocked", 20)}
+    rec.on_episode_end(end_record())
+    raw["crashed"] = _clocked_steps(rec, "crashed", 20)
+    time.sleep(0.2)  # durable; then "crash": nobody calls on_episode_end
+    assert rec._wal is not None
+    rec._wal.release()
+    with Store.open(store.root) as other:
+        assert [o.action for o in recover_all(other)] == ["recovered"]
+        episodes = [other.read_episode("clocked"), other.read_episode("crashed")]
+    for ep in episodes:
+        time_, offset, bound = (ep.streams[f"station_clock.{n}"] for n in ("time", "offset", "uncertainty"))
+        np.testing.assert_array_equal(time_.timestamps, ep.timestamps)
+        np.testing.assert_allclose(time_.values, raw[ep.meta.episode_id], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(offset.values, 5.0 + 1e-5 * np.arange(20), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(bound.values, 1e-4 + 1e-6 * np.arange(20))
+        images = ep.streams["station_clock.image_time.front"]
+        assert images.values.shape == (20,)  # one number per image (a 0-d sample each)
+        np.testing.assert_allclose(images.timestamps, ep.timestamps - 0.004)
+        np.testing.assert_allclose(images.values - images.timestamps, offset.values, rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(ep.cameras["front"].timestamps, images.timestamps)
+        final = ep.meta.extra["station_clock"]
+        assert final["samples"] == 35 and final["offset_s"] == pytest.approx(5.0 + 19e-5)
+
+
+def test_steps_on_the_engines_clock_have_no_station_clock_streams(store: Store) -> None:
+    record_steps(EpisodeRecorder(store), "local", 5, image=_image())
+    ep = store.read_episode("local")
+    assert not [name for name in ep.streams if name.startswith("station_clock")]
+    assert "station_clock" not in ep.meta.extra

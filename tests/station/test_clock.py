@@ -21,7 +21,8 @@ def _round_trips(
         up = rng.uniform(1e-4, 3e-3) + (0.04 if rng.random() < 0.05 else 0.0)
         down = rng.uniform(1e-4, 3e-3)
         read_at = sent + up
-        out.append((ClockSample(sent, (1.0 + drift) * read_at + skew_s, read_at + down), read_at))
+        peer = (1.0 + drift) * read_at + skew_s
+        out.append((ClockSample(sent, peer, peer, read_at + down), read_at))
     return out
 
 
@@ -38,7 +39,7 @@ def test_offset_of_a_skewed_clock_is_found_within_its_bound(skew_s: float) -> No
     est = sync.estimate()
     assert est is not None and est.samples == 20
     for s, read_at in trips:
-        err = abs(est.to_local(s.peer) - read_at)
+        err = abs(est.to_local(s.peer_in) - read_at)
         assert err <= est.uncertainty_s + 1e-9
         assert err < 2e-3  # the delays are at most 3 ms each way
     assert est.uncertainty_s < 3e-3
@@ -57,7 +58,7 @@ def test_drift_is_tracked_over_an_attempt() -> None:
             assert est is not None
             # The next period's peer time, mapped back with what is known now.
             nxt_s, nxt_at = trips[min(i + 1, len(trips) - 1)]
-            worst = max(worst, abs(est.to_local(nxt_s.peer) - nxt_at))
+            worst = max(worst, abs(est.to_local(nxt_s.peer_in) - nxt_at))
     est = sync.estimate()
     assert est is not None
     assert est.drift == pytest.approx(200e-6, abs=60e-6)
@@ -66,11 +67,39 @@ def test_drift_is_tracked_over_an_attempt() -> None:
 
 def test_samples_outside_the_window_are_forgotten_and_bad_ones_ignored() -> None:
     sync = ClockSync(window_s=1.0)
-    sync.add(ClockSample(0.0, 10.0, 0.001))
-    sync.add(ClockSample(5.0, float("nan"), 5.001))
-    sync.add(ClockSample(5.0, 15.0, 4.999))  # received before sent
-    sync.add(ClockSample(5.0, 20.0, 5.002))
+    sync.add(ClockSample(0.0, 10.0, 10.0, 0.001))
+    sync.add(ClockSample(5.0, float("nan"), float("nan"), 5.001))
+    sync.add(ClockSample(5.0, 15.0, 15.0, 4.999))  # received before sent
+    sync.add(ClockSample(5.0, 15.0, 14.0, 5.002))  # the peer's reply before its request
+    sync.add(ClockSample(5.0, 20.0, 20.0, 5.002))
     est = sync.estimate()
     assert est is not None and est.samples == 1 and sync.total == 2
     assert est.offset_s == pytest.approx(20.0 - 5.001)
     assert est.as_dict()["samples"] == 1
+
+
+def test_the_uncertainty_bounds_the_error_at_every_round_trip() -> None:
+    """A peer 3 s ahead drifting 500 ppm that takes 0-8 ms to answer, over delays of 0.1-3 ms each
+    way with stalls: at every round trip, the time the peer read its clock maps to within the
+    estimate's uncertainty there, before the drift is fitted and after."""
+    rng = np.random.default_rng(5)
+    sync = ClockSync(window_s=10.0)
+    worst = 0.0
+    for i in range(600):
+        sent = 50.0 + 0.02 * i
+        up = rng.uniform(1e-4, 3e-3) + (0.04 if rng.random() < 0.05 else 0.0)
+        busy = rng.uniform(0.0, 8e-3)
+        down = rng.uniform(1e-4, 3e-3)
+        arrived, read_at, left = sent + up, sent + up + rng.uniform(0.0, busy), sent + up + busy
+        peer = [(1.0 + 500e-6) * t + 3.0 for t in (arrived, read_at, left)]
+        sync.add(ClockSample(sent, peer[0], peer[2], left + down))
+        est = sync.estimate()
+        assert est is not None
+        err = abs(est.to_local(peer[1]) - read_at)
+        assert err <= est.uncertainty_at(read_at) + 1e-12, (i, err, est)
+        worst = max(worst, err / est.uncertainty_at(read_at))
+        moved = est.moved_to(read_at)
+        assert moved.to_local(peer[1]) == pytest.approx(est.to_local(peer[1]), abs=1e-9)
+        assert moved.uncertainty_s == pytest.approx(est.uncertainty_at(read_at))
+    assert est.drift == pytest.approx(500e-6, abs=50e-6) and est.drift_error < 100e-6
+    assert est.uncertainty_s < 3e-3 and worst > 0.05  # a bound, and not a vacuous one
