@@ -24,6 +24,7 @@ from takeover.app.policy.launcher import LocalPolicyServer, PolicyLaunchError
 from takeover.app.policy.remote import PolicyConnectError, RemotePolicy
 from takeover.app.runtime.config import AppConfig
 from takeover.app.station.base import Station
+from takeover.app.station.remote import StationUnavailableError
 from takeover.recorder.capture import CameraCapture, LatestFrames
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
@@ -127,7 +128,10 @@ class Runtime:
                 raise StartupError(str(exc)) from None
             self._stack.callback(self.policy.close)
         self.station = build_station(cfg)
-        self.station.connect()
+        try:
+            self.station.connect()
+        except StationUnavailableError as exc:  # a remote station that is not there, or refuses
+            raise StartupError(str(exc)) from None
         self._stack.callback(self.station.close)
         try:  # the configured workspace must fit the station's own box, if it declares one
             ActionLimits.for_station(cfg.loop.safety, self.station.info)

@@ -123,6 +123,12 @@ ROWS = [
     ),
     # configuration files
     Row(
+        "station-not-there",
+        (*HEADLESS, "--config", "{cfg}"),
+        ("no station answered", "tcp://127.0.0.1:9", "takeover station serve"),
+        _toml('[station]\nkind = "remote"\nurl = "tcp://127.0.0.1:9"\ntimeout_s = 0.3\n'),
+    ),
+    Row(
         "rate-inf",
         (*HEADLESS, "--config", "{cfg}"),
         ("{cfg}", "loop.rate_hz", "at most 1000 Hz", "got inf"),
