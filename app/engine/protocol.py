@@ -40,8 +40,9 @@ class CommandName(enum.StrEnum):
     QUIT = "quit"
 
 
-Outcome = Literal["", "success", "failure"]
+Outcome = Literal["", "success", "near_success", "failure"]
 """What the operator says of an attempt ('' leaves it to the station's success flag)."""
+MAX_NOTE_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,14 @@ class Command(Request):
     name: CommandName
     outcome: Outcome = ""
     keys: tuple[str, ...] = ()
+    note: str = ""
+    """The operator's note on the attempt (with STOP_EPISODE), stored with their verdict."""
 
     def __post_init__(self) -> None:
         if len(self.keys) > MAX_KEYS or not all(0 < len(k) <= MAX_KEY_NAME for k in self.keys):
             raise ValueError(f"'keys' must be at most {MAX_KEYS} names of 1 to {MAX_KEY_NAME} characters")
+        if len(self.note) > MAX_NOTE_CHARS:
+            raise ValueError(f"'note' must be at most {MAX_NOTE_CHARS} characters")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,56 @@ class CommandReply(Reply):
     """The command was taken (a refused one gets an error reply with the reason)."""
 
     TYPE: ClassVar[str] = "reply"
+
+
+Readiness = Literal["starting", "ready", "failed"]
+"""Whether the engine can run attempts: still starting, ready, or failed to start (see ``cause``)."""
+
+
+@dataclass(frozen=True)
+class StartProblem:
+    """Why the engine could not start, in plain words, and the ways out the console may offer."""
+
+    cause: str
+    remedies: tuple[Literal["retry", "keyboard", "settings"], ...] = ("retry", "settings")
+
+
+@dataclass(frozen=True)
+class AttemptClock:
+    """The running attempt's clock: time held does not count against the limit."""
+
+    elapsed_s: float
+    """Time that counts against the limit (held periods excluded)."""
+    limit_s: float
+    """The attempt's time limit (the task's, or the configuration's)."""
+    held_s: float = 0.0
+    """Time spent held so far (not counted)."""
+
+
+@dataclass(frozen=True)
+class HealthItem:
+    """One line of the health panel: a device, the policy server, the station, a camera, the
+    recorder. ``level`` says how the console shows it."""
+
+    name: str
+    level: Literal["ok", "warning", "error"]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SessionFigures:
+    """What this console session has done so far."""
+
+    operator: str
+    task: str
+    attempts: int = 0
+    successes: int = 0
+    near_successes: int = 0
+    failures: int = 0
+    interventions: int = 0
+    """Takeovers over all attempts of the session."""
+    first_intervention_s: tuple[float, ...] = ()
+    """Per attempt with a takeover: seconds from its start to the first takeover."""
 
 
 @dataclass(frozen=True)
@@ -85,3 +140,20 @@ class Status(Message):
     """Small live frames of the free-running cameras, by name (only cameras with a fresh frame)."""
     camera_health: dict[str, str] = field(default_factory=dict)
     """Every free-running camera by name: 'ok', or what is wrong with it ('DOWN 3.1 s, ...')."""
+    readiness: Readiness = "starting"
+    problem: StartProblem | None = None
+    """Set when ``readiness`` is 'failed'."""
+    instruction: str = ""
+    """The task instruction the operator sees."""
+    station: str = ""
+    policy_id: str = ""
+    store: str = ""
+    """Where attempts are stored (shown in the title and status bar)."""
+    clock: AttemptClock | None = None
+    """The running attempt's clock (None between attempts)."""
+    ee: np.ndarray | None = None
+    """(3,) float32 commanded end-effector position now, for the state plot."""
+    gripper_closed: bool | None = None
+    """The gripper's state now (None when the station does not say)."""
+    health: tuple[HealthItem, ...] = ()
+    session: SessionFigures | None = None
