@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 
-def _xdg(var: str, fallback: str) -> Path:
+def xdg_dir(var: str, fallback: str) -> Path:
+    """An XDG base directory (``var``, e.g. XDG_DATA_HOME), else ``~/fallback``."""
     value = os.environ.get(var, "")
     # The XDG spec says relative paths are invalid and must be ignored.
     if value and Path(value).is_absolute():
@@ -19,7 +20,7 @@ def default_store_root() -> Path:
     env = os.environ.get("TAKEOVER_STORE", "")
     if env:
         return Path(env).expanduser()
-    return _xdg("XDG_DATA_HOME", ".local/share") / "takeover" / "store"
+    return xdg_dir("XDG_DATA_HOME", ".local/share") / "takeover" / "store"
 
 
 def default_cache_root() -> Path:
@@ -27,4 +28,4 @@ def default_cache_root() -> Path:
     env = os.environ.get("TAKEOVER_CACHE", "")
     if env:
         return Path(env).expanduser()
-    return _xdg("XDG_CACHE_HOME", ".cache") / "takeover"
+    return xdg_dir("XDG_CACHE_HOME", ".cache") / "takeover"

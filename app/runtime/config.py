@@ -22,6 +22,8 @@ from takeover.app.control.loop import LoopConfig
 from takeover.app.net.endpoints import EndpointError, parse_endpoint
 from takeover.recorder.settings import RecorderConfig
 from takeover.storage.seeds import MAX_SEED, SeedRange
+from takeover.teleop.keyboard import KeyboardConfig
+from takeover.teleop.spacemouse import SpaceMouseConfig
 
 
 class ConfigError(ValueError):
@@ -235,6 +237,8 @@ UNBOUNDED = frozenset(f"loop.safety.{axis}_{end}" for axis in "xyz" for end in (
 
 def value_problem(key: str, value: Any) -> str:
     """Why ``value`` is not acceptable for the dotted ``key`` ('' if it is); the key is not named."""
+    if isinstance(value, tuple | list):  # a list of numbers (gains, axis signs): every item
+        return next((p for p in (value_problem(key, v) for v in value) if p), "")
     limit = LIMITS.get(key)
     if limit is not None and isinstance(value, int | float) and not isinstance(value, bool):
         return limit.problem(value)
@@ -269,6 +273,10 @@ class AppConfig:
     camera: tuple[CameraSection, ...] = ()
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     seeds: SeedsSection = field(default_factory=SeedsSection)
+    keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)
+    """The console's keys as a teleop device (``[keyboard]``; docs/teleop.md)."""
+    spacemouse: SpaceMouseConfig = field(default_factory=SpaceMouseConfig)
+    """The SpaceMouse's axis mapping, gains and buttons, for ``operator.kind = "spacemouse"``."""
 
     def __post_init__(self) -> None:
         for key, value in _leaves(self, ""):
@@ -301,7 +309,10 @@ def _build(cls: type[Any], values: Any, where: str, source: str, path: str = "")
             if len(set(names)) != len(names):
                 raise ConfigError(f"{source}: [[{key}]] names must be distinct, got {names}")
             continue
-        kwargs[key] = _check_type(value, hint, f"{where}.{key}", source)
+        try:
+            kwargs[key] = coerce(value, hint)
+        except TypeError:
+            raise ConfigError(f"{source}: {where}.{key} must be {type_name(hint)}, got {value!r}") from None
         problem = value_problem(f"{path}{key}", kwargs[key])
         if problem:
             raise ConfigError(f"{source}: {path}{key}: {problem}")
@@ -309,21 +320,60 @@ def _build(cls: type[Any], values: Any, where: str, source: str, path: str = "")
         return cls(**kwargs)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{source}: [{where}] {exc}") from None
+    except ValueError as exc:  # a section's own check, e.g. "SpaceMouseConfig.axis_map must be ..."
+        text = str(exc).removeprefix(f"{cls.__name__}.").removeprefix(f"{cls.__name__}: ")
+        named = next((k for k in fields if text.startswith(f"{k} ")), "")
+        if named:
+            raise ConfigError(f"{source}: {path}{text}") from None
+        raise ConfigError(f"{source}: [{where}] {text}") from None
 
 
-def _check_type(value: Any, hint: Any, key: str, source: str) -> Any:
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for t in allowed:
-        if t is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if t is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if t in (str, bool) and isinstance(value, t):
-            return value
-    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
-    raise ConfigError(f"{source}: {key} must be {names}, got {value!r}")
+def coerce(value: Any, hint: Any) -> Any:
+    """``value`` as read from TOML, as the type ``hint`` says (TypeError if it is not one).
+
+    An integer is taken for a float; a list for a tuple (``tuple[float, ...]`` or a fixed
+    ``tuple[str, int, float]``); ``""`` for an optional value whose type includes ``str`` means
+    unset (None), which TOML cannot write. A bool is never a number.
+    """
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        allowed = typing.get_args(hint)
+        if type(None) in allowed and (value is None or (str in allowed and value == "")):
+            return None  # None itself comes from code (the settings), never from TOML
+        for t in allowed:
+            try:
+                return coerce(value, t)
+            except TypeError:
+                continue
+        raise TypeError(hint)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError(hint)
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0]) for v in value)
+        if len(args) != len(value):
+            raise TypeError(hint)
+        return tuple(coerce(v, t) for v, t in zip(value, args, strict=True))
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (str, bool) and isinstance(value, hint):
+        return value
+    raise TypeError(hint)
+
+
+def type_name(hint: Any) -> str:
+    """How a person reads a field's type: 'float', 'int or str', 'a list of float', ..."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        names = [type_name(t) for t in typing.get_args(hint) if t is not type(None)]
+        return " or ".join(names) + (' ("" for none)' if str in typing.get_args(hint) else "")
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {type_name(args[0])}"
+        return f"[{', '.join(type_name(a) for a in args)}]"
+    return str(getattr(hint, "__name__", hint))
 
 
 def load_config(path: str | Path | None) -> AppConfig:
@@ -338,16 +388,38 @@ def load_config(path: str | Path | None) -> AppConfig:
     if not p.is_file():
         raise ConfigError(f"configuration file {p} does not exist")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {p}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file") from None
-    result = _build(AppConfig, data, "top level", str(p))
+    return parse_config(text, str(p))
+
+
+def parse_config(text: str, source: str) -> AppConfig:
+    """A configuration from TOML text; errors name ``source`` (the file, or 'settings')."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return config_from_data(data, source)
+
+
+def config_from_data(data: Mapping[str, Any], source: str) -> AppConfig:
+    """A configuration from TOML-shaped data (tables as dicts), checked as a file is."""
+    result = _build(AppConfig, dict(data), "top level", source)
     assert isinstance(result, AppConfig)
     return result
+
+
+def config_data(config: Any) -> Any:
+    """The TOML-shaped data of a configuration (or of one section): tables as dicts, lists of
+    tables as lists of dicts, tuples as lists; the inverse of :func:`config_from_data`."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: config_data(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, tuple | list):
+        return [config_data(v) for v in config]
+    return config
 
 
 def with_overrides(
