@@ -18,14 +18,22 @@ from pathlib import Path
 import zmq
 
 from takeover.app.control.loop import AttemptRefused
-from takeover.app.engine.protocol import MAX_COMMAND_BYTES, Command, CommandName, CommandReply
+from takeover.app.engine.protocol import (
+    MAX_COMMAND_BYTES,
+    AttachReply,
+    Command,
+    CommandName,
+    CommandReply,
+)
 from takeover.app.engine.sockets import EngineEndpoints, EngineSockets
 from takeover.app.engine.status import StatusBoard
+from takeover.app.engine.viewers import ViewerSlot
 from takeover.app.net import wire
 from takeover.app.net.children import ParentLink
 from takeover.app.net.rpc import serve_requests
 from takeover.app.runtime.compose import Runtime
 from takeover.app.runtime.config import AppConfig
+from takeover.app.runtime.config_file import config_text
 from takeover.app.runtime.seeds import SeedSource
 from takeover.storage.schema import Event, EventKind
 from takeover.teleop.state_machine import Request
@@ -59,6 +67,8 @@ class Engine:
         self._start = threading.Event()
         self._runtime: Runtime | None = None
         self._sockets: EngineSockets | None = None
+        self.viewers = ViewerSlot()
+        """The console attached to the engine: at most one drives it (see viewers.py)."""
 
     def bind(self) -> tuple[str, str]:
         """Bind the status and command sockets (OSError, or CurveKeyError for unusable keys);
@@ -124,7 +134,7 @@ class Engine:
             sock.send(self.board.publishable().encode())
 
     def _serve_commands(self, sock: zmq.Socket[bytes]) -> None:
-        serve_requests(sock, self._answer, self._quit, 100)
+        serve_requests(sock, self._answer, self._quit, 100, on_idle=self._show_viewer)
 
     def _answer(self, frames: list[bytes]) -> bytes:
         """One command's frames -> the encoded reply (an error reply says why it was refused)."""
@@ -134,8 +144,33 @@ class Engine:
             cmd = Command.decode(frames[0], MAX_COMMAND_BYTES)
         except wire.WireError as exc:
             return wire.error_reply(str(exc))
-        refused = self._handle(cmd)
+        if cmd.name in (CommandName.ATTACH, CommandName.DETACH):
+            return self._viewer_command(cmd)
+        refused = self.viewers.refusal(cmd) or self._handle(cmd)
         return wire.error_reply(refused) if refused else CommandReply().encode()
+
+    # -- the attached console -----------------------------------------------------------
+    def _viewer_command(self, cmd: Command) -> bytes:
+        """ATTACH (claim or renew; answered with what a console needs) or DETACH (let go: the
+        engine and its attempt keep running)."""
+        if cmd.name is CommandName.DETACH:
+            refused = self.viewers.detach(cmd.viewer)
+            self._show_viewer()
+            return wire.error_reply(refused) if refused else CommandReply().encode()
+        granted = self.viewers.attach(cmd.viewer)
+        self._show_viewer()
+        status = self._sockets.status_endpoint if self._sockets is not None else ""
+        return AttachReply(granted, self.viewers.holder(), status, config_text(self.config)).encode()
+
+    def _show_viewer(self) -> None:
+        """Publish which console is attached, and say so when that changes."""
+        holder, shown = self.viewers.holder(), self.board.snapshot().viewer
+        if holder == shown:
+            return
+        if holder:
+            self.board.update(viewer=holder, message=f"console attached: {holder}")
+        else:
+            self.board.update(viewer="", message=f"console detached ({shown}); the engine keeps running")
 
     # -- the process around it ----------------------------------------------------------
     def _report(self, status: str, command: str) -> None:

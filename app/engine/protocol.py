@@ -38,8 +38,15 @@ class CommandName(enum.StrEnum):
     KEYS = "keys"
     """Keyboard teleop: ``keys`` is the list of key names currently held down."""
     QUIT = "quit"
+    ATTACH = "attach"
+    """Claim the engine for the console named in ``viewer``, and keep the claim: an attached
+    console repeats it every second (:mod:`takeover.app.engine.viewers`). The reply is an
+    :class:`AttachReply`, granted or not."""
+    DETACH = "detach"
+    """The console named in ``viewer`` lets go; the engine and its attempt keep running."""
 
 
+MAX_VIEWER_CHARS = 200
 Outcome = Literal["", "success", "near_success", "failure"]
 """What the operator says of an attempt ('' leaves it to the station's success flag)."""
 MAX_NOTE_CHARS = 2000
@@ -53,8 +60,12 @@ class Command(Request):
     keys: tuple[str, ...] = ()
     note: str = ""
     """The operator's note on the attempt (with STOP_EPISODE), stored with their verdict."""
+    viewer: str = ""
+    """The console sending it, as it named itself in ATTACH ('' for a sender that did not)."""
 
     def __post_init__(self) -> None:
+        if len(self.viewer) > MAX_VIEWER_CHARS or not self.viewer.isprintable():
+            raise ValueError(f"'viewer' must be at most {MAX_VIEWER_CHARS} printable characters")
         if len(self.keys) > MAX_KEYS or not all(0 < len(k) <= MAX_KEY_NAME for k in self.keys):
             raise ValueError(f"'keys' must be at most {MAX_KEYS} names of 1 to {MAX_KEY_NAME} characters")
         if len(self.note) > MAX_NOTE_CHARS:
@@ -66,6 +77,23 @@ class CommandReply(Reply):
     """The command was taken (a refused one gets an error reply with the reason)."""
 
     TYPE: ClassVar[str] = "reply"
+
+
+@dataclass(frozen=True)
+class AttachReply(Reply):
+    """The answer to ATTACH: whether this console now holds the engine, and what it needs to
+    show it (where the status is published; the engine's configuration, read-only)."""
+
+    TYPE: ClassVar[str] = "attached"
+    granted: bool
+    """True: this console holds the engine. False: another does (``holder``); this one may watch,
+    hold and e-stop, nothing else."""
+    holder: str
+    """The console that holds the engine now."""
+    status: str
+    """The status endpoint as the engine bound it (a wildcard host means: the host you reached)."""
+    config: str = ""
+    """The engine's configuration, as TOML."""
 
 
 Readiness = Literal["starting", "ready", "failed"]
@@ -157,3 +185,5 @@ class Status(Message):
     """The gripper's state now (None when the station does not say)."""
     health: tuple[HealthItem, ...] = ()
     session: SessionFigures | None = None
+    viewer: str = ""
+    """The console attached to the engine ('' while none is)."""

@@ -32,7 +32,7 @@ from takeover.recorder.recovery import LogOutcome, recover_all
 from takeover.storage.paths import default_store_root
 from takeover.storage.store import Store
 from takeover.teleop.devices import TeleopDevice
-from takeover.teleop.keyboard import KeyboardConfig, KeyboardTeleop
+from takeover.teleop.keyboard import KeyboardTeleop
 from takeover.teleop.scripted import ScriptedOperator, ScriptedOperatorConfig
 
 log = logging.getLogger(__name__)
@@ -220,11 +220,11 @@ class Runtime:
                 ScriptedOperator(ScriptedOperatorConfig(always_drive=kind == "expert"), time.monotonic)
             )
         elif kind == "spacemouse":
-            from takeover.teleop.spacemouse import SpaceMouseConfig, SpaceMouseTeleop
+            from takeover.teleop.spacemouse import SpaceMouseTeleop
 
-            devices.append(SpaceMouseTeleop(SpaceMouseConfig()))
+            devices.append(SpaceMouseTeleop(self.config.spacemouse))
         # The keyboard is always there when a view can send keys; headless runs ignore it.
-        self.keyboard = KeyboardTeleop(KeyboardConfig())
+        self.keyboard = KeyboardTeleop(self.config.keyboard)
         devices.append(self.keyboard)
         for dev in devices:
             try:

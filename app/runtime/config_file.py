@@ -75,6 +75,13 @@ def save_config(config: AppConfig, path: Path) -> Path:
     return path
 
 
+def config_text(config: AppConfig) -> str:
+    """``config`` as TOML: only the keys that differ from the defaults (reads back as ``config``)."""
+    doc = tomlkit.document()
+    _merge(doc, config_data(config), config_data(AppConfig()), {})
+    return tomlkit.dumps(doc)
+
+
 def _table(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 

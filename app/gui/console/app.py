@@ -13,7 +13,9 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
 from takeover.app.gui.console.engine_link import EngineLink
+from takeover.app.gui.console.session import ConsoleOptions, ConsoleSession
 from takeover.app.gui.console.window import MainWindow
+from takeover.app.net import curve
 
 NO_DISPLAY_EXIT_CODE = 2
 
@@ -40,9 +42,19 @@ def display_available(env: Mapping[str, str] | None = None, platform: str | None
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-def run_gui(status_endpoint: str, command_endpoint: str, title: str = "Takeover") -> int:
+def run_gui(
+    status_endpoint: str,
+    command_endpoint: str,
+    title: str = "Takeover",
+    *,
+    viewer: str = "",
+    keys: curve.ClientKeys | None = None,
+    options: ConsoleOptions | None = None,
+) -> int:
     """Show the operator console until it is closed; return the exit code.
 
+    ``viewer``: the name the console attaches under; ``keys``: CURVE keys for an engine that needs
+    them; ``options``: whether the console owns its engine, and its settings (session.py).
     Returns :data:`NO_DISPLAY_EXIT_CODE` with a message on stderr when there is no display.
     Reuses a running ``QApplication`` if there is one.
     """
@@ -59,8 +71,9 @@ def run_gui(status_endpoint: str, command_endpoint: str, title: str = "Takeover"
         return NO_DISPLAY_EXIT_CODE
     app.setApplicationName(title)
 
-    link = EngineLink(status_endpoint, command_endpoint)
+    link = EngineLink(status_endpoint, command_endpoint, keys=keys, viewer=viewer)
     window = MainWindow(link, title=title)
+    session = ConsoleSession(window, link, options or ConsoleOptions(), title)
     restore_sigint = _close_on_sigint(window)
     # Python only runs signal handlers between bytecodes; wake it up now and then.
     wake = QTimer()
@@ -76,6 +89,7 @@ def run_gui(status_endpoint: str, command_endpoint: str, title: str = "Takeover"
         window.close()  # no-op if already closed; sends QUIT and stops the link otherwise
         link.stop()
         window.deleteLater()
+        del session
     return int(code)
 
 

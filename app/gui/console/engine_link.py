@@ -11,6 +11,7 @@ Nothing touches the network before :meth:`EngineLink.start`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -59,12 +60,15 @@ class EngineLink(QObject):
         command_timeout_ms: int = 500,
         stale_after_s: float = STALE_AFTER_S,
         keys: curve.ClientKeys | None = None,
+        viewer: str = "",
         parent: QObject | None = None,
     ) -> None:
         """``keys``: this console's CURVE keys and the engine's public key, for an engine that
-        requires them (one bound to a non-loopback address)."""
+        requires them (one bound to a non-loopback address). ``viewer``: the name this console
+        attaches under; every command carries it (app/engine/viewers.py)."""
         super().__init__(parent)
         self.keys = keys
+        self.viewer = viewer
         self.status_endpoint = status_endpoint
         self.command_endpoint = command_endpoint
         self.command_timeout_ms = command_timeout_ms
@@ -154,6 +158,8 @@ class EngineLink(QObject):
         if self._commands is None or self._context is None:
             self.error.emit(f"not connected to the engine; '{command.name.value}' not sent")
             return
+        if self.viewer and not command.viewer:
+            command = dataclasses.replace(command, viewer=self.viewer)
         self._commands.submit(command, self.command_timeout_ms if timeout_ms is None else timeout_ms)
 
     def _on_command_failed(self, command: Command, reason: str) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QColor, QFont, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
     QApplication,
@@ -55,6 +56,8 @@ DISCARD_CONFIRM_MS = 3000
 DISCARD_TEXT = "Discard episode"
 DISCARD_CONFIRM_TEXT = "Click again to discard"
 KEYS_TIMEOUT_MS = 200
+CloseChoice = Literal["quit", "detach", "cancel"]
+"""What closing the window does: stop the engine, leave it running (detach), or stay open."""
 
 TELEOP_LEGEND: tuple[tuple[str, str], ...] = (
     ("W / S", "forward / back"),
@@ -94,9 +97,16 @@ def format_timing(timing: dict[str, float]) -> str:
 class MainWindow(QMainWindow):
     """The console window. Call ``link.start()`` and ``show()`` after constructing it."""
 
+    settings_requested = pyqtSignal()
+    """The operator asked for the settings; the console's front end opens the dialog
+    (app/gui/console/session.py)."""
+
     def __init__(self, link: EngineLink, title: str = "Takeover") -> None:
         super().__init__()
         self.link = link
+        self.close_choice: Callable[[], CloseChoice] | None = None
+        """Asked when the window closes (a console attached to an engine it did not start asks
+        the operator); None: 'quit', the engine ends with its console."""
         self.status: Status | None = None
         self._frame_at: float | None = None
         self._closed = False
@@ -454,6 +464,11 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------- close
     def closeEvent(self, event: QCloseEvent | None) -> None:
         if not self._closed:
+            choice = self.close_choice() if self.close_choice is not None else "quit"
+            if choice == "cancel":
+                if event is not None:
+                    event.ignore()
+                return
             self._closed = True
             self.key_filter.release_all()
             app = QApplication.instance()
@@ -461,6 +476,7 @@ class MainWindow(QMainWindow):
                 app.removeEventFilter(self.key_filter)
             self._frame_timer.stop()
             if self.link.running:
-                self.link.send(Command(CommandName.QUIT), timeout_ms=QUIT_TIMEOUT_MS)
+                last = CommandName.DETACH if choice == "detach" else CommandName.QUIT
+                self.link.send(Command(last), timeout_ms=QUIT_TIMEOUT_MS)
             self.link.stop()
         super().closeEvent(event)
