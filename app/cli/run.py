@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 
 from takeover.app.cli.common import endpoint_type, error, seed_type
+from takeover.app.cli.console import ENGINE_GRACE_S
 from takeover.app.cli.serving import (
     add_parent_option,
     add_security_args,
@@ -14,13 +15,9 @@ from takeover.app.cli.serving import (
     security_options,
 )
 from takeover.app.runtime.config import OPERATORS, AppConfig, load_config, with_overrides
+from takeover.app.runtime.config_file import config_file_for
 
-ENGINE_READY_S = 30.0
-"""How long the console waits for its engine to bind its sockets."""
-ENGINE_GRACE_S = 15.0
-"""How long an engine whose console went may take to save the attempt and stop its own children."""
 FORWARDED_TO_ENGINE = (
-    "config",
     "store",
     "operator",
     "policy_url",
@@ -30,11 +27,16 @@ FORWARDED_TO_ENGINE = (
     "ask_ahead",
     "seed",
 )
-"""The run options the console passes on to its engine."""
+"""The run options the console passes on to its engine (besides the configuration file)."""
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML configuration (see docs/config.md)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration (docs/config.md); default: $TAKEOVER_CONFIG or "
+        "~/.config/takeover/config.toml if it exists",
+    )
     p.add_argument(
         "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user)"
     )
@@ -96,7 +98,7 @@ OPTIONS = {
 
 
 def _config_from(args: argparse.Namespace) -> AppConfig:
-    cfg = load_config(args.config)
+    cfg = load_config(config_file_for(args.config))
     return with_overrides(
         cfg,
         options=OPTIONS,
@@ -113,53 +115,40 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
     )
 
 
+def _given_options(args: argparse.Namespace) -> dict[str, str]:
+    """Dotted key -> the option that set it on this command line (it overrides the file)."""
+    given = {}
+    for key, option in OPTIONS.items():
+        value = getattr(args, option.removeprefix("--").replace("-", "_"))
+        if value is not None and value is not False:
+            given[key] = option
+    return given
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from takeover.app.runtime.compose import ensure_render_backend
+    from takeover.app.runtime.locks import claim_station_and_store, store_path_problem
 
     ensure_render_backend()
     cfg = _config_from(args)
+    problem = store_path_problem(cfg)
+    if problem:
+        return error(problem)
     if args.headless:
         from takeover.app.engine.headless import run_headless
 
-        return run_headless(cfg, args.episodes, use_policy=not args.no_policy)
-    return _run_console(args)
+        with claim_station_and_store(cfg, "`takeover run --headless`"):
+            return run_headless(cfg, args.episodes, use_policy=not args.no_policy)
+    from takeover.app.cli.console import run_console
 
-
-def _run_console(args: argparse.Namespace) -> int:
-    from takeover.app.gui.console.app import (
-        NO_DISPLAY_EXIT_CODE,
-        NO_DISPLAY_MESSAGE,
-        display_available,
-        run_gui,
-    )
-    from takeover.app.net.children import ChildStartError, ipc_endpoint, private_ipc_dir, start_child
-
-    if not display_available():
-        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
-        return NO_DISPLAY_EXIT_CODE
-    # The engine child listens on ipc:// sockets in a folder only this user can enter, removed at exit.
-    with private_ipc_dir() as folder:
-        try:
-            endpoints = [ipc_endpoint(folder, "status"), ipc_endpoint(folder, "command")]
-        except ValueError as exc:
-            return error(str(exc))
-        engine_cmd = [sys.executable, "-m", "takeover.app.cli", "engine"]
-        engine_cmd += ["--status-endpoint", endpoints[0], "--command-endpoint", endpoints[1]]
-        for flag in FORWARDED_TO_ENGINE:
-            value = getattr(args, flag)
-            if value is not None:
-                engine_cmd += [f"--{flag.replace('_', '-')}", str(value)]
-        switches = ("no_pacing", "evaluation")
-        engine_cmd += [f"--{flag.replace('_', '-')}" for flag in switches if getattr(args, flag)]
-        engine = start_child(engine_cmd, "engine")
-        try:
-            bound = engine.wait_ready(("status", "command"), ENGINE_READY_S)
-            return run_gui(bound["status"], bound["command"])
-        except ChildStartError as exc:
-            return error(str(exc))
-        finally:
-            engine.wait(timeout_s=5.0)  # the window sent QUIT: the attempt is saved, the engine ends
-            engine.stop()
+    forwarded: list[str] = []
+    for flag in FORWARDED_TO_ENGINE:
+        value = getattr(args, flag)
+        if value is not None:
+            forwarded += [f"--{flag.replace('_', '-')}", str(value)]
+    switches = ("no_pacing", "evaluation")
+    forwarded += [f"--{flag.replace('_', '-')}" for flag in switches if getattr(args, flag)]
+    return run_console(args, forwarded, _given_options(args))
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
@@ -170,7 +159,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
     from takeover.app.engine.process import Engine
     from takeover.app.engine.sockets import EngineEndpoints
     from takeover.app.net.curve import CurveKeyError
-    from takeover.app.runtime.compose import ensure_render_backend
+    from takeover.app.runtime.compose import StartupError, ensure_render_backend
+    from takeover.app.runtime.locks import claim_station_and_store, store_path_problem
+    from takeover.storage.errors import StorageError
 
     try:
         endpoints = EngineEndpoints(
@@ -178,15 +169,25 @@ def cmd_engine(args: argparse.Namespace) -> int:
             command=args.command_endpoint,
             **security_options(args),
         )
-    except ValueError as exc:
+        config = _config_from(args)
+    except ValueError as exc:  # ConfigError too
         return refuse(parent, str(exc))
-    ensure_render_backend()
-    engine = Engine(_config_from(args), endpoints, parent=parent)
+    if store_path_problem(config):
+        return refuse(parent, store_path_problem(config))
+    # One engine per store and per station: a second console says who holds them, in one line.
+    holder = f"`takeover run` (pid {os.getppid()})" if parent is not None else "`takeover engine`"
     try:
-        engine.bind()
-    except (OSError, CurveKeyError) as exc:
+        locks = claim_station_and_store(config, holder)
+    except (StorageError, StartupError) as exc:
         return refuse(parent, str(exc))
-    return engine.run()
+    with locks:
+        ensure_render_backend()
+        engine = Engine(config, endpoints, parent=parent)
+        try:
+            engine.bind()
+        except (OSError, CurveKeyError) as exc:
+            return refuse(parent, str(exc))
+        return engine.run()
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
