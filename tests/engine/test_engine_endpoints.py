@@ -78,6 +78,7 @@ def test_ipc_endpoints_bind_as_local_and_carry_status_and_commands(tmp_path: Pat
 
 def test_engine_cli_refuses_a_remote_endpoint_in_one_line(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.key_secret")
+    (tmp_path / "store").mkdir()  # a store named on the command line must exist
     base = [sys.executable, "-m", "takeover.app.cli", "engine", "--store", str(tmp_path / "store")]
     base += ["--status-endpoint", "tcp://0.0.0.0:0", "--command-endpoint", "tcp://127.0.0.1:0"]
     for extra, reason in [
@@ -140,6 +141,7 @@ def engine(tmp_path: Path, keys: Path) -> Iterator[tuple[str, str]]:
     """A CURVE-secured engine on loopback; yields its (status, command) endpoints."""
     status = command = "tcp://127.0.0.1:0"  # it binds free ports and says which
     with Peers() as peers:
+        (tmp_path / "store").mkdir()  # a store named in the configuration must exist
         config = tmp_path / "takeover.toml"
         config.write_text(
             f'[station]\nkind = "remote"\nurl = "{peers.station.endpoint}"\n'

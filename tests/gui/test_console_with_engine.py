@@ -33,6 +33,7 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 def live_engine(tmp_path: Path) -> Any:
     """The engine as `takeover run` starts it: a child on ipc:// sockets that dies with this process."""
     store = tmp_path / "store"
+    store.mkdir()  # a store named on the command line must exist
     config = tmp_path / "wrist.toml"  # a free-running camera beside the station's own
     config.write_text('[[camera]]\nname = "wrist"\nkind = "synthetic"\nwidth = 320\nheight = 240\nfps = 15\n')
     with private_ipc_dir() as folder:
