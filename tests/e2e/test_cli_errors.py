@@ -89,7 +89,7 @@ class Row:
     """Run in a subprocess that file permissions bind (root's override capabilities dropped)."""
 
 
-HEADLESS = ("run", "--headless", "--no-policy", "--store", "{tmp}/s")
+HEADLESS = ("run", "--headless", "--no-policy", "--store", "{tmp}")  # a store named must exist
 ROWS = [
     # options of `run`
     Row("rate-0", (*HEADLESS, "--rate", "0"), ("--rate", "control rate must be at least 1", "got 0")),

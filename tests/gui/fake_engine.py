@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from takeover.app.engine.protocol import Command, CommandName, Status
+from takeover.app.engine.protocol import AttachReply, Command, CommandName, Status
 from takeover.app.net import wire
 from takeover.app.net.children import PARENT_FD_OPTION, ParentLink
 
@@ -147,6 +147,9 @@ class FakeEngine:
                 with self._lock:
                     self._commands.append(command)
                     count = len(self._commands)
+                if command.name is CommandName.ATTACH:  # a console claims it: granted, as the engine does
+                    rep.send(AttachReply(True, command.viewer, self.status_endpoint).encode())
+                    continue
                 if self.echo:
                     self.status = replace(
                         self.status, message=f"engine carried out {command.name.value} (#{count})"
