@@ -179,7 +179,11 @@ class Engine:
             self.parent.report(status=status, command=command)
         else:  # started on its own: whoever attaches needs to know
             print(f"engine: status on {status}, commands on {command}", file=sys.stderr)
-            print(f"engine: attach a console with `takeover console --attach {command}`", file=sys.stderr, flush=True)
+            print(
+                f"engine: attach a console with `takeover console --attach {command}`",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _parent_gone(self) -> None:
         log.warning("the process that started the engine went away: stopping")

@@ -43,6 +43,7 @@ def test_camera_tables_are_validated(tmp_path: Path) -> None:
 def test_a_camera_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[[camera]]\nname = "wrist"\nsource = "{tmp_path / "missing.avi"}"\n')
+    (tmp_path / "s").mkdir()  # a store named on the command line must exist
     proc = takeover("run", "--headless", "--config", str(cfg), "--store", str(tmp_path / "s"))
     assert proc.returncode == 2
     assert "wrist" in proc.stderr and "Traceback" not in proc.stderr
@@ -52,6 +53,7 @@ def test_synthetic_camera_is_recorded_with_capture_times(tmp_path: Path) -> None
     cfg = tmp_path / "c.toml"
     cfg.write_text('[[camera]]\nname = "overhead"\nkind = "synthetic"\nwidth = 160\nheight = 120\nfps = 30\n')
     store = tmp_path / "store"
+    store.mkdir()  # a store named on the command line must exist
     proc = takeover(
         "run",
         "--headless",

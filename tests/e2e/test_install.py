@@ -77,6 +77,7 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
 
     takeover = [str(env_dir / "bin" / "takeover")]  # the installed entry point
     assert "usage: takeover" in _run([*takeover, "--help"], elsewhere, env)
+    (elsewhere / "store").mkdir()  # a store named on the command line must exist
     out = _run(
         [
             *takeover,

@@ -20,6 +20,7 @@ def test_runs_take_fresh_seeds_from_the_store(
 ) -> None:
     monkeypatch.setenv("MUJOCO_GL", "egl")
     store = tmp_path / "store"
+    store.mkdir()  # a store named on the command line must exist
     base = ["run", "--headless", "--no-policy", "--operator", "expert", "--max-steps", "2"]
     runs = [(["--episodes", "2"], [0, 1]), ([], [2])]  # a new session goes on where the last stopped
     for extra, seeds in runs:

@@ -38,17 +38,24 @@ from .test_engine_endpoints import Peers, _bound_endpoints
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
+def engine_config(peers: Peers, folder: Path) -> tuple[Path, Path]:
+    """A configuration for an engine on the fake robot and policy of ``peers``, with a new store
+    in ``folder``: (the file, the store)."""
+    store = folder / "store"
+    Store.create(store).close()
+    config = folder / "engine.toml"
+    config.write_text(
+        f'[station]\nkind = "remote"\nurl = "{peers.station.endpoint}"\n'
+        f'[policy]\nurl = "{peers.policy.endpoint}"\n[store]\npath = "{store}"\n'
+    )
+    return config, store
+
+
 @pytest.fixture
 def engine_alone(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """`takeover engine` started by hand (no --parent-fd); yields its command endpoint."""
     with Peers() as peers:
-        store = tmp_path / "store"
-        Store.create(store).close()
-        config = tmp_path / "engine.toml"
-        config.write_text(
-            f'[station]\nkind = "remote"\nurl = "{peers.station.endpoint}"\n'
-            f'[policy]\nurl = "{peers.policy.endpoint}"\n[store]\npath = "{store}"\n'
-        )
+        config, store = engine_config(peers, tmp_path)
         command_line = [sys.executable, "-m", "takeover.app.cli", "engine", "--config", str(config)]
         command_line += ["--status-endpoint", "tcp://127.0.0.1:0", "--command-endpoint", "tcp://127.0.0.1:0"]
         command_line += ["--max-steps", "100000"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from PyQt6.QtCore import QTimer
-from PyQt6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit
+from PyQt6.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel, QLineEdit
 
 from takeover.app.cli.console import OwnedEngine
 from takeover.app.engine.attach import viewer_name
@@ -31,7 +31,6 @@ from takeover.app.gui.console.window import MainWindow
 from takeover.app.net.children import ipc_endpoint, private_ipc_dir
 from takeover.app.runtime.config import AppConfig, load_config, parse_config
 from takeover.app.runtime.config_fields import with_settings
-from takeover.storage.store import Store
 
 from .conftest import make_status, save_console_screenshot
 from .fake_engine import FakeEngine
@@ -85,8 +84,6 @@ def test_the_dialog_shows_the_configuration_keys_and_refuses_what_the_file_would
     assert dialog.problem.text() == "" and dialog.save_button.isEnabled()
     assert dialog.apply_button is None  # nothing to restart: Save only
     save_console_screenshot(dialog, tmp_path / "settings.png")
-    if os.environ.get("TAKEOVER_WRITE_DOCS_SCREENSHOT"):
-        save_console_screenshot(dialog, DOCS / "console-settings.png")
 
     dialog.save_button.click()
     assert dialog.result() == SettingsDialog.DialogCode.Accepted and not dialog.apply
@@ -160,16 +157,11 @@ def test_the_title_and_status_bar_name_the_station_policy_and_store(qtbot: Any) 
 @pytest.fixture
 def owned_engine(tmp_path: Path) -> Iterator[tuple[OwnedEngine, Path, str, str]]:
     """The real engine as `takeover run` starts it (a child on ipc:// sockets), on a fake robot."""
+    from tests.engine.test_attach import engine_config
     from tests.engine.test_engine_endpoints import Peers  # the fake robot and policy
 
     with Peers() as peers, private_ipc_dir() as folder:
-        store = tmp_path / "store"
-        Store.create(store).close()
-        config = tmp_path / "takeover.toml"
-        config.write_text(
-            f'[station]\nkind = "remote"\nurl = "{peers.station.endpoint}"\n'
-            f'[policy]\nurl = "{peers.policy.endpoint}"\n[store]\npath = "{store}"\n'
-        )
+        config, _ = engine_config(peers, tmp_path)
         status, command = ipc_endpoint(folder, "status"), ipc_endpoint(folder, "command")
         command_line = [sys.executable, "-m", "takeover.app.cli", "engine", "--config", str(config)]
         engine = OwnedEngine([*command_line, "--status-endpoint", status, "--command-endpoint", command])
@@ -215,3 +207,25 @@ def test_save_and_restart_restarts_the_console_s_engine_with_the_file(
     assert not session.read_only
     window.close()
     link.stop()
+
+
+def test_screenshot_of_the_settings_dialog(qtbot: Any, tmp_path: Path) -> None:
+    """The Devices page with a value the file would refuse: the message, the field marked, Save off
+    (docs/console-settings.png when TAKEOVER_WRITE_DOCS_SCREENSHOT is set)."""
+    target = SettingsTarget(
+        AppConfig(), Path.home() / ".config" / "takeover" / "config.toml", restart=lambda: ""
+    )
+    dialog = SettingsDialog(target)
+    qtbot.addWidget(dialog)
+    dialog.resize(640, 600)
+    dialog.show()
+    dialog.tabs.setCurrentIndex([title for title, _ in PAGES].index("Devices"))
+    line(dialog, "spacemouse.axis_map").setText("0, 1, 2, 3, 4, 4")
+    line(dialog, "loop.human_gain").setText("1.5")
+    assert "Saved to ~/.config/takeover/config.toml" in dialog.findChildren(QLabel)[0].text()
+    assert dialog.save_button is not None and not dialog.save_button.isEnabled()
+    qtbot.waitExposed(dialog)
+    path = save_console_screenshot(dialog, tmp_path / "settings.png")
+    if os.environ.get("TAKEOVER_WRITE_DOCS_SCREENSHOT"):
+        save_console_screenshot(dialog, DOCS / "console-settings.png")
+    assert path.stat().st_size > 10_000

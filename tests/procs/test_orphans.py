@@ -58,6 +58,7 @@ def run(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        (tmp_path / "store").mkdir(exist_ok=True)  # a store named on the command line must exist
         out = (tmp_path / "out.txt").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "takeover.app.cli", "run", "--store", str(tmp_path / "store"), *args],

@@ -174,6 +174,7 @@ def test_headless_run_on_a_disk_too_small_for_an_attempt_refuses_in_one_line(
     small_disk: Callable[[int], Path],
 ) -> None:
     disk = small_disk(8)
+    (disk / "store").mkdir()  # a store named on the command line must exist
     run = ["run", "--headless", "--no-policy", "--episodes", "1", "--operator", "scripted"]
     done = subprocess.run(
         [sys.executable, "-m", "takeover.app.cli", *run, "--store", str(disk / "store")],

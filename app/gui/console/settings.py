@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -117,22 +118,29 @@ class SettingsDialog(QDialog):
         self.editors: dict[str, QLineEdit | QComboBox | QCheckBox] = {}
         self.settings: dict[str, Setting] = {}
         self.busy = busy
+        self._pages: dict[str, QScrollArea] = {}
         read_only = target.path is None
 
         layout = QVBoxLayout(self)
-        where = f"Saved to {target.path}" if target.path is not None else "Read-only"
+        where = f"Saved to {_shown(target.path)}" if target.path is not None else "Read-only"
         header = QLabel(f"{target.note}\n{where}" if target.note else where)
         header.setWordWrap(True)
         layout.addWidget(header)
-        tabs = QTabWidget()
+        self.tabs = QTabWidget()
         for title, groups in PAGES:
             page = QWidget()
             box = QVBoxLayout(page)
             for group in groups:
                 box.addWidget(self._group(group, read_only))
             box.addStretch(1)
-            tabs.addTab(page, title)
-        layout.addWidget(tabs)
+            scroll = QScrollArea()  # a long page scrolls: the dialog fits a small screen
+            scroll.setWidgetResizable(True)
+            scroll.setWidget(page)
+            self.tabs.addTab(scroll, title)
+            for group in groups:
+                for s in group.settings():
+                    self._pages[s.key] = scroll
+        layout.addWidget(self.tabs)
         self.problem = QLabel("")
         self.problem.setObjectName("settingsProblem")
         self.problem.setWordWrap(True)
@@ -195,6 +203,7 @@ class SettingsDialog(QDialog):
             check.toggled.connect(self.check)
             return check
         line = QLineEdit(value_text(value, s.hint))
+        line.setCursorPosition(0)  # a long list shows its start
         line.setPlaceholderText("none" if s.default is None else value_text(s.default, s.hint))
         line.textChanged.connect(self.check)
         return line
@@ -227,10 +236,17 @@ class SettingsDialog(QDialog):
 
     def _show_problem(self, problem: str) -> None:
         self.problem.setText(problem)
+        marked = []
         for key, editor in self.editors.items():
             name = key.rpartition(".")[2]
             bad = bool(problem) and (problem.startswith(key) or f" {name} " in f" {problem} ")
             editor.setStyleSheet("border: 2px solid #c62828;" if bad else "")
+            if bad:
+                marked.append(key)
+        if marked:  # show the first field at fault
+            page = self._pages[marked[0]]
+            self.tabs.setCurrentWidget(page)
+            page.ensureWidgetVisible(self.editors[marked[0]])
         if self.save_button is not None:
             self.save_button.setEnabled(not problem)
         if self.apply_button is not None:
@@ -251,6 +267,14 @@ class SettingsDialog(QDialog):
             return
         self.saved, self.apply = config, apply
         self.accept()
+
+
+def _shown(path: Path) -> str:
+    """A path as a person reads it: under the home folder as ``~/...``."""
+    try:
+        return f"~/{path.expanduser().relative_to(Path.home())}"
+    except ValueError:
+        return str(path)
 
 
 def _station_problem(config: AppConfig) -> str:
