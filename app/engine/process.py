@@ -167,8 +167,8 @@ class Engine:
         holder, shown = self.viewers.holder(), self.board.snapshot().viewer
         if holder == shown:
             return
-        if holder:
-            self.board.update(viewer=holder, message=f"console attached: {holder}")
+        if holder:  # shown by the status's viewer; the message stays what the operator needs
+            self.board.update(viewer=holder)
         else:
             self.board.update(viewer="", message=f"console detached ({shown}); the engine keeps running")
 

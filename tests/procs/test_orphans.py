@@ -102,11 +102,15 @@ def test_sigkill_of_the_console_ends_engine_and_policy_server(run: Any, tmp_path
         with zmq.Context() as ctx, ctx.socket(zmq.SUB) as watch:
             watch.setsockopt(zmq.SUBSCRIBE, b"")
             watch.connect(f"ipc://{folder}/status")
-            ready = lambda: _status(watch, lambda s: s.message.startswith("ready"))  # noqa: E731
+            seen: list[Status] = []
+            ready = lambda: _status(watch, lambda s: s.message.startswith("ready") and bool(s.viewer), seen)  # noqa: E731
             wait_for("a ready engine", ready, console)
             server = the_child(engine, "policy serve")
             assert server is not None, children_of(engine)
-            _command(ctx, f"ipc://{folder}/command", Command(CommandName.START_EPISODE))
+            # The console holds the engine (one console drives it): start as that console.
+            _command(
+                ctx, f"ipc://{folder}/command", Command(CommandName.START_EPISODE, viewer=seen[-1].viewer)
+            )
             running = lambda: _status(watch, lambda s: s.episode_active and s.step > 10)  # noqa: E731
             wait_for("a running attempt", running, console)
         os.kill(console.pid, signal.SIGKILL)
@@ -125,9 +129,12 @@ def test_sigkill_of_the_console_ends_engine_and_policy_server(run: Any, tmp_path
     assert "went away" in (tmp_path / "out.txt").read_text()
 
 
-def _status(sub: zmq.Socket[bytes], want: Callable[[Status], bool]) -> bool:
+def _status(sub: zmq.Socket[bytes], want: Callable[[Status], bool], seen: list[Status] | None = None) -> bool:
     while sub.poll(0):
-        if want(Status.decode(sub.recv())):
+        status = Status.decode(sub.recv())
+        if want(status):
+            if seen is not None:
+                seen.append(status)
             return True
     return False
 

@@ -86,6 +86,8 @@ class ConsoleSession(QObject):
         self.engine_config = ""
         """The engine's configuration as it sent it (TOML), for a console that did not start it."""
         self.restarting: threading.Thread | None = None
+        self.restart_result = ""
+        """What the last engine restart came to (also shown in the status bar)."""
         self.identity = QLabel("")
         self.identity.setObjectName("identityLabel")
         window.statusBar().addPermanentWidget(self.identity)  # type: ignore[union-attr]
@@ -136,7 +138,9 @@ class ConsoleSession(QObject):
 
     def _show_identity(self) -> None:
         self.window.setWindowTitle(window_title(self.status, self.base_title, self.read_only))
-        self.identity.setText(identity_text(self.status))
+        held = f"READ-ONLY ({self.holder} drives)   " if self.read_only else ""
+        self.identity.setText(held + identity_text(self.status))
+        self.identity.setStyleSheet("color: #c62828; font-weight: bold;" if self.read_only else "")
 
     # -- closing -----------------------------------------------------------------------------
     def close_choice(self) -> CloseChoice:
@@ -218,4 +222,5 @@ class ConsoleSession(QObject):
 
     def _on_restarted(self, text: str) -> None:
         self.restarting = None
+        self.restart_result = text
         self.window.show_message(text)
