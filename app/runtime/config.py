@@ -322,7 +322,7 @@ def _build(cls: type[Any], values: Any, where: str, source: str, path: str = "")
         raise ConfigError(f"{source}: {exc}") from None
     except ValueError as exc:  # a section's own check, e.g. "SpaceMouseConfig.axis_map must be ..."
         text = str(exc).removeprefix(f"{cls.__name__}.").removeprefix(f"{cls.__name__}: ")
-        named = next((k for k in fields if text.startswith(f"{k} ")), "")
+        named = next((k for k in fields if text.startswith((f"{k} ", f"{k}:"))), "")
         if named:
             raise ConfigError(f"{source}: {path}{text}") from None
         raise ConfigError(f"{source}: [{where}] {text}") from None
