@@ -69,6 +69,8 @@ class Engine:
         self._sockets: EngineSockets | None = None
         self.viewers = ViewerSlot()
         """The console attached to the engine: at most one drives it (see viewers.py)."""
+        self._config_text = ""
+        """The configuration as TOML, for consoles that attach (made at the first ATTACH)."""
 
     def bind(self) -> tuple[str, str]:
         """Bind the status and command sockets (OSError, or CurveKeyError for unusable keys);
@@ -160,7 +162,9 @@ class Engine:
         granted = self.viewers.attach(cmd.viewer)
         self._show_viewer()
         status = self._sockets.status_endpoint if self._sockets is not None else ""
-        return AttachReply(granted, self.viewers.holder(), status, config_text(self.config)).encode()
+        if not self._config_text:
+            self._config_text = config_text(self.config)
+        return AttachReply(granted, self.viewers.holder(), status, self._config_text).encode()
 
     def _show_viewer(self) -> None:
         """Publish which console is attached, and say so when that changes."""

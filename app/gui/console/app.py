@@ -12,6 +12,7 @@ from types import FrameType
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
+from takeover.app.engine.attach import viewer_name
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.session import ConsoleOptions, ConsoleSession
 from takeover.app.gui.console.window import MainWindow
@@ -53,8 +54,9 @@ def run_gui(
 ) -> int:
     """Show the operator console until it is closed; return the exit code.
 
-    ``viewer``: the name the console attaches under; ``keys``: CURVE keys for an engine that needs
-    them; ``options``: whether the console owns its engine, and its settings (session.py).
+    ``viewer``: the name the console attaches under (default ``user@host pid N``); ``keys``:
+    CURVE keys for an engine that needs them; ``options``: whether the console owns its engine,
+    and its settings (session.py).
     Returns :data:`NO_DISPLAY_EXIT_CODE` with a message on stderr when there is no display.
     Reuses a running ``QApplication`` if there is one.
     """
@@ -71,7 +73,7 @@ def run_gui(
         return NO_DISPLAY_EXIT_CODE
     app.setApplicationName(title)
 
-    link = EngineLink(status_endpoint, command_endpoint, keys=keys, viewer=viewer)
+    link = EngineLink(status_endpoint, command_endpoint, keys=keys, viewer=viewer or viewer_name())
     window = MainWindow(link, title=title)
     session = ConsoleSession(window, link, options or ConsoleOptions(), title)
     restore_sigint = _close_on_sigint(window)
