@@ -56,6 +56,9 @@ def console(qtbot: Any, engine: FakeEngine) -> Iterator[Any]:
         window.show()
     qtbot.waitUntil(lambda: link.connected and window.status is not None, timeout=3000)
     engine.clear()
+    # pytest-qt closes the window before this fixture's teardown: a test that leaves an attempt
+    # running gets the close question, unanswered, over in a moment.
+    window.close_answer_timeout_s = 0.05
     yield window
     window.close()
     link.stop()
