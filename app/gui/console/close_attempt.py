@@ -45,7 +45,8 @@ def ask_attempt_end(parent: QWidget, timeout_s: float = ANSWER_TIMEOUT_S) -> Att
         left_ms[0] -= step_ms
         if left_ms[0] <= 0:
             timer.stop()
-            interrupted.click()
+            if interrupted is not None:
+                interrupted.click()
         else:
             tell()
 

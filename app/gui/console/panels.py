@@ -140,12 +140,14 @@ class HealthPanel(QGroupBox):
         for _ in range(HEALTH_ROWS):
             line = QLabel("")
             line.setTextFormat(Qt.TextFormat.RichText)
+            line.setWordWrap(True)  # a long detail takes a second line, never cut off
             box.addWidget(line)
             self.lines.append(line)
         self.levels: dict[str, str] = {}
         """The level shown for each item, by name."""
         self.lines[0].setText("<span style='color:#757575'>no health reported yet</span>")
-        self.setFixedHeight(self.sizeHint().height())
+        spare = 3 * self.lines[0].fontMetrics().lineSpacing()  # room for details on two lines
+        self.setFixedHeight(self.sizeHint().height() + spare)
 
     def show_items(self, items: tuple[HealthItem, ...]) -> None:
         self.levels = {item.name: item.level for item in items}
@@ -191,12 +193,14 @@ class SessionPanel(QGroupBox):
         for field in (self.operator, self.task):
             field.setMaxLength(80)
         self.attempts = QLabel("0")
+        self.verdicts = QLabel("—")
         self.success_rate = QLabel("—")
         self.interventions = QLabel("—")
         self.first_intervention = QLabel("—")
         form.addRow("operator", self.operator)
         form.addRow("task", self.task)
         form.addRow("attempts", self.attempts)
+        form.addRow("✓ / ≈ / ✗", self.verdicts)
         form.addRow("success rate", self.success_rate)
         form.addRow("takeovers / attempt", self.interventions)
         form.addRow("first takeover after", self.first_intervention)
@@ -210,9 +214,9 @@ class SessionPanel(QGroupBox):
         if figures.task and not self.task.hasFocus() and not self.task.text():
             self.task.setText(figures.task)
         n = figures.attempts
-        self.attempts.setText(
-            f"{n}  ({figures.successes} ✓ · {figures.near_successes} ≈ · {figures.failures} ✗)"
-        )
+        self.attempts.setText(str(n))
+        self.verdicts.setText(f"{figures.successes} / {figures.near_successes} / {figures.failures}")
+        self.verdicts.setToolTip("success / near success / failure")
         self.success_rate.setText(f"{100.0 * figures.successes / n:.0f} %" if n else "—")
         self.interventions.setText(f"{figures.interventions / n:.2f}" if n else "—")
         times = figures.first_intervention_s

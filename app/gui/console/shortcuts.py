@@ -64,7 +64,7 @@ class HelpOverlay(QFrame):
         super().__init__(parent)
         self.setObjectName("helpOverlay")
         self.setStyleSheet(
-            "QFrame#helpOverlay { background: rgba(20, 20, 28, 235); border-radius: 10px; }"
+            "QFrame#helpOverlay { background: rgb(24, 26, 34); border-radius: 10px; }"
             "QFrame#helpOverlay QLabel { color: white; }"
         )
         box = QVBoxLayout(self)

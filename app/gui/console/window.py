@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
         self.failure_button = self._button("Failure", lambda: self._end("failure"), guarded=True)
         self.note_field = QLineEdit()
         self.note_field.setObjectName("noteField")
-        self.note_field.setPlaceholderText("note on this attempt (optional, saved with the label)")
+        self.note_field.setPlaceholderText("note (optional, saved with the label)")
         self.note_field.setMaxLength(MAX_NOTE_CHARS)
         self.note_field.returnPressed.connect(self.note_field.clearFocus)
         self.discard_button = self._button(DISCARD_TEXT, self._discard, guarded=True)
@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
         form.addRow("id", self.episode_value)
         form.addRow("step", self.step_value)
         form.addRow("time", self.time_value)
-        form.addRow("limit", self.left_value)
+        form.addRow("left", self.left_value)
         form.addRow("held", self.held_value)
         form.addRow("attempts done", self.done_value)
         form.addRow("station success", self.success_value)
@@ -549,7 +549,7 @@ class MainWindow(QMainWindow):
         if status.episode_active:
             self.episode_value.setText(status.episode_id)
         else:
-            self.episode_value.setText(f"none (last {status.episode_id})" if status.episode_id else "none")
+            self.episode_value.setText(f"last: {status.episode_id}" if status.episode_id else "—")
         self.step_value.setText(str(status.step))
         elapsed, left, held = clock_texts(status.clock)
         self.time_value.setText(elapsed)
