@@ -144,7 +144,8 @@ STATES: dict[str, Status] = {
 
 
 def ee_track(t: float) -> np.ndarray:
-    return np.array([0.1 * math.sin(t), 0.6 + 0.05 * math.cos(0.7 * t), 0.2 + 0.03 * math.sin(2 * t)], np.float32)
+    x, y, z = 0.1 * math.sin(t), 0.6 + 0.05 * math.cos(0.7 * t), 0.2 + 0.03 * math.sin(2 * t)
+    return np.array([x, y, z], np.float32)
 
 
 def pump(seconds: float) -> None:
@@ -190,7 +191,8 @@ def shoot(name: str, status: Status, out: Path) -> Path:
         pump(0.5)
         path = out / f"console-{name}.png"
         if name == "settings":
-            dialog = SettingsDialog(SettingsTarget(AppConfig(), Path("/home/operator/.config/takeover/config.toml")), window)
+            target = SettingsTarget(AppConfig(), Path("/home/operator/.config/takeover/config.toml"))
+            dialog = SettingsDialog(target, window)
             dialog.show()
             pump(0.5)
             image = window.grab()
@@ -199,7 +201,8 @@ def shoot(name: str, status: Status, out: Path) -> Path:
 
             painter = QPainter(image)
             painter.fillRect(image.rect(), _dim())
-            painter.drawPixmap((image.width() - piece.width()) // 2, (image.height() - piece.height()) // 2, piece)
+            x, y = (image.width() - piece.width()) // 2, (image.height() - piece.height()) // 2
+            painter.drawPixmap(x, y, piece)
             painter.end()
             dialog.close()
         else:
@@ -220,7 +223,9 @@ def _dim() -> Any:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--only", choices=sorted(STATES), action="append")
     args = parser.parse_args()

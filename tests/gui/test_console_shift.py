@@ -445,8 +445,7 @@ def test_window_fits_1366_by_768_with_nothing_cut_off(qtbot: Any, engine: Any, c
         if (
             not label.isVisible()
             or label.wordWrap()
-            or label.pixmap() is not None
-            and not label.pixmap().isNull()
+            or (label.pixmap() is not None and not label.pixmap().isNull())
         ):
             continue
         if label.sizeHint().width() > label.width() + 1:

@@ -151,7 +151,8 @@ class ConsoleSession(QObject):
         box.setText("This console did not start the engine. Leave it running?")
         box.setInformativeText(
             "Detach: the engine keeps running, and so does an attempt in progress; attach again "
-            f"any time{again}.\nStop the engine: it saves the attempt in progress and ends."
+            f"any time{again}.\nStop the engine: it ends (an attempt in progress: you are asked what "
+            "becomes of it)."
         )
         detach = box.addButton("Detach", QMessageBox.ButtonRole.AcceptRole)
         stop = box.addButton("Stop the engine", QMessageBox.ButtonRole.DestructiveRole)
