@@ -1,0 +1,108 @@
+"""The real console against the real engine on the simulated station, with a SpaceMouse on a fake
+HID transport (the real pyspacemouse decoding the bytes a SpaceMouse Compact sends).
+
+An operator's attempt from start to catalog: Start, the SpaceMouse is pushed and takes over, the
+operator hands back from the console, then ends the attempt as near success with a note; the
+store holds the episode with that label, the note and the takeover's boundaries.
+
+The engine runs in this process (a thread) so that the fake HID transport is the one it opens.
+Needs the engine to store the operator's near-success verdict and note (Command.outcome /
+Command.note) with the episode.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PyQt6.QtCore import Qt
+
+from takeover.app.engine.process import Engine
+from takeover.app.engine.sockets import EngineEndpoints
+from takeover.app.gui.console.engine_link import EngineLink
+from takeover.app.gui.console.panels import CLICK_GUARD_S
+from takeover.app.gui.console.window import MainWindow
+from takeover.app.net.children import ipc_endpoint, private_ipc_dir
+from takeover.app.runtime.config import parse_config
+from takeover.storage.schema import ControlSource, EventKind
+from takeover.storage.store import Store
+from takeover.teleop.testing import SpaceMouseReports, install_fake_hid
+
+pytestmark = [pytest.mark.gui, pytest.mark.sim, pytest.mark.slow]
+
+NOTE = "grasped late; cube at the edge of the target"
+
+
+@pytest.fixture
+def engine_with_spacemouse(tmp_path: Path) -> Iterator[tuple[Engine, Any, Path]]:
+    store = tmp_path / "store"
+    Store.create(store).close()
+    config = parse_config(
+        f'[operator]\nkind = "spacemouse"\n[store]\npath = "{store}"\n[loop]\nmax_steps = 400\n',
+        "test configuration",
+    )
+    reports = SpaceMouseReports("SpaceMouseCompact")
+    device = reports.device()
+    with install_fake_hid(None, [device]), private_ipc_dir() as folder:
+        endpoints = EngineEndpoints(ipc_endpoint(folder, "status"), ipc_endpoint(folder, "command"))
+        engine = Engine(config, endpoints)
+        engine.bind()
+        thread = threading.Thread(target=engine.run, name="engine", daemon=True)
+        thread.start()
+        try:
+            yield engine, (reports, device), store
+        finally:
+            engine._quit.set()
+            thread.join(timeout=20)
+            assert not thread.is_alive()
+
+
+def test_spacemouse_takeover_then_near_success_with_a_note_lands_in_the_catalog(
+    qtbot: Any, engine_with_spacemouse: Any
+) -> None:
+    engine, (reports, device), store_root = engine_with_spacemouse
+    status_ep, command_ep = engine.bind()
+    link = EngineLink(status_ep, command_ep, command_timeout_ms=2000)
+    window = MainWindow(link, title="Takeover")
+    qtbot.addWidget(window)
+    window.close_answer_timeout_s = 0.05
+    link.start()
+    window.show()
+
+    def shown(pred: Any, timeout: int = 20000) -> None:
+        qtbot.waitUntil(lambda: window.status is not None and pred(window.status), timeout=timeout)
+
+    shown(lambda s: s.message.startswith("ready") or s.readiness == "ready", timeout=90000)
+    qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: s.episode_active and s.mode == "AUTONOMOUS" and s.step > 5)
+
+    device.push(reports.motion(z=0.9))  # the operator lifts the cap: the SpaceMouse takes over
+    shown(lambda s: s.mode == "HUMAN")
+    takeover_step = window.status.step
+    shown(lambda s: s.step > takeover_step + 10)
+    device.push(reports.motion())  # lets go of the cap
+    qtbot.mouseClick(window.handback_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: s.mode == "AUTONOMOUS")  # after the ramp
+    qtbot.wait(int(CLICK_GUARD_S * 1000))
+    window.note_field.setText(NOTE)
+    qtbot.mouseClick(window.near_success_button, Qt.MouseButton.LeftButton)
+    shown(lambda s: not s.episode_active and s.episodes_done == 1)
+    window.close()
+
+    with Store.open(store_root) as store:
+        [rec] = store.list_episodes()
+        episode = store.read_episode(rec.episode_id)
+    assert rec.outcome == "near_success" and rec.operator == "spacemouse"
+    assert NOTE in (getattr(rec, "note", None), getattr(episode, "note", None))
+    kinds = [e.kind for e in episode.events]
+    assert kinds[:2] == [EventKind.START, EventKind.TAKEOVER] and kinds[-1] == EventKind.END
+    assert EventKind.HANDBACK in kinds
+    start = next(e.step for e in episode.events if e.kind == EventKind.TAKEOVER)
+    stop = next(e.step for e in episode.events if e.kind == EventKind.HANDBACK)
+    assert 0 < start < stop
+    assert set(episode.control_source[start:stop]) == {int(ControlSource.HUMAN)}
+    assert set(episode.control_source[:start]) == {int(ControlSource.POLICY)}
+    assert (episode.action[start:stop, 2] > 0).any()  # the cap lifted: the arm went up
