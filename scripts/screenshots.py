@@ -186,8 +186,8 @@ def shoot(name: str, status: Status, out: Path) -> Path:
             window.success_button.setDown(True)
         if name == "help":
             window.help_overlay.show_overlay()
-        if name == "idle" or name == "failed-start":
-            window.session_panel.operator.setText("Ana")
+        if name == "idle":
+            window.show_refusal("no attempt is running: key T not sent")
         pump(0.5)
         path = out / f"console-{name}.png"
         if name == "settings":

@@ -149,7 +149,7 @@ def test_clock_limit_time_left_and_held(qtbot: Any, engine: Any, console: Any) -
     )
     assert console.time_value.text() == "12.2 s of 30 s"
     assert console.left_value.text() == "17.8 s left"
-    assert console.held_value.text() == "7.5 s (not counted)"
+    assert console.held_value.text() == "7.5 s"
     show(qtbot, engine, console, mode="IDLE", episode_active=False, step=0, clock=None)
     assert (console.time_value.text(), console.left_value.text(), console.held_value.text()) == ("—",) * 3
 

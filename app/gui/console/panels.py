@@ -62,14 +62,14 @@ class GuardedButton(QPushButton):
 
 
 def clock_texts(clock: AttemptClock | None) -> tuple[str, str, str]:
-    """('12.3 s of 25 s', '12.7 s left', 'held 3.0 s') for the attempt panel; dashes when idle."""
+    """('12.3 s of 25 s', '12.7 s left', '3.0 s' held) for the attempt panel; dashes when idle."""
     if clock is None:
         return "—", "—", "—"
     left = max(0.0, clock.limit_s - clock.elapsed_s)
     return (
         f"{clock.elapsed_s:.1f} s of {clock.limit_s:g} s",
         f"{left:.1f} s left",
-        f"{clock.held_s:.1f} s (not counted)",
+        f"{clock.held_s:.1f} s",
     )
 
 

@@ -410,6 +410,7 @@ class MainWindow(QMainWindow):
             self.step_value,
             self.time_value,
             self.left_value,
+            self.held_value,
             self.done_value,
             self.success_value,
             self.gripper_value,
@@ -419,6 +420,8 @@ class MainWindow(QMainWindow):
         bold.setBold(True)
         for widget in (self.connection_label, self.hold_button, self.refusal_label, self.instruction_label):
             widget.setFont(bold)
+        # The gripper's word never resizes the plot beside it.
+        self.gripper_value.setFixedWidth(self.gripper_value.fontMetrics().horizontalAdvance("CLOSED") + 8)
         self.setStyleSheet(
             "QLabel#cameraCaption { color: #616161; }"
             "QLabel#refusalLabel { color: #c62828; }"
