@@ -12,7 +12,6 @@ Command.note) with the episode.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,14 @@ import pytest
 from PyQt6.QtCore import Qt
 
 from takeover.app.engine.process import Engine
-from takeover.app.engine.sockets import EngineEndpoints
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.panels import CLICK_GUARD_S
 from takeover.app.gui.console.window import MainWindow
-from takeover.app.net.children import ipc_endpoint, private_ipc_dir
-from takeover.app.runtime.config import parse_config
 from takeover.storage.schema import ControlSource, EventKind
 from takeover.storage.store import Store
 from takeover.teleop.testing import SpaceMouseReports, install_fake_hid
+
+from .conftest import in_process_engine
 
 pytestmark = [pytest.mark.gui, pytest.mark.sim, pytest.mark.slow]
 
@@ -40,24 +38,11 @@ NOTE = "grasped late; cube at the edge of the target"
 def engine_with_spacemouse(tmp_path: Path) -> Iterator[tuple[Engine, Any, Path]]:
     store = tmp_path / "store"
     Store.create(store).close()
-    config = parse_config(
-        f'[operator]\nkind = "spacemouse"\n[store]\npath = "{store}"\n[loop]\nmax_steps = 400\n',
-        "test configuration",
-    )
+    config = f'[operator]\nkind = "spacemouse"\n[store]\npath = "{store}"\n[loop]\nmax_steps = 400\n'
     reports = SpaceMouseReports("SpaceMouseCompact")
     device = reports.device()
-    with install_fake_hid(None, [device]), private_ipc_dir() as folder:
-        endpoints = EngineEndpoints(ipc_endpoint(folder, "status"), ipc_endpoint(folder, "command"))
-        engine = Engine(config, endpoints)
-        engine.bind()
-        thread = threading.Thread(target=engine.run, name="engine", daemon=True)
-        thread.start()
-        try:
-            yield engine, (reports, device), store
-        finally:
-            engine._quit.set()
-            thread.join(timeout=20)
-            assert not thread.is_alive()
+    with install_fake_hid(None, [device]), in_process_engine(config) as (engine, _thread):
+        yield engine, (reports, device), store
 
 
 def test_spacemouse_takeover_then_near_success_with_a_note_lands_in_the_catalog(

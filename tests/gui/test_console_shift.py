@@ -24,6 +24,7 @@ from takeover.app.engine.protocol import (
 from takeover.app.gui.console.camera_view import NO_SIGNAL_TEXT
 from takeover.app.gui.console.panels import CLICK_GUARD_S, LEVEL_COLORS
 from takeover.app.gui.console.shortcuts import ESTOP_KEY, SHORTCUTS, TELEOP_KEYS
+from takeover.app.gui.console import window as window_module
 from takeover.app.gui.console.window import MODE_COLORS, START_FAILED_TEXT
 
 from .conftest import make_status, sample_frame
@@ -181,8 +182,9 @@ def answer_close_question(qtbot: Any, text: str | None) -> list[str]:
     ],
 )
 def test_close_mid_attempt_sends_the_choice(
-    qtbot: Any, engine: Any, console: Any, answer: str, sent: list[Command]
+    qtbot: Any, engine: Any, console: Any, answer: str, sent: list[Command], monkeypatch: Any
 ) -> None:
+    monkeypatch.setattr(window_module, "END_WAIT_S", 0.2)  # the fake engine's attempt never ends
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=9)
     console.close_answer_timeout_s = 30.0
     seen = answer_close_question(qtbot, answer)

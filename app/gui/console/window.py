@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEventLoop, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QColor, QFont, QKeySequence, QResizeEvent, QShortcut
 from PyQt6.QtWidgets import (
     QApplication,
@@ -74,6 +74,8 @@ FRAME_STALE_S = 1.0
 PREVIEW_SIZE = (200, 150)
 """Smallest size of a camera view."""
 QUIT_TIMEOUT_MS = 300
+END_WAIT_S = 3.0
+"""Closing mid-attempt: how long the window waits for the engine to end the attempt as chosen."""
 DISCARD_CONFIRM_MS = 3000
 """Discard asks for a second click within this long: a running attempt is not thrown away by one slip."""
 DISCARD_TEXT = "Discard"
@@ -707,10 +709,19 @@ class MainWindow(QMainWindow):
             if self.link.running:
                 if before is not None:
                     self.link.send(before, timeout_ms=QUIT_TIMEOUT_MS)
+                    self._wait_attempt_end()
                 last = CommandName.DETACH if choice == "detach" else CommandName.QUIT
                 self.link.send(Command(last), timeout_ms=QUIT_TIMEOUT_MS)
             self.link.stop()
         super().closeEvent(event)
+
+    def _wait_attempt_end(self) -> None:
+        """Let the engine carry the choice out (the attempt ends) before QUIT, which would end
+        it without a verdict; at most END_WAIT_S."""
+        deadline = time.monotonic() + END_WAIT_S
+        while self._attempt_running() and time.monotonic() < deadline:
+            QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.005)
 
     def _attempt_running(self) -> bool:
         return (
