@@ -21,10 +21,10 @@ from takeover.app.engine.protocol import (
     SessionFigures,
     StartProblem,
 )
+from takeover.app.gui.console import window as window_module
 from takeover.app.gui.console.camera_view import NO_SIGNAL_TEXT
 from takeover.app.gui.console.panels import CLICK_GUARD_S, LEVEL_COLORS
 from takeover.app.gui.console.shortcuts import ESTOP_KEY, SHORTCUTS, TELEOP_KEYS
-from takeover.app.gui.console import window as window_module
 from takeover.app.gui.console.window import MODE_COLORS, START_FAILED_TEXT
 
 from .conftest import make_status, sample_frame
