@@ -146,6 +146,9 @@ class HealthPanel(QGroupBox):
         self.levels: dict[str, str] = {}
         """The level shown for each item, by name."""
         self.lines[0].setText("<span style='color:#757575'>no health reported yet</span>")
+
+    def fix_height(self) -> None:
+        """Fix the panel's height for its fonts as shown (call once it is in the window)."""
         spare = 3 * self.lines[0].fontMetrics().lineSpacing()  # room for details on two lines
         self.setFixedHeight(self.sizeHint().height() + spare)
 
@@ -204,6 +207,9 @@ class SessionPanel(QGroupBox):
         form.addRow("success rate", self.success_rate)
         form.addRow("takeovers / attempt", self.interventions)
         form.addRow("first takeover after", self.first_intervention)
+
+    def fix_height(self) -> None:
+        """Fix the panel's height for its fonts as shown (call once it is in the window)."""
         self.setFixedHeight(self.sizeHint().height())
 
     def show_figures(self, figures: SessionFigures | None) -> None:

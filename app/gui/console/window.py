@@ -83,7 +83,7 @@ DISCARD_CONFIRM_TEXT = "Click again to discard"
 REFUSAL_SHOWN_MS = 5000
 """How long a refusal stays under the banner."""
 KEYS_TIMEOUT_MS = 200
-BUTTON_HEIGHT = 42
+BUTTON_HEIGHT = 36
 CloseChoice = Literal["quit", "detach", "cancel"]
 """What closing the window does: stop the engine, leave it running (detach), or stay open."""
 
@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.message_label, 1)  # type: ignore[union-attr]
         self.statusBar().addPermanentWidget(self.connection_label)  # type: ignore[union-attr]
         self._apply_style()
+        self._fix_sizes()
         self._install_shortcuts()
         self.problem_panel.retry.connect(lambda: self._remedy("retry"))
         self.problem_panel.keyboard.connect(lambda: self._remedy("keyboard"))
@@ -267,7 +268,7 @@ class MainWindow(QMainWindow):
         font.setPixelSize(48)
         font.setBold(True)
         label.setFont(font)
-        label.setFixedHeight(68)
+        label.setFixedHeight(60)
         return label
 
     def _button(self, text: str, handler: Callable[[], None], guarded: bool = False) -> QPushButton:
@@ -353,18 +354,23 @@ class MainWindow(QMainWindow):
 
         middle = self._column((attempt, controls, ending), 360)
         right = self._column((self.session_panel, self.health_panel, timing), 320)
-        for box in (attempt, controls, ending, timing):
-            box.setFixedHeight(box.sizeHint().height())
         self.timing_value.setWordWrap(True)
-        timing.setFixedHeight(timing.sizeHint().height() + 2 * self.timing_value.fontMetrics().lineSpacing())
+        self._fixed_boxes = (attempt, controls, ending)
+        self._timing_box = timing
 
         body = QHBoxLayout()
         body.addLayout(live, 1)
         body.addWidget(middle)
         body.addWidget(right)
         banner_line = QHBoxLayout()
-        banner_line.addWidget(self.instruction_label, 1)
-        banner_line.addWidget(self.refusal_label, 1, Qt.AlignmentFlag.AlignRight)
+        banner_line.addWidget(self.instruction_label, 3)
+        banner_line.addWidget(self.refusal_label, 2)
+        # Two lines each, always: a long instruction or refusal wraps, never cut off, never
+        # pushing the panels down.
+        for label in (self.instruction_label, self.refusal_label):
+            label.setWordWrap(True)
+        self.refusal_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        self.instruction_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         root = QVBoxLayout()
         root.setSpacing(4)
         root.addWidget(self.mode_label)
@@ -373,6 +379,18 @@ class MainWindow(QMainWindow):
         central = QWidget()
         central.setLayout(root)
         return central
+
+    def _fix_sizes(self) -> None:
+        """Fix every panel's height for the fonts it is shown with: nothing moves, whatever the
+        panels show (an attempt starting, a longer figure, a second line of timing)."""
+        for box in self._fixed_boxes:
+            box.setFixedHeight(box.sizeHint().height())
+        spare = 2 * self.timing_value.fontMetrics().lineSpacing()
+        self._timing_box.setFixedHeight(self._timing_box.sizeHint().height() + spare)
+        self.health_panel.fix_height()
+        self.session_panel.fix_height()
+        for label in (self.instruction_label, self.refusal_label):
+            label.setFixedHeight(2 * label.fontMetrics().lineSpacing() + 2)
 
     @staticmethod
     def _column(boxes: tuple[QWidget, ...], width: int) -> QWidget:
