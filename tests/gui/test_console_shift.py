@@ -118,12 +118,23 @@ def test_key_while_idle_is_refused_and_not_sent(qtbot: Any, engine: Any, console
     qtbot.waitUntil(lambda: console.refusal_label.text() != "", timeout=2000)
     assert console.refusal_label.text() == "refused: no attempt is running: key T not sent"
     qtbot.wait(150)
-    assert not any(c.name is CommandName.KEYS and c.keys for c in engine.commands)
-    assert CommandName.TAKEOVER not in engine.names()
+    assert engine.commands == []  # neither the press nor its release
+    assert console.key_filter.held == ()
     # The next attempt starts in the policy's hands: nothing was kept for it.
     qtbot.mouseClick(console.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: engine.names()[-1:] == [CommandName.START_EPISODE], timeout=3000)
     assert all(not c.keys for c in engine.commands)
+
+
+def test_a_key_held_as_the_attempt_ends_is_still_released(qtbot: Any, engine: Any, console: Any) -> None:
+    show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=20)
+    qtbot.keyPress(console, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: engine.commands == [Command(CommandName.KEYS, keys=("R",))], timeout=2000)
+    show(qtbot, engine, console, mode="IDLE", episode_active=False, step=0)
+    qtbot.keyRelease(console, Qt.Key.Key_R)
+    qtbot.waitUntil(lambda: len(engine.commands) == 2, timeout=2000)
+    assert engine.commands[-1] == Command(CommandName.KEYS, keys=())
+    assert console.refusal_label.text() == ""
 
 
 def test_engine_refusal_is_shown_under_the_banner(qtbot: Any, engine: Any, console: Any) -> None:

@@ -154,6 +154,8 @@ class MainWindow(QMainWindow):
         self.close_answer_timeout_s = ANSWER_TIMEOUT_S
         """Closing mid-attempt asks what becomes of the attempt; no answer in this long: interrupted."""
         self.status: Status | None = None
+        self._keys_sent: tuple[str, ...] = ()
+        """The held keys the engine was last told about."""
         self._frame_at: float | None = None
         self._closed = False
         self.setWindowTitle(title)
@@ -541,10 +543,15 @@ class MainWindow(QMainWindow):
     def _send_keys(self, keys: tuple[str, ...]) -> None:
         if not self.link.running:
             return
-        if keys and not (self.status is not None and self.status.episode_active):
-            # Between attempts a key is refused here, never kept for the next attempt.
-            self.show_refusal(f"no attempt is running: key {keys[-1]} not sent")
-            return
+        if not (self.status is not None and self.status.episode_active):
+            # Between attempts a key is refused here, never kept for the next attempt; only the
+            # release of keys the engine was told about is still sent.
+            if keys:
+                self.show_refusal(f"no attempt is running: key {keys[-1]} not sent")
+                return
+            if not self._keys_sent:
+                return
+        self._keys_sent = keys
         self.link.send(Command(CommandName.KEYS, keys=keys), timeout_ms=KEYS_TIMEOUT_MS)
 
     def _on_refused(self, command: Command, reason: str) -> None:
