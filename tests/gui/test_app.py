@@ -15,6 +15,8 @@ from takeover.app.engine.protocol import CommandName
 from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, display_available, run_gui
 from takeover.app.gui.console.window import MainWindow
 
+from .conftest import make_status
+
 pytestmark = pytest.mark.gui
 
 
@@ -46,6 +48,7 @@ def test_no_display_exits_2_with_advice() -> None:
 
 
 def test_run_gui_runs_until_window_closes(qapp: Any, engine: Any) -> None:
+    engine.status = make_status(mode="IDLE", episode_active=False, step=0)  # closing asks nothing
     seen: list[tuple[str, Any]] = []
     attempts = [0]
 

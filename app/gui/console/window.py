@@ -51,7 +51,7 @@ from takeover.app.gui.console.panels import (
     StatePlot,
     clock_texts,
 )
-from takeover.app.gui.console.shortcuts import SHORTCUTS, TELEOP_KEYS, HelpOverlay, shortcut_key
+from takeover.app.gui.console.shortcuts import SHORTCUTS, HelpOverlay, shortcut_key
 
 MODE_COLORS: dict[str, QColor] = {
     "AUTONOMOUS": QColor("#2e7d32"),
@@ -87,9 +87,6 @@ BUTTON_HEIGHT = 36
 CloseChoice = Literal["quit", "detach", "cancel"]
 """What closing the window does: stop the engine, leave it running (detach), or stay open."""
 
-TELEOP_LEGEND = TELEOP_KEYS
-"""The teleop keys as the help lists them (shortcuts.py)."""
-BUTTON_SHORTCUTS: dict[str, str] = {s.action: s.key for s in SHORTCUTS}
 
 COMMAND_WORDS: dict[str, str] = {
     "start_episode": "start",
@@ -642,6 +639,7 @@ class MainWindow(QMainWindow):
 
     def show_message(self, text: str) -> None:
         self.message_label.setText(text)
+        self.message_label.setToolTip(text)  # all of it, should the status bar be too narrow
 
     def _show_mode(self, text: str, color: QColor | None = None) -> None:
         fill = color if color is not None else mode_color(text)
