@@ -222,6 +222,21 @@ def test_close_question_unanswered_keeps_the_attempt_as_interrupted(
     assert engine.commands == expected
 
 
+def test_ctrl_c_in_the_terminal_keeps_the_attempt_as_interrupted_unasked(
+    qtbot: Any, engine: Any, console: Any, monkeypatch: Any
+) -> None:
+    from takeover.app.gui.console.close_attempt import interrupted_command
+
+    monkeypatch.setattr(window_module, "END_WAIT_S", 0.2)  # the fake engine's attempt never ends
+    show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=9)
+    console.close_answer_timeout_s = 30.0  # a question would block here for 30 s
+    console.close_unattended()  # what app.py does on SIGINT
+    assert not console.isVisible()
+    then = interrupted_command()
+    qtbot.waitUntil(lambda: engine.commands[-1:] == [Command(CommandName.QUIT)], timeout=3000)
+    assert engine.commands == ([then] if then is not None else []) + [Command(CommandName.QUIT)]
+
+
 def test_close_question_cancel_keeps_the_window(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=9)
     console.close_answer_timeout_s = 30.0

@@ -96,13 +96,14 @@ def run_gui(
 
 
 def _close_on_sigint(window: MainWindow) -> Callable[[], None]:
-    """Ctrl+C in the terminal closes the window cleanly (QUIT to the engine) instead of killing it."""
+    """Ctrl+C in the terminal closes the window cleanly (QUIT to the engine) instead of killing it;
+    an attempt in progress is kept as interrupted (nobody is asked: the operator is at the terminal)."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        window.close()
+        window.close_unattended()
 
     def restore() -> None:
         signal.signal(signal.SIGINT, previous)

@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         """The held keys the engine was last told about."""
         self._frame_at: float | None = None
         self._closed = False
+        self._unattended = False
         self.setWindowTitle(title)
         self.resize(1366, 740)
 
@@ -711,10 +712,15 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------- close
     def closeEvent(self, event: QCloseEvent | None) -> None:
         if not self._closed:
-            choice = self.close_choice() if self.close_choice is not None else "quit"
+            if self._unattended:  # nobody to ask: an attached console lets go, its engine runs on
+                choice: CloseChoice = "detach" if self.close_choice is not None else "quit"
+            else:
+                choice = self.close_choice() if self.close_choice is not None else "quit"
             before: Command | None = None
             if choice == "quit" and self._attempt_running():
-                answer = ask_attempt_end(self, self.close_answer_timeout_s)
+                answer = (
+                    "interrupted" if self._unattended else ask_attempt_end(self, self.close_answer_timeout_s)
+                )
                 if answer == "cancel":
                     choice = "cancel"
                 else:
@@ -737,6 +743,12 @@ class MainWindow(QMainWindow):
                 self.link.send(Command(last), timeout_ms=QUIT_TIMEOUT_MS)
             self.link.stop()
         super().closeEvent(event)
+
+    def close_unattended(self) -> None:
+        """Close without asking anyone (Ctrl+C in the terminal): an attempt in progress is kept
+        as interrupted."""
+        self._unattended = True
+        self.close()
 
     def _wait_attempt_end(self) -> None:
         """Let the engine carry the choice out (the attempt ends) before QUIT, which would end
