@@ -207,10 +207,11 @@ def test_close_mid_attempt_sends_the_choice(
 
 
 def test_close_question_unanswered_keeps_the_attempt_as_interrupted(
-    qtbot: Any, engine: Any, console: Any
+    qtbot: Any, engine: Any, console: Any, monkeypatch: Any
 ) -> None:
     from takeover.app.gui.console.close_attempt import interrupted_command
 
+    monkeypatch.setattr(window_module, "END_WAIT_S", 0.2)  # the fake engine's attempt never ends
     show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=9)
     console.close_answer_timeout_s = 0.3
     seen = answer_close_question(qtbot, None)
