@@ -321,6 +321,20 @@ def test_every_camera_at_once_and_no_signal_when_not_live(qtbot: Any, engine: An
     assert all(v.text() == NO_SIGNAL_TEXT and v.pixmap().isNull() for v in views)
 
 
+def test_five_cameras_all_in_view_at_1366_by_768(qtbot: Any, engine: Any, console: Any) -> None:
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    names = {"wrist", "top", "left", "right"}
+    show(qtbot, engine, console, step=5, image=sample_frame(), previews=dict.fromkeys(names, frame))
+    qtbot.waitUntil(lambda: set(console.previews) == names, timeout=3000)
+    console.resize(SCREEN[0], SCREEN[1] - TITLE_BAR)
+    qtbot.wait(100)
+    assert console.minimumSizeHint().height() <= SCREEN[1] - TITLE_BAR
+    views = [console.camera, *console.previews.values()]
+    assert all(v.isVisible() and v.height() >= 100 for v in views)
+    bottom = console.centralWidget().height()
+    assert all(v.mapTo(console.centralWidget(), v.rect().bottomRight()).y() <= bottom for v in views)
+
+
 def test_hold_and_estop_banners_differ(qtbot: Any, engine: Any, console: Any) -> None:
     hold, estop = MODE_COLORS["HOLD"], MODE_COLORS["ESTOP"]
     assert abs(hold.hue() - estop.hue()) >= 30  # amber and red, not two reds

@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self.camera = CameraView()
         self.camera.setMinimumSize(PREVIEW_SIZE[0], PREVIEW_SIZE[1])
         self.camera_grid = QGridLayout()
+        self._camera_holders: list[QWidget] = []
         self.camera_grid.setSpacing(6)
         self.previews: dict[str, CameraView] = {}
         """One live view per free-running camera, made when its first frame arrives."""
@@ -411,10 +412,13 @@ class MainWindow(QMainWindow):
         box.setSpacing(2)
         box.addWidget(caption)
         box.addWidget(view, 1)
-        index = self.camera_grid.count()
-        columns = 2
-        row, column = divmod(index, columns)
-        self.camera_grid.addWidget(holder, row, column)
+        self._camera_holders.append(holder)
+        # Two columns up to four cameras, then three: every camera stays in view at 1366×768.
+        columns = 2 if len(self._camera_holders) <= 4 else 3
+        for index, placed in enumerate(self._camera_holders):
+            self.camera_grid.removeWidget(placed)
+            row, column = divmod(index, columns)
+            self.camera_grid.addWidget(placed, row, column)
         return holder
 
     def _apply_style(self) -> None:
