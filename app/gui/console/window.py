@@ -597,6 +597,7 @@ class MainWindow(QMainWindow):
         self.timing_value.setText(format_timing(status.timing))
         if previous is not None and previous.episode_active and not status.episode_active:
             self.state_plot.clear()
+            self.note_field.clear()  # a note belongs to the attempt it was typed for
         self.state_plot.add(status.t, status.ee)
         self.health_panel.show_items(status.health)
         self.session_panel.show_figures(status.session)
