@@ -36,6 +36,7 @@ from takeover.recorder.camera_health import CameraBook
 from takeover.recorder.capture import CameraHealth
 from takeover.recorder.disk import (
     DOCTOR_HINT,
+    SpaceEstimate,
     disk_full,
     estimate_attempt,
     full_disk_line,
@@ -178,14 +179,20 @@ class EpisodeRecorder:
         margin = self.config.disk_margin
         if margin <= 0:
             return ""
-        estimate = estimate_attempt(
+        return space_refusal(self.store.wal_dir, self._estimate(plan), margin)
+
+    def bytes_per_second(self, plan: AttemptPlan) -> float:
+        """About how fast an attempt like ``plan`` fills the disk (frame sizes as measured so far)."""
+        return self._estimate(plan).bytes * plan.rate_hz / plan.max_steps
+
+    def _estimate(self, plan: AttemptPlan) -> SpaceEstimate:
+        return estimate_attempt(
             plan,
             self._station_shapes,
             self.cameras.specs(),
             self._frame_bytes,
             jpeg_bytes_per_pixel(self.config.jpeg_quality),
         )
-        return space_refusal(self.store.wal_dir, estimate, margin)
 
     def halt_reason(self) -> str:
         """Why the running attempt must stop now: its log cannot be written."""

@@ -73,6 +73,10 @@ class EpisodeEnd:
     reason: str = ""
     """Why the loop ended the attempt itself ('' when it ended as asked or as configured), e.g. a
     recorder that could not write (see :class:`GuardsAttempts`)."""
+    end_reason: str = ""
+    """Why it ended (:data:`~takeover.storage.schema.END_REASONS`)."""
+    note: str = ""
+    """The operator's note with their verdict."""
 
 
 class LoopObserver(Protocol):

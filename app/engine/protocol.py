@@ -25,7 +25,8 @@ MAX_COMMAND_BYTES = 64 * 1024
 class CommandName(enum.StrEnum):
     START_EPISODE = "start_episode"
     STOP_EPISODE = "stop_episode"
-    """End the running attempt; ``outcome`` is 'success', 'failure' or '' (the station's flag decides)."""
+    """End the running attempt; ``outcome`` is 'success', 'near_success', 'failure' or '' (the
+    station's flag decides); ``note`` is stored with the operator's verdict."""
     DISCARD_EPISODE = "discard_episode"
     TAKEOVER = "takeover"
     HANDBACK = "handback"
@@ -44,6 +45,16 @@ class CommandName(enum.StrEnum):
     :class:`AttachReply`, granted or not."""
     DETACH = "detach"
     """The console named in ``viewer`` lets go; the engine and its attempt keep running."""
+    INTERRUPT = "interrupt"
+    """End the running attempt and keep it with end reason 'interrupted' (the console closes and
+    nobody said how it went); ``takeover data commit`` leaves such attempts out by default."""
+    RERECORD = "rerecord"
+    """Record the attempt again: the running one is discarded (or, between attempts, the latest
+    one is left as it was) and an attempt starts with the same seed."""
+    RETRY = "retry"
+    """After a failed start (``readiness`` 'failed'): start the station, policy and devices again."""
+    USE_KEYBOARD = "use_keyboard"
+    """After a failed start: start again with the keyboard as the operator's device (no SpaceMouse)."""
 
 
 MAX_VIEWER_CHARS = 200
@@ -106,6 +117,7 @@ class StartProblem:
 
     cause: str
     remedies: tuple[Literal["retry", "keyboard", "settings"], ...] = ("retry", "settings")
+    """'retry': send RETRY; 'keyboard': send USE_KEYBOARD; 'settings': change the configuration."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,11 @@ class AttemptClock:
     """The attempt's time limit (the task's, or the configuration's)."""
     held_s: float = 0.0
     """Time spent held so far (not counted)."""
+
+    @property
+    def left_s(self) -> float:
+        """Time left before the limit ends the attempt."""
+        return max(0.0, self.limit_s - self.elapsed_s)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,12 @@ def _client_keys(secret_key: str, server_key: str, what: str) -> curve.ClientKey
 
 
 def build_station(config: AppConfig) -> Station:
-    from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation, check_task
+    from takeover.app.station.metaworld_sim import (
+        MetaWorldConfig,
+        MetaWorldStation,
+        check_task,
+        task_time_limit_s,
+    )
 
     s = config.station
     if s.kind == "remote":
@@ -69,7 +74,8 @@ def build_station(config: AppConfig) -> Station:
             width=s.width or defaults.width,
             height=s.height or defaults.height,
             rate_hz=config.loop.rate_hz,
-            max_steps=max(defaults.max_steps, config.loop.max_steps),
+            # Room for the whole attempt: held periods do not step the simulator.
+            max_steps=max(defaults.max_steps, config.loop.attempt_steps(task_time_limit_s(s.task))),
         )
     except ValueError as exc:
         raise StartupError(f"station configuration: {exc}") from None
@@ -146,7 +152,7 @@ class Runtime:
             devices,
             [self.recorder, *self.extra_observers],
             cfg.loop,
-            operator_name=cfg.operator.kind,
+            operator_name=cfg.operator.name or cfg.operator.kind,
         )
         self._stack.callback(self.loop.close)  # before the policy it asks: its prefetch thread
 

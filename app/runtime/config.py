@@ -103,10 +103,14 @@ class PolicySection:
 class OperatorSection:
     kind: str = "keyboard"
     """'keyboard', 'spacemouse', 'scripted' (expert takes over when the policy fails) or 'expert'."""
+    name: str = ""
+    """The person at the console this session (stored as each attempt's operator; '' stores ``kind``)."""
 
     def __post_init__(self) -> None:
         if self.kind not in OPERATORS:
             raise ConfigError(f"operator.kind must be one of {', '.join(OPERATORS)}, got {self.kind!r}")
+        if len(self.name) > 200 or not self.name.isprintable():
+            raise ConfigError(f"operator.name must be at most 200 printable characters, got {self.name!r}")
 
 
 OPERATORS = ("keyboard", "spacemouse", "scripted", "expert")
@@ -223,7 +227,8 @@ def _number(x: float) -> str:
 
 LIMITS: dict[str, Limit] = {
     "loop.rate_hz": Limit(1.0, 1000.0, "the control rate", "Hz"),
-    "loop.max_steps": Limit(1, 1_000_000, "the steps of an attempt"),
+    "loop.max_steps": Limit(0, 1_000_000, "the steps of an attempt (0: the task's time limit)"),
+    "loop.max_held_s": Limit(0.0, 86400.0, "the held time not counted against an attempt's limit", "s"),
     "loop.human_gain": Limit(0.0, 10.0, "the human gain (device twist to delta action)", low_open=True),
     "loop.safety.ee_delta_scale": Limit(0.0, 1.0, "the motion per unit of delta action", "m", low_open=True),
     "loop.safety.max_step_m": Limit(

@@ -59,6 +59,9 @@ class StationInfo:
     one. The loop keeps the target inside it too (and inside the configured box), so the executed
     action it records is the motion the station actually commands, and a clamp is a ``limit``
     event instead of a silent difference."""
+    time_limit_s: float = 0.0
+    """How long one attempt at the task may take (s, held time not counted); 0: the station does
+    not say (the loop's configured ``max_steps`` applies)."""
 
 
 class Station(abc.ABC):
@@ -111,4 +114,15 @@ class ExpertOracle(Protocol):
 
     def expert_action(self) -> np.ndarray | None:
         """The expert action for the current state (None: not available now)."""
+        ...
+
+
+@runtime_checkable
+class HoldsStill(Protocol):
+    """Optional capability of a station that can be held without stepping (a simulator): a held
+    period (HOLD, ESTOP) asks :meth:`hold` instead of :meth:`Station.act`, so a pause does not
+    advance the task's own step count. Stations without it are held by acting a hold action."""
+
+    def hold(self) -> Observation:
+        """A fresh observation of the station as it is, without stepping it."""
         ...

@@ -32,6 +32,55 @@ from takeover.app.station.base import Observation, Station, StationInfo
 ACTION_DIM = 4
 STATE_DIM = 39
 META_WORLD_MAX_PATH = 500
+"""Meta-World's own ceiling on the steps of an episode (raised per station to fit its limit)."""
+MAX_STEPS_CEILING = 100_000
+DEFAULT_TIME_LIMIT_S = 20.0
+"""An attempt's time limit for a task without an entry in :data:`TASK_TIME_LIMIT_S`."""
+TASK_TIME_LIMIT_S: dict[str, float] = {
+    "reach-v3": 10.0,
+    "reach-wall-v3": 12.0,
+    "push-v3": 20.0,
+    "push-wall-v3": 25.0,
+    "push-back-v3": 25.0,
+    "pick-place-v3": 25.0,
+    "pick-place-wall-v3": 30.0,
+    "pick-out-of-hole-v3": 25.0,
+    "door-open-v3": 20.0,
+    "door-close-v3": 12.0,
+    "drawer-open-v3": 15.0,
+    "drawer-close-v3": 12.0,
+    "button-press-v3": 10.0,
+    "button-press-topdown-v3": 10.0,
+    "window-open-v3": 15.0,
+    "window-close-v3": 15.0,
+    "peg-insert-side-v3": 30.0,
+    "assembly-v3": 35.0,
+    "disassemble-v3": 30.0,
+    "basketball-v3": 30.0,
+    "hammer-v3": 30.0,
+    "shelf-place-v3": 30.0,
+    "stick-pull-v3": 35.0,
+    "stick-push-v3": 30.0,
+    "lever-pull-v3": 20.0,
+    "faucet-open-v3": 15.0,
+    "faucet-close-v3": 15.0,
+    "coffee-push-v3": 20.0,
+    "coffee-pull-v3": 20.0,
+    "coffee-button-v3": 12.0,
+    "sweep-v3": 25.0,
+    "sweep-into-v3": 25.0,
+    "bin-picking-v3": 30.0,
+    "box-close-v3": 30.0,
+}
+"""How long a person needs for one attempt at each task, with room to correct a policy (s). An
+attempt's step limit is this times the control rate, unless ``[loop] max_steps`` says otherwise."""
+
+
+def task_time_limit_s(task: str) -> float:
+    """The time limit of an attempt at Meta-World task ``task`` (s)."""
+    return TASK_TIME_LIMIT_S.get(task, DEFAULT_TIME_LIMIT_S)
+
+
 KNOWN_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
 _TASK_TEXT = {"pick-place-v3": "pick up the puck and place it at the goal"}
 
@@ -47,7 +96,8 @@ class MetaWorldConfig:
     seed: int = 0
     """Seeds the generator that picks a seed for ``reset(None)``."""
     max_steps: int = META_WORLD_MAX_PATH
-    """Steps allowed per attempt (Meta-World refuses more than 500)."""
+    """Steps the station allows per attempt (Meta-World's own ceiling is raised to it); held
+    periods (:meth:`MetaWorldStation.hold`) do not step and do not count."""
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.cameras if c not in KNOWN_CAMERAS]
@@ -59,8 +109,8 @@ class MetaWorldConfig:
             raise ValueError(f"image size {self.width}x{self.height} is outside 16x16 .. 1920x1080")
         if not self.rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
-        if not 1 <= self.max_steps <= META_WORLD_MAX_PATH:
-            raise ValueError(f"max_steps must be in 1..{META_WORLD_MAX_PATH}, got {self.max_steps}")
+        if not 1 <= self.max_steps <= MAX_STEPS_CEILING:
+            raise ValueError(f"max_steps must be in 1..{MAX_STEPS_CEILING}, got {self.max_steps}")
 
 
 def _import_metaworld() -> Any:
@@ -103,6 +153,7 @@ class MetaWorldStation(Station):
         self._expert: Any = None
         self._upside_down: dict[str, bool] = {}
         self._obs: np.ndarray | None = None
+        self._success = False
         self._steps = 0
         self._seed_rng = np.random.default_rng(self.config.seed)
         self.last_seed: int | None = None
@@ -176,6 +227,7 @@ class MetaWorldStation(Station):
             action_high=(1.0,) * ACTION_DIM,
             workspace_low=self._mocap_box(0),
             workspace_high=self._mocap_box(1),
+            time_limit_s=task_time_limit_s(task),
         )
 
     def _mocap_box(self, side: int) -> tuple[float, float, float] | None:
@@ -226,6 +278,14 @@ class MetaWorldStation(Station):
         self._steps += 1
         return self._observe(obs, success=bool(info["success"]))
 
+    def hold(self) -> Observation:
+        """The station as it is, observed again without stepping the simulation (a held period:
+        Meta-World's step count is not advanced)."""
+        self._require_env()
+        if self._obs is None:
+            raise RuntimeError("call reset() before hold()")
+        return self._observe(self._obs, success=self._success)
+
     def expert_action(self) -> np.ndarray | None:
         if self._expert is None or self._obs is None:
             return None
@@ -245,6 +305,7 @@ class MetaWorldStation(Station):
         t = time.monotonic()
         state = np.asarray(obs, dtype=np.float32).copy()
         self._obs = state
+        self._success = success
         ee_target = np.asarray(self._env.data.mocap_pos[0], dtype=np.float32).copy()
         images, image_times = self._render()
         return Observation(
