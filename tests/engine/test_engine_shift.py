@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,19 @@ def test_health_items_say_what_is_up(peers: Peers, tmp_path: Path) -> None:
         assert any(name.startswith("station ") for name in health)
         run.send(CommandName.DISCARD_EPISODE)
         run.wait(lambda s: not s.episode_active)
+
+
+def test_an_attempt_the_disk_cannot_hold_is_refused_in_plain_words(peers: Peers, tmp_path: Path) -> None:
+    # A million periods with a hundredfold margin: more than this disk holds.
+    config = config_for(peers, tmp_path, extra="[recorder]\ndisk_margin = 100.0\n")
+    config = replace(config, loop=replace(config.loop, max_steps=1_000_000))
+    with Running(config) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        refused = run.send(CommandName.START_EPISODE)
+        assert refused.startswith("not enough disk space to record an attempt")
+        assert "free some space" in refused
+        recording = {h.name: h for h in run.published().health}["recording"]
+        assert recording.level == "error" and recording.detail.startswith("not enough disk space")
+        # The whole sentence stays in the status (a refusal on the wire is cut to a line).
+        assert run.status().message.startswith("cannot start: not enough disk space")
+        assert run.status().message.endswith("lower loop.max_steps or [recorder] disk_margin")
