@@ -117,7 +117,9 @@ class EpisodeRecorder:
         for name, image in step.images.items():
             if name not in self._station_shapes:
                 self._station_shapes[name] = (int(image.shape[0]), int(image.shape[1]))
-            self._enqueue(name, image, step.image_times.get(name, step.t), step.index)
+            # A frame rendered off the loop shows an earlier step: its time places it there.
+            index = -1 if name in step.rendered_earlier else step.index
+            self._enqueue(name, image, step.image_times.get(name, step.t), index)
         for name, raw in step.station_image_times.items():
             if name in step.image_times:
                 wal.put(Sample(f"{STATION_IMAGE_TIME}{name}", step.image_times[name], np.asarray(raw)))

@@ -37,6 +37,10 @@ class Observation:
     image_times: dict[str, float] = field(default_factory=dict)
     """Camera name -> monotonic capture time (s), on the same clock as ``t``."""
     success: bool = False
+    rendered_earlier: frozenset[str] = field(default=frozenset(), metadata=LOCAL)
+    """Cameras whose image was rendered off the loop from an earlier observation's state and is
+    stamped (``image_times``) with that observation's ``t``: the recorder places such a frame by its
+    time, at the step that observation began. Never on the wire."""
     station_times: StationTimes | None = field(default=None, metadata=LOCAL)
     """The raw times, when ``t`` and ``image_times`` were rebased from a station's own clock (set
     by the client that rebased them; never on the wire). None: the station shares the engine's clock."""
