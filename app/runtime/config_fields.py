@@ -30,6 +30,7 @@ import tomlkit
 
 from takeover.app.runtime.config import (
     OPERATORS,
+    RENDER_MODES,
     STATION_KINDS,
     AppConfig,
     config_data,
@@ -37,7 +38,11 @@ from takeover.app.runtime.config import (
     type_name,
 )
 
-CHOICES: dict[str, tuple[str, ...]] = {"station.kind": STATION_KINDS, "operator.kind": OPERATORS}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "station.kind": STATION_KINDS,
+    "station.render": RENDER_MODES,
+    "operator.kind": OPERATORS,
+}
 """Keys whose value is one of a few names (the configuration checks the same tuples)."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -115,4 +116,15 @@ class ExpertOracle(Protocol):
 
     def expert_action(self) -> np.ndarray | None:
         """The expert action for the current state (None: not available now)."""
+        ...
+
+
+@runtime_checkable
+class RendersOffLoop(Protocol):
+    """Optional capability of a station that renders its cameras off the control loop: every frame
+    is handed to the listeners as it is made (also between attempts), stamped with the time of the
+    state it shows. Its observations carry the same frames, named in ``rendered_earlier``."""
+
+    def add_frame_listener(self, listener: Callable[[str, np.ndarray, float], object]) -> None:
+        """Call ``listener(camera, image, t)`` on a worker thread for every frame; it must not block."""
         ...

@@ -29,6 +29,7 @@ import os
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,6 +317,11 @@ class MetaWorldStation(Station):
     def render_worker(self) -> RenderProcess | None:
         """The process rendering the cameras off the loop (``render="process"``), once connected."""
         return self._worker
+
+    def add_frame_listener(self, listener: Callable[[str, np.ndarray, float], object]) -> None:
+        """Every frame rendered off the loop, as it is made (nothing when rendering inline)."""
+        if self._worker is not None:
+            self._worker.add_listener(lambda f: listener(f.camera, f.image, f.t))
 
     def latest_frames(self) -> dict[str, RenderedFrame]:
         """The newest rendered frame of each camera (off-loop rendering only; else empty)."""

@@ -130,7 +130,7 @@ class RenderedFrame:
     """(H, W, 3) uint8 RGB, upright."""
 
 
-FrameListener = Callable[[RenderedFrame], None]
+FrameListener = Callable[[RenderedFrame], object]
 
 
 def _slot_bytes(width: int, height: int) -> int:
