@@ -146,6 +146,7 @@ class Runtime:
             raise StartupError(f"[loop.safety]: {exc}") from None
         devices = self._open_devices()
         self.recorder = EpisodeRecorder(self.store, self.config.recorder)
+        self._stack.callback(self.recorder.close)
         self._start_cameras(self.recorder)
         self.loop = ControlLoop(
             self.station,
