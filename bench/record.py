@@ -112,7 +112,7 @@ def main() -> None:
     for name, cam in sorted(ep.cameras.items()):
         print(f"  {name}: captured {captured[name]}, stored {len(cam.frames)}, dropped {cam.dropped}")
     print(f"dropped frames total     {sum(c.dropped for c in ep.cameras.values())}")
-    print(f"CPU cores used           {cpu / wall:.3f}  (cameras, loop, encoders, writer; the encoder process too)")
+    print(f"CPU cores used           {cpu / wall:.3f}  (loop, cameras, writer, encoders)")
     print(f"finalize latency         {finalize_s * 1000:.0f} ms")
     print(
         f"bytes per hour           {size / duration * 3600 / 1e9:.2f} GB "
