@@ -206,6 +206,11 @@ class EpisodeRecorder:
         self._closer = weakref.finalize(self, encoder.close)  # a recorder nobody closed
         return encoder
 
+    @property
+    def encoder_pid(self) -> int | None:
+        """The encoder process's id, once an attempt has started it (for diagnostics)."""
+        return self._encoder.pid if self._encoder is not None else None
+
     def close(self) -> None:
         """Stop the encoder process (it is started with the first attempt and kept for the next)."""
         encoder, self._encoder = self._encoder, None

@@ -54,6 +54,8 @@ SLOTS = 4
 _HEADER = struct.Struct("<qd")
 """Each slot starts with (sequence number, snapshot time); the RGB pixels follow."""
 MAX_MESSAGE_BYTES = 64 * 1024
+KEEP_MODELS = 8
+"""Model files kept (the newest ones): the child may not have read the last few messages yet."""
 START_TIMEOUT_S = 20.0
 
 
@@ -224,7 +226,9 @@ class RenderProcess:
         """Stop the child (end of file on its socket, then SIGKILL if it lingers) and free everything."""
         sock, self._sock = self._sock, None
         if sock is not None:
-            sock.close()  # the reader thread's recv fails and it ends
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread; the child sees end of file
+            sock.close()
         process, self._process = self._process, None
         if process is not None:
             try:
@@ -265,8 +269,8 @@ class RenderProcess:
         buffer = np.empty(mujoco.mj_sizeModel(model), dtype=np.uint8)
         mujoco.mj_saveModel(model, None, buffer)
         path.write_bytes(buffer.tobytes())
-        old = Path(self._dir.name) / f"model-{self._model_no - 2}.mjb"
-        old.unlink(missing_ok=True)  # the child has loaded it (it had a whole attempt to)
+        old = Path(self._dir.name) / f"model-{self._model_no - KEEP_MODELS}.mjb"
+        old.unlink(missing_ok=True)  # long loaded: the child reads messages between two renders
         self._send(ModelFile(str(path)).encode(), must=True)
 
     def submit(self, state: SimState) -> None:
