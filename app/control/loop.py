@@ -341,6 +341,7 @@ class ControlLoop:
                 station_t=times.t if times else None,
                 station_image_times=times.image_times if times else {},
                 clock=times.estimate if times else None,
+                rendered_earlier=obs.rendered_earlier,
             )
             for o in self.observers:
                 o.on_step(record)

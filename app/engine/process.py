@@ -9,6 +9,7 @@ touching the loop's timing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -17,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import zmq
 
 from takeover.app.control.arbitration import EVENTS
@@ -24,10 +26,12 @@ from takeover.app.control.loop import NOT_RUNNING, AttemptRefused, ControlLoop
 from takeover.app.engine.health import HealthMonitor
 from takeover.app.engine.protocol import (
     MAX_COMMAND_BYTES,
+    MAX_FRAME_HEIGHT,
     AttachReply,
     Command,
     CommandName,
     CommandReply,
+    Frame,
     StartProblem,
     Status,
 )
@@ -41,6 +45,7 @@ from takeover.app.runtime.compose import Runtime
 from takeover.app.runtime.config import AppConfig
 from takeover.app.runtime.config_file import config_text
 from takeover.app.runtime.seeds import SeedSource
+from takeover.recorder.capture import LiveFrames
 from takeover.storage.schema import Event
 from takeover.teleop.state_machine import Mode, Request
 
@@ -72,6 +77,8 @@ class Engine:
         self._quit = threading.Event()
         self._start = threading.Event()
         self._runtime: Runtime | None = None
+        self._live: LiveFrames | None = None
+        """Every camera's newest frame (the runtime's), published on the frame socket."""
         self._sockets: EngineSockets | None = None
         self.viewers = ViewerSlot()
         """The console attached to the engine: at most one drives it (see viewers.py)."""
@@ -94,6 +101,7 @@ class Engine:
         return the endpoints actually bound. :meth:`run` binds them if this was not called."""
         if self._sockets is None:
             self._sockets = EngineSockets(self.endpoints).bind()
+            self.board.update(frames=self._sockets.frames_endpoint)
             self._report(self._sockets.status_endpoint, self._sockets.command_endpoint)
         return self._sockets.status_endpoint, self._sockets.command_endpoint
 
@@ -106,7 +114,11 @@ class Engine:
         self.bind()
         sockets = self._sockets
         assert sockets is not None and sockets.status is not None and sockets.command is not None
+        assert sockets.frames is not None
         threads = [
+            threading.Thread(
+                target=self._publish_frames, args=(sockets.frames,), name="engine-frames", daemon=True
+            ),
             threading.Thread(target=self._publish, args=(sockets.status,), name="engine-status", daemon=True),
             threading.Thread(
                 target=self._serve_commands, args=(sockets.command,), name="engine-commands", daemon=True
@@ -148,6 +160,7 @@ class Engine:
             readiness="starting", problem=None, message="starting the station and the policy server ..."
         )
         rt = Runtime(self.config, extra_observers=[self.board, self.tally])
+        self._live = rt.live  # frames flow as soon as the station renders (the scene first)
         try:
             rt.open()
             assert rt.store is not None and rt.loop is not None
@@ -226,6 +239,22 @@ class Engine:
             clock = attempt_clock(rt.loop) if status.episode_active else None
             status = replace(status, clock=clock, health=self.health.items(status.camera_health))
         return status
+
+    def _publish_frames(self, sock: zmq.Socket[bytes]) -> None:
+        """Every camera's frames at the camera rate, each as soon as it is there (a console that
+        falls behind skips frames: the socket's queue is short and a full one drops)."""
+        seen: dict[str, int] = {}
+        while not self._quit.is_set():
+            live = self._live
+            if live is None:
+                self._quit.wait(0.05)
+                continue
+            for frame in live.wait_newer(seen, 0.1):
+                seen[frame.camera] = frame.seq
+                stride = max(1, -(-frame.image.shape[0] // MAX_FRAME_HEIGHT))
+                image = np.ascontiguousarray(frame.image[::stride, ::stride])
+                with contextlib.suppress(zmq.Again):
+                    sock.send(Frame(frame.camera, frame.seq, frame.t, image).encode(), zmq.NOBLOCK)
 
     def _serve_commands(self, sock: zmq.Socket[bytes]) -> None:
         serve_requests(sock, self._answer, self._quit, 100, on_idle=self._show_viewer)

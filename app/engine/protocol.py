@@ -1,9 +1,10 @@
 """Messages between the engine (control loop process) and its views (the GUI).
 
-The engine publishes :class:`Status` on a PUB socket (about 15 Hz, latest camera frame
-included) and answers :class:`Command` on a ROUTER socket with :class:`CommandReply` or an error
-reply saying why the command was refused. All are typed messages
-(:mod:`takeover.app.net.messages`): exact fields, exact types.
+The engine publishes :class:`Status` on a PUB socket (about 15 Hz), camera frames
+(:class:`Frame`) on another PUB socket at the camera rate (named in ``Status.frames``), and
+answers :class:`Command` on a ROUTER socket with :class:`CommandReply` or an error reply saying
+why the command was refused. All are typed messages (:mod:`takeover.app.net.messages`): exact
+fields, exact types.
 """
 
 from __future__ import annotations
@@ -204,3 +205,24 @@ class Status(Message):
     session: SessionFigures | None = None
     viewer: str = ""
     """The console attached to the engine ('' while none is)."""
+    frames: str = ""
+    """Where the engine publishes camera frames (:class:`Frame`), as it bound it ('' if it does not)."""
+
+
+MAX_FRAME_HEIGHT = 480
+"""Frames taller than this are subsampled by a whole stride before they are published."""
+
+
+@dataclass(frozen=True)
+class Frame(Message):
+    """One camera frame for the live view, on the engine's frame socket (at the camera rate,
+    separate from the status stream)."""
+
+    TYPE: ClassVar[str] = "frame"
+    camera: str
+    seq: int
+    """1, 2, ... per camera: the view counts distinct numbers, not repaints."""
+    t: float
+    """Monotonic capture time on the engine's clock (a rendered camera: the time of the state it shows)."""
+    image: np.ndarray
+    """(H, W, 3) uint8 RGB, at most :data:`MAX_FRAME_HEIGHT` rows."""

@@ -99,9 +99,7 @@ class StatusBoard:
         )
 
     def on_step(self, step: StepRecord) -> None:
-        camera, image = "", None
-        if step.images:
-            camera, image = next(iter(step.images.items()))
+        camera = next(iter(step.images), "")  # frames travel on the engine's frame socket
         timing = self.snapshot().timing
         if self._last_t is not None:
             # Period between the observations the loop acted on, smoothed for reading.
@@ -121,7 +119,6 @@ class StatusBoard:
             step=step.index + 1,
             success=step.success,
             camera=camera,
-            image=image,
         )
 
     def on_event(self, event: Event) -> None:

@@ -10,6 +10,13 @@ its benchmark task lists), so an attempt is reproducible from its seed alone. ``
 draws the seed from a generator seeded with ``config.seed``; the seed used is
 :attr:`MetaWorldStation.last_seed`.
 
+Rendering: with ``render="process"`` the cameras are rendered off the control loop by a child
+process (:mod:`takeover.app.station.render_process`) from a snapshot of the state taken at each
+step, at most ``camera_fps`` times a second; an observation then carries the frames finished
+since the previous one, each stamped with the time of the observation whose state it shows (named
+in :attr:`Observation.rendered_earlier`). ``render="inline"`` renders every camera inside
+``reset``/``act`` (every observation has a frame of its own state, and costs the render time).
+
 Cameras: Meta-World's corner cameras are mounted upside down; images from cameras whose up axis
 points below the horizon are rotated by 180 degrees so that every image is upright (a rotation,
 never a mirror).
@@ -22,12 +29,14 @@ import os
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from takeover.app.station.base import Observation, Station, StationInfo
+from takeover.app.station.render_process import RenderedFrame, RenderProcess, SimState
 
 ACTION_DIM = 4
 STATE_DIM = 39
@@ -81,6 +90,8 @@ def task_time_limit_s(task: str) -> float:
     return TASK_TIME_LIMIT_S.get(task, DEFAULT_TIME_LIMIT_S)
 
 
+RENDER_MODES = ("inline", "process")
+MAX_CAMERA_FPS = 30.0
 KNOWN_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
 _TASK_TEXT = {"pick-place-v3": "pick up the puck and place it at the goal"}
 
@@ -98,6 +109,14 @@ class MetaWorldConfig:
     max_steps: int = META_WORLD_MAX_PATH
     """Steps the station allows per attempt (Meta-World's own ceiling is raised to it); held
     periods (:meth:`MetaWorldStation.hold`) do not step and do not count."""
+    render: str = "inline"
+    """'inline' (inside reset/act) or 'process' (off the loop, in a child process)."""
+    camera_fps: float = 0.0
+    """Frames per second per camera when rendering off the loop; 0: the loop rate, at most 30."""
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.camera_fps if self.camera_fps > 0 else min(self.rate_hz, MAX_CAMERA_FPS)
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.cameras if c not in KNOWN_CAMERAS]
@@ -109,6 +128,10 @@ class MetaWorldConfig:
             raise ValueError(f"image size {self.width}x{self.height} is outside 16x16 .. 1920x1080")
         if not self.rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
+        if self.render not in RENDER_MODES:
+            raise ValueError(f"render must be one of {', '.join(RENDER_MODES)}, got {self.render!r}")
+        if not 0 <= self.camera_fps <= 120:
+            raise ValueError(f"camera_fps must be in 0..120 (0: the loop rate), got {self.camera_fps}")
         if not 1 <= self.max_steps <= MAX_STEPS_CEILING:
             raise ValueError(f"max_steps must be in 1..{MAX_STEPS_CEILING}, got {self.max_steps}")
 
@@ -135,7 +158,9 @@ def check_task(task: str, what: str = "station.task") -> None:
     raise ValueError(f"{what}: Meta-World has no task {task!r}: {hint} ({len(names)} tasks; docs/config.md)")
 
 
-def _free(renderer: Any, env: Any) -> None:
+def _free(renderer: Any, env: Any, worker: RenderProcess | None = None) -> None:
+    if worker is not None:
+        worker.close()
     if renderer is not None:
         renderer.close()
     if env is not None:
@@ -149,6 +174,8 @@ class MetaWorldStation(Station):
         self.config = config or MetaWorldConfig()
         self._env: Any = None
         self._renderer: Any = None
+        self._worker: RenderProcess | None = None
+        self._attempt_t = 0.0
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._expert: Any = None
         self._upside_down: dict[str, bool] = {}
@@ -183,28 +210,36 @@ class MetaWorldStation(Station):
         try:
             policy_cls: Any = metaworld.policies.ENV_POLICY_MAP.get(task)
             self._expert = policy_cls() if policy_cls is not None else None
-            if self.config.cameras:
-                self._renderer = mujoco.Renderer(env.model, self.config.height, self.config.width)
+            cfg = self.config
+            if cfg.cameras:
                 mujoco.mj_forward(env.model, env.data)
-                for name in self.config.cameras:
+                for name in cfg.cameras:
                     up = env.data.camera(name).xmat.reshape(3, 3)[:, 1]
                     self._upside_down[name] = bool(up[2] < 0)
+                if cfg.render == "process":
+                    upside = tuple(self._upside_down[c] for c in cfg.cameras)
+                    worker = RenderProcess(cfg.cameras, upside, cfg.width, cfg.height, cfg.frames_per_s)
+                    self._worker = worker
+                    worker.start(env.model, self._snapshot(time.monotonic()))  # the scene, before any reset
+                else:
+                    self._renderer = mujoco.Renderer(env.model, cfg.height, cfg.width)
         except BaseException:
             self.close()
             raise
         # Safety net for a station that is never closed: free the GL context at interpreter exit,
         # before module teardown, instead of letting the renderer's __del__ fail noisily.
-        self._finalizer = weakref.finalize(self, _free, self._renderer, env)
+        self._finalizer = weakref.finalize(self, _free, self._renderer, env, self._worker)
 
     def close(self) -> None:
         finalizer, self._finalizer = self._finalizer, None
         renderer, self._renderer = self._renderer, None
+        worker, self._worker = self._worker, None
         env, self._env = self._env, None
         self._obs = None
         if finalizer is not None:
             finalizer()
         else:
-            _free(renderer, env)
+            _free(renderer, env, worker)
 
     @property
     def connected(self) -> bool:
@@ -259,7 +294,9 @@ class MetaWorldStation(Station):
             obs, _ = env.reset()
         self.last_seed = int(seed)
         self._steps = 0
-        return self._observe(obs, success=False)
+        if self._worker is not None:
+            self._worker.set_model(env.model)  # Meta-World moves the goal in the model at reset
+        return self._observe(obs, success=False, first=True)
 
     def act(self, action: np.ndarray) -> Observation:
         env = self._require_env()
@@ -301,16 +338,55 @@ class MetaWorldStation(Station):
             raise RuntimeError("station is not connected: call connect() first")
         return self._env
 
-    def _observe(self, obs: np.ndarray, *, success: bool) -> Observation:
+    def _observe(self, obs: np.ndarray, *, success: bool, first: bool = False) -> Observation:
         t = time.monotonic()
         state = np.asarray(obs, dtype=np.float32).copy()
         self._obs = state
         self._success = success
         ee_target = np.asarray(self._env.data.mocap_pos[0], dtype=np.float32).copy()
+        if self._worker is not None:
+            if first:
+                self._attempt_t = t  # frames of states before this attempt's reset are not its own
+            self._worker.submit(self._snapshot(t))
+            frames = {n: f for n, f in self._worker.take_new().items() if f.t >= self._attempt_t}
+            return Observation(
+                t=t,
+                state=state,
+                ee_target=ee_target,
+                images={name: f.image for name, f in frames.items()},
+                image_times={name: f.t for name, f in frames.items()},
+                success=success,
+                rendered_earlier=frozenset(frames),
+            )
         images, image_times = self._render()
         return Observation(
             t=t, state=state, ee_target=ee_target, images=images, image_times=image_times, success=success
         )
+
+    def _snapshot(self, t: float) -> SimState:
+        """The state the cameras show, taken now (``t``: the observation's time)."""
+        data = self._env.data
+        return SimState(
+            t=t,
+            qpos=data.qpos.copy(),
+            qvel=data.qvel.copy(),
+            mocap_pos=data.mocap_pos.copy(),
+            mocap_quat=data.mocap_quat.copy(),
+        )
+
+    @property
+    def render_worker(self) -> RenderProcess | None:
+        """The process rendering the cameras off the loop (``render="process"``), once connected."""
+        return self._worker
+
+    def add_frame_listener(self, listener: Callable[[str, np.ndarray, float], object]) -> None:
+        """Every frame rendered off the loop, as it is made (nothing when rendering inline)."""
+        if self._worker is not None:
+            self._worker.add_listener(lambda f: listener(f.camera, f.image, f.t))
+
+    def latest_frames(self) -> dict[str, RenderedFrame]:
+        """The newest rendered frame of each camera (off-loop rendering only; else empty)."""
+        return self._worker.latest() if self._worker is not None else {}
 
     def _render(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         images: dict[str, np.ndarray] = {}

@@ -27,9 +27,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from takeover.app.engine.protocol import Command, CommandName, Outcome, Status
+from takeover.app.engine.protocol import Command, CommandName, Frame, Outcome, Status
 from takeover.app.gui.console.camera_health import CameraCaption
-from takeover.app.gui.console.camera_view import CameraView
+from takeover.app.gui.console.camera_view import CameraView, CameraWall
 from takeover.app.gui.console.command_thread import NOT_ANSWERING
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.key_filter import KeyboardTeleopFilter
@@ -117,6 +117,8 @@ class MainWindow(QMainWindow):
         self.camera_caption = QLabel("camera")
         self.camera_caption.setObjectName("cameraCaption")
         self.camera = CameraView()
+        self.cameras = CameraWall(self.camera)
+        """Every camera of the station side by side (frames from the engine's frame socket)."""
         self.preview_strip = QHBoxLayout()
         self.previews: dict[str, CameraView] = {}
         """One small live view per free-running camera, made when its first frame arrives."""
@@ -170,6 +172,7 @@ class MainWindow(QMainWindow):
         self._frame_timer.start()
 
         link.status_received.connect(self.show_status)
+        link.frame_received.connect(self.show_frame)
         link.error.connect(self.show_message)
         link.connection_lost.connect(self._on_connection_lost)
         link.connection_ok.connect(self._on_connection_ok)
@@ -197,7 +200,7 @@ class MainWindow(QMainWindow):
     def _build_layout(self) -> QWidget:
         camera_box = QVBoxLayout()
         camera_box.addWidget(self.camera_caption)
-        camera_box.addWidget(self.camera, 1)
+        camera_box.addWidget(self.cameras, 1)
         camera_box.addLayout(self.preview_strip)
         camera_box.addWidget(self._legend())
 
@@ -369,6 +372,16 @@ class MainWindow(QMainWindow):
         if status.message:
             self.show_message(status.message)
         self._update_buttons()
+
+    def show_frame(self, frame: Frame) -> None:
+        """A camera frame from the engine's frame socket, in that camera's view."""
+        try:
+            view = self.cameras.show_frame(frame.camera, frame.image, frame.seq)
+        except ValueError as exc:
+            self.show_message(f"camera {frame.camera}: {exc}")
+            return
+        if view is self.camera:
+            self._frame_at = time.monotonic()
 
     def _show_previews(self, frames: dict[str, np.ndarray]) -> None:
         for name, frame in frames.items():
