@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import QApplication, QMessageBox
 from takeover.app.engine.attach import request_attach
 from takeover.app.engine.protocol import Command, CommandName, CommandReply, Status
 from takeover.app.gui.console.engine_link import EngineLink
+from takeover.app.gui.console.panels import CLICK_GUARD_S
 from takeover.app.gui.console.session import ConsoleOptions, ConsoleSession
 from takeover.app.gui.console.window import MainWindow
 from takeover.app.net.messages import RefusedError, decode_reply
@@ -208,6 +209,7 @@ def test_detach_leaves_the_loop_running_and_the_console_attaches_again(
     assert again.granted
     same = again.shown(lambda s: s.episode_active and s.viewer == "ana@ws pid 3")
     assert same.episode_id == episode and same.step > left[-1].step
+    qtbot.wait(int(CLICK_GUARD_S * 1000) + 50)  # Stop ignores clicks as it becomes enabled
     qtbot.mouseClick(again.window.stop_button, Qt.MouseButton.LeftButton)
     again.shown(lambda s: not s.episode_active and "saved" in s.message)
     again.close_answering("Stop the engine")

@@ -10,6 +10,8 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports a Qt GUI class
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,34 @@ import pytest
 
 from .fake_engine import FakeEngine, make_status, sample_frame
 
-__all__ = ["make_status", "sample_frame", "save_console_screenshot"]
+__all__ = ["in_process_engine", "make_status", "sample_frame", "save_console_screenshot"]
+
+
+@contextlib.contextmanager
+def in_process_engine(config_text: str) -> Iterator[tuple[Any, threading.Thread]]:
+    """The real engine (simulated station, policy server, recorder, store) on a thread of this
+    process, on private ipc:// sockets; yields the :class:`Engine` (``bind()`` gives its endpoints)
+    and the thread it runs on (it ends when the engine does: after QUIT, the attempt saved).
+    In this process so that what a test installs (a fake HID transport) is what the engine opens."""
+    from takeover.app.engine.process import Engine
+    from takeover.app.engine.sockets import EngineEndpoints
+    from takeover.app.net.children import ipc_endpoint, private_ipc_dir
+    from takeover.app.runtime.config import parse_config
+
+    config = parse_config(config_text, "test configuration")
+    with private_ipc_dir() as folder:
+        engine = Engine(
+            config, EngineEndpoints(ipc_endpoint(folder, "status"), ipc_endpoint(folder, "command"))
+        )
+        engine.bind()
+        thread = threading.Thread(target=engine.run, name="engine", daemon=True)
+        thread.start()
+        try:
+            yield engine, thread
+        finally:
+            engine._quit.set()
+            thread.join(timeout=20)
+            assert not thread.is_alive(), "the engine did not stop"
 
 
 @pytest.fixture
@@ -56,6 +85,9 @@ def console(qtbot: Any, engine: FakeEngine) -> Iterator[Any]:
         window.show()
     qtbot.waitUntil(lambda: link.connected and window.status is not None, timeout=3000)
     engine.clear()
+    # pytest-qt closes the window before this fixture's teardown: a test that leaves an attempt
+    # running gets the close question, unanswered, over in a moment.
+    window.close_answer_timeout_s = 0.05
     yield window
     window.close()
     link.stop()

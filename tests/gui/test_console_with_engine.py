@@ -56,7 +56,7 @@ def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_p
     window = MainWindow(link, title="Takeover")
     qtbot.addWidget(window)
     link.start()
-    window.resize(1200, 760)
+    window.resize(1366, 740)
     window.show()
 
     def shown(pred: Any, timeout: int = 20000) -> None:

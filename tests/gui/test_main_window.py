@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import QApplication
 
 from takeover.app.engine.protocol import Command, CommandName
 from takeover.app.gui.console.camera_view import NO_SIGNAL_TEXT
+from takeover.app.gui.console.panels import CLICK_GUARD_S
 from takeover.app.gui.console.window import MODE_COLORS, NO_ENGINE_COLOR
 
 from .conftest import make_status, sample_frame
@@ -35,6 +36,11 @@ def show(qtbot: Any, engine: Any, window: Any, **fields: Any) -> None:
         ),
         timeout=3000,
     )
+
+
+def settle(qtbot: Any) -> None:
+    """Wait out the guard of buttons that just became enabled (a click sooner is ignored)."""
+    qtbot.wait(int(CLICK_GUARD_S * 1000) + 50)
 
 
 def fill_color(label: Any) -> QColor:
@@ -84,6 +90,9 @@ def test_episode_fields_and_timing(qtbot: Any, engine: Any, console: Any) -> Non
     qtbot.waitUntil(lambda: console.message_label.text() == "episode ep-0007 saved", timeout=3000)
 
 
+ENDING = ("success", "near", "failure", "discard", "rerecord")
+
+
 def test_buttons_follow_state(qtbot: Any, engine: Any, console: Any) -> None:
     def enabled() -> set[str]:
         buttons = {
@@ -92,8 +101,10 @@ def test_buttons_follow_state(qtbot: Any, engine: Any, console: Any) -> None:
             "takeover": console.takeover_button,
             "handback": console.handback_button,
             "success": console.success_button,
+            "near": console.near_success_button,
             "failure": console.failure_button,
             "discard": console.discard_button,
+            "rerecord": console.rerecord_button,
             "hold": console.hold_button,
             "resume": console.resume_button,
             "estop": console.estop_button,
@@ -102,15 +113,15 @@ def test_buttons_follow_state(qtbot: Any, engine: Any, console: Any) -> None:
         return {name for name, button in buttons.items() if button.isEnabled()}
 
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=10)
-    assert enabled() == {"stop", "takeover", "success", "failure", "discard", "hold", "estop"}
+    assert enabled() == {"stop", "takeover", *ENDING, "hold", "estop"}
     show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=11)
-    assert enabled() == {"stop", "handback", "success", "failure", "discard", "hold", "estop"}
+    assert enabled() == {"stop", "handback", *ENDING, "hold", "estop"}
     show(qtbot, engine, console, mode="RAMP", episode_active=True, step=12)
-    assert enabled() == {"stop", "takeover", "success", "failure", "discard", "hold", "estop"}
+    assert enabled() == {"stop", "takeover", *ENDING, "hold", "estop"}
     show(qtbot, engine, console, mode="HOLD", episode_active=True, step=13)
-    assert enabled() == {"stop", "takeover", "success", "failure", "discard", "resume", "estop"}
+    assert enabled() == {"stop", "takeover", *ENDING, "resume", "estop"}
     show(qtbot, engine, console, mode="ESTOP", episode_active=True, step=14)
-    assert enabled() == {"stop", "success", "failure", "discard", "reset"}
+    assert enabled() == {"stop", *ENDING, "reset"}
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=False, step=0)
     assert enabled() == {"start", "hold", "estop"}
 
@@ -123,6 +134,7 @@ def test_clicks_send_commands(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=2)
     qtbot.mouseClick(console.handback_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(console.hold_button, Qt.MouseButton.LeftButton)
+    settle(qtbot)
     qtbot.mouseClick(console.success_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(console.failure_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(console.stop_button, Qt.MouseButton.LeftButton)
@@ -145,22 +157,24 @@ def test_clicks_send_commands(qtbot: Any, engine: Any, console: Any) -> None:
 
 def test_discard_needs_a_second_click(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=5)
+    settle(qtbot)
     qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)
     assert engine.commands == [] and console.discard_button.text() == "Click again to discard"
     assert "again" in console.message_label.text()
     qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: engine.commands == [Command(CommandName.DISCARD_EPISODE)], timeout=3000)
-    assert console.discard_button.text() == "Discard episode"
+    assert console.discard_button.text() == "Discard"
 
 
 def test_discard_disarms_by_itself_and_when_the_attempt_ends(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=5)
     console._discard_timer.setInterval(100)
+    settle(qtbot)
     qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: console.discard_button.text() == "Discard episode", timeout=3000)
+    qtbot.waitUntil(lambda: console.discard_button.text() == "Discard", timeout=3000)
     qtbot.mouseClick(console.discard_button, Qt.MouseButton.LeftButton)  # arms again, sends nothing
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=False, step=0)
-    assert console.discard_button.text() == "Discard episode" and not console.discard_button.isEnabled()
+    assert console.discard_button.text() == "Discard" and not console.discard_button.isEnabled()
     assert engine.commands == []
 
 
@@ -174,8 +188,9 @@ def test_disabled_button_sends_nothing(qtbot: Any, engine: Any, console: Any) ->
 
 
 def test_keys_send_held_set_even_over_a_button(qtbot: Any, engine: Any, console: Any) -> None:
-    show(qtbot, engine, console, episode_active=False, step=0)  # Start is enabled: Space must not click it
-    target = console.start_button
+    show(qtbot, engine, console, episode_active=True, step=3)  # Stop is enabled: Space must not click it
+    settle(qtbot)
+    target = console.stop_button
     qtbot.keyPress(target, Qt.Key.Key_W)
     qtbot.keyPress(target, Qt.Key.Key_A)
     qtbot.keyPress(target, Qt.Key.Key_Space)
@@ -208,6 +223,7 @@ def test_focus_loss_releases_held_keys(qtbot: Any, engine: Any, console: Any) ->
 
 def test_ctrl_shortcut_is_not_teleop(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=5)
+    settle(qtbot)
     qtbot.keyClick(console, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: bool(engine.commands), timeout=2000)
     assert engine.commands == [Command(CommandName.STOP_EPISODE, outcome="success")]

@@ -138,6 +138,7 @@ def test_the_title_and_status_bar_name_the_station_policy_and_store(qtbot: Any) 
     engine.start()
     link = EngineLink(engine.status_endpoint, engine.command_endpoint, viewer="ana@ws pid 1")
     window = MainWindow(link)
+    window.close_answer_timeout_s = 0.05  # the attempt shown is left running: nobody answers
     qtbot.addWidget(window)
     session = ConsoleSession(window, link, ConsoleOptions(), "Takeover")
     try:

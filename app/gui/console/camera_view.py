@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 
 import numpy as np
 from PyQt6.QtCore import QSize, Qt, QTimer
 from PyQt6.QtGui import QFont, QImage, QPaintEvent, QPixmap, QResizeEvent
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 NO_SIGNAL_TEXT = "NO SIGNAL"
 MAX_FRAME_AGE_S = 1.0
@@ -150,42 +151,28 @@ class CameraView(QLabel):
         self.setPixmap(pixmap)
 
 
-class CameraWall(QWidget):
-    """Every camera side by side, each under its name, the same size. A view is made for a camera
-    when its first frame arrives; the first camera goes to ``primary`` (the window's main view)."""
+class CameraWall:
+    """The station's cameras by name, each in a view of its own: the first camera shows in
+    ``primary`` (the window's main view), each other one in a view made when its first frame
+    arrives and handed to ``place`` (which puts it on screen under the camera's name)."""
 
-    def __init__(self, primary: CameraView, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, primary: CameraView, place: Callable[[str, CameraView], None]) -> None:
         self.primary = primary
+        self.place = place
         self.views: dict[str, CameraView] = {}
-        self.captions: dict[str, QLabel] = {}
-        self._row = QHBoxLayout(self)
-        self._row.setContentsMargins(0, 0, 0, 0)
-        self._row.addWidget(primary, 1)
 
     def show_frame(self, camera: str, image: np.ndarray, seq: int) -> CameraView:
         """Show frame ``seq`` of ``camera`` (ValueError for an image that is not one)."""
-        view = self.views.get(camera) or self._add(camera)
+        view = self.views.get(camera)
+        if view is None:
+            view = self.primary if not self.views else CameraView()
+            if view is not self.primary:
+                view.setFont(self.primary.font())
+            self.views[camera] = view
+            self.place(camera, view)
         view.set_frame(image, seq)
         return view
 
     def painted_fps(self) -> dict[str, float]:
         """Distinct frames painted per second, per camera."""
         return {name: view.painted_fps() for name, view in self.views.items()}
-
-    def _add(self, camera: str) -> CameraView:
-        if not self.views:
-            view = self.primary
-            self._row.removeWidget(view)
-        else:
-            view = CameraView()
-            view.setFont(self.primary.font())
-        caption = QLabel(camera)
-        caption.setObjectName("cameraCaption")
-        column = QVBoxLayout()
-        column.setSpacing(2)
-        column.addWidget(caption)
-        column.addWidget(view, 1)
-        self._row.addLayout(column, 1)
-        self.views[camera], self.captions[camera] = view, caption
-        return view

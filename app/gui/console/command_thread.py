@@ -38,10 +38,12 @@ class _Pending:
 
 
 class CommandThread(QThread):
-    """Sends queued commands; emits ``answered(Command, reply)`` or ``failed(Command, reason)``."""
+    """Sends queued commands; emits ``answered(Command, reply)`` or ``failed(Command, reason)``,
+    and for a command the engine refused also ``refused(Command, the engine's reason)``."""
 
     answered = pyqtSignal(object, object)
     failed = pyqtSignal(object, str)
+    refused = pyqtSignal(object, str)
 
     def __init__(
         self, context: zmq.Context[Any], endpoint: str, keys: curve.ClientKeys | None = None
@@ -106,6 +108,7 @@ class CommandThread(QThread):
             self.failed.emit(command, f"bad reply to '{name}': {exc}")
             return
         if reply.get("ok") is not True:
+            self.refused.emit(command, str(reply.get("error", "no reason given")))
             self.failed.emit(command, f"engine refused '{name}': {reply.get('error', 'no reason given')}")
             return
         self.answered.emit(command, reply)

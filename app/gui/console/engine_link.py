@@ -44,13 +44,15 @@ class EngineLink(QObject):
 
     Signals (all delivered in the GUI thread): ``status_received(Status)``; ``replied(Command,
     dict)`` when the engine accepted a command; ``error(str)`` for anything the operator should
-    read (a refused or unanswered command, a bad status); ``connection_lost()`` when no status
+    read (a refused or unanswered command, a bad status); ``refused(Command, reason)`` when the
+    engine said no to a command (also reported through ``error``); ``connection_lost()`` when no status
     arrived for more than ``stale_after_s`` and ``connection_ok()`` when statuses flow again.
     """
 
     status_received = pyqtSignal(object)
     replied = pyqtSignal(object, object)
     error = pyqtSignal(str)
+    refused = pyqtSignal(object, str)
     connection_lost = pyqtSignal()
     connection_ok = pyqtSignal()
     frame_received = pyqtSignal(object)
@@ -107,6 +109,7 @@ class EngineLink(QObject):
             (status.failed, self.error),
             (commands.answered, self.replied),
             (commands.failed, self._on_command_failed),
+            (commands.refused, self.refused),
         ):
             _connect_queued(signal, slot)
         self._status, self._commands = status, commands

@@ -4,14 +4,15 @@ The filter sits on the application, so it sees key presses before any button doe
 move the gripper, never click the focused button). It only reacts to keys aimed at its own
 window, ignores auto-repeat, and leaves keys with Ctrl/Alt/Meta alone so menu shortcuts keep
 working. When the window loses focus every held key is released: a key let go in another window
-never reaches this one, and the robot must not keep moving on a key nobody holds.
+never reaches this one, and the robot must not keep moving on a key nobody holds. Keys typed
+into a text field of the window (the operator's name, a note on an attempt) are text, not teleop.
 """
 
 from __future__ import annotations
 
 from PyQt6.QtCore import QEvent, QObject, Qt, pyqtSignal
 from PyQt6.QtGui import QKeyEvent
-from PyQt6.QtWidgets import QWidget
+from PyQt6.QtWidgets import QAbstractSpinBox, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
 _SPECIAL_KEYS: dict[Qt.Key, str] = {
     Qt.Key.Key_Space: "Space",
@@ -24,6 +25,8 @@ _SPECIAL_KEYS: dict[Qt.Key, str] = {
     Qt.Key.Key_PageDown: "PageDown",
     Qt.Key.Key_Shift: "Shift",
 }
+
+_TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)
 
 _COMMAND_MODIFIERS = (
     Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
@@ -90,4 +93,6 @@ class KeyboardTeleopFilter(QObject):
         return True
 
     def _aimed_at_window(self, watched: QObject | None) -> bool:
+        if isinstance(watched, _TEXT_INPUTS):
+            return False  # typing a note or a name is not driving the robot
         return isinstance(watched, QWidget) and watched.window() is self._window

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QLabel, QMessageBox
 
 from takeover.app.engine.protocol import AttachReply, Command, CommandName, Status
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.settings import SettingsDialog, SettingsTarget
+from takeover.app.gui.console.shortcuts import shortcut_key
 from takeover.app.gui.console.window import CloseChoice, MainWindow
 from takeover.app.net.wire import WireError
 from takeover.app.runtime.config import ConfigError, parse_config
@@ -34,7 +34,8 @@ from takeover.app.runtime.config import ConfigError, parse_config
 RENEW_MS = 1000
 """How often the console renews its claim on the engine (the engine lets it lapse after 3 s)."""
 ATTACH_TIMEOUT_MS = 500
-SETTINGS_SHORTCUT = "Ctrl+,"
+SETTINGS_SHORTCUT = shortcut_key("settings")
+"""The window installs it (shortcuts.py); the session opens the dialog it asks for."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,6 @@ class ConsoleSession(QObject):
         self.identity = QLabel("")
         self.identity.setObjectName("identityLabel")
         window.statusBar().addPermanentWidget(self.identity)  # type: ignore[union-attr]
-        action = QAction("Settings…", window)
-        action.setShortcut(QKeySequence(SETTINGS_SHORTCUT))
-        action.triggered.connect(lambda _checked=False: window.settings_requested.emit())
-        window.addAction(action)
         window.settings_requested.connect(self.open_settings)
         if not options.owns_engine:
             window.close_choice = self.close_choice
@@ -154,7 +151,8 @@ class ConsoleSession(QObject):
         box.setText("This console did not start the engine. Leave it running?")
         box.setInformativeText(
             "Detach: the engine keeps running, and so does an attempt in progress; attach again "
-            f"any time{again}.\nStop the engine: it saves the attempt in progress and ends."
+            f"any time{again}.\nStop the engine: it ends (an attempt in progress: you are asked what "
+            "becomes of it)."
         )
         detach = box.addButton("Detach", QMessageBox.ButtonRole.AcceptRole)
         stop = box.addButton("Stop the engine", QMessageBox.ButtonRole.DestructiveRole)

@@ -1,0 +1,94 @@
+"""Closing the console while an attempt runs: what becomes of the attempt.
+
+The operator chooses: end it as a failure, discard it, or keep it as interrupted; or Cancel (the
+window stays open). Nobody answering within :data:`ANSWER_TIMEOUT_S` keeps it as interrupted,
+so a console closed by a logout or a crash of the desktop never leaves the question open and
+never keeps the attempt as an ordinary episode.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, cast, get_args
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QMessageBox, QWidget
+
+from takeover.app.engine.protocol import Command, CommandName, Outcome
+
+ANSWER_TIMEOUT_S = 30.0
+AttemptChoice = Literal["failure", "discard", "interrupted", "cancel"]
+
+
+def ask_attempt_end(parent: QWidget, timeout_s: float = ANSWER_TIMEOUT_S) -> AttemptChoice:
+    """Ask (modal) what to do with the running attempt; 'interrupted' when nobody answers."""
+    box = QMessageBox(parent)
+    box.setObjectName("closeAttemptBox")
+    box.setWindowTitle("An attempt is running")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setText("An attempt is running. What should become of it?")
+    failure = box.addButton("End as failure", QMessageBox.ButtonRole.AcceptRole)
+    discard = box.addButton("Discard it", QMessageBox.ButtonRole.DestructiveRole)
+    interrupted = box.addButton("Keep as interrupted", QMessageBox.ButtonRole.AcceptRole)
+    cancel = box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(interrupted)
+    box.setEscapeButton(cancel)
+    left_ms = [max(1, int(timeout_s * 1000))]
+    step_ms = min(1000, left_ms[0])
+
+    def tell() -> None:
+        box.setInformativeText(
+            "Interrupted attempts are stored with that end reason and left out of `data commit` "
+            f"unless asked for.\nWithout an answer in {-(-left_ms[0] // 1000)} s it is kept as interrupted."
+        )
+
+    def tick() -> None:
+        left_ms[0] -= step_ms
+        if left_ms[0] <= 0:
+            timer.stop()
+            if interrupted is not None:
+                interrupted.click()
+        else:
+            tell()
+
+    tell()
+    timer = QTimer(box)
+    timer.setInterval(step_ms)
+    timer.timeout.connect(tick)
+    timer.start()
+    box.exec()
+    timer.stop()
+    clicked = box.clickedButton()
+    if clicked is failure:
+        return "failure"
+    if clicked is discard:
+        return "discard"
+    if clicked is interrupted:
+        return "interrupted"
+    return "cancel"
+
+
+def attempt_end_command(choice: AttemptChoice) -> Command | None:
+    """The command that carries the choice out before the console lets go of the engine."""
+    if choice == "failure":
+        return Command(CommandName.STOP_EPISODE, outcome="failure")
+    if choice == "discard":
+        return Command(CommandName.DISCARD_EPISODE)
+    if choice == "interrupted":
+        return interrupted_command()
+    return None
+
+
+def interrupted_command() -> Command | None:
+    """HOOK(interrupted): the command that ends the attempt with the end reason 'interrupted'.
+
+    Uses the engine's way of saying it when the protocol has one: a command
+    (CommandName.INTERRUPT_EPISODE) or an outcome of STOP_EPISODE ('interrupted'). Until then
+    None: the QUIT that follows makes the engine save the attempt in progress, as it always did,
+    without the end reason.
+    """
+    name = getattr(CommandName, "INTERRUPT_EPISODE", None)
+    if name is not None:
+        return Command(name)
+    if "interrupted" in get_args(Outcome):
+        return Command(CommandName.STOP_EPISODE, outcome=cast(Outcome, "interrupted"))
+    return None
