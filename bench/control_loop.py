@@ -43,7 +43,7 @@ from takeover.app.control.inference import Proposal, ProposalSource
 from takeover.app.control.loop import ControlLoop, LoopConfig
 from takeover.app.control.pacing import Clock
 from takeover.app.station.base import ExpertOracle, Observation, Station, StationInfo
-from takeover.recorder.recorder import EpisodeRecorder
+from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
 from takeover.storage.schema import ControlSource, Event, EventKind
 from takeover.storage.store import Store
@@ -240,6 +240,10 @@ def boundary_steps(tap: Tap, events: list[Event], config: LoopConfig) -> list[tu
     return out
 
 
+OPTIONS = {"encoder": "process", "render": "process"}
+"""What the command line chose: the recorder's encoder and how the simulator renders."""
+
+
 @dataclass
 class Result:
     name: str
@@ -264,7 +268,7 @@ def run(
         tap,
         policy,
         devices,
-        [EpisodeRecorder(store), tape],
+        [EpisodeRecorder(store, RecorderConfig(encoder=OPTIONS["encoder"])), tape],
         LoopConfig(rate_hz=RATE_HZ, max_steps=steps, end_on_success=False, inference_lead_steps=lead),
     )
     errors: list[float] = []
@@ -388,7 +392,11 @@ def main() -> None:
         default=0.0,
         help="set the interpreter's thread switch interval (0 = leave Python's default of 5 ms)",
     )
+    ap.add_argument("--encoder", choices=("process", "threads"), default="process", help="JPEG encoding")
+    ap.add_argument("--render", choices=("process", "inline"), default="process", help="simulator cameras")
     args = ap.parse_args()
+    OPTIONS.update(encoder=args.encoder, render=args.render)
+    print(f"recorder encoder: {args.encoder}; simulator cameras rendered: {args.render}")
     if args.switch_interval_ms > 0:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     print(f"thread switch interval {1000 * sys.getswitchinterval():.1f} ms")
@@ -470,7 +478,10 @@ def main() -> None:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.5)
-            sim = MetaWorldStation(MetaWorldConfig(cameras=("corner", "gripperPOV"), rate_hz=RATE_HZ))
+            cameras = ("corner", "gripperPOV")
+            sim = MetaWorldStation(
+                MetaWorldConfig(cameras=cameras, rate_hz=RATE_HZ, render=OPTIONS["render"])
+            )
             with sim:
                 sim_steps = 250 if args.quick else 500
                 devices, op, dev = spacemouse_devices(clock)

@@ -7,7 +7,9 @@ camera down (:class:`CameraHealth`), closes it and reconnects with exponential b
 each failed attempt; the first frame after a reconnect reports it up again. A source that has
 ended for good (a video file) ends the thread, the camera reported down for good.
 
-:class:`LatestFrames` keeps the newest frame of each camera for a live preview.
+:class:`LatestFrames` keeps the newest frame of each camera for a live preview;
+:class:`LiveFrames` keeps every camera's newest frame numbered, for the engine's frame stream
+(:class:`StepFrames` feeds it the station's frames from the loop's steps).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import cv2
 import numpy as np
 
 from takeover.recorder.cameras import Camera, CameraFault, CameraSpec
+from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
+from takeover.storage.schema import Event
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +207,71 @@ class LatestFrames:
             stride = max(1, -(-image.shape[0] // max_height))
             out[name] = np.ascontiguousarray(image[::stride, ::stride])
         return out
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """A camera's frame as the live view gets it."""
+
+    camera: str
+    seq: int
+    """1, 2, ... per camera: distinct frames have distinct numbers."""
+    t: float
+    """Monotonic capture time (for a rendered camera: the time of the state it shows)."""
+    image: np.ndarray
+
+
+class LiveFrames:
+    """Every camera's newest frame, numbered, for whoever shows them live (any thread).
+
+    Sources call it like a :data:`FrameSink`; :meth:`wait_newer` blocks until some camera has a
+    frame newer than the caller has seen. Only the newest frame of each camera is kept: a slow
+    reader skips frames, it never delays a source.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frames: dict[str, LiveFrame] = {}
+
+    def __call__(self, camera: str, image: np.ndarray, t: float) -> None:
+        with self._cond:
+            old = self._frames.get(camera)
+            self._frames[camera] = LiveFrame(camera, old.seq + 1 if old is not None else 1, t, image)
+            self._cond.notify_all()
+
+    def latest(self) -> dict[str, LiveFrame]:
+        with self._cond:
+            return dict(self._frames)
+
+    def wait_newer(self, seen: dict[str, int], timeout_s: float) -> list[LiveFrame]:
+        """Frames newer than ``seen`` (camera -> last sequence number seen), waiting up to
+        ``timeout_s`` for one; [] if none came."""
+
+        def newer() -> list[LiveFrame]:
+            return [f for f in self._frames.values() if f.seq > seen.get(f.camera, 0)]
+
+        with self._cond:
+            self._cond.wait_for(lambda: bool(newer()), timeout_s)
+            return newer()
+
+
+class StepFrames:
+    """A loop observer that hands the station's frames from each step to a sink (a
+    :class:`LiveFrames`), except frames rendered off the loop: those reach it as they are made."""
+
+    def __init__(self, sink: FrameSink) -> None:
+        self._sink = sink
+
+    def on_episode_start(self, start: EpisodeStart) -> None:
+        pass
+
+    def on_step(self, step: StepRecord) -> None:
+        for name, image in step.images.items():
+            if name not in step.rendered_earlier:
+                self._sink(name, image, step.image_times.get(name, step.t))
+
+    def on_event(self, event: Event) -> None:
+        pass
+
+    def on_episode_end(self, end: EpisodeEnd) -> None:
+        pass

@@ -28,6 +28,9 @@ import logging
 import queue
 import threading
 import time
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,12 +39,14 @@ from takeover.recorder.camera_health import CameraBook
 from takeover.recorder.capture import CameraHealth
 from takeover.recorder.disk import (
     DOCTOR_HINT,
+    SpaceEstimate,
     disk_full,
     estimate_attempt,
     full_disk_line,
     jpeg_bytes_per_pixel,
     space_refusal,
 )
+from takeover.recorder.encoder_process import EncoderError, EncoderProcess
 from takeover.recorder.records import AttemptPlan, EpisodeEnd, EpisodeStart, StepRecord
 from takeover.recorder.recovery import remove_log, store_log
 from takeover.recorder.settings import RecorderConfig
@@ -70,6 +75,9 @@ class EpisodeRecorder:
         self._wal: WalWriter | None = None
         self._queue: queue.Queue[_FrameJob | None] = queue.Queue(maxsize=self.config.queue_frames)
         self._workers: list[threading.Thread] = []
+        self._encoder: EncoderProcess | None = None
+        """The encoder process (``encoder = "process"``): started with the first attempt, kept."""
+        self._closer: weakref.finalize[Any, Any] | None = None
         self._dropped: dict[str, int] = {}
         self._encode_params = [int(cv2.IMWRITE_JPEG_QUALITY), self.config.jpeg_quality]
         self.cameras = CameraBook()
@@ -90,15 +98,21 @@ class EpisodeRecorder:
     def on_episode_start(self, start: EpisodeStart) -> None:
         if self._start is not None:
             raise RuntimeError(f"episode {start.episode_id}: {self._start.episode_id} is still recording")
+        encoder = self._start_encoder() if self.config.encoder == "process" else None
         wal = WalWriter(self.store.wal_dir / start.episode_id, self.config.sync_interval_s)
         wal.start(start)
-        self._queue = queue.Queue(maxsize=self.config.queue_frames)
-        self._workers = [
-            threading.Thread(target=self._encode_loop, args=(wal,), name=f"recorder-encode-{i}", daemon=True)
-            for i in range(self.config.encode_workers)
-        ]
-        for w in self._workers:
-            w.start()
+        if encoder is not None:
+            encoder.begin(self._writer(wal), self._count_drop)
+        else:
+            self._queue = queue.Queue(maxsize=self.config.queue_frames)
+            self._workers = [
+                threading.Thread(
+                    target=self._encode_loop, args=(wal,), name=f"recorder-encode-{i}", daemon=True
+                )
+                for i in range(self.config.encode_workers)
+            ]
+            for w in self._workers:
+                w.start()
         with self._lock:
             self._dropped = {}
             self._wal = wal
@@ -117,7 +131,9 @@ class EpisodeRecorder:
         for name, image in step.images.items():
             if name not in self._station_shapes:
                 self._station_shapes[name] = (int(image.shape[0]), int(image.shape[1]))
-            self._enqueue(name, image, step.image_times.get(name, step.t), step.index)
+            # A frame rendered off the loop shows an earlier step: its time places it there.
+            index = -1 if name in step.rendered_earlier else step.index
+            self._enqueue(name, image, step.image_times.get(name, step.t), index)
         for name, raw in step.station_image_times.items():
             if name in step.image_times:
                 wal.put(Sample(f"{STATION_IMAGE_TIME}{name}", step.image_times[name], np.asarray(raw)))
@@ -138,6 +154,8 @@ class EpisodeRecorder:
         for w in self._workers:
             w.join()
         self._workers = []
+        if self._encoder is not None:
+            self._encoder.finish()  # every frame taken is in the log, or counted dropped
         missed = self.cameras.end()
         with self._lock:
             dropped = dict(self._dropped)  # encode failures counted while draining
@@ -172,25 +190,64 @@ class EpisodeRecorder:
             wal.release()
             self.last_finalize_s = time.monotonic() - t0
 
+    def _start_encoder(self) -> EncoderProcess:
+        """The encoder process, started for the first attempt (or again if the last one's died)."""
+        encoder = self._encoder
+        if encoder is not None and encoder.alive:
+            return encoder
+        if encoder is not None:
+            encoder.close()
+        encoder = EncoderProcess(self.config.jpeg_quality, self.config.queue_frames)
+        try:
+            encoder.start()
+        except (EncoderError, OSError) as exc:
+            self._encoder = None
+            raise RecordingError(f"cannot record camera frames: {exc}") from None
+        self._encoder = encoder
+        self._closer = weakref.finalize(self, encoder.close)  # a recorder nobody closed
+        return encoder
+
+    @property
+    def encoder_pid(self) -> int | None:
+        """The encoder process's id, once an attempt has started it (for diagnostics)."""
+        return self._encoder.pid if self._encoder is not None else None
+
+    def close(self) -> None:
+        """Stop the encoder process (it is started with the first attempt and kept for the next)."""
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            encoder.close()
+
     # -- GuardsAttempts -----------------------------------------------------------------
     def start_refusal(self, plan: AttemptPlan) -> str:
         """Refuse an attempt the disk may not hold (``[recorder] disk_margin`` times its estimate)."""
         margin = self.config.disk_margin
         if margin <= 0:
             return ""
-        estimate = estimate_attempt(
+        return space_refusal(self.store.wal_dir, self._estimate(plan), margin)
+
+    def bytes_per_second(self, plan: AttemptPlan) -> float:
+        """About how fast an attempt like ``plan`` fills the disk (frame sizes as measured so far)."""
+        return self._estimate(plan).bytes * plan.rate_hz / plan.max_steps
+
+    def _estimate(self, plan: AttemptPlan) -> SpaceEstimate:
+        return estimate_attempt(
             plan,
             self._station_shapes,
             self.cameras.specs(),
             self._frame_bytes,
             jpeg_bytes_per_pixel(self.config.jpeg_quality),
         )
-        return space_refusal(self.store.wal_dir, estimate, margin)
 
     def halt_reason(self) -> str:
         """Why the running attempt must stop now: its log cannot be written."""
         wal = self._wal
-        return wal.failure if wal is not None and wal.failed.is_set() else ""
+        if wal is not None and wal.failed.is_set():
+            return wal.failure
+        encoder = self._encoder
+        if wal is not None and encoder is not None and encoder.failure:
+            return f"camera frames cannot be recorded: {encoder.failure}"
+        return ""
 
     # -- other inputs (any thread) ------------------------------------------------------
     def on_frame(self, camera: str, image: np.ndarray, t: float) -> bool:
@@ -240,12 +297,19 @@ class EpisodeRecorder:
             wal = self._wal
             if wal is None:
                 return False
-            try:
-                self._queue.put_nowait((name, image, t, step))
-                return True
-            except queue.Full:
+            encoder = self._encoder
+            if encoder is not None:
+                if encoder.offer(name, image, t, step):
+                    return True
                 self._dropped[name] = self._dropped.get(name, 0) + 1
                 dropped = dict(self._dropped)
+            else:
+                try:
+                    self._queue.put_nowait((name, image, t, step))
+                    return True
+                except queue.Full:
+                    self._dropped[name] = self._dropped.get(name, 0) + 1
+                    dropped = dict(self._dropped)
         wal.set_counts("dropped", dropped)
         return True
 
@@ -255,6 +319,19 @@ class EpisodeRecorder:
             dropped, wal = dict(self._dropped), self._wal
         if wal is not None:
             wal.set_counts("dropped", dropped)
+
+    def _writer(self, wal: WalWriter) -> Callable[[str, float, int, int, int, bytes], None]:
+        """Where the encoder process's frames go: the attempt's log (on its reader thread)."""
+
+        def written(name: str, t: float, step: int, height: int, width: int, jpeg: bytes) -> None:
+            self._note_size(name, len(jpeg))
+            wal.put(Frame(name, t, step, height, width, jpeg))
+
+        return written
+
+    def _note_size(self, name: str, size: int) -> None:
+        average = self._frame_bytes.get(name)
+        self._frame_bytes[name] = size if average is None else 0.95 * average + 0.05 * size
 
     def _encode_loop(self, wal: WalWriter) -> None:
         while True:
@@ -271,6 +348,5 @@ class EpisodeRecorder:
                 self._count_drop(name)
                 continue
             jpeg = buf.tobytes()
-            average = self._frame_bytes.get(name)
-            self._frame_bytes[name] = len(jpeg) if average is None else 0.95 * average + 0.05 * len(jpeg)
+            self._note_size(name, len(jpeg))
             wal.put(Frame(name, t, step, int(image.shape[0]), int(image.shape[1]), jpeg))

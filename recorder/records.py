@@ -60,6 +60,9 @@ class StepRecord:
     """Camera name -> capture time on the station's own clock (``image_times`` are rebased)."""
     clock: ClockEstimate | None = None
     """The estimate ``t`` and ``image_times`` were rebased with (with ``station_t``)."""
+    rendered_earlier: frozenset[str] = frozenset()
+    """Cameras whose image shows an earlier step's state (rendered off the loop) and is stamped
+    with that step's ``t``: such a frame is placed by its time, at that step."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class EpisodeEnd:
     reason: str = ""
     """Why the loop ended the attempt itself ('' when it ended as asked or as configured), e.g. a
     recorder that could not write (see :class:`GuardsAttempts`)."""
+    end_reason: str = ""
+    """Why it ended (:data:`~takeover.storage.schema.END_REASONS`)."""
+    note: str = ""
+    """The operator's note with their verdict."""
 
 
 class LoopObserver(Protocol):

@@ -125,7 +125,9 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
     rate = float(info.rate_hz)
     extra["late_steps"] = int(np.count_nonzero(np.diff(t) > 1.5 / rate)) if n > 1 and rate > 0 else 0
     ended_at = end.get("ended_at")
+    end_reason = str(end.get("end_reason", ""))
     if recovered:
+        end_reason = "interrupted"
         cut = c.last_t
         extra.update(recovered=True, cut_at=c.wall_time(cut), cut_at_monotonic=cut)
         events.append(Event(EventKind.END, n, cut, "cut: recording interrupted, recovered"))
@@ -135,6 +137,8 @@ def build_episode(c: WalContents, episode_id: str, *, recovered: bool) -> Episod
         ended_at=float(ended_at if ended_at is not None else c.wall_time(c.last_t)),
         success=end["success"] if "success" in end else bool(steps[-1]["ok"]),
         outcome=str(end.get("outcome", "")),
+        end_reason=end_reason,
+        note=str(end.get("note", "")),
         extra=extra,
     )
     streams: dict[str, TimedStream] = {}

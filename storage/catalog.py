@@ -38,6 +38,7 @@ from takeover.storage.schema import AttemptSummary, EpisodeMeta, Event, EventKin
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tables import (
     Base,
+    EpisodeEndRow,
     EpisodeRow,
     EpisodeSeedRow,
     EventRow,
@@ -83,13 +84,22 @@ class TagRecord:
     created_at: float
 
 
-_SEPARATE = ("cut_at", "seed")
-"""Record fields kept in tables of their own (recoveries, episode_seeds), not in ``episodes``."""
+_SEPARATE = ("cut_at", "seed", "end_reason", "note")
+"""Record fields kept in tables of their own (recoveries, episode_seeds, episode_ends), not in
+``episodes``."""
 
 
-def _episode_record(row: EpisodeRow, cut_at: float | None = None, seed: int | None = None) -> EpisodeRecord:
+def _episode_record(
+    row: EpisodeRow, cut_at: float | None = None, seed: int | None = None, end: EpisodeEndRow | None = None
+) -> EpisodeRecord:
     columns = {name: getattr(row, name) for name in EpisodeRecord.field_names() if name not in _SEPARATE}
-    return EpisodeRecord(**columns, cut_at=cut_at, seed=seed)
+    return EpisodeRecord(
+        **columns,
+        cut_at=cut_at,
+        seed=seed,
+        end_reason=end.end_reason if end is not None else "",
+        note=end.note if end is not None else "",
+    )
 
 
 def _episode_row(meta: EpisodeMeta, **catalog: Any) -> EpisodeRow:
@@ -226,6 +236,10 @@ class Catalog:
                 seed = meta.seed
                 if seed is not None:
                     s.add(EpisodeSeedRow(episode_id=meta.episode_id, seed=seed))
+                if meta.end_reason or meta.note:
+                    s.add(
+                        EpisodeEndRow(episode_id=meta.episode_id, end_reason=meta.end_reason, note=meta.note)
+                    )
                 for seq, e in enumerate(events):
                     s.add(
                         EventRow(
@@ -258,7 +272,10 @@ class Catalog:
             rec = s.get(RecoveryRow, episode_id)
             seed = s.get(EpisodeSeedRow, episode_id)
             return _episode_record(
-                row, rec.cut_at if rec is not None else None, seed.seed if seed is not None else None
+                row,
+                rec.cut_at if rec is not None else None,
+                seed.seed if seed is not None else None,
+                s.get(EpisodeEndRow, episode_id),
             )
 
     def get_events(self, episode_id: str) -> list[Event]:
@@ -279,13 +296,21 @@ class Catalog:
         outcome: str | None = None,
         seed: int | None = None,
         limit: int | None = None,
+        end_reasons_out: Sequence[str] = (),
     ) -> list[EpisodeRecord]:
-        """Episodes matching every given filter, oldest first."""
+        """Episodes matching every given filter, oldest first; ``end_reasons_out``: leave out the
+        episodes that ended for one of these reasons."""
         q = (
-            select(EpisodeRow, RecoveryRow.cut_at, EpisodeSeedRow.seed)
+            select(EpisodeRow, RecoveryRow.cut_at, EpisodeSeedRow.seed, EpisodeEndRow)
             .outerjoin(RecoveryRow, RecoveryRow.episode_id == EpisodeRow.episode_id)
             .outerjoin(EpisodeSeedRow, EpisodeSeedRow.episode_id == EpisodeRow.episode_id)
+            .outerjoin(EpisodeEndRow, EpisodeEndRow.episode_id == EpisodeRow.episode_id)
         )
+        if end_reasons_out:
+            q = q.where(
+                (EpisodeEndRow.end_reason.is_(None))
+                | (EpisodeEndRow.end_reason.not_in(list(end_reasons_out)))
+            )
         if seed is not None:
             q = q.where(EpisodeSeedRow.seed == seed)
         if episode_ids is not None:
@@ -304,7 +329,7 @@ class Catalog:
         if limit is not None:
             q = q.limit(limit)
         with self._tx() as s:
-            return [_episode_record(r, cut, sd) for r, cut, sd in s.execute(q)]
+            return [_episode_record(r, cut, sd, end) for r, cut, sd, end in s.execute(q)]
 
     def count_episodes(self) -> int:
         with self._tx() as s:

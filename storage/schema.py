@@ -111,6 +111,19 @@ class AttemptInfo:
         return {name: getattr(self, name) for name in AttemptInfo.field_names()}
 
 
+END_REASONS: dict[str, str] = {
+    "success": "the station said the task succeeded",
+    "limit": "the attempt used its time limit",
+    "operator": "the operator ended it (with their verdict, if any)",
+    "discarded": "the operator discarded it",
+    "interrupted": "it was cut short with nobody to say how it went (the console closed, the "
+    "process that started the engine went away, a crash)",
+    "halted": "the loop stopped it itself (e.g. a recorder that could not write)",
+}
+"""Why an attempt ended, as stored in ``end_reason``. Interrupted attempts are left out of a
+version committed without an explicit selection."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class AttemptSummary(AttemptInfo):
     """An attempt as it ended: its identity plus how it ended."""
@@ -120,7 +133,12 @@ class AttemptSummary(AttemptInfo):
     success: bool | None
     """The station's success flag at the end of the attempt (None if the station has none)."""
     outcome: str = ""
-    """What the operator said of the attempt: 'success', 'failure' or '' (not said)."""
+    """What the operator said of the attempt: 'success', 'near_success', 'failure' or '' (not said:
+    the station's flag is the verdict)."""
+    end_reason: str = ""
+    """Why the attempt ended (:data:`END_REASONS`; '' in episodes recorded before it was kept)."""
+    note: str = ""
+    """The operator's note on the attempt, given with their verdict."""
 
     def summary_fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in AttemptSummary.field_names()}

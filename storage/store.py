@@ -245,9 +245,14 @@ class Store:
 
     # -- versions and tags -------------------------------------------------------------------
     def commit(
-        self, tag: str, episode_ids: Sequence[str] | None = None, message: str = ""
+        self,
+        tag: str,
+        episode_ids: Sequence[str] | None = None,
+        message: str = "",
+        include_interrupted: bool = False,
     ) -> tuple[str, Manifest]:
-        """Freeze the given episodes (default: all) as a version and name it ``tag``."""
+        """Freeze the given episodes as a version and name it ``tag``. Without ``episode_ids``: all
+        of them but the interrupted ones (end reason 'interrupted'), unless ``include_interrupted``."""
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
         if tag in {t.name for t in self.catalog.list_tags()}:
@@ -255,10 +260,15 @@ class Store:
                 f"tag {tag!r} already exists; tags are never moved or reused, choose a new name"
             )
         if episode_ids is None:
-            records = self.catalog.list_episodes()
+            out = () if include_interrupted else ("interrupted",)
+            records = self.catalog.list_episodes(end_reasons_out=out)
+            left_out = self.catalog.count_episodes() - len(records)
             if not records:
-                raise EmptySelectionError(f"nothing to commit: the store at {self.root} has no episodes yet")
+                but = " but interrupted ones (add --include-interrupted to take them)" if left_out else ""
+                raise EmptySelectionError(f"nothing to commit: the store at {self.root} has no episodes{but}")
             created_from: dict[str, Any] = {"selection": "all"}
+            if left_out:
+                created_from["left_out"] = {"interrupted": left_out}
         else:
             wanted = sorted(set(episode_ids))
             if not wanted:

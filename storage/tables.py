@@ -53,6 +53,16 @@ class RecoveryRow(Base):
     cut_at: Mapped[float] = mapped_column(Double)
 
 
+class EpisodeEndRow(Base):
+    """Why an episode ended and the operator's note (episodes cataloged before these were kept
+    have no row)."""
+
+    __tablename__ = "episode_ends"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    end_reason: Mapped[str] = mapped_column(String(32), index=True)
+    note: Mapped[str] = mapped_column(Text)
+
+
 class VersionRow(Base):
     __tablename__ = "versions"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -44,6 +44,8 @@ def make_episode(
     outcome: str = "success",
     task: str = "pick the red cube",
     takeover_at: int | None = None,
+    end_reason: str = "",
+    note: str = "",
 ) -> Episode:
     """An episode with random streams, events, and one solid-color JPEG every ``frame_every`` steps."""
     rng = np.random.default_rng(seed)
@@ -87,6 +89,8 @@ def make_episode(
         ended_at=started + num_steps / rate,
         success=success,
         outcome=outcome,
+        end_reason=end_reason,
+        note=note,
         seed=seed,
     )
     return Episode(

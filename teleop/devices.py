@@ -123,6 +123,17 @@ class WatchesScene(Protocol):
 
 
 @runtime_checkable
+class QueuesRequests(Protocol):
+    """Optional capability of a device that keeps the operator's requests until it is read: between
+    attempts nobody reads it, and what was asked then must not act in the next attempt."""
+
+    def drop_requests(self) -> tuple[TeleopRequest, ...]:
+        """Forget the requests asked for since the last read; return them (the loop keeps an
+        e-stop among them: it acts at once, attempt or not)."""
+        ...
+
+
+@runtime_checkable
 class SyncsGripper(Protocol):
     """Optional capability of a device with a gripper toggle: the loop tells it the gripper's real
     state at a takeover, so the operator's next press does what they see as the other state."""

@@ -133,6 +133,14 @@ class KeyboardTeleop(TeleopDevice):
         with self._lock:
             self._gripper.sync(closed)
 
+    def drop_requests(self) -> tuple[TeleopRequest, ...]:
+        """Forget the requests of key presses not yet read (pressed between attempts)."""
+        with self._lock:
+            dropped = tuple(self._requests)
+            self._requests.clear()
+            self._pressed_since_read = False
+        return dropped
+
     def set_keys(self, held: Iterable[str], t: float) -> None:
         """The keys held now (bound or not), sampled at monotonic time ``t``. Any thread."""
         keys = frozenset(_norm(k) for k in held) & self._bound

@@ -48,6 +48,11 @@ class SpaceMouseConfig:
     """Asks for takeover on each press (in addition to, or instead of, motion)."""
     hold_button: ButtonRef = None
     """Asks to hold (freeze the robot) on each press."""
+    estop_button: ButtonRef = None
+    """Asks for the latched e-stop on each press (a model with a spare button)."""
+    estop_long_press_s: float = 1.0
+    """Holding the hand-back button (the second button by default) this long asks for the latched
+    e-stop, also on a two-button model; 0 turns the long press off."""
     takeover_on_motion: bool = True
     """Motion beyond the deadband asks for takeover, once per touch."""
     device_name: str | None = None
@@ -76,6 +81,11 @@ class SpaceMouseConfig:
             raise ValueError(f"SpaceMouseConfig.axis_sign entries must be +1 or -1, got {self.axis_sign}")
         if self.reopen_interval_s <= 0:
             raise ValueError("SpaceMouseConfig.reopen_interval_s must be > 0")
+        if not 0.0 <= self.estop_long_press_s <= 10.0:
+            raise ValueError(
+                "SpaceMouseConfig.estop_long_press_s must be in 0..10 s (0 = off), "
+                f"got {self.estop_long_press_s}"
+            )
         if self.max_reports_per_read < 1:
             raise ValueError("SpaceMouseConfig.max_reports_per_read must be at least 1")
         buttons = [b for b in self._button_refs() if b is not None]
@@ -83,7 +93,13 @@ class SpaceMouseConfig:
             raise ValueError(f"SpaceMouseConfig: one button is bound to two actions: {buttons}")
 
     def _button_refs(self) -> tuple[ButtonRef, ...]:
-        return (self.gripper_button, self.handback_button, self.takeover_button, self.hold_button)
+        return (
+            self.gripper_button,
+            self.handback_button,
+            self.takeover_button,
+            self.hold_button,
+            self.estop_button,
+        )
 
 
 def apply_deadband(values: np.ndarray, deadband: float) -> np.ndarray:
@@ -136,11 +152,19 @@ class SpaceMouseTeleop(TeleopDevice):
         # per-read accumulators, filled by _on_report()
         self._requests: list[TeleopRequest] = []
         self._pressed_any = False
+        self._long_press_from: float | None = None
+        """When the hand-back button went down (its long press is an e-stop); None: not held."""
+        self._long_press_fired = False
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
     def connected(self) -> bool:
         return self._mouse is not None
+
+    @property
+    def problem(self) -> str:
+        """Why the device is not usable now ('' while it is)."""
+        return self._error
 
     @property
     def model(self) -> str:
@@ -198,6 +222,7 @@ class SpaceMouseTeleop(TeleopDevice):
                 error=self._error,
             )
 
+        self._check_long_press(now)
         twist = self._twist(self._axes)
         held = any(self._buttons)
         return TeleopCommand(
@@ -210,7 +235,20 @@ class SpaceMouseTeleop(TeleopDevice):
             error="",
         )
 
+    def drop_requests(self) -> tuple[TeleopRequest, ...]:
+        """Drain the reports waiting in the device now and forget their requests (presses made
+        between attempts); return them."""
+        return self.read().requests
+
     # -- internals -------------------------------------------------------------------------
+    def _check_long_press(self, now: float) -> None:
+        """The hand-back button held for ``estop_long_press_s``: an e-stop (once per press)."""
+        since = self._long_press_from
+        limit = self.config.estop_long_press_s
+        if since is not None and limit > 0 and not self._long_press_fired and now - since >= limit:
+            self._long_press_fired = True
+            self._requests.append(TeleopRequest.ESTOP)
+
     def _twist(self, device_axes: np.ndarray) -> np.ndarray:
         db = apply_deadband(device_axes, self.config.deadband)
         out = self._sign * db[self._perm] * self._scale
@@ -224,6 +262,8 @@ class SpaceMouseTeleop(TeleopDevice):
         self._button_index = {}
         self._requests = []
         self._pressed_any = False
+        self._long_press_from = None
+        self._long_press_fired = False
 
     def _try_open(self, now: float) -> bool:
         self._last_attempt = now
@@ -264,6 +304,7 @@ class SpaceMouseTeleop(TeleopDevice):
             "handback": self.config.handback_button,
             "takeover": self.config.takeover_button,
             "hold": self.config.hold_button,
+            "estop": self.config.estop_button,
         }
         out: dict[str, int | None] = {}
         for action, ref in refs.items():
@@ -283,6 +324,7 @@ class SpaceMouseTeleop(TeleopDevice):
         self._touching = False
         self._axes = np.zeros(6, dtype=np.float64)
         self._buttons = ()
+        self._long_press_from, self._long_press_fired = None, False
         if mouse is not None:
             # closing a handle whose device is gone may fail; it is gone either way
             with contextlib.suppress(Exception):
@@ -305,6 +347,13 @@ class SpaceMouseTeleop(TeleopDevice):
             if now and not was:
                 self._pressed_any = True
                 self._on_press(i)
+        handback = self._button_index.get("handback")
+        if handback is not None and handback < len(buttons):
+            if not buttons[handback]:
+                self._long_press_from, self._long_press_fired = None, False
+            elif self._long_press_from is None:
+                self._long_press_from = self._clock()
+            self._check_long_press(self._clock())
         self._buttons = buttons
 
     def _on_press(self, index: int) -> None:
@@ -317,6 +366,8 @@ class SpaceMouseTeleop(TeleopDevice):
             self._requests.append(TeleopRequest.HANDBACK)
         if index == idx.get("hold"):
             self._requests.append(TeleopRequest.HOLD)
+        if index == idx.get("estop"):
+            self._requests.append(TeleopRequest.ESTOP)
 
 
 __all__ = ["AXES", "SpaceMouseConfig", "SpaceMouseTeleop", "apply_deadband"]

@@ -51,22 +51,32 @@ def run_list(args: argparse.Namespace) -> int:
             e.num_takeovers,
             _yes_no(e.success),
             e.outcome or "-",
+            e.end_reason or "-",
             f"cut {_when(e.cut_at)}" if e.cut_at is not None else "-",
         )
         for e in episodes
     ]
-    print(_table(("id", "task", "seed", "steps", "takeovers", "success", "outcome", "recovered"), rows))
+    headers = ("id", "task", "seed", "steps", "takeovers", "success", "outcome", "ended", "recovered")
+    print(_table(headers, rows))
     return 0
 
 
 @user_errors()
 def run_commit(args: argparse.Namespace) -> int:
     with Store.open(store_root(args)) as store:
-        digest, manifest = store.commit(args.tag, episode_ids=args.episodes, message=args.message)
+        digest, manifest = store.commit(
+            args.tag,
+            episode_ids=args.episodes,
+            message=args.message,
+            include_interrupted=args.include_interrupted,
+        )
     print(
         f"tagged {args.tag} -> version {digest}\n"
         f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps"
     )
+    left_out = manifest.created_from.get("left_out", {}).get("interrupted", 0)
+    if left_out:
+        print(f"left out {left_out} interrupted attempt(s) (--include-interrupted takes them)")
     return 0
 
 
@@ -136,11 +146,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "commit",
         help="freeze episodes as a version and tag it",
-        description="Freeze episodes (all by default) as an immutable version and name it with a new tag. "
-        "Tags are never moved or reused.",
+        description="Freeze episodes (all but interrupted attempts by default) as an immutable version and "
+        "name it with a new tag. Tags are never moved or reused.",
     )
     p.add_argument("--tag", required=True, metavar="NAME", help="new tag name for the version")
-    p.add_argument("--episodes", nargs="+", metavar="ID", help="episode ids to include (default: all)")
+    p.add_argument(
+        "--episodes",
+        nargs="+",
+        metavar="ID",
+        help="episode ids to include (default: all but the interrupted ones)",
+    )
+    p.add_argument(
+        "--include-interrupted",
+        action="store_true",
+        help="without --episodes: take interrupted attempts too (cut short with nobody to say how they went)",
+    )
     p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
     add_store_option(p)
     p.set_defaults(func=run_commit)

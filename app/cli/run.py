@@ -20,6 +20,7 @@ from takeover.app.runtime.config_file import config_file_for
 FORWARDED_TO_ENGINE = (
     "store",
     "operator",
+    "operator_name",
     "policy_url",
     "checkpoint",
     "rate",
@@ -41,6 +42,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user)"
     )
     p.add_argument("--operator", choices=OPERATORS, help="who may take over (default: keyboard)")
+    p.add_argument(
+        "--operator-name",
+        metavar="NAME",
+        help="the person at the console this session (stored with each attempt; default: the device)",
+    )
     p.add_argument(
         "--policy-url",
         type=endpoint_type(bind=False),
@@ -85,6 +91,7 @@ def _periods(text: str) -> int:
 OPTIONS = {
     "store.path": "--store",
     "operator.kind": "--operator",
+    "operator.name": "--operator-name",
     "policy.url": "--policy-url",
     "policy.checkpoint": "--checkpoint",
     "loop.rate_hz": "--rate",
@@ -103,7 +110,7 @@ def _config_from(args: argparse.Namespace) -> AppConfig:
         cfg,
         options=OPTIONS,
         store={"path": args.store},
-        operator={"kind": args.operator},
+        operator={"kind": args.operator, "name": args.operator_name},
         policy={"url": args.policy_url, "checkpoint": args.checkpoint},
         loop={
             "rate_hz": args.rate,

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -44,7 +44,7 @@ from takeover.app.control.pacing import Clock, CycleTimer
 from takeover.app.control.safety import ActionLimits
 from takeover.app.control.teleop_input import TeleopInput
 from takeover.app.control.watchdog import Watchdogs
-from takeover.app.station.base import ExpertOracle, Observation, Station, SyncsClock
+from takeover.app.station.base import ExpertOracle, HoldsStill, Observation, Station, SyncsClock
 from takeover.recorder.records import (
     AttemptPlan,
     EpisodeEnd,
@@ -55,11 +55,17 @@ from takeover.recorder.records import (
 )
 from takeover.storage.schema import Event, EventKind
 from takeover.teleop.devices import TeleopDevice
-from takeover.teleop.state_machine import Mode, Request, TakeoverStateMachine
+from takeover.teleop.state_machine import Mode, Request, TakeoverStateMachine, Transition
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AttemptRefused", "ControlLoop", "EpisodeControl", "EpisodeResult", "LoopConfig"]
+__all__ = ["NOT_RUNNING", "AttemptRefused", "ControlLoop", "EpisodeControl", "EpisodeResult", "LoopConfig"]
+
+NOT_RUNNING = "no attempt is running: press Start first"
+"""Why a request made between attempts (takeover, hand-back, hold, resume, keys) is refused."""
+HELD_MODES = (Mode.HOLD, Mode.ESTOP)
+"""Modes whose periods do not count against the attempt's limit (and do not step a station that
+can be held still)."""
 
 
 @dataclass
@@ -69,10 +75,19 @@ class EpisodeControl:
     _stop: threading.Event = field(default_factory=threading.Event)
     outcome: str = ""
     discard: bool = False
+    end_reason: str = ""
+    note: str = ""
 
-    def request_stop(self, outcome: str = "", discard: bool = False) -> None:
+    def request_stop(
+        self, outcome: str = "", discard: bool = False, end_reason: str = "", note: str = ""
+    ) -> None:
+        """End the running attempt: the operator's ``outcome`` ('' leaves it to the station's
+        flag) and ``note``, ``discard`` it, and why it ended (``end_reason``, see
+        :data:`~takeover.storage.schema.END_REASONS`; '' means the operator stopped it)."""
         self.outcome = outcome
         self.discard = discard
+        self.end_reason = end_reason
+        self.note = note
         self._stop.set()
 
     @property
@@ -83,6 +98,8 @@ class EpisodeControl:
         self._stop.clear()
         self.outcome = ""
         self.discard = False
+        self.end_reason = ""
+        self.note = ""
 
 
 @dataclass(frozen=True)
@@ -139,7 +156,16 @@ class ControlLoop:
         self._guards = [o for o in self.observers if isinstance(o, GuardsAttempts)]
         self._events: list[Event] = []
         self._step = 0
+        self._counted = 0
+        """Periods of this attempt that count against its limit (held ones do not)."""
+        self._held = 0
+        self._max_held = 0
+        self.max_steps = 0
+        """The attempt's step limit (held periods not counted), from the configuration or the task."""
+        self._hold_still = isinstance(station, HoldsStill)
         self._action_dim = 0
+        self._running = False
+        self._running_lock = threading.Lock()
         self.last_timer: CycleTimer | None = None
         """The pacing of the latest attempt (period errors, sections), for benchmarks and status."""
 
@@ -147,34 +173,76 @@ class ControlLoop:
         """Ask for a transition from any thread; the loop applies it at its next period."""
         self.machine.request(request, self.clock.now(), reason)
 
+    @property
+    def running(self) -> bool:
+        """An attempt is running (from its reset to its end)."""
+        return self._running
+
+    def operator_request(self, request: Request, reason: str = "") -> tuple[str, list[Transition]]:
+        """A request from a view (any thread): during an attempt it is applied at the next period;
+        between attempts an e-stop latches and a reset leaves it at once (the transitions applied
+        are returned), and anything else is refused (:data:`NOT_RUNNING`), never kept for the
+        next attempt. Returns (refusal or '', transitions applied now)."""
+        with self._running_lock:
+            if self._running:
+                self.machine.request(request, self.clock.now(), reason)
+                return "", []
+            if request not in (Request.ESTOP, Request.RESET):
+                return NOT_RUNNING, []
+            if request is Request.RESET and self.machine.mode is not Mode.ESTOP:
+                return "the e-stop is not latched", []
+            now = self.clock.now()
+            self.machine.request(request, now, reason)
+            return "", self.machine.consume(now)
+
+    def clock_figures(self) -> tuple[float, float, float]:
+        """(counted s, limit s, held s) of the running or latest attempt, from its periods."""
+        period = 1.0 / self.config.rate_hz
+        return self._counted * period, self.max_steps * period, self._held * period
+
     def start_refusal(self) -> str:
-        """'' when an attempt may start, else why not (an observer's refusal, e.g. too little disk)."""
-        cfg, info = self.config, self.station.info
-        plan = AttemptPlan(cfg.rate_hz, cfg.max_steps, info.state_dim, info.action_dim, info.cameras)
+        """'' when an attempt may start, else why not (a latched e-stop, an observer's refusal,
+        e.g. too little disk)."""
+        if self.machine.mode is Mode.ESTOP:
+            return "the e-stop is latched: reset it before starting an attempt"
+        plan = self.attempt_plan()
+        self.max_steps = plan.max_steps
         return next((r for r in (g.start_refusal(plan) for g in self._guards) if r), "")
+
+    def attempt_plan(self) -> AttemptPlan:
+        """What the next attempt may need at most (its step limit from the configuration or the task)."""
+        cfg, info = self.config, self.station.info
+        steps = cfg.attempt_steps(info.time_limit_s)
+        return AttemptPlan(cfg.rate_hz, steps, info.state_dim, info.action_dim, info.cameras)
 
     def run_episode(self, seed: int | None = None, episode_id: str | None = None) -> EpisodeResult:
         """Run one attempt. Raises :class:`AttemptRefused`, before anything moves, when an observer
         refuses to let it start."""
         cfg = self.config
-        refusal = self.start_refusal()
-        if refusal:
-            raise AttemptRefused(refusal)
-        episode_id = episode_id or uuid.uuid4().hex[:12]
-        obs, limits, timer = self._begin(seed, episode_id)
-        while True:
-            obs, halt = self._period(obs, limits, timer)
-            self._step += 1
-            if (
-                halt
-                or (cfg.end_on_success and obs.success)
-                or self._step >= cfg.max_steps
-                or self.control.stop_requested
-            ):
-                break
-            if cfg.paced:
-                timer.wait()
-        return self._end(episode_id, obs, halt, timer)
+        with self._running_lock:
+            refusal = self.start_refusal()
+            if refusal:
+                raise AttemptRefused(refusal)
+            self._running = True
+        try:
+            episode_id = episode_id or uuid.uuid4().hex[:12]
+            obs, limits, timer = self._begin(seed, episode_id)
+            while True:
+                obs, halt = self._period(obs, limits, timer)
+                self._step += 1
+                if (
+                    halt
+                    or (cfg.end_on_success and obs.success)
+                    or self._counted >= self.max_steps
+                    or self.control.stop_requested
+                ):
+                    break
+                if cfg.paced:
+                    timer.wait()
+            return self._end(episode_id, obs, halt, timer)
+        finally:
+            with self._running_lock:
+                self._running = False
 
     def close(self) -> None:
         """Release what the loop itself started (the policy prefetch thread). The station, policy
@@ -208,6 +276,9 @@ class ControlLoop:
             o.on_episode_start(start)
         self._events = []
         self._step = 0
+        self._counted = 0
+        self._held = 0
+        self._max_held = round(cfg.max_held_s * cfg.rate_hz)
         self._action_dim = info.action_dim
         if self.feed is not None:
             self.feed.begin()
@@ -239,9 +310,17 @@ class ControlLoop:
                 arbiter.hold_now(halt, step)
                 mode = self.machine.mode
                 action = arbiter.hold_action()
+            held = mode in HELD_MODES
             t_act = self.clock.now()
-            next_obs = self.station.act(action)
+            if held and self._hold_still:
+                next_obs = cast(HoldsStill, self.station).hold()
+            else:
+                next_obs = self.station.act(action)
             slow = self.watchdogs.station(self.clock.now() - t_act)
+        if held and self._held < self._max_held:
+            self._held += 1
+        else:  # driving, or held past max_held_s (an unattended hold still ends the attempt)
+            self._counted += 1
         if slow and self.machine.mode is not Mode.ESTOP:
             self.machine.request(Request.HOLD, self.clock.now(), slow)
         with timer.section("record"):
@@ -262,6 +341,7 @@ class ControlLoop:
                 station_t=times.t if times else None,
                 station_image_times=times.image_times if times else {},
                 clock=times.estimate if times else None,
+                rendered_earlier=obs.rendered_earlier,
             )
             for o in self.observers:
                 o.on_step(record)
@@ -275,13 +355,18 @@ class ControlLoop:
         drain_s = 2.0 * self.config.safety.policy_timeout_ms / 1000.0
         if self.feed is not None and not self.feed.end(drain_s):
             log.warning("a policy request is still unanswered %.1f s after the attempt ended", drain_s)
-        outcome, discard = self.control.outcome, self.control.discard
-        self.control.clear()
+        control = self.control
+        outcome, discard, note = control.outcome, control.discard, control.note
+        end_reason = _end_reason(control, halt, bool(obs.success) and self.config.end_on_success)
+        control.clear()
         if halt:
             log.error("attempt %s stopped, robot held: %s", episode_id, halt)
-        self._emit(Event(EventKind.END, self._step, self.clock.now(), halt or outcome))
+        self._emit(Event(EventKind.END, self._step, self.clock.now(), halt or outcome or end_reason))
         timing = timer.summary()
-        end = EpisodeEnd(time.time(), obs.success, outcome, discard, timing, reason=halt)
+        timing["held_s"] = self._held / self.config.rate_hz
+        end = EpisodeEnd(
+            time.time(), obs.success, outcome, discard, timing, reason=halt, end_reason=end_reason, note=note
+        )
         for o in self.observers:
             o.on_episode_end(end)
         events = list(self._events)
@@ -313,3 +398,12 @@ class ControlLoop:
         self._events.append(event)
         for o in self.observers:
             o.on_event(event)
+
+
+def _end_reason(control: EpisodeControl, halt: str, succeeded: bool) -> str:
+    """Why the attempt ended (:data:`~takeover.storage.schema.END_REASONS`)."""
+    if halt:
+        return "halted"
+    if control.stop_requested:
+        return control.end_reason or ("discarded" if control.discard else "operator")
+    return "success" if succeeded else "limit"

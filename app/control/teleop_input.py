@@ -17,7 +17,14 @@ import numpy as np
 from takeover.app.control.pacing import Clock
 from takeover.app.control.watchdog import Watchdogs
 from takeover.app.station.base import ExpertOracle, Observation
-from takeover.teleop.devices import Scene, SyncsGripper, TeleopCommand, TeleopDevice, WatchesScene
+from takeover.teleop.devices import (
+    QueuesRequests,
+    Scene,
+    SyncsGripper,
+    TeleopCommand,
+    TeleopDevice,
+    WatchesScene,
+)
 from takeover.teleop.state_machine import Mode, Request, TakeoverStateMachine
 
 
@@ -41,9 +48,13 @@ class TeleopInput:
         self._watchers = [d for d in self.devices if isinstance(d, WatchesScene)]
 
     def begin_attempt(self) -> None:
-        """A new attempt: devices that watch the scene start afresh."""
+        """A new attempt: devices that watch the scene start afresh, and what the operator asked
+        for between attempts is dropped (an e-stop excepted: it still latches)."""
         for watcher in self._watchers:
             watcher.begin_attempt()
+        for dev in self.devices:
+            if isinstance(dev, QueuesRequests) and Request.ESTOP in dev.drop_requests():
+                self.machine.request(Request.ESTOP, self.clock.now(), f"{dev.name} (between attempts)")
 
     def read(self, obs: Observation, proposed: np.ndarray) -> list[TeleopCommand]:
         """Every device's command this period (its requests passed to the state machine), and the

@@ -9,24 +9,34 @@ touching the loop's timing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import zmq
 
-from takeover.app.control.loop import AttemptRefused
+from takeover.app.control.arbitration import EVENTS
+from takeover.app.control.loop import NOT_RUNNING, AttemptRefused, ControlLoop
+from takeover.app.engine.health import HealthMonitor
 from takeover.app.engine.protocol import (
     MAX_COMMAND_BYTES,
+    MAX_FRAME_HEIGHT,
     AttachReply,
     Command,
     CommandName,
     CommandReply,
+    Frame,
+    StartProblem,
+    Status,
 )
 from takeover.app.engine.sockets import EngineEndpoints, EngineSockets
-from takeover.app.engine.status import StatusBoard
+from takeover.app.engine.status import SessionTally, StatusBoard, attempt_clock, operator_label
 from takeover.app.engine.viewers import ViewerSlot
 from takeover.app.net import wire
 from takeover.app.net.children import ParentLink
@@ -35,8 +45,9 @@ from takeover.app.runtime.compose import Runtime
 from takeover.app.runtime.config import AppConfig
 from takeover.app.runtime.config_file import config_text
 from takeover.app.runtime.seeds import SeedSource
-from takeover.storage.schema import Event, EventKind
-from takeover.teleop.state_machine import Request
+from takeover.recorder.capture import LiveFrames
+from takeover.storage.schema import Event
+from takeover.teleop.state_machine import Mode, Request
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +77,48 @@ class Engine:
         self._quit = threading.Event()
         self._start = threading.Event()
         self._runtime: Runtime | None = None
+        self._live: LiveFrames | None = None
+        """Every camera's newest frame (the runtime's), published on the frame socket."""
         self._sockets: EngineSockets | None = None
         self.viewers = ViewerSlot()
         """The console attached to the engine: at most one drives it (see viewers.py)."""
         self._config_text = ""
         """The configuration as TOML, for consoles that attach (made at the first ATTACH)."""
+        self._retry = threading.Event()
+        self._seeds: SeedSource | None = None
+        self._seed_lock = threading.Lock()
+        self._last_seed: int | None = None
+        """The seed of the latest attempt (RERECORD starts another with it)."""
+        self._again: int | None = None
+        """The seed the next attempt must use (set by RERECORD), else None."""
+        self.tally = SessionTally(self.board, operator_label(config))
+        """The session's figures, updated at each attempt's end."""
+        self.health = HealthMonitor()
+        """The health panel's items, made for each published status."""
 
     def bind(self) -> tuple[str, str]:
         """Bind the status and command sockets (OSError, or CurveKeyError for unusable keys);
         return the endpoints actually bound. :meth:`run` binds them if this was not called."""
         if self._sockets is None:
             self._sockets = EngineSockets(self.endpoints).bind()
+            self.board.update(frames=self._sockets.frames_endpoint)
             self._report(self._sockets.status_endpoint, self._sockets.command_endpoint)
         return self._sockets.status_endpoint, self._sockets.command_endpoint
 
     def run(self) -> int:
+        """Serve until QUIT (or the parent goes). A start that fails (the policy server not
+        answering, a device missing, the store unusable) keeps the engine up and publishing why
+        (``readiness`` 'failed'), until RETRY or USE_KEYBOARD starts it again."""
         if self.parent is not None:
             self.parent.on_gone(self._parent_gone)
         self.bind()
         sockets = self._sockets
         assert sockets is not None and sockets.status is not None and sockets.command is not None
+        assert sockets.frames is not None
         threads = [
+            threading.Thread(
+                target=self._publish_frames, args=(sockets.frames,), name="engine-frames", daemon=True
+            ),
             threading.Thread(target=self._publish, args=(sockets.status,), name="engine-status", daemon=True),
             threading.Thread(
                 target=self._serve_commands, args=(sockets.command,), name="engine-commands", daemon=True
@@ -95,25 +127,17 @@ class Engine:
         for t in threads:
             t.start()
         try:
-            with Runtime(self.config, extra_observers=[self.board]) as rt:
-                self._runtime = rt
-                if rt.recorder is not None:
-                    self.board.watch_recorder(rt.recorder)
-                self.board.previews = rt.previews.previews
-                assert rt.store is not None
-                rt.store.require_writable("record attempts")  # say so now, not at the first Start
-                seeds = SeedSource(self.config.seeds, rt.store)  # never the same scenes each session
-                self.board.update(message="ready: press Start episode")
-                while not self._quit.is_set():
-                    if not self._start.wait(timeout=0.1):
-                        continue
-                    self._start.clear()
-                    assert rt.loop is not None
-                    try:
-                        rt.loop.run_episode(seed=seeds.next())
-                    except AttemptRefused as exc:  # raced past the check at the command
-                        self.board.update(message=f"cannot start: {exc}")
-                        continue
+            while not self._quit.is_set():
+                rt = self._open_runtime()
+                if rt is None:
+                    self._wait_for_retry()
+                    continue
+                try:
+                    self._serve_attempts(rt)
+                finally:
+                    self._runtime = None
+                    self.health.runtime = None
+                    rt.close()
         except Exception as exc:
             log.exception("engine failed")
             self.board.update(message=f"error: {exc}", mode="HOLD")
@@ -129,11 +153,108 @@ class Engine:
             _remove_socket_files(bound)
         return 0
 
+    def _open_runtime(self) -> Runtime | None:
+        """Start the station, policy, devices and store; None (and the problem published) if that
+        failed."""
+        self.board.update(
+            readiness="starting", problem=None, message="starting the station and the policy server ..."
+        )
+        rt = Runtime(self.config, extra_observers=[self.board, self.tally])
+        self._live = rt.live  # frames flow as soon as the station renders (the scene first)
+        try:
+            rt.open()
+            assert rt.store is not None and rt.loop is not None
+            rt.store.require_writable("record attempts")  # say so now, not at the first Start
+            seeds = SeedSource(self.config.seeds, rt.store)  # never the same scenes each session
+        except Exception as exc:
+            rt.close()
+            log.error("the engine could not start: %s", exc)
+            cause = str(exc) or type(exc).__name__
+            self.board.update(
+                readiness="failed",
+                problem=StartProblem(cause, self._remedies(cause)),
+                message=f"cannot start: {cause}",
+            )
+            return None
+        self._seeds = seeds
+        info = rt.station.info if rt.station is not None else None
+        if rt.recorder is not None:
+            self.board.watch_recorder(rt.recorder)
+        self.board.previews = rt.previews.previews
+        self.tally.task = info.task if info is not None else ""
+        self.health.runtime = rt
+        self._runtime = rt
+        self.board.update(
+            readiness="ready",
+            problem=None,
+            instruction=info.task if info is not None else "",
+            station=info.name if info is not None else "",
+            policy_id=rt.policy.policy_id if rt.policy is not None else "none",
+            store=str(rt.store.root),
+            session=self.tally.figures(),
+            message="ready: press Start episode",
+        )
+        return rt
+
+    def _remedies(self, cause: str) -> tuple[Literal["retry", "keyboard", "settings"], ...]:
+        """The ways out of a failed start: retry, the keyboard instead of a missing SpaceMouse, settings."""
+        if self.config.operator.kind == "spacemouse" and cause.startswith("spacemouse"):
+            return ("retry", "keyboard", "settings")
+        return ("retry", "settings")
+
+    def _wait_for_retry(self) -> None:
+        while not self._quit.is_set():
+            if self._retry.wait(timeout=0.1):
+                self._retry.clear()
+                return
+
+    def _serve_attempts(self, rt: Runtime) -> None:
+        """Run an attempt each time Start is pressed, until QUIT."""
+        loop, seeds = rt.loop, self._seeds
+        assert loop is not None and seeds is not None
+        while not self._quit.is_set():
+            if not self._start.wait(timeout=0.1):
+                continue
+            self._start.clear()
+            with self._seed_lock:
+                seed, self._again = (self._again, None) if self._again is not None else (seeds.next(), None)
+                self._last_seed = seed
+            try:
+                loop.run_episode(seed=seed)
+            except AttemptRefused as exc:  # raced past the check at the command
+                self.board.update(message=f"cannot start: {exc}")
+                continue
+
     # -- threads ------------------------------------------------------------------------
     def _publish(self, sock: zmq.Socket[bytes]) -> None:
         period = 1.0 / STATUS_HZ
         while not self._quit.wait(period):
-            sock.send(self.board.publishable().encode())
+            sock.send(self.publishable().encode())
+
+    def publishable(self) -> Status:
+        """The status to publish now: the board's, with the attempt's clock and the health items."""
+        status = self.board.publishable()
+        rt = self._runtime
+        if rt is not None and rt.loop is not None:
+            clock = attempt_clock(rt.loop) if status.episode_active else None
+            status = replace(status, clock=clock, health=self.health.items(status.camera_health))
+        return status
+
+    def _publish_frames(self, sock: zmq.Socket[bytes]) -> None:
+        """Every camera's frames at the camera rate, each as soon as it is there (a console that
+        falls behind skips frames: the socket's queue is short and a full one drops)."""
+        seen: dict[str, int] = {}
+        while not self._quit.is_set():
+            live = self._live
+            if live is None:
+                self._quit.wait(0.05)
+                continue
+            for frame in live.wait_newer(seen, 0.1):
+                seen[frame.camera] = frame.seq
+                stride = max(1, -(-frame.image.shape[0] // MAX_FRAME_HEIGHT))
+                image = np.ascontiguousarray(frame.image[::stride, ::stride])
+                with contextlib.suppress(zmq.Again):
+                    sock.send(Frame(frame.camera, frame.seq, frame.t, image).encode(), zmq.NOBLOCK)
 
     def _serve_commands(self, sock: zmq.Socket[bytes]) -> None:
         serve_requests(sock, self._answer, self._quit, 100, on_idle=self._show_viewer)
@@ -197,43 +318,84 @@ class Engine:
         """Apply a command; return '' or a reason it was refused."""
         rt = self._runtime
         if cmd.name is CommandName.QUIT:
-            if rt is not None and rt.loop is not None:
-                rt.loop.control.request_stop(outcome="")
+            # An attempt still running when the console goes (nobody said how it went) is kept
+            # as interrupted.
+            if rt is not None and rt.loop is not None and rt.loop.running:
+                rt.loop.control.request_stop(end_reason="interrupted")
             self._quit.set()
             return ""
+        if cmd.name in (CommandName.RETRY, CommandName.USE_KEYBOARD):
+            return self._retry_start(cmd.name)
         if rt is None or rt.loop is None:
+            snap = self.board.snapshot()
+            if snap.readiness == "failed" and snap.problem is not None:
+                return f"the engine could not start: {snap.problem.cause}"
             return "the engine is still starting"
         loop = rt.loop
-        active = self.board.snapshot().episode_active
+        active = loop.running or self.board.snapshot().episode_active
         if cmd.name is CommandName.START_EPISODE:
             if active:
                 return "an episode is already running"
-            refusal = loop.start_refusal()
-            if refusal:
-                self.board.update(message=f"cannot start: {refusal}")
-                return refusal
-            self._start.set()
-        elif cmd.name is CommandName.STOP_EPISODE:
+            return self._start_attempt(loop, again=False)
+        if cmd.name is CommandName.RERECORD:
+            if active:
+                with self._seed_lock:
+                    self._again = self._last_seed
+                loop.control.request_stop(discard=True, end_reason="discarded")
+                self._start.set()  # the next attempt starts as soon as this one has ended
+                return ""
+            return self._start_attempt(loop, again=True)
+        if cmd.name is CommandName.STOP_EPISODE:
             if not active:
-                return "no episode is running"
-            loop.control.request_stop(outcome=cmd.outcome)
+                return NOT_RUNNING
+            loop.control.request_stop(outcome=cmd.outcome, note=cmd.note)
         elif cmd.name is CommandName.DISCARD_EPISODE:
             if not active:
-                return "no episode is running"
-            loop.control.request_stop(discard=True)
+                return NOT_RUNNING
+            loop.control.request_stop(discard=True, end_reason="discarded", note=cmd.note)
+        elif cmd.name is CommandName.INTERRUPT:
+            if not active:
+                return NOT_RUNNING
+            loop.control.request_stop(end_reason="interrupted", note=cmd.note)
         elif cmd.name is CommandName.KEYS:
-            if rt.keyboard is not None:
-                rt.keyboard.set_keys(cmd.keys, time.monotonic())
+            if rt.keyboard is None:
+                return ""
+            if not loop.running and cmd.keys:
+                rt.keyboard.set_keys((), time.monotonic())  # nothing stays pressed for the next attempt
+                return NOT_RUNNING
+            rt.keyboard.set_keys(cmd.keys, time.monotonic())
         else:
-            loop.request(_REQUESTS[cmd.name], reason="console")
-            if not active and cmd.name in (CommandName.ESTOP, CommandName.RESET_ESTOP):
-                # Nothing consumes requests between attempts: it takes effect (and is recorded)
-                # at the first period of the next attempt; the console shows it from now on.
-                estop = cmd.name is CommandName.ESTOP
-                self.board.on_event(
-                    Event(EventKind.ESTOP if estop else EventKind.RESET, 0, time.monotonic(), "console")
-                )
-                self.board.update(mode="ESTOP" if estop else "IDLE")
+            refused, applied = loop.operator_request(_REQUESTS[cmd.name], reason="console")
+            if refused:
+                return refused
+            for tr in applied:  # between attempts: an e-stop latched or reset now
+                self.board.on_event(Event(EVENTS[tr.request], 0, tr.t, tr.reason))
+            if applied:
+                self.board.update(mode="ESTOP" if loop.machine.mode is Mode.ESTOP else "IDLE")
+        return ""
+
+    def _start_attempt(self, loop: ControlLoop, again: bool) -> str:
+        """START (``again``: RERECORD between attempts, with the latest attempt's seed)."""
+        refusal = loop.start_refusal()
+        if refusal:
+            self.board.update(message=f"cannot start: {refusal}")
+            return refusal
+        if again:
+            with self._seed_lock:
+                if self._last_seed is None:
+                    return "no attempt to record again yet: press Start"
+                self._again = self._last_seed
+        self._start.set()
+        return ""
+
+    def _retry_start(self, name: CommandName) -> str:
+        """RETRY / USE_KEYBOARD after a failed start."""
+        if self.board.snapshot().readiness != "failed":
+            return "the engine did not fail to start: nothing to retry"
+        if name is CommandName.USE_KEYBOARD:
+            self.config = replace(self.config, operator=replace(self.config.operator, kind="keyboard"))
+            self._config_text = ""  # consoles that attach see the configuration in use
+        self._retry.set()
         return ""
 
 

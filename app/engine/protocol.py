@@ -1,9 +1,10 @@
 """Messages between the engine (control loop process) and its views (the GUI).
 
-The engine publishes :class:`Status` on a PUB socket (about 15 Hz, latest camera frame
-included) and answers :class:`Command` on a ROUTER socket with :class:`CommandReply` or an error
-reply saying why the command was refused. All are typed messages
-(:mod:`takeover.app.net.messages`): exact fields, exact types.
+The engine publishes :class:`Status` on a PUB socket (about 15 Hz), camera frames
+(:class:`Frame`) on another PUB socket at the camera rate (named in ``Status.frames``), and
+answers :class:`Command` on a ROUTER socket with :class:`CommandReply` or an error reply saying
+why the command was refused. All are typed messages (:mod:`takeover.app.net.messages`): exact
+fields, exact types.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ MAX_COMMAND_BYTES = 64 * 1024
 class CommandName(enum.StrEnum):
     START_EPISODE = "start_episode"
     STOP_EPISODE = "stop_episode"
-    """End the running attempt; ``outcome`` is 'success', 'failure' or '' (the station's flag decides)."""
+    """End the running attempt; ``outcome`` is 'success', 'near_success', 'failure' or '' (the
+    station's flag decides); ``note`` is stored with the operator's verdict."""
     DISCARD_EPISODE = "discard_episode"
     TAKEOVER = "takeover"
     HANDBACK = "handback"
@@ -44,6 +46,16 @@ class CommandName(enum.StrEnum):
     :class:`AttachReply`, granted or not."""
     DETACH = "detach"
     """The console named in ``viewer`` lets go; the engine and its attempt keep running."""
+    INTERRUPT = "interrupt"
+    """End the running attempt and keep it with end reason 'interrupted' (the console closes and
+    nobody said how it went); ``takeover data commit`` leaves such attempts out by default."""
+    RERECORD = "rerecord"
+    """Record the attempt again: the running one is discarded (or, between attempts, the latest
+    one is left as it was) and an attempt starts with the same seed."""
+    RETRY = "retry"
+    """After a failed start (``readiness`` 'failed'): start the station, policy and devices again."""
+    USE_KEYBOARD = "use_keyboard"
+    """After a failed start: start again with the keyboard as the operator's device (no SpaceMouse)."""
 
 
 MAX_VIEWER_CHARS = 200
@@ -106,6 +118,7 @@ class StartProblem:
 
     cause: str
     remedies: tuple[Literal["retry", "keyboard", "settings"], ...] = ("retry", "settings")
+    """'retry': send RETRY; 'keyboard': send USE_KEYBOARD; 'settings': change the configuration."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,11 @@ class AttemptClock:
     """The attempt's time limit (the task's, or the configuration's)."""
     held_s: float = 0.0
     """Time spent held so far (not counted)."""
+
+    @property
+    def left_s(self) -> float:
+        """Time left before the limit ends the attempt."""
+        return max(0.0, self.limit_s - self.elapsed_s)
 
 
 @dataclass(frozen=True)
@@ -187,3 +205,24 @@ class Status(Message):
     session: SessionFigures | None = None
     viewer: str = ""
     """The console attached to the engine ('' while none is)."""
+    frames: str = ""
+    """Where the engine publishes camera frames (:class:`Frame`), as it bound it ('' if it does not)."""
+
+
+MAX_FRAME_HEIGHT = 480
+"""Frames taller than this are subsampled by a whole stride before they are published."""
+
+
+@dataclass(frozen=True)
+class Frame(Message):
+    """One camera frame for the live view, on the engine's frame socket (at the camera rate,
+    separate from the status stream)."""
+
+    TYPE: ClassVar[str] = "frame"
+    camera: str
+    seq: int
+    """1, 2, ... per camera: the view counts distinct numbers, not repaints."""
+    t: float
+    """Monotonic capture time on the engine's clock (a rendered camera: the time of the state it shows)."""
+    image: np.ndarray
+    """(H, W, 3) uint8 RGB, at most :data:`MAX_FRAME_HEIGHT` rows."""

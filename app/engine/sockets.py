@@ -1,6 +1,7 @@
 """The engine's two endpoints, bound under the same policy as the station and policy servers.
 
-The status socket (PUB) shows the robot and the command socket (ROUTER) drives it, so both keep
+The status socket (PUB) shows the robot, the frame socket (PUB) its cameras, and the command
+socket (ROUTER) drives it, so all keep
 to loopback (or ``ipc://``) unless remote serving is allowed, and then both need CURVE: a
 console must hold a key on the engine's allow-list to see or command anything. Commands are
 small, and the sockets refuse larger messages by dropping that peer.
@@ -18,7 +19,9 @@ from takeover.app.net import curve
 from takeover.app.net.rpc import Context, bind_socket
 
 MAX_SUBSCRIPTION_BYTES = 1024
-"""What a status subscriber may send (its subscriptions): a few bytes."""
+"""What a status or frame subscriber may send (its subscriptions): a few bytes."""
+FRAMES_HWM = 8
+"""Frames queued per console at most: a console that cannot keep up skips frames, never lags."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,26 @@ class EngineEndpoints:
     curve_allowed_clients: tuple[str, ...] = ()
     """Console public key files, or directories of ``*.key`` files, that may connect."""
 
+    frames: str = ""
+    """Where the engine publishes camera frames; '' derives it from ``status`` (the same host on a
+    port of its own, or the status socket's path with ``.frames`` appended)."""
+
     def __post_init__(self) -> None:
         curve.check_server_security(
-            (self.status, self.command), self.allow_remote, self.curve_secret_key, self.curve_allowed_clients
+            (self.status, self.command, self.frames_endpoint),
+            self.allow_remote,
+            self.curve_secret_key,
+            self.curve_allowed_clients,
         )
+
+    @property
+    def frames_endpoint(self) -> str:
+        if self.frames:
+            return self.frames
+        if self.status.startswith("ipc://"):
+            return self.status + ".frames"
+        head, _, _port = self.status.rpartition(":")
+        return f"{head}:0"
 
 
 class EngineSockets:
@@ -49,6 +68,9 @@ class EngineSockets:
         self._ctx: Context | None = None
         self.status: zmq.Socket[bytes] | None = None
         self.command: zmq.Socket[bytes] | None = None
+        self.frames: zmq.Socket[bytes] | None = None
+        self.frames_endpoint = ""
+        """Where camera frames are published (bound)."""
         self.status_endpoint = ""
         self.command_endpoint = ""
         """The endpoints actually bound (with the port the system chose for ``:0``)."""
@@ -68,16 +90,20 @@ class EngineSockets:
             self.command, self.command_endpoint = bind_socket(
                 ctx, zmq.ROUTER, e.command, keys, "engine command socket", MAX_COMMAND_BYTES
             )
+            self.frames, self.frames_endpoint = bind_socket(
+                ctx, zmq.PUB, e.frames_endpoint, keys, "engine frame socket", MAX_SUBSCRIPTION_BYTES
+            )
+            self.frames.setsockopt(zmq.SNDHWM, FRAMES_HWM)
         except BaseException:
             self.close()
             raise
         return self
 
     def close(self) -> None:
-        for sock in (self.status, self.command):
+        for sock in (self.status, self.command, self.frames):
             if sock is not None:
                 sock.close(0)
-        self.status = self.command = None
+        self.status = self.command = self.frames = None
         if self._auth is not None:
             self._auth.stop()
             self._auth = None

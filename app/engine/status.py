@@ -6,14 +6,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from takeover.app.engine.protocol import Status
+from takeover.app.engine.protocol import AttemptClock, SessionFigures, Status
+from takeover.app.runtime.config import AppConfig
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
 from takeover.storage.schema import ControlSource, Event, EventKind
+
+if TYPE_CHECKING:
+    from takeover.app.control.loop import ControlLoop
 
 _MODE = {
     ControlSource.POLICY: "AUTONOMOUS",
@@ -95,9 +99,7 @@ class StatusBoard:
         )
 
     def on_step(self, step: StepRecord) -> None:
-        camera, image = "", None
-        if step.images:
-            camera, image = next(iter(step.images.items()))
+        camera = next(iter(step.images), "")  # frames travel on the engine's frame socket
         timing = self.snapshot().timing
         if self._last_t is not None:
             # Period between the observations the loop acted on, smoothed for reading.
@@ -117,7 +119,6 @@ class StatusBoard:
             step=step.index + 1,
             success=step.success,
             camera=camera,
-            image=image,
         )
 
     def on_event(self, event: Event) -> None:
@@ -154,3 +155,68 @@ class StatusBoard:
             message=msg,
             timing=timing,
         )
+
+
+def attempt_clock(loop: ControlLoop) -> AttemptClock:
+    """The running attempt's clock, from the loop's periods (held time not counted)."""
+    elapsed, limit, held = loop.clock_figures()
+    return AttemptClock(round(elapsed, 3), round(limit, 3), round(held, 3))
+
+
+def operator_label(config: AppConfig) -> str:
+    """Who operates this session: the name given at the start, else the operator's device."""
+    return config.operator.name or config.operator.kind
+
+
+class SessionTally:
+    """A loop observer that keeps the session's figures (:class:`SessionFigures`) and publishes
+    them at each attempt's end: attempts, verdicts, takeovers and time to the first takeover.
+    Discarded attempts do not count."""
+
+    def __init__(self, board: StatusBoard, operator: str, task: str = "") -> None:
+        self.board = board
+        self.operator = operator
+        self.task = task
+        self._lock = threading.Lock()
+        self._counts = {"attempts": 0, "success": 0, "near_success": 0, "failure": 0, "interventions": 0}
+        self._first: list[float] = []
+        self._start_t: float | None = None
+        self._takeovers: list[float] = []
+
+    def figures(self) -> SessionFigures:
+        with self._lock:
+            c = self._counts
+            return SessionFigures(
+                operator=self.operator,
+                task=self.task,
+                attempts=c["attempts"],
+                successes=c["success"],
+                near_successes=c["near_success"],
+                failures=c["failure"],
+                interventions=c["interventions"],
+                first_intervention_s=tuple(self._first),
+            )
+
+    def on_episode_start(self, start: EpisodeStart) -> None:
+        self._start_t, self._takeovers = None, []
+
+    def on_step(self, step: StepRecord) -> None:
+        pass
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is EventKind.START:
+            self._start_t = event.t
+        elif event.kind is EventKind.TAKEOVER:
+            self._takeovers.append(event.t)
+
+    def on_episode_end(self, end: EpisodeEnd) -> None:
+        if not end.discard:
+            verdict = end.outcome or ("success" if end.success else "failure")
+            with self._lock:
+                self._counts["attempts"] += 1
+                if verdict in self._counts:
+                    self._counts[verdict] += 1
+                self._counts["interventions"] += len(self._takeovers)
+                if self._takeovers and self._start_t is not None:
+                    self._first.append(round(self._takeovers[0] - self._start_t, 3))
+        self.board.update(session=self.figures())

@@ -63,6 +63,17 @@ class RemotePolicy(ProposalSource):
         self._healthy = True
         """False after a request failed or was given up on: then the loop never waits for an answer."""
         self._worker: threading.Thread | None = None
+        self._round_trip_s: float | None = None
+
+    @property
+    def round_trip_s(self) -> float | None:
+        """The latest answered request's round trip (s; None before the first answer)."""
+        return self._round_trip_s
+
+    @property
+    def healthy(self) -> bool:
+        """False after a request failed or was given up on, until an answer comes."""
+        return self._healthy
 
     def connect(self) -> None:
         from takeover.app.policy.client import PolicyUnavailableError
@@ -124,6 +135,7 @@ class RemotePolicy(ProposalSource):
                 actions = chunk.actions
                 actions = actions[: chunk.open_loop_steps] if chunk.open_loop_steps > 0 else actions
                 req.answer = Proposal(chunk.step, actions, chunk.extras)
+                self._round_trip_s = time.monotonic() - req.sent_at
             req.done.set()
 
     def close(self) -> None:

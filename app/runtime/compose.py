@@ -23,9 +23,9 @@ from takeover.app.net import curve
 from takeover.app.policy.launcher import LocalPolicyServer, PolicyLaunchError
 from takeover.app.policy.remote import PolicyConnectError, RemotePolicy
 from takeover.app.runtime.config import AppConfig
-from takeover.app.station.base import Station
+from takeover.app.station.base import RendersOffLoop, Station
 from takeover.app.station.remote import StationUnavailableError
-from takeover.recorder.capture import CameraCapture, LatestFrames
+from takeover.recorder.capture import CameraCapture, LatestFrames, LiveFrames, StepFrames
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
 from takeover.recorder.recovery import LogOutcome, recover_all
@@ -52,7 +52,12 @@ def _client_keys(secret_key: str, server_key: str, what: str) -> curve.ClientKey
 
 
 def build_station(config: AppConfig) -> Station:
-    from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation, check_task
+    from takeover.app.station.metaworld_sim import (
+        MetaWorldConfig,
+        MetaWorldStation,
+        check_task,
+        task_time_limit_s,
+    )
 
     s = config.station
     if s.kind == "remote":
@@ -65,11 +70,14 @@ def build_station(config: AppConfig) -> Station:
         check_task(s.task)
         station_config = MetaWorldConfig(
             task=s.task,
-            cameras=(s.camera,) if s.camera else defaults.cameras,
+            cameras=s.cameras,
             width=s.width or defaults.width,
             height=s.height or defaults.height,
             rate_hz=config.loop.rate_hz,
-            max_steps=max(defaults.max_steps, config.loop.max_steps),
+            # Room for the whole attempt: held periods do not step the simulator.
+            max_steps=max(defaults.max_steps, config.loop.attempt_steps(task_time_limit_s(s.task))),
+            render=s.render,
+            camera_fps=s.camera_fps,
         )
     except ValueError as exc:
         raise StartupError(f"station configuration: {exc}") from None
@@ -96,6 +104,9 @@ class Runtime:
         self.recorder: EpisodeRecorder | None = None
         self.previews = LatestFrames()
         """The newest frame of each free-running camera (the console's preview)."""
+        self.live = LiveFrames()
+        """Every station camera's newest frame, numbered (the engine publishes them to the console
+        at the camera rate; free-running cameras reach it as previews in the status)."""
         self.recovered: list[LogOutcome] = []
         self.keyboard: KeyboardTeleop | None = None
         self.loop: ControlLoop | None = None
@@ -133,20 +144,23 @@ class Runtime:
         except StationUnavailableError as exc:  # a remote station that is not there, or refuses
             raise StartupError(str(exc)) from None
         self._stack.callback(self.station.close)
+        if isinstance(self.station, RendersOffLoop):
+            self.station.add_frame_listener(self.live)
         try:  # the configured workspace must fit the station's own box, if it declares one
             ActionLimits.for_station(cfg.loop.safety, self.station.info)
         except ValueError as exc:
             raise StartupError(f"[loop.safety]: {exc}") from None
         devices = self._open_devices()
         self.recorder = EpisodeRecorder(self.store, self.config.recorder)
+        self._stack.callback(self.recorder.close)
         self._start_cameras(self.recorder)
         self.loop = ControlLoop(
             self.station,
             self.policy,
             devices,
-            [self.recorder, *self.extra_observers],
+            [self.recorder, StepFrames(self.live), *self.extra_observers],
             cfg.loop,
-            operator_name=cfg.operator.kind,
+            operator_name=cfg.operator.name or cfg.operator.kind,
         )
         self._stack.callback(self.loop.close)  # before the policy it asks: its prefetch thread
 

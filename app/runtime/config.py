@@ -31,6 +31,7 @@ class ConfigError(ValueError):
 
 
 STATION_KINDS = ("metaworld", "remote")
+RENDER_MODES = ("process", "inline")
 
 
 def _check_url(key: str, url: str) -> None:
@@ -61,8 +62,13 @@ class StationSection:
     curve_server_key: str = ""
     """For a CURVE-secured remote station: the server's public key file (.key)."""
     task: str = "pick-place-v3"
-    camera: str = ""
-    """Camera name; empty takes the station's default."""
+    cameras: tuple[str, ...] = ("corner", "gripperPOV")
+    """The simulated station's cameras (Meta-World camera names); an empty list renders none."""
+    render: str = "process"
+    """'process': cameras rendered off the control loop by a child process; 'inline': inside
+    every step (each step has a frame of its own state, and the loop pays the render time)."""
+    camera_fps: float = 0.0
+    """Frames per second per camera when rendered off the loop; 0: the loop rate, at most 30."""
     width: int = 0
     height: int = 0
     """Image size; 0 takes the station's default."""
@@ -77,6 +83,10 @@ class StationSection:
         _check_curve_client("station", self.curve_secret_key, self.curve_server_key)
         if self.width < 0 or self.height < 0:
             raise ConfigError("station.width and station.height must not be negative")
+        if self.render not in RENDER_MODES:
+            raise ConfigError(f"station.render must be one of {', '.join(RENDER_MODES)}, got {self.render!r}")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ConfigError(f"station.cameras must be distinct, got {list(self.cameras)}")
 
 
 @dataclass(frozen=True)
@@ -103,10 +113,14 @@ class PolicySection:
 class OperatorSection:
     kind: str = "keyboard"
     """'keyboard', 'spacemouse', 'scripted' (expert takes over when the policy fails) or 'expert'."""
+    name: str = ""
+    """The person at the console this session (stored as each attempt's operator; '' stores ``kind``)."""
 
     def __post_init__(self) -> None:
         if self.kind not in OPERATORS:
             raise ConfigError(f"operator.kind must be one of {', '.join(OPERATORS)}, got {self.kind!r}")
+        if len(self.name) > 200 or not self.name.isprintable():
+            raise ConfigError(f"operator.name must be at most 200 printable characters, got {self.name!r}")
 
 
 OPERATORS = ("keyboard", "spacemouse", "scripted", "expert")
@@ -223,7 +237,9 @@ def _number(x: float) -> str:
 
 LIMITS: dict[str, Limit] = {
     "loop.rate_hz": Limit(1.0, 1000.0, "the control rate", "Hz"),
-    "loop.max_steps": Limit(1, 1_000_000, "the steps of an attempt"),
+    "station.camera_fps": Limit(0.0, 120.0, "the camera render rate (0: the loop rate, at most 30)", "Hz"),
+    "loop.max_steps": Limit(0, 1_000_000, "the steps of an attempt (0: the task's time limit)"),
+    "loop.max_held_s": Limit(0.0, 86400.0, "the held time not counted against an attempt's limit", "s"),
     "loop.human_gain": Limit(0.0, 10.0, "the human gain (device twist to delta action)", low_open=True),
     "loop.safety.ee_delta_scale": Limit(0.0, 1.0, "the motion per unit of delta action", "m", low_open=True),
     "loop.safety.max_step_m": Limit(

@@ -30,14 +30,21 @@ import tomlkit
 
 from takeover.app.runtime.config import (
     OPERATORS,
+    RENDER_MODES,
     STATION_KINDS,
     AppConfig,
     config_data,
     config_from_data,
     type_name,
 )
+from takeover.recorder.settings import ENCODERS
 
-CHOICES: dict[str, tuple[str, ...]] = {"station.kind": STATION_KINDS, "operator.kind": OPERATORS}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "station.kind": STATION_KINDS,
+    "station.render": RENDER_MODES,
+    "recorder.encoder": ENCODERS,
+    "operator.kind": OPERATORS,
+}
 """Keys whose value is one of a few names (the configuration checks the same tuples)."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -37,6 +38,10 @@ class Observation:
     image_times: dict[str, float] = field(default_factory=dict)
     """Camera name -> monotonic capture time (s), on the same clock as ``t``."""
     success: bool = False
+    rendered_earlier: frozenset[str] = field(default=frozenset(), metadata=LOCAL)
+    """Cameras whose image was rendered off the loop from an earlier observation's state and is
+    stamped (``image_times``) with that observation's ``t``: the recorder places such a frame by its
+    time, at the step that observation began. Never on the wire."""
     station_times: StationTimes | None = field(default=None, metadata=LOCAL)
     """The raw times, when ``t`` and ``image_times`` were rebased from a station's own clock (set
     by the client that rebased them; never on the wire). None: the station shares the engine's clock."""
@@ -59,6 +64,9 @@ class StationInfo:
     one. The loop keeps the target inside it too (and inside the configured box), so the executed
     action it records is the motion the station actually commands, and a clamp is a ``limit``
     event instead of a silent difference."""
+    time_limit_s: float = 0.0
+    """How long one attempt at the task may take (s, held time not counted); 0: the station does
+    not say (the loop's configured ``max_steps`` applies)."""
 
 
 class Station(abc.ABC):
@@ -111,4 +119,26 @@ class ExpertOracle(Protocol):
 
     def expert_action(self) -> np.ndarray | None:
         """The expert action for the current state (None: not available now)."""
+        ...
+
+
+@runtime_checkable
+class HoldsStill(Protocol):
+    """Optional capability of a station that can be held without stepping (a simulator): a held
+    period (HOLD, ESTOP) asks :meth:`hold` instead of :meth:`Station.act`, so a pause does not
+    advance the task's own step count. Stations without it are held by acting a hold action."""
+
+    def hold(self) -> Observation:
+        """A fresh observation of the station as it is, without stepping it."""
+        ...
+
+
+@runtime_checkable
+class RendersOffLoop(Protocol):
+    """Optional capability of a station that renders its cameras off the control loop: every frame
+    is handed to the listeners as it is made (also between attempts), stamped with the time of the
+    state it shows. Its observations carry the same frames, named in ``rendered_earlier``."""
+
+    def add_frame_listener(self, listener: Callable[[str, np.ndarray, float], object]) -> None:
+        """Call ``listener(camera, image, t)`` on a worker thread for every frame; it must not block."""
         ...

@@ -10,6 +10,13 @@ its benchmark task lists), so an attempt is reproducible from its seed alone. ``
 draws the seed from a generator seeded with ``config.seed``; the seed used is
 :attr:`MetaWorldStation.last_seed`.
 
+Rendering: with ``render="process"`` the cameras are rendered off the control loop by a child
+process (:mod:`takeover.app.station.render_process`) from a snapshot of the state taken at each
+step, at most ``camera_fps`` times a second; an observation then carries the frames finished
+since the previous one, each stamped with the time of the observation whose state it shows (named
+in :attr:`Observation.rendered_earlier`). ``render="inline"`` renders every camera inside
+``reset``/``act`` (every observation has a frame of its own state, and costs the render time).
+
 Cameras: Meta-World's corner cameras are mounted upside down; images from cameras whose up axis
 points below the horizon are rotated by 180 degrees so that every image is upright (a rotation,
 never a mirror).
@@ -22,16 +29,69 @@ import os
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from takeover.app.station.base import Observation, Station, StationInfo
+from takeover.app.station.render_process import RenderedFrame, RenderProcess, SimState
 
 ACTION_DIM = 4
 STATE_DIM = 39
 META_WORLD_MAX_PATH = 500
+"""Meta-World's own ceiling on the steps of an episode (raised per station to fit its limit)."""
+MAX_STEPS_CEILING = 100_000
+DEFAULT_TIME_LIMIT_S = 20.0
+"""An attempt's time limit for a task without an entry in :data:`TASK_TIME_LIMIT_S`."""
+TASK_TIME_LIMIT_S: dict[str, float] = {
+    "reach-v3": 10.0,
+    "reach-wall-v3": 12.0,
+    "push-v3": 20.0,
+    "push-wall-v3": 25.0,
+    "push-back-v3": 25.0,
+    "pick-place-v3": 25.0,
+    "pick-place-wall-v3": 30.0,
+    "pick-out-of-hole-v3": 25.0,
+    "door-open-v3": 20.0,
+    "door-close-v3": 12.0,
+    "drawer-open-v3": 15.0,
+    "drawer-close-v3": 12.0,
+    "button-press-v3": 10.0,
+    "button-press-topdown-v3": 10.0,
+    "window-open-v3": 15.0,
+    "window-close-v3": 15.0,
+    "peg-insert-side-v3": 30.0,
+    "assembly-v3": 35.0,
+    "disassemble-v3": 30.0,
+    "basketball-v3": 30.0,
+    "hammer-v3": 30.0,
+    "shelf-place-v3": 30.0,
+    "stick-pull-v3": 35.0,
+    "stick-push-v3": 30.0,
+    "lever-pull-v3": 20.0,
+    "faucet-open-v3": 15.0,
+    "faucet-close-v3": 15.0,
+    "coffee-push-v3": 20.0,
+    "coffee-pull-v3": 20.0,
+    "coffee-button-v3": 12.0,
+    "sweep-v3": 25.0,
+    "sweep-into-v3": 25.0,
+    "bin-picking-v3": 30.0,
+    "box-close-v3": 30.0,
+}
+"""How long a person needs for one attempt at each task, with room to correct a policy (s). An
+attempt's step limit is this times the control rate, unless ``[loop] max_steps`` says otherwise."""
+
+
+def task_time_limit_s(task: str) -> float:
+    """The time limit of an attempt at Meta-World task ``task`` (s)."""
+    return TASK_TIME_LIMIT_S.get(task, DEFAULT_TIME_LIMIT_S)
+
+
+RENDER_MODES = ("inline", "process")
+MAX_CAMERA_FPS = 30.0
 KNOWN_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
 _TASK_TEXT = {"pick-place-v3": "pick up the puck and place it at the goal"}
 
@@ -47,7 +107,16 @@ class MetaWorldConfig:
     seed: int = 0
     """Seeds the generator that picks a seed for ``reset(None)``."""
     max_steps: int = META_WORLD_MAX_PATH
-    """Steps allowed per attempt (Meta-World refuses more than 500)."""
+    """Steps the station allows per attempt (Meta-World's own ceiling is raised to it); held
+    periods (:meth:`MetaWorldStation.hold`) do not step and do not count."""
+    render: str = "inline"
+    """'inline' (inside reset/act) or 'process' (off the loop, in a child process)."""
+    camera_fps: float = 0.0
+    """Frames per second per camera when rendering off the loop; 0: the loop rate, at most 30."""
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.camera_fps if self.camera_fps > 0 else min(self.rate_hz, MAX_CAMERA_FPS)
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.cameras if c not in KNOWN_CAMERAS]
@@ -59,8 +128,12 @@ class MetaWorldConfig:
             raise ValueError(f"image size {self.width}x{self.height} is outside 16x16 .. 1920x1080")
         if not self.rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
-        if not 1 <= self.max_steps <= META_WORLD_MAX_PATH:
-            raise ValueError(f"max_steps must be in 1..{META_WORLD_MAX_PATH}, got {self.max_steps}")
+        if self.render not in RENDER_MODES:
+            raise ValueError(f"render must be one of {', '.join(RENDER_MODES)}, got {self.render!r}")
+        if not 0 <= self.camera_fps <= 120:
+            raise ValueError(f"camera_fps must be in 0..120 (0: the loop rate), got {self.camera_fps}")
+        if not 1 <= self.max_steps <= MAX_STEPS_CEILING:
+            raise ValueError(f"max_steps must be in 1..{MAX_STEPS_CEILING}, got {self.max_steps}")
 
 
 def _import_metaworld() -> Any:
@@ -85,7 +158,9 @@ def check_task(task: str, what: str = "station.task") -> None:
     raise ValueError(f"{what}: Meta-World has no task {task!r}: {hint} ({len(names)} tasks; docs/config.md)")
 
 
-def _free(renderer: Any, env: Any) -> None:
+def _free(renderer: Any, env: Any, worker: RenderProcess | None = None) -> None:
+    if worker is not None:
+        worker.close()
     if renderer is not None:
         renderer.close()
     if env is not None:
@@ -99,10 +174,13 @@ class MetaWorldStation(Station):
         self.config = config or MetaWorldConfig()
         self._env: Any = None
         self._renderer: Any = None
+        self._worker: RenderProcess | None = None
+        self._attempt_t = 0.0
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._expert: Any = None
         self._upside_down: dict[str, bool] = {}
         self._obs: np.ndarray | None = None
+        self._success = False
         self._steps = 0
         self._seed_rng = np.random.default_rng(self.config.seed)
         self.last_seed: int | None = None
@@ -132,28 +210,36 @@ class MetaWorldStation(Station):
         try:
             policy_cls: Any = metaworld.policies.ENV_POLICY_MAP.get(task)
             self._expert = policy_cls() if policy_cls is not None else None
-            if self.config.cameras:
-                self._renderer = mujoco.Renderer(env.model, self.config.height, self.config.width)
+            cfg = self.config
+            if cfg.cameras:
                 mujoco.mj_forward(env.model, env.data)
-                for name in self.config.cameras:
+                for name in cfg.cameras:
                     up = env.data.camera(name).xmat.reshape(3, 3)[:, 1]
                     self._upside_down[name] = bool(up[2] < 0)
+                if cfg.render == "process":
+                    upside = tuple(self._upside_down[c] for c in cfg.cameras)
+                    worker = RenderProcess(cfg.cameras, upside, cfg.width, cfg.height, cfg.frames_per_s)
+                    self._worker = worker
+                    worker.start(env.model, self._snapshot(time.monotonic()))  # the scene, before any reset
+                else:
+                    self._renderer = mujoco.Renderer(env.model, cfg.height, cfg.width)
         except BaseException:
             self.close()
             raise
         # Safety net for a station that is never closed: free the GL context at interpreter exit,
         # before module teardown, instead of letting the renderer's __del__ fail noisily.
-        self._finalizer = weakref.finalize(self, _free, self._renderer, env)
+        self._finalizer = weakref.finalize(self, _free, self._renderer, env, self._worker)
 
     def close(self) -> None:
         finalizer, self._finalizer = self._finalizer, None
         renderer, self._renderer = self._renderer, None
+        worker, self._worker = self._worker, None
         env, self._env = self._env, None
         self._obs = None
         if finalizer is not None:
             finalizer()
         else:
-            _free(renderer, env)
+            _free(renderer, env, worker)
 
     @property
     def connected(self) -> bool:
@@ -176,6 +262,7 @@ class MetaWorldStation(Station):
             action_high=(1.0,) * ACTION_DIM,
             workspace_low=self._mocap_box(0),
             workspace_high=self._mocap_box(1),
+            time_limit_s=task_time_limit_s(task),
         )
 
     def _mocap_box(self, side: int) -> tuple[float, float, float] | None:
@@ -207,7 +294,9 @@ class MetaWorldStation(Station):
             obs, _ = env.reset()
         self.last_seed = int(seed)
         self._steps = 0
-        return self._observe(obs, success=False)
+        if self._worker is not None:
+            self._worker.set_model(env.model)  # Meta-World moves the goal in the model at reset
+        return self._observe(obs, success=False, first=True)
 
     def act(self, action: np.ndarray) -> Observation:
         env = self._require_env()
@@ -226,6 +315,14 @@ class MetaWorldStation(Station):
         self._steps += 1
         return self._observe(obs, success=bool(info["success"]))
 
+    def hold(self) -> Observation:
+        """The station as it is, observed again without stepping the simulation (a held period:
+        Meta-World's step count is not advanced)."""
+        self._require_env()
+        if self._obs is None:
+            raise RuntimeError("call reset() before hold()")
+        return self._observe(self._obs, success=self._success)
+
     def expert_action(self) -> np.ndarray | None:
         if self._expert is None or self._obs is None:
             return None
@@ -241,15 +338,55 @@ class MetaWorldStation(Station):
             raise RuntimeError("station is not connected: call connect() first")
         return self._env
 
-    def _observe(self, obs: np.ndarray, *, success: bool) -> Observation:
+    def _observe(self, obs: np.ndarray, *, success: bool, first: bool = False) -> Observation:
         t = time.monotonic()
         state = np.asarray(obs, dtype=np.float32).copy()
         self._obs = state
+        self._success = success
         ee_target = np.asarray(self._env.data.mocap_pos[0], dtype=np.float32).copy()
+        if self._worker is not None:
+            if first:
+                self._attempt_t = t  # frames of states before this attempt's reset are not its own
+            self._worker.submit(self._snapshot(t))
+            frames = {n: f for n, f in self._worker.take_new().items() if f.t >= self._attempt_t}
+            return Observation(
+                t=t,
+                state=state,
+                ee_target=ee_target,
+                images={name: f.image for name, f in frames.items()},
+                image_times={name: f.t for name, f in frames.items()},
+                success=success,
+                rendered_earlier=frozenset(frames),
+            )
         images, image_times = self._render()
         return Observation(
             t=t, state=state, ee_target=ee_target, images=images, image_times=image_times, success=success
         )
+
+    def _snapshot(self, t: float) -> SimState:
+        """The state the cameras show, taken now (``t``: the observation's time)."""
+        data = self._env.data
+        return SimState(
+            t=t,
+            qpos=data.qpos.copy(),
+            qvel=data.qvel.copy(),
+            mocap_pos=data.mocap_pos.copy(),
+            mocap_quat=data.mocap_quat.copy(),
+        )
+
+    @property
+    def render_worker(self) -> RenderProcess | None:
+        """The process rendering the cameras off the loop (``render="process"``), once connected."""
+        return self._worker
+
+    def add_frame_listener(self, listener: Callable[[str, np.ndarray, float], object]) -> None:
+        """Every frame rendered off the loop, as it is made (nothing when rendering inline)."""
+        if self._worker is not None:
+            self._worker.add_listener(lambda f: listener(f.camera, f.image, f.t))
+
+    def latest_frames(self) -> dict[str, RenderedFrame]:
+        """The newest rendered frame of each camera (off-loop rendering only; else empty)."""
+        return self._worker.latest() if self._worker is not None else {}
 
     def _render(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         images: dict[str, np.ndarray] = {}

@@ -77,8 +77,9 @@ def test_every_limit_is_checked_on_load_and_on_override(tmp_path: Path) -> None:
         section, _, name = key.partition(".")
         if "." in name:
             continue  # nested ([loop.safety]): covered from a file above
-        with pytest.raises(ConfigError, match=r"^--opt: .* got 0"):
-            with_overrides(AppConfig(), options={key: "--opt"}, **{section: {name: 0}})
+        below = LIMITS[key].low - 1  # below every range (0 itself is allowed for some keys)
+        with pytest.raises(ConfigError, match=rf"^--opt: .* got {below:g}"):
+            with_overrides(AppConfig(), options={key: "--opt"}, **{section: {name: below}})
     with pytest.raises(ConfigError, match=r"^loop.rate_hz: the control rate"):
         dataclasses.replace(AppConfig(), loop=LoopConfig(rate_hz=1e-6))
     with pytest.raises(ConfigError, match=r"^--seed: seed 5000 is in the range"):

@@ -316,7 +316,7 @@ def test_timestamps_come_from_the_station_and_are_increasing() -> None:
 
 
 def test_policy_failure_holds_the_robot_and_says_why() -> None:
-    loop, tape, station, policy = make({})
+    loop, tape, station, policy = make({}, max_held_s=0.0)  # nobody resumes: held periods count
     policy.fail_after = 2
     loop.run_episode()
     hold = [e for e in tape.events if e.kind is EventKind.HOLD]
@@ -336,7 +336,7 @@ def test_stop_request_ends_the_attempt_with_the_operators_outcome() -> None:
 
 def test_loop_config_is_validated() -> None:
     with pytest.raises(ValueError, match="max_steps"):
-        LoopConfig(max_steps=0)
+        LoopConfig(max_steps=-1)
 
 
 def test_an_overrun_is_recorded_at_the_step_it_delayed() -> None:

@@ -72,7 +72,7 @@ def test_synthetic_camera_is_recorded_with_capture_times(tmp_path: Path) -> None
     with Store.open(store) as s:
         [rec] = s.list_episodes()
         ep = s.read_episode(rec.episode_id)
-    assert set(ep.cameras) == {"corner", "overhead"}
+    assert set(ep.cameras) == {"corner", "gripperPOV", "overhead"}  # the station's two and the extra one
     cam = ep.cameras["overhead"]
     duration = ep.timestamps[-1] - ep.timestamps[0]
     # About 30 frames per second of the attempt, each stamped at capture, inside the attempt.

@@ -64,8 +64,12 @@ def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_p
 
     shown(lambda s: s.message.startswith("ready"), timeout=90000)  # policy server and simulator are up
     qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
-    shown(lambda s: s.episode_active and s.mode == "AUTONOMOUS" and s.step > 3 and s.image is not None)
-    assert window.camera.frame_size is not None
+    shown(lambda s: s.episode_active and s.mode == "AUTONOMOUS" and s.step > 3)
+    # Both station cameras arrive on the engine's frame socket, each in a view of its own.
+    qtbot.waitUntil(lambda: set(window.cameras.views) == {"corner", "gripperPOV"}, timeout=5000)
+    qtbot.waitUntil(lambda: all(v.painted_fps() > 2 for v in window.cameras.views.values()), timeout=5000)
+    assert window.camera.frame_size is not None and window.camera in window.cameras.views.values()
+    assert all(v.seq > 2 and not v.stale for v in window.cameras.views.values())
     # The free-running camera is previewed live beside the station's camera.
     qtbot.waitUntil(lambda: "wrist" in window.previews and not window.previews["wrist"].stale, timeout=5000)
     assert window.previews["wrist"].isVisible()

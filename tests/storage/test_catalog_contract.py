@@ -45,6 +45,21 @@ class TestCatalogContract:
         assert rec.started_at == pytest.approx(ep.meta.started_at)
         assert catalog.get_events("ep-1") == events
 
+    def test_end_reason_and_note_round_trip_and_filter(self, catalog: Catalog) -> None:
+        kept = make_episode(
+            "ep-k", 4, seed=1, outcome="near_success", end_reason="operator", note="close: 2 cm"
+        )
+        cut = make_episode("ep-i", 3, seed=2, outcome="", end_reason="interrupted")
+        old = make_episode("ep-o", 2, seed=3)  # cataloged before end reasons were kept
+        for ep in (kept, cut, old):
+            catalog.add_episode(ep.meta, D1 if ep is kept else D2, ep.num_steps, ep.events)
+        rec = catalog.get_episode("ep-k")
+        assert (rec.outcome, rec.end_reason, rec.note) == ("near_success", "operator", "close: 2 cm")
+        assert catalog.get_episode("ep-o").end_reason == "" and catalog.get_episode("ep-i").note == ""
+        listed = catalog.list_episodes(end_reasons_out=("interrupted",))
+        assert [r.episode_id for r in listed] == ["ep-k", "ep-o"]
+        assert {r.episode_id: r.end_reason for r in catalog.list_episodes()}["ep-i"] == "interrupted"
+
     def test_nullable_success(self, catalog: Catalog) -> None:
         ep = make_episode("ep-n", success=None, outcome="")
         catalog.add_episode(ep.meta, D1, ep.num_steps, ep.events)

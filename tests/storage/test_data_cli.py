@@ -32,9 +32,10 @@ def root(tmp_path: Path) -> Path:
 def test_list(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run("list", "--store", str(root)) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["id", "task", "seed", "steps", "takeovers", "success", "outcome", "recovered"]
-    assert lines[1].split() == ["ep-a", "stack", "blocks", "1", "7", "1", "yes", "success", "-"]
-    assert lines[2].split()[-6:] == ["2", "4", "0", "-", "-", "-"]
+    headers = ["id", "task", "seed", "steps", "takeovers", "success", "outcome", "ended", "recovered"]
+    assert lines[0].split() == headers
+    assert lines[1].split() == ["ep-a", "stack", "blocks", "1", "7", "1", "yes", "success", "-", "-"]
+    assert lines[2].split()[-7:] == ["2", "4", "0", "-", "-", "-", "-"]
 
 
 def test_commit_tags_show(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,3 +123,43 @@ def test_show_says_where_a_camera_is_missing(tmp_path: Path, capsys: pytest.Capt
         "          wrist: 4 of 9 steps masked (images.wrist.valid is false there): "
         "no frame at all in 1 of 2 episodes (ep-b)"
     )
+
+
+def test_commit_leaves_interrupted_attempts_out_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "store"
+    with Store.create(root) as s:
+        s.add_episode(make_episode("ep-ok", 5, seed=1, end_reason="operator", note="fine"))
+        s.add_episode(make_episode("ep-cut", 3, seed=2, outcome="", end_reason="interrupted"))
+        s.add_episode(make_episode("ep-headless", 4, seed=3, outcome="", end_reason="limit"))
+    capsys.readouterr()
+    assert _run("list", "--store", str(root)) == 0
+    ended = {ln.split()[0]: ln.split()[-2] for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert ended == {"ep-ok": "operator", "ep-cut": "interrupted", "ep-headless": "limit"}
+    assert _run("commit", "--tag", "v1", "--store", str(root)) == 0
+    out = capsys.readouterr().out
+    assert "2 episodes, 9 steps" in out and "left out 1 interrupted attempt(s)" in out
+    assert _run("commit", "--tag", "v2", "--include-interrupted", "--store", str(root)) == 0
+    assert "3 episodes, 12 steps" in capsys.readouterr().out
+    assert _run("commit", "--tag", "v3", "--episodes", "ep-cut", "--store", str(root)) == 0
+    with Store.open(root) as store:
+        assert sorted(e.episode_id for e in store.episodes_in("v1")) == ["ep-headless", "ep-ok"]
+        assert store.resolve("v1").manifest.created_from == {
+            "selection": "all",
+            "left_out": {"interrupted": 1},
+        }
+        assert store.resolve("v2").manifest.created_from == {"selection": "all"}
+        assert [e.episode_id for e in store.episodes_in("v3")] == ["ep-cut"]
+        meta = store.read_episode("ep-ok").meta
+        assert (meta.end_reason, meta.note) == ("operator", "fine")
+
+
+def test_commit_of_only_interrupted_attempts_says_how_to_take_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "store"
+    with Store.create(root) as s:
+        s.add_episode(make_episode("ep-cut", 3, end_reason="interrupted"))
+    assert _run("commit", "--tag", "v1", "--store", str(root)) != 0
+    assert "--include-interrupted" in capsys.readouterr().err

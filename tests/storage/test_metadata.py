@@ -25,8 +25,9 @@ def test_every_record_extends_the_one_definition() -> None:
 
 def test_the_episodes_table_has_exactly_the_records_columns() -> None:
     columns = {c.key for c in inspect(EpisodeRow).columns}
-    # cut_at and seed live in tables of their own (recoveries, episode_seeds)
-    assert columns == set(EpisodeRecord.field_names()) - {"cut_at", "seed"}
+    # cut_at, seed, end_reason and note live in tables of their own (recoveries, episode_seeds,
+    # episode_ends)
+    assert columns == set(EpisodeRecord.field_names()) - {"cut_at", "seed", "end_reason", "note"}
 
 
 def test_stored_metadata_reads_back_and_old_files_keep_their_seed() -> None:

@@ -171,3 +171,13 @@ def test_thread_safety_smoke(clock: FakeClock) -> None:
     thread.join(timeout=5)
     seen += kb.read().requests.count(TeleopRequest.HANDBACK)
     assert errors == [] and seen == presses
+
+
+def test_presses_not_yet_read_are_dropped_between_attempts() -> None:
+    kb = KeyboardTeleop()
+    kb.connect()
+    kb.set_keys(["T"], 1.0)
+    kb.set_keys([], 1.1)
+    assert kb.drop_requests() == (TeleopRequest.TAKEOVER,)
+    cmd = kb.read()
+    assert cmd.requests == () and not cmd.active

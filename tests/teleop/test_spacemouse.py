@@ -358,3 +358,51 @@ def test_fake_bus_without_monkeypatch_restores_the_real_enumeration() -> None:
         assert pyspacemouse.api.Enumeration is not real
         assert pyspacemouse.get_connected_devices() == ["SpaceMouseCompact"]
     assert pyspacemouse.api.Enumeration is real
+
+
+def test_holding_the_handback_button_is_an_estop_once_per_press(compact) -> None:
+    reports, dev, _ = compact
+    clock = FakeClock()
+    sm = make(SpaceMouseConfig(estop_long_press_s=1.0), clock)
+    dev.push(reports.buttons("RIGHT"))  # the second button: hand-back on press
+    assert sm.read().requests == (TeleopRequest.HANDBACK,)
+    clock.t += 0.6
+    assert sm.read().requests == ()  # held, no report: not long enough yet
+    clock.t += 0.5
+    assert sm.read().requests == (TeleopRequest.ESTOP,)  # held 1.1 s with no new report
+    clock.t += 2.0
+    assert sm.read().requests == ()  # once per press
+    dev.push(reports.buttons())
+    sm.read()
+    dev.push(reports.buttons("RIGHT"))
+    clock.t += 0.2
+    dev.push(reports.buttons())
+    assert sm.read().requests == (TeleopRequest.HANDBACK,)  # a short press is only a hand-back
+    clock.t += 5.0
+    assert sm.read().requests == ()
+
+
+def test_a_dedicated_estop_button_and_the_long_press_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    reports = SpaceMouseReports("SpaceMouseCompact")
+    dev = reports.device()
+    install_fake_hid(monkeypatch, [dev])
+    clock = FakeClock()
+    sm = make(SpaceMouseConfig(gripper_button=None, estop_button="LEFT", estop_long_press_s=0.0), clock)
+    dev.push(reports.buttons("LEFT"))
+    assert sm.read().requests == (TeleopRequest.ESTOP,)
+    dev.push(reports.buttons("RIGHT"))
+    sm.read()
+    clock.t += 5.0
+    assert sm.read().requests == ()  # long press off
+    with pytest.raises(ValueError, match="estop_long_press_s"):
+        SpaceMouseConfig(estop_long_press_s=-1.0)
+    with pytest.raises(ValueError, match="bound to two actions"):
+        SpaceMouseConfig(estop_button=1)
+
+
+def test_presses_between_attempts_are_dropped(compact) -> None:
+    reports, dev, _ = compact
+    sm = make(SpaceMouseConfig(takeover_button="LEFT", gripper_button=None))
+    dev.push(reports.buttons("LEFT"), reports.buttons())
+    assert sm.drop_requests() == (TeleopRequest.TAKEOVER,)
+    assert sm.read().requests == ()

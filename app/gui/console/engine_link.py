@@ -18,8 +18,10 @@ from typing import Any
 import zmq
 from PyQt6.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
 
-from takeover.app.engine.protocol import Command, Status
+from takeover.app.engine.attach import reachable
+from takeover.app.engine.protocol import Command, Frame, Status
 from takeover.app.gui.console.command_thread import CommandThread
+from takeover.app.gui.console.frame_thread import FrameThread
 from takeover.app.gui.console.status_thread import StatusThread
 from takeover.app.net import curve
 
@@ -53,6 +55,8 @@ class EngineLink(QObject):
     refused = pyqtSignal(object, str)
     connection_lost = pyqtSignal()
     connection_ok = pyqtSignal()
+    frame_received = pyqtSignal(object)
+    """A camera :class:`Frame` (the newest of its camera), from the engine's frame socket."""
 
     def __init__(
         self,
@@ -78,6 +82,7 @@ class EngineLink(QObject):
         self._context: zmq.Context[Any] | None = None
         self._status: StatusThread | None = None
         self._commands: CommandThread | None = None
+        self._frames: FrameThread | None = None
         self._last_status_at: float | None = None
         self._started_at = 0.0
         self._connected = False
@@ -119,9 +124,11 @@ class EngineLink(QObject):
         stuck = False
         if self._status is not None:
             self._status.request_stop()
+        if self._frames is not None:
+            self._frames.request_stop()
         if self._commands is not None:
             self._commands.finish()
-        for thread in (self._status, self._commands):
+        for thread in (self._status, self._frames, self._commands):
             if thread is not None and not thread.wait(timeout_ms):
                 stuck = True
                 self.error.emit("a link thread did not stop in time")
@@ -173,11 +180,31 @@ class EngineLink(QObject):
         if self._context is None:  # arrived after stop()
             return
         self._last_status_at = time.monotonic()
+        if status.frames and self._frames is None:
+            self._start_frames(status.frames)
         if not self._connected:
             self._connected = True
             self._lost_reported = False
             self.connection_ok.emit()
         self.status_received.emit(status)
+
+    def _start_frames(self, endpoint: str) -> None:
+        """Subscribe to the engine's camera frames (named by its status), reached as the status is."""
+        assert self._context is not None
+        try:
+            endpoint = reachable(endpoint, self.status_endpoint)
+        except ValueError as exc:
+            self.error.emit(f"the engine's camera frames cannot be reached: {exc}")
+            return
+        frames = FrameThread(self._context, endpoint, self.keys)
+        _connect_queued(frames.received, self._on_frame)
+        _connect_queued(frames.failed, self.error)
+        self._frames = frames
+        frames.start()
+
+    def _on_frame(self, frame: Frame) -> None:
+        if self._context is not None:
+            self.frame_received.emit(frame)
 
     def _check_staleness(self) -> None:
         since = self._last_status_at if self._last_status_at is not None else self._started_at

@@ -36,9 +36,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from takeover.app.engine.protocol import MAX_NOTE_CHARS, Command, CommandName, Outcome, Status
+from takeover.app.engine.protocol import MAX_NOTE_CHARS, Command, CommandName, Frame, Outcome, Status
 from takeover.app.gui.console.camera_health import CameraCaption
-from takeover.app.gui.console.camera_view import CameraView
+from takeover.app.gui.console.camera_view import CameraView, CameraWall
 from takeover.app.gui.console.close_attempt import ANSWER_TIMEOUT_S, ask_attempt_end, attempt_end_command
 from takeover.app.gui.console.command_thread import NOT_ANSWERING
 from takeover.app.gui.console.engine_link import EngineLink
@@ -175,6 +175,8 @@ class MainWindow(QMainWindow):
         self.camera_grid = QGridLayout()
         self._camera_holders: list[QWidget] = []
         self.camera_grid.setSpacing(6)
+        self.cameras = CameraWall(self.camera, self._place_station_camera)
+        """The station's cameras, each in its own view (frames from the engine's frame socket)."""
         self.previews: dict[str, CameraView] = {}
         """One live view per free-running camera, made when its first frame arrives."""
         self._preview_at: dict[str, float] = {}
@@ -254,6 +256,7 @@ class MainWindow(QMainWindow):
         self._frame_timer.start()
 
         link.status_received.connect(self.show_status)
+        link.frame_received.connect(self.show_frame)
         link.error.connect(self.show_message)
         link.refused.connect(self._on_refused)
         link.connection_lost.connect(self._on_connection_lost)
@@ -601,7 +604,7 @@ class MainWindow(QMainWindow):
         self.state_plot.add(status.t, status.ee)
         self.health_panel.show_items(status.health)
         self.session_panel.show_figures(status.session)
-        if status.camera:
+        if status.camera and not self.cameras.views:
             self.camera_caption.name = status.camera
             self.camera_caption.setText(f"camera: {status.camera}")
         if status.image is not None:
@@ -618,6 +621,26 @@ class MainWindow(QMainWindow):
         if status.message:
             self.show_message(status.message)
         self._update_buttons()
+
+    def show_frame(self, frame: Frame) -> None:
+        """A camera frame from the engine's frame socket, in that camera's view."""
+        try:
+            view = self.cameras.show_frame(frame.camera, frame.image, frame.seq)
+        except ValueError as exc:
+            self.show_message(f"camera {frame.camera}: {exc}")
+            return
+        if view is self.camera:
+            self._frame_at = time.monotonic()
+
+    def _place_station_camera(self, name: str, view: CameraView) -> None:
+        """Put a station camera's view on screen under its name (the first one is the main view)."""
+        if view is self.camera:
+            self.camera_caption.name = name
+            self.camera_caption.setText(f"camera: {name}")
+            return
+        view.setMinimumSize(PREVIEW_SIZE[0], PREVIEW_SIZE[1])
+        caption = CameraCaption(name)
+        self._place_camera(caption, view).show()
 
     def _show_previews(self, frames: dict[str, np.ndarray]) -> None:
         for name, frame in frames.items():

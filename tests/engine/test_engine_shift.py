@@ -1,0 +1,273 @@
+"""The engine over a whole shift: requests between attempts are refused (e-stop and its reset
+excepted), a failed start keeps the engine up and says why, the operator's verdict, note and end
+reason reach the catalog, re-record reuses the seed, and the status carries the clock, the health
+items and the session's figures.
+
+Each test runs a real engine (in this process, on its own thread) on the fake robot behind a real
+station server and a policy server on loopback; commands go through the engine's command
+handler as they arrive from its socket.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from takeover.app.engine.process import Engine
+from takeover.app.engine.protocol import Command, CommandName, CommandReply, Status
+from takeover.app.engine.sockets import EngineEndpoints
+from takeover.app.net.messages import RefusedError, decode_reply
+from takeover.app.policy.server import PolicyServer, ServerConfig
+from takeover.app.runtime.config import AppConfig, parse_config
+from takeover.app.station.fake_robot import STATE_DIM
+from takeover.storage.schema import EventKind
+from takeover.storage.store import Store
+
+from .test_engine_endpoints import Peers
+
+
+class Running:
+    """An engine on its own thread; :meth:`send` answers a command as the socket would."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.engine = Engine(config, EngineEndpoints("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"))
+        self.result: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.result.append(self.engine.run()), daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine._handle(Command(CommandName.QUIT))
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the engine did not stop"
+
+    def send(self, name: CommandName, **fields: object) -> str:
+        """'' when the command was taken, else the engine's reason for refusing it."""
+        reply = self.engine._answer([Command(name, **fields).encode()])  # type: ignore[arg-type]
+        try:
+            decode_reply(reply, CommandReply)
+        except RefusedError as exc:
+            return str(exc)
+        return ""
+
+    def status(self) -> Status:
+        return self.engine.board.snapshot()
+
+    def published(self) -> Status:
+        """The status as the publisher sends it (with the clock and the health items)."""
+        return Status.decode(self.engine.publishable().encode())
+
+    def wait(self, pred: Callable[[Status], bool], timeout: float = 30.0) -> Status:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status()
+            if pred(status):
+                return status
+            time.sleep(0.01)
+        raise AssertionError(f"timed out; the engine shows {self.status()}")
+
+
+def config_for(peers: Peers, folder: Path, extra: str = "", policy_url: str = "") -> AppConfig:
+    store = folder / "store"
+    if not store.exists():
+        Store.create(store).close()
+    text = (
+        f'[station]\nkind = "remote"\nurl = "{peers.station.endpoint}"\n'
+        f'[policy]\nurl = "{policy_url or peers.policy.endpoint}"\ntimeout_s = 0.5\n'
+        f'[store]\npath = "{store}"\n[loop]\nrate_hz = 50.0\nmax_steps = 100000\n{extra}'
+    )
+    return parse_config(text, "test")
+
+
+class RobotPeers(Peers):
+    """The fake robot and a still policy that takes the fake robot's state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy.close()
+        config = ServerConfig(endpoint="tcp://127.0.0.1:*", poll_ms=20, state_dim=STATE_DIM)
+        self.policy = PolicyServer(config, self)
+        self.threads = [
+            threading.Thread(target=s.serve_forever, daemon=True) for s in (self.station, self.policy)
+        ]
+
+
+@pytest.fixture
+def peers() -> Iterator[Peers]:
+    with RobotPeers() as p:
+        yield p
+
+
+def test_requests_between_attempts_are_refused_and_never_reach_the_next_attempt(
+    peers: Peers, tmp_path: Path
+) -> None:
+    with Running(config_for(peers, tmp_path)) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        for name in (CommandName.TAKEOVER, CommandName.HANDBACK, CommandName.HOLD, CommandName.RESUME):
+            assert run.send(name) == "no attempt is running: press Start first"
+        assert run.send(CommandName.KEYS, keys=("T",)) == "no attempt is running: press Start first"
+        assert run.send(CommandName.STOP_EPISODE) == "no attempt is running: press Start first"
+        assert run.send(CommandName.START_EPISODE) == ""
+        run.wait(lambda s: s.episode_active and s.step > 10)
+        assert run.status().mode == "AUTONOMOUS", run.status().message
+        assert run.send(CommandName.STOP_EPISODE, outcome="failure") == ""
+        done = run.wait(lambda s: not s.episode_active and s.episodes_done == 1)
+        store = run.engine._runtime.store  # type: ignore[union-attr]
+        (rec,) = store.list_episodes()
+        kinds = [e.kind for e in store.catalog.get_events(rec.episode_id)]
+        assert EventKind.TAKEOVER not in kinds and EventKind.HOLD not in kinds
+        assert rec.outcome == "failure" and rec.end_reason == "operator"
+        assert done.session is not None and done.session.attempts == 1 and done.session.failures == 1
+
+
+def test_estop_between_attempts_latches_at_once_and_refuses_start_until_reset(
+    peers: Peers, tmp_path: Path
+) -> None:
+    with Running(config_for(peers, tmp_path)) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        assert run.send(CommandName.ESTOP) == ""
+        assert run.status().mode == "ESTOP"
+        refused = run.send(CommandName.START_EPISODE)
+        assert "e-stop is latched" in refused and "reset" in refused
+        assert run.send(CommandName.RESET_ESTOP) == ""
+        assert run.status().mode == "IDLE"
+        assert run.send(CommandName.RESET_ESTOP) == "the e-stop is not latched"
+        assert run.send(CommandName.START_EPISODE) == ""
+        run.wait(lambda s: s.episode_active and s.step > 3)
+        assert run.status().mode == "AUTONOMOUS"  # not held: the reset was consumed between attempts
+        run.send(CommandName.DISCARD_EPISODE)
+        run.wait(lambda s: not s.episode_active)
+
+
+def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp_path: Path) -> None:
+    config = config_for(peers, tmp_path, extra='[operator]\nname = "Ada"\n')
+    with Running(config) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        assert run.send(CommandName.RERECORD) == "no attempt to record again yet: press Start"
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 5)
+        run.send(CommandName.TAKEOVER)
+        run.wait(lambda s: s.mode == "HUMAN")
+        run.send(CommandName.STOP_EPISODE, outcome="near_success", note="grasped, dropped at the goal")
+        run.wait(lambda s: not s.episode_active and s.episodes_done == 1)
+        # Re-record: discarded and started again with the same seed.
+        run.send(CommandName.START_EPISODE)
+        second = run.wait(lambda s: s.episode_active and s.step > 3).episode_id
+        second_seed = run.engine._last_seed
+        assert run.send(CommandName.RERECORD) == ""
+        run.wait(lambda s: s.episode_active and s.episode_id != second and s.step > 3)
+        run.send(CommandName.INTERRUPT)
+        final = run.wait(lambda s: not s.episode_active and s.episodes_done == 2)
+        store = run.engine._runtime.store  # type: ignore[union-attr]
+        records = {r.end_reason: r for r in store.list_episodes()}
+        assert set(records) == {"operator", "interrupted"}  # the discarded one is not stored
+        judged = records["operator"]
+        assert judged.outcome == "near_success" and judged.note == "grasped, dropped at the goal"
+        assert judged.operator == "Ada" and judged.num_takeovers == 1
+        meta = store.read_episode(judged.episode_id).meta
+        assert meta.outcome == "near_success" and meta.note == judged.note and meta.end_reason == "operator"
+        assert records["interrupted"].seed == second_seed != judged.seed  # re-recorded with the seed
+        session = final.session
+        assert session is not None and session.operator == "Ada"
+        assert (session.attempts, session.near_successes, session.interventions) == (2, 1, 1)
+        assert len(session.first_intervention_s) == 1 and session.first_intervention_s[0] > 0
+
+
+def test_quit_mid_attempt_keeps_it_as_interrupted(peers: Peers, tmp_path: Path) -> None:
+    config = config_for(peers, tmp_path)
+    with Running(config) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 3)
+    with Store.open(tmp_path / "store") as store:
+        (rec,) = store.list_episodes()
+        assert rec.end_reason == "interrupted"
+
+
+def test_hold_does_not_use_the_attempts_time(peers: Peers, tmp_path: Path) -> None:
+    with Running(config_for(peers, tmp_path)) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 5)
+        run.send(CommandName.HOLD)
+        run.wait(lambda s: s.mode == "HOLD")
+        loop = run.engine._runtime.loop  # type: ignore[union-attr]
+        counted_at_hold = loop.clock_figures()[0]
+        time.sleep(0.5)
+        clock = run.published().clock
+        assert clock is not None and clock.limit_s == pytest.approx(2000.0)
+        assert clock.held_s >= 0.3 and clock.elapsed_s == pytest.approx(counted_at_hold, abs=0.05)
+        assert clock.left_s == pytest.approx(clock.limit_s - clock.elapsed_s)
+        run.send(CommandName.RESUME)
+        run.wait(lambda s: s.mode in ("RAMP", "AUTONOMOUS"))
+        run.send(CommandName.DISCARD_EPISODE)
+        run.wait(lambda s: not s.episode_active)
+
+
+def test_a_failed_start_keeps_the_engine_up_and_retry_starts_it(peers: Peers, tmp_path: Path) -> None:
+    nobody = "tcp://127.0.0.1:9"  # discard port: nobody answers there
+    config = config_for(peers, tmp_path, policy_url=nobody)
+    with Running(config) as run:
+        failed = run.wait(lambda s: s.readiness == "failed", timeout=20)
+        assert failed.problem is not None and "tcp://127.0.0.1:9" in failed.problem.cause
+        assert failed.problem.remedies == ("retry", "settings")
+        assert "could not start" in run.send(CommandName.START_EPISODE)
+        assert run.send(CommandName.TAKEOVER).startswith("the engine could not start")
+        assert run.thread.is_alive()
+        # The way out: the configuration is fixed (here, in place) and RETRY starts again.
+        run.engine.config = config_for(peers, tmp_path)
+        assert run.send(CommandName.RETRY) == ""
+        ready = run.wait(lambda s: s.readiness == "ready", timeout=20)
+        assert ready.problem is None and ready.policy_id == "still-0"
+        assert run.send(CommandName.RETRY) == "the engine did not fail to start: nothing to retry"
+
+
+def test_a_missing_spacemouse_offers_the_keyboard(peers: Peers, tmp_path: Path) -> None:
+    extra = '[operator]\nkind = "spacemouse"\n[spacemouse]\npath = "/dev/hidraw-none"\n'
+    with Running(config_for(peers, tmp_path, extra=extra)) as run:
+        failed = run.wait(lambda s: s.readiness == "failed", timeout=20)
+        assert failed.problem is not None and failed.problem.cause.startswith("spacemouse")
+        assert failed.problem.remedies == ("retry", "keyboard", "settings")
+        assert run.send(CommandName.USE_KEYBOARD) == ""
+        run.wait(lambda s: s.readiness == "ready", timeout=20)
+        assert run.engine.config.operator.kind == "keyboard"
+        names = [h.name for h in run.published().health]
+        assert "SpaceMouse" not in names and "policy server" in names and "recording" in names
+
+
+def test_health_items_say_what_is_up(peers: Peers, tmp_path: Path) -> None:
+    with Running(config_for(peers, tmp_path)) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 20)
+        health = {h.name: h for h in run.published().health}
+        policy = health["policy server"]
+        assert policy.level == "ok" and "ms round trip" in policy.detail
+        recording = health["recording"]
+        assert recording.level in ("ok", "warning") and "free (about" in recording.detail
+        assert any(name.startswith("station ") for name in health)
+        run.send(CommandName.DISCARD_EPISODE)
+        run.wait(lambda s: not s.episode_active)
+
+
+def test_an_attempt_the_disk_cannot_hold_is_refused_in_plain_words(peers: Peers, tmp_path: Path) -> None:
+    # A million periods with a hundredfold margin: more than this disk holds.
+    config = config_for(peers, tmp_path, extra="[recorder]\ndisk_margin = 100.0\n")
+    config = replace(config, loop=replace(config.loop, max_steps=1_000_000))
+    with Running(config) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        refused = run.send(CommandName.START_EPISODE)
+        assert refused.startswith("not enough disk space to record an attempt")
+        assert "free some space" in refused
+        recording = {h.name: h for h in run.published().health}["recording"]
+        assert recording.level == "error" and recording.detail.startswith("not enough disk space")
+        # The whole sentence stays in the status (a refusal on the wire is cut to a line).
+        assert run.status().message.startswith("cannot start: not enough disk space")
+        assert run.status().message.endswith("lower loop.max_steps or [recorder] disk_margin")
