@@ -88,6 +88,7 @@ def console(qtbot: Any, engine: FakeEngine) -> Iterator[Any]:
     # pytest-qt closes the window before this fixture's teardown: a test that leaves an attempt
     # running gets the close question, unanswered, over in a moment.
     window.close_answer_timeout_s = 0.05
+    window.end_wait_s = 0.1  # the fake engine's attempts never end by themselves
     yield window
     window.close()
     link.stop()

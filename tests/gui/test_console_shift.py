@@ -21,7 +21,6 @@ from takeover.app.engine.protocol import (
     SessionFigures,
     StartProblem,
 )
-from takeover.app.gui.console import window as window_module
 from takeover.app.gui.console.camera_view import NO_SIGNAL_TEXT
 from takeover.app.gui.console.panels import CLICK_GUARD_S, LEVEL_COLORS
 from takeover.app.gui.console.shortcuts import ESTOP_KEY, SHORTCUTS, TELEOP_KEYS
@@ -193,9 +192,8 @@ def answer_close_question(qtbot: Any, text: str | None) -> list[str]:
     ],
 )
 def test_close_mid_attempt_sends_the_choice(
-    qtbot: Any, engine: Any, console: Any, answer: str, sent: list[Command], monkeypatch: Any
+    qtbot: Any, engine: Any, console: Any, answer: str, sent: list[Command]
 ) -> None:
-    monkeypatch.setattr(window_module, "END_WAIT_S", 0.2)  # the fake engine's attempt never ends
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=9)
     console.close_answer_timeout_s = 30.0
     seen = answer_close_question(qtbot, answer)
@@ -207,35 +205,26 @@ def test_close_mid_attempt_sends_the_choice(
 
 
 def test_close_question_unanswered_keeps_the_attempt_as_interrupted(
-    qtbot: Any, engine: Any, console: Any, monkeypatch: Any
+    qtbot: Any, engine: Any, console: Any
 ) -> None:
-    from takeover.app.gui.console.close_attempt import interrupted_command
-
-    monkeypatch.setattr(window_module, "END_WAIT_S", 0.2)  # the fake engine's attempt never ends
     show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=9)
     console.close_answer_timeout_s = 0.3
     seen = answer_close_question(qtbot, None)
     console.close()
     assert len(seen) == 1 and not console.isVisible()
-    then = interrupted_command()
-    expected = ([then] if then is not None else []) + [Command(CommandName.QUIT)]
     qtbot.waitUntil(lambda: engine.commands[-1:] == [Command(CommandName.QUIT)], timeout=3000)
-    assert engine.commands == expected
+    assert engine.commands == [Command(CommandName.INTERRUPT), Command(CommandName.QUIT)]
 
 
 def test_ctrl_c_in_the_terminal_keeps_the_attempt_as_interrupted_unasked(
-    qtbot: Any, engine: Any, console: Any, monkeypatch: Any
+    qtbot: Any, engine: Any, console: Any
 ) -> None:
-    from takeover.app.gui.console.close_attempt import interrupted_command
-
-    monkeypatch.setattr(window_module, "END_WAIT_S", 0.2)  # the fake engine's attempt never ends
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=9)
     console.close_answer_timeout_s = 30.0  # a question would block here for 30 s
     console.close_unattended()  # what app.py does on SIGINT
     assert not console.isVisible()
-    then = interrupted_command()
     qtbot.waitUntil(lambda: engine.commands[-1:] == [Command(CommandName.QUIT)], timeout=3000)
-    assert engine.commands == ([then] if then is not None else []) + [Command(CommandName.QUIT)]
+    assert engine.commands == [Command(CommandName.INTERRUPT), Command(CommandName.QUIT)]
 
 
 def test_close_question_cancel_keeps_the_window(qtbot: Any, engine: Any, console: Any) -> None:
@@ -280,11 +269,8 @@ def test_failed_start_shows_cause_and_remedies(qtbot: Any, engine: Any, console:
     with qtbot.waitSignal(console.settings_requested, timeout=1000):
         qtbot.mouseClick(console.problem_panel.settings_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(console.problem_panel.retry_button, Qt.MouseButton.LeftButton)
-    retry = getattr(CommandName, "RETRY", None)
-    if retry is None:
-        assert "cannot 'retry'" in console.message_label.text()
-    else:
-        qtbot.waitUntil(lambda: retry in engine.names(), timeout=3000)
+    qtbot.mouseClick(console.problem_panel.keyboard_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: engine.names() == [CommandName.RETRY, CommandName.USE_KEYBOARD], timeout=3000)
     # Only the remedies the engine offers are shown.
     show(
         qtbot,
@@ -389,15 +375,11 @@ def test_near_success_with_a_note(qtbot: Any, engine: Any, console: Any) -> None
     assert console.note_field.text() == ""
 
 
-def test_rerecord_discards_and_starts_again(qtbot: Any, engine: Any, console: Any) -> None:
+def test_rerecord_records_the_attempt_again(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="HUMAN", episode_active=True, step=12)
     settle(qtbot)
     qtbot.mouseClick(console.rerecord_button, Qt.MouseButton.LeftButton)
-    rerecord = getattr(CommandName, "RERECORD_EPISODE", None)
-    expected = (
-        [rerecord] if rerecord is not None else [CommandName.DISCARD_EPISODE, CommandName.START_EPISODE]
-    )
-    qtbot.waitUntil(lambda: engine.names() == expected, timeout=3000)
+    qtbot.waitUntil(lambda: engine.names() == [CommandName.RERECORD], timeout=3000)
 
 
 def test_help_lists_every_shortcut(qtbot: Any, engine: Any, console: Any) -> None:

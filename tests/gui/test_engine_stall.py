@@ -58,6 +58,7 @@ def test_stalled_engine_leaves_the_window_responsive(
     link.start()
     window.resize(1200, 760)
     window.close_answer_timeout_s = 0.05  # closed with its attempt running: nobody answers
+    window.end_wait_s = 0.1  # a fake engine's attempt never ends by itself
     window.show()
     qtbot.waitUntil(lambda: link.connected and window.status is not None, timeout=10_000)
     assert window.mode_label.text() == "AUTONOMOUS"

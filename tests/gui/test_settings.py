@@ -139,6 +139,7 @@ def test_the_title_and_status_bar_name_the_station_policy_and_store(qtbot: Any) 
     link = EngineLink(engine.status_endpoint, engine.command_endpoint, viewer="ana@ws pid 1")
     window = MainWindow(link)
     window.close_answer_timeout_s = 0.05  # the attempt shown is left running: nobody answers
+    window.end_wait_s = 0.1  # a fake engine's attempt never ends by itself
     qtbot.addWidget(window)
     session = ConsoleSession(window, link, ConsoleOptions(), "Takeover")
     try:

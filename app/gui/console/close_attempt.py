@@ -8,12 +8,12 @@ never keeps the attempt as an ordinary episode.
 
 from __future__ import annotations
 
-from typing import Literal, cast, get_args
+from typing import Literal
 
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QMessageBox, QWidget
 
-from takeover.app.engine.protocol import Command, CommandName, Outcome
+from takeover.app.engine.protocol import Command, CommandName
 
 ANSWER_TIMEOUT_S = 30.0
 AttemptChoice = Literal["failure", "discard", "interrupted", "cancel"]
@@ -78,17 +78,6 @@ def attempt_end_command(choice: AttemptChoice) -> Command | None:
     return None
 
 
-def interrupted_command() -> Command | None:
-    """HOOK(interrupted): the command that ends the attempt with the end reason 'interrupted'.
-
-    Uses the engine's way of saying it when the protocol has one: a command
-    (CommandName.INTERRUPT_EPISODE) or an outcome of STOP_EPISODE ('interrupted'). Until then
-    None: the QUIT that follows makes the engine save the attempt in progress, as it always did,
-    without the end reason.
-    """
-    name = getattr(CommandName, "INTERRUPT_EPISODE", None)
-    if name is not None:
-        return Command(name)
-    if "interrupted" in get_args(Outcome):
-        return Command(CommandName.STOP_EPISODE, outcome=cast(Outcome, "interrupted"))
-    return None
+def interrupted_command() -> Command:
+    """The command that ends the attempt and keeps it with the end reason 'interrupted'."""
+    return Command(CommandName.INTERRUPT)

@@ -118,21 +118,11 @@ def format_timing(timing: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def remedy_command(remedy: str) -> Command | None:
-    """HOOK(remedies): the command for a failed start's remedy, when the engine has one.
-
-    'retry': CommandName.RETRY; 'keyboard': CommandName.USE_KEYBOARD, else RETRY with
-    ``keys=('keyboard',)`` (the device to retry with). None: this engine cannot do it.
-    """
-    retry = getattr(CommandName, "RETRY", None)
-    if remedy == "retry":
-        return Command(retry) if retry is not None else None
-    if remedy == "keyboard":
-        keyboard = getattr(CommandName, "USE_KEYBOARD", None)
-        if keyboard is not None:
-            return Command(keyboard)
-        return Command(retry, keys=("keyboard",)) if retry is not None else None
-    return None
+REMEDY_COMMANDS: dict[str, CommandName] = {
+    "retry": CommandName.RETRY,
+    "keyboard": CommandName.USE_KEYBOARD,
+}
+"""A failed start's remedies the engine carries out ('settings' opens the dialog instead)."""
 
 
 class MainWindow(QMainWindow):
@@ -149,6 +139,7 @@ class MainWindow(QMainWindow):
         """Asked when the window closes (a console attached to an engine it did not start asks
         the operator); None: 'quit', the engine ends with its console."""
         self.close_answer_timeout_s = ANSWER_TIMEOUT_S
+        self.end_wait_s = END_WAIT_S
         """Closing mid-attempt asks what becomes of the attempt; no answer in this long: interrupted."""
         self.status: Status | None = None
         self._keys_sent: tuple[str, ...] = ()
@@ -514,24 +505,13 @@ class MainWindow(QMainWindow):
         self.show_message("click Discard again within 3 s to throw this attempt away")
 
     def _rerecord(self) -> None:
-        """Throw the running attempt away and start it again at once (the engine's re-record
-        command when it has one, else discard then start)."""
-        rerecord = getattr(CommandName, "RERECORD_EPISODE", None)
-        if rerecord is not None:
-            self._command(rerecord)
-        else:
-            self._command(CommandName.DISCARD_EPISODE)
-            self._command(CommandName.START_EPISODE)
+        """Throw the running attempt away and record it again at once, same scene (RERECORD)."""
+        self._command(CommandName.RERECORD)
         self.note_field.clear()
 
     def _remedy(self, remedy: str) -> None:
-        command = remedy_command(remedy)
-        if command is None:
-            self.show_message(
-                f"this engine cannot '{remedy}' by itself: close the console and start it again"
-            )
-            return
-        self.link.send(command)
+        self.link.send(Command(REMEDY_COMMANDS[remedy]))
+        self.show_message("retrying with the keyboard …" if remedy == "keyboard" else "retrying …")
 
     def _disarm_discard(self) -> None:
         self._discard_timer.stop()
@@ -780,8 +760,8 @@ class MainWindow(QMainWindow):
 
     def _wait_attempt_end(self) -> None:
         """Let the engine carry the choice out (the attempt ends) before QUIT, which would end
-        it without a verdict; at most END_WAIT_S."""
-        deadline = time.monotonic() + END_WAIT_S
+        it without a verdict; at most ``end_wait_s``."""
+        deadline = time.monotonic() + self.end_wait_s
         while self._attempt_running() and time.monotonic() < deadline:
             QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
             time.sleep(0.005)
