@@ -198,9 +198,11 @@ class Status(Message):
     clock: AttemptClock | None = None
     """The running attempt's clock (None between attempts)."""
     ee: np.ndarray | None = None
-    """(3,) float32 commanded end-effector position now, for the state plot."""
+    """(3,) float32 end-effector position now (the first three values of the station's state), for
+    the state plot."""
     gripper_closed: bool | None = None
-    """The gripper's state now (None when the station does not say)."""
+    """The gripper as last commanded (the action's fourth value above 0: closed; None when the
+    action has no gripper)."""
     health: tuple[HealthItem, ...] = ()
     session: SessionFigures | None = None
     viewer: str = ""

@@ -33,6 +33,14 @@ _ALERTS = {
 }
 
 
+def _end_effector(state: np.ndarray) -> np.ndarray | None:
+    """The end-effector position a station's state starts with (x, y, z, in metres), for the
+    state plot; None for a state too short to have one."""
+    if state.ndim != 1 or state.shape[0] < 3:
+        return None
+    return np.asarray(state[:3], dtype=np.float32).copy()
+
+
 class StatusBoard:
     """A loop observer that keeps the latest snapshot for the publisher thread."""
 
@@ -119,6 +127,8 @@ class StatusBoard:
             step=step.index + 1,
             success=step.success,
             camera=camera,
+            ee=_end_effector(step.state),
+            gripper_closed=bool(step.action[3] > 0) if step.action.shape[0] >= 4 else None,
         )
 
     def on_event(self, event: Event) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
-from PyQt6.QtWidgets import QApplication
+from PyQt6.QtWidgets import QApplication, QHBoxLayout, QWidget
 
 from takeover.app.engine.protocol import Frame
 from takeover.app.gui.console.camera_view import NO_SIGNAL_TEXT, CameraView, CameraWall
@@ -70,10 +70,12 @@ def test_frames_from_two_cameras_reach_a_wall_of_views_over_a_real_socket(qtbot:
                 pub.send(Frame(name, seq, time.monotonic(), sample_frame(168, 224)).encode())
             time.sleep(1 / 30)
 
-    wall = CameraWall(CameraView())
-    qtbot.addWidget(wall)
-    wall.resize(900, 340)
-    wall.show()
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    wall = CameraWall(CameraView(), lambda _name, view: row.addWidget(view, 1))
+    qtbot.addWidget(holder)
+    holder.resize(900, 340)
+    holder.show()
 
     def on_frame(frame: Frame) -> None:
         view = wall.show_frame(frame.camera, frame.image, frame.seq)
