@@ -215,10 +215,11 @@ class SessionPanel(QGroupBox):
     def show_figures(self, figures: SessionFigures | None) -> None:
         if figures is None:
             return
-        if figures.operator and not self.operator.hasFocus() and not self.operator.text():
-            self.operator.setText(figures.operator)
-        if figures.task and not self.task.hasFocus() and not self.task.text():
-            self.task.setText(figures.task)
+        for field, value in ((self.operator, figures.operator), (self.task, figures.task)):
+            if value and not field.hasFocus() and not field.text():
+                field.setText(value)
+                field.setCursorPosition(0)  # the start of a long task, not its end
+                field.setToolTip(value)
         n = figures.attempts
         self.attempts.setText(str(n))
         self.verdicts.setText(f"{figures.successes} / {figures.near_successes} / {figures.failures}")
