@@ -138,10 +138,12 @@ def test_a_key_held_as_the_attempt_ends_is_still_released(qtbot: Any, engine: An
 
 def test_engine_refusal_is_shown_under_the_banner(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="IDLE", episode_active=False, step=0)
-    engine.refuse = "no attempt is running"
-    qtbot.mouseClick(console.hold_button, Qt.MouseButton.LeftButton)
+    assert not console.hold_button.isEnabled() and not console.resume_button.isEnabled()  # refused now
+    assert console.estop_button.isEnabled()  # an e-stop latches, attempt or not
+    engine.refuse = "the disk cannot hold another attempt"
+    qtbot.mouseClick(console.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: console.refusal_label.text() != "", timeout=3000)
-    assert console.refusal_label.text() == "refused: no attempt is running (hold)"
+    assert console.refusal_label.text() == "refused: the disk cannot hold another attempt (start)"
     assert console.refusal_label.palette().color(console.refusal_label.foregroundRole()) == QColor("#c62828")
     console._refusal_timer.setInterval(50)
     console._refusal_timer.start()

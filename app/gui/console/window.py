@@ -671,9 +671,9 @@ class MainWindow(QMainWindow):
     def _update_buttons(self) -> None:
         status = self.status if self.link.connected else None
         active = status is not None and status.episode_active
-        failed = status is not None and status.readiness == "failed"
+        ready = status is not None and status.readiness == "ready"
         mode = status.mode if status is not None else ""
-        self.start_button.setEnabled(status is not None and not status.episode_active and not failed)
+        self.start_button.setEnabled(ready and not active)
         for button in (*self.label_buttons, self.stop_button, self.discard_button, self.rerecord_button):
             button.setEnabled(active)
         self.note_field.setEnabled(active)
@@ -681,9 +681,11 @@ class MainWindow(QMainWindow):
             self._disarm_discard()
         self.takeover_button.setEnabled(active and mode in ("AUTONOMOUS", "RAMP", "HOLD"))
         self.handback_button.setEnabled(active and mode == "HUMAN")
-        self.resume_button.setEnabled(status is not None and mode == "HOLD")
-        # Hold and e-stop stay available whenever they might help: never grey out a stop button.
-        self.hold_button.setEnabled(mode not in ("HOLD", "ESTOP"))
+        self.resume_button.setEnabled(active and mode == "HOLD")
+        # Hold and e-stop stay available whenever they might help (also with no engine to tell us
+        # better): never grey out a stop button. Between attempts the robot is not driven and the
+        # engine refuses a hold, so it is not offered then; e-stop is, as it latches.
+        self.hold_button.setEnabled((status is None or active) and mode not in ("HOLD", "ESTOP"))
         self.estop_button.setEnabled(mode != "ESTOP")
         self.reset_button.setEnabled(status is not None and mode == "ESTOP")
 
