@@ -4,6 +4,7 @@ start) and what a shift needs on screen (clock, cameras, plot, health, session, 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -227,6 +228,20 @@ def test_ctrl_c_in_the_terminal_keeps_the_attempt_as_interrupted_unasked(
     assert not console.isVisible()
     qtbot.waitUntil(lambda: engine.commands[-1:] == [Command(CommandName.QUIT)], timeout=3000)
     assert engine.commands == [Command(CommandName.INTERRUPT), Command(CommandName.QUIT)]
+
+
+def test_close_question_goes_away_when_the_attempt_ends_by_itself(
+    qtbot: Any, engine: Any, console: Any
+) -> None:
+    show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=9)
+    console.close_answer_timeout_s = 30.0  # the question would stay open for 30 s
+    seen = answer_close_question(qtbot, None)
+    QTimer.singleShot(300, lambda: setattr(engine, "status", make_status(mode="IDLE", episode_active=False)))
+    started = time.monotonic()
+    console.close()  # the attempt reaches its limit while the question is open
+    assert len(seen) == 1 and not console.isVisible() and time.monotonic() - started < 5
+    qtbot.waitUntil(lambda: engine.commands[-1:] == [Command(CommandName.QUIT)], timeout=3000)
+    assert engine.commands == [Command(CommandName.QUIT)]  # no verdict for an attempt already over
 
 
 def test_close_question_cancel_keeps_the_window(qtbot: Any, engine: Any, console: Any) -> None:

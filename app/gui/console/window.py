@@ -729,7 +729,9 @@ class MainWindow(QMainWindow):
             before: Command | None = None
             if choice == "quit" and self._attempt_running():
                 answer = (
-                    "interrupted" if self._unattended else ask_attempt_end(self, self.close_answer_timeout_s)
+                    "interrupted"
+                    if self._unattended
+                    else ask_attempt_end(self, self.close_answer_timeout_s, self._attempt_running)
                 )
                 if answer == "cancel":
                     choice = "cancel"
