@@ -27,6 +27,7 @@ from takeover.app.runtime.config import AppConfig, parse_config
 from takeover.app.station.fake_robot import STATE_DIM
 from takeover.storage.schema import EventKind
 from takeover.storage.store import Store
+from takeover.teleop.testing import SpaceMouseReports, install_fake_hid
 
 from .test_engine_endpoints import Peers
 
@@ -271,3 +272,28 @@ def test_an_attempt_the_disk_cannot_hold_is_refused_in_plain_words(peers: Peers,
         # The whole sentence stays in the status (a refusal on the wire is cut to a line).
         assert run.status().message.startswith("cannot start: not enough disk space")
         assert run.status().message.endswith("lower loop.max_steps or [recorder] disk_margin")
+
+
+def test_spacemouse_health_and_its_estop_button(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = SpaceMouseReports("SpaceMouseCompact")
+    device = reports.device()
+    install_fake_hid(monkeypatch, [device])
+    extra = '[operator]\nkind = "spacemouse"\n[spacemouse]\nestop_button = "LEFT"\ngripper_button = ""\n'
+    with Running(config_for(peers, tmp_path, extra=extra)) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 3)
+        mouse = {h.name: h for h in run.published().health}["SpaceMouse"]
+        assert mouse.level == "ok" and "connected" in mouse.detail
+        device.push(reports.buttons("LEFT"))
+        estopped = run.wait(lambda s: s.mode == "ESTOP")
+        assert "E-STOP" in estopped.message and "spacemouse" in estopped.message
+        device.unplug()
+        run.wait(lambda s: {h.name: h.level for h in run.published().health}.get("SpaceMouse") == "error")
+        detail = {h.name: h for h in run.published().health}["SpaceMouse"].detail
+        assert detail.startswith("not connected: ")
+        run.send(CommandName.STOP_EPISODE, outcome="failure")
+        run.wait(lambda s: not s.episode_active)
+        assert "e-stop is latched" in run.send(CommandName.START_EPISODE)
