@@ -147,7 +147,7 @@ class Engine:
         self.board.update(
             readiness="starting", problem=None, message="starting the station and the policy server ..."
         )
-        rt = Runtime(self.config, extra_observers=[self.board, self.tally])
+        rt = Runtime(self.config, extra_observers=[self.board, self.tally], attended=True)
         try:
             rt.open()
             assert rt.store is not None and rt.loop is not None
