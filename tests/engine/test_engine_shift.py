@@ -10,6 +10,8 @@ handler as they arrive from its socket.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import zmq
 
 from takeover.app.engine.process import Engine
 from takeover.app.engine.protocol import Command, CommandName, CommandReply, Status
@@ -29,7 +32,7 @@ from takeover.storage.schema import EventKind
 from takeover.storage.store import Store
 from takeover.teleop.testing import SpaceMouseReports, install_fake_hid
 
-from .test_engine_endpoints import Peers
+from .test_engine_endpoints import Peers, _bound_endpoints
 
 
 class Running:
@@ -297,3 +300,55 @@ def test_spacemouse_health_and_its_estop_button(
         run.send(CommandName.STOP_EPISODE, outcome="failure")
         run.wait(lambda s: not s.episode_active)
         assert "e-stop is latched" in run.send(CommandName.START_EPISODE)
+
+
+@pytest.mark.slow
+def test_the_engine_process_stays_up_after_a_failed_start(peers: Peers, tmp_path: Path) -> None:
+    """`takeover engine` whose policy server does not answer: the process keeps publishing why,
+    refuses Start in those words, and ends cleanly on QUIT."""
+    store = tmp_path / "store"
+    Store.create(store).close()
+    config = tmp_path / "engine.toml"
+    config.write_text(
+        f'[station]\nkind = "remote"\nurl = "{peers.station.endpoint}"\n'
+        f'[policy]\nurl = "tcp://127.0.0.1:9"\ntimeout_s = 0.5\n[store]\npath = "{store}"\n'
+    )
+    command_line = [sys.executable, "-m", "takeover.app.cli", "engine", "--config", str(config)]
+    command_line += ["--status-endpoint", "tcp://127.0.0.1:0", "--command-endpoint", "tcp://127.0.0.1:0"]
+    log = tmp_path / "engine.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(command_line, stdin=subprocess.DEVNULL, stderr=stderr)
+        try:
+            status_ep, command_ep = _bound_endpoints(proc, log)
+            ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            sub = ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(status_ep)
+            req = ctx.socket(zmq.REQ)
+            req.setsockopt(zmq.RCVTIMEO, 5000)
+            req.connect(command_ep)
+            try:
+                deadline = time.monotonic() + 30
+                status = None
+                while time.monotonic() < deadline:
+                    if sub.poll(100):
+                        status = Status.decode(sub.recv())
+                        if status.readiness == "failed":
+                            break
+                assert status is not None and status.readiness == "failed", log.read_text()
+                assert status.problem is not None and "tcp://127.0.0.1:9" in status.problem.cause
+                req.send(Command(CommandName.START_EPISODE).encode())
+                with pytest.raises(RefusedError, match="could not start"):
+                    decode_reply(req.recv(), CommandReply)
+                assert proc.poll() is None  # still up
+                req.send(Command(CommandName.QUIT).encode())
+                decode_reply(req.recv(), CommandReply)
+            finally:
+                sub.close(0)
+                req.close(0)
+                ctx.term()
+            assert proc.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
