@@ -352,3 +352,12 @@ def test_the_engine_process_stays_up_after_a_failed_start(peers: Peers, tmp_path
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_station_that_is_not_there_is_a_failed_start_with_its_address(peers: Peers, tmp_path: Path) -> None:
+    config = config_for(peers, tmp_path)
+    config = replace(config, station=replace(config.station, url="tcp://127.0.0.1:9", timeout_s=0.5))
+    with Running(config) as run:
+        failed = run.wait(lambda s: s.readiness == "failed", timeout=20)
+        assert failed.problem is not None and "tcp://127.0.0.1:9" in failed.problem.cause
+        assert failed.message == f"cannot start: {failed.problem.cause}"
