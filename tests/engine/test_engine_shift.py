@@ -184,15 +184,25 @@ def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp
         assert len(session.first_intervention_s) == 1 and session.first_intervention_s[0] > 0
 
 
-def test_quit_mid_attempt_keeps_it_as_interrupted(peers: Peers, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["quit", "parent gone"])
+def test_an_attempt_cut_short_with_no_answer_is_kept_as_interrupted(
+    peers: Peers, tmp_path: Path, how: str
+) -> None:
     config = config_for(peers, tmp_path)
-    with Running(config) as run:
+    run = Running(config)
+    with run:
         run.wait(lambda s: s.readiness == "ready")
         run.send(CommandName.START_EPISODE)
         run.wait(lambda s: s.episode_active and s.step > 3)
+        if how == "quit":
+            assert run.send(CommandName.QUIT) == ""
+        else:
+            run.engine._parent_gone()  # what the link to the console calls when its process goes
+        run.thread.join(timeout=30)
+    assert run.result == [0]
     with Store.open(tmp_path / "store") as store:
         (rec,) = store.list_episodes()
-        assert rec.end_reason == "interrupted"
+        assert rec.end_reason == "interrupted" and rec.outcome == ""
 
 
 def test_hold_does_not_use_the_attempts_time(peers: Peers, tmp_path: Path) -> None:
