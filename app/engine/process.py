@@ -159,7 +159,7 @@ class Engine:
         self.board.update(
             readiness="starting", problem=None, message="starting the station and the policy server ..."
         )
-        rt = Runtime(self.config, extra_observers=[self.board, self.tally])
+        rt = Runtime(self.config, extra_observers=[self.board, self.tally], attended=True)
         self._live = rt.live  # frames flow as soon as the station renders (the scene first)
         try:
             rt.open()

@@ -92,9 +92,16 @@ class Runtime:
     """Everything one run needs, opened and closed together."""
 
     def __init__(
-        self, config: AppConfig, extra_observers: list[LoopObserver] | None = None, use_policy: bool = True
+        self,
+        config: AppConfig,
+        extra_observers: list[LoopObserver] | None = None,
+        use_policy: bool = True,
+        attended: bool = False,
     ) -> None:
+        """``attended``: a person at a console watches the attempts (held time does not count
+        against an attempt's limit; see :class:`~takeover.app.control.loop.ControlLoop`)."""
         self.config = config
+        self.attended = attended
         self.extra_observers = extra_observers or []
         self.use_policy = use_policy
         self._stack = contextlib.ExitStack()
@@ -161,6 +168,7 @@ class Runtime:
             [self.recorder, StepFrames(self.live), *self.extra_observers],
             cfg.loop,
             operator_name=cfg.operator.name or cfg.operator.kind,
+            attended=self.attended,
         )
         self._stack.callback(self.loop.close)  # before the policy it asks: its prefetch thread
 
