@@ -147,7 +147,7 @@ class Engine:
             self._quit.set()
             for t in threads:
                 t.join(timeout=2)
-            bound = (sockets.status_endpoint, sockets.command_endpoint)
+            bound = (sockets.status_endpoint, sockets.command_endpoint, sockets.frames_endpoint)
             sockets.close()
             self._sockets = None
             _remove_socket_files(bound)

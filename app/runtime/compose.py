@@ -29,6 +29,7 @@ from takeover.recorder.capture import CameraCapture, LatestFrames, LiveFrames, S
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
 from takeover.recorder.recovery import LogOutcome, recover_all
+from takeover.recorder.wal import RecordingError
 from takeover.storage.paths import default_store_root
 from takeover.storage.store import Store
 from takeover.teleop.devices import TeleopDevice
@@ -160,6 +161,11 @@ class Runtime:
         devices = self._open_devices()
         self.recorder = EpisodeRecorder(self.store, self.config.recorder)
         self._stack.callback(self.recorder.close)
+        if self.config.recorder.encoder == "process":
+            try:
+                self.recorder.prepare()  # the first attempt does not wait for it
+            except RecordingError as exc:
+                raise StartupError(str(exc)) from None
         self._start_cameras(self.recorder)
         self.loop = ControlLoop(
             self.station,
