@@ -161,8 +161,8 @@ def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp
         run.wait(lambda s: s.mode == "HUMAN")
         run.send(CommandName.STOP_EPISODE, outcome="near_success", note="grasped, dropped at the goal")
         run.wait(lambda s: not s.episode_active and s.episodes_done == 1)
-        # Re-record: discarded and started again with the same seed.
-        run.send(CommandName.START_EPISODE)
+        # Re-record: discarded and started again with the same seed; someone else at the console.
+        run.send(CommandName.START_EPISODE, operator="Grace")
         second = run.wait(lambda s: s.episode_active and s.step > 3).episode_id
         second_seed = run.engine._last_seed
         assert run.send(CommandName.RERECORD) == ""
@@ -178,8 +178,9 @@ def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp
         meta = store.read_episode(judged.episode_id).meta
         assert meta.outcome == "near_success" and meta.note == judged.note and meta.end_reason == "operator"
         assert records["interrupted"].seed == second_seed != judged.seed  # re-recorded with the seed
+        assert records["interrupted"].operator == "Grace"  # from the Start that named her on
         session = final.session
-        assert session is not None and session.operator == "Ada"
+        assert session is not None and session.operator == "Grace"
         assert (session.attempts, session.near_successes, session.interventions) == (2, 1, 1)
         assert len(session.first_intervention_s) == 1 and session.first_intervention_s[0] > 0
 

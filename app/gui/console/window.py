@@ -481,8 +481,8 @@ class MainWindow(QMainWindow):
     def _start(self) -> None:
         operator = self.session_panel.operator.text().strip()
         if not operator and self.status is not None and self.status.episodes_done == 0:
-            self.show_message("tip: type your name under Session: it is shown with the session's figures")
-        self._command(CommandName.START_EPISODE)
+            self.show_message("tip: type your name under Session: it is stored with your attempts")
+        self.link.send(Command(CommandName.START_EPISODE, operator=operator))
 
     def _end(self, outcome: Outcome) -> None:
         """End the running attempt with the operator's verdict and note ('' leaves it to the station)."""
