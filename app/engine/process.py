@@ -189,10 +189,11 @@ class Engine:
             problem=None,
             instruction=info.task if info is not None else "",
             station=info.name if info is not None else "",
+            cameras=tuple(info.cameras) if info is not None else (),
             policy_id=rt.policy.policy_id if rt.policy is not None else "none",
             store=str(rt.store.root),
             session=self.tally.figures(),
-            message="ready: press Start episode",
+            message="ready: press Start",
         )
         return rt
 

@@ -213,6 +213,9 @@ class Status(Message):
     session: SessionFigures | None = None
     viewer: str = ""
     """The console attached to the engine ('' while none is)."""
+    cameras: tuple[str, ...] = ()
+    """The station's cameras, in the order of its configuration (the console shows their views in
+    this order, each with NO SIGNAL until its first frame)."""
     frames: str = ""
     """Where the engine publishes camera frames (:class:`Frame`), as it bound it ('' if it does not)."""
 

@@ -552,6 +552,7 @@ class MainWindow(QMainWindow):
     def show_status(self, status: Status) -> None:
         previous = self.status
         self.status = status
+        self.cameras.expect(status.cameras)
         failed = status.readiness == "failed"
         if failed:
             self._show_mode(START_FAILED_TEXT, MODE_COLORS["ESTOP"])
