@@ -96,6 +96,7 @@ class Console:
         OPEN.append(self.window)
         options = ConsoleOptions(owns_engine=False, attach_url=command)
         self.session = ConsoleSession(self.window, self.link, options, "Takeover")
+        self.session.answer_timeout_s = 5.0  # a failed test's console closes unanswered, then detaches
         self.link.start()
         self.window.show()
         self.qtbot = qtbot
@@ -169,7 +170,7 @@ def test_detach_leaves_the_loop_running_and_the_console_attaches_again(
     command, proc, store = engine_alone
     first = Console(qtbot, command, "ana@ws pid 1")
     assert first.granted and first.holder == "ana@ws pid 1"
-    first.shown(lambda s: s.message.startswith("ready") or s.viewer == "ana@ws pid 1")
+    first.shown(lambda s: s.readiness == "ready" and s.viewer == "ana@ws pid 1")
     qtbot.mouseClick(first.window.start_button, Qt.MouseButton.LeftButton)
     running = first.shown(lambda s: s.episode_active and s.step > 5)
     episode = running.episode_id

@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel, QLineEdi
 
 from takeover.app.cli.console import OwnedEngine
 from takeover.app.engine.attach import viewer_name
+from takeover.app.engine.protocol import CommandName
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.session import (
     ConsoleOptions,
@@ -234,3 +235,25 @@ def test_screenshot_of_the_settings_dialog(qtbot: Any, tmp_path: Path) -> None:
     if os.environ.get("TAKEOVER_WRITE_DOCS_SCREENSHOT"):
         save_console_screenshot(dialog, DOCS / "console-settings.png")
     assert path.stat().st_size > 10_000
+
+
+def test_the_leave_running_question_detaches_when_nobody_answers(qtbot: Any) -> None:
+    engine = FakeEngine()
+    engine.status = make_status(mode="IDLE", episode_active=False, step=0)
+    engine.start()
+    link = EngineLink(engine.status_endpoint, engine.command_endpoint, viewer="ana@ws pid 1")
+    window = MainWindow(link)
+    qtbot.addWidget(window)
+    session = ConsoleSession(window, link, ConsoleOptions(owns_engine=False), "Takeover")
+    session.answer_timeout_s = 0.3
+    try:
+        link.start()
+        window.show()
+        qtbot.waitUntil(lambda: window.status is not None, timeout=5000)
+        window.close()  # asks "Leave it running?"; nobody is there to answer
+        assert not window.isVisible()
+        qtbot.waitUntil(lambda: CommandName.DETACH in engine.names(), timeout=3000)
+        assert CommandName.QUIT not in engine.names()  # the engine it did not start runs on
+    finally:
+        link.stop()
+        engine.close()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from PyQt6.QtCore import QTimer
-from PyQt6.QtWidgets import QMessageBox, QWidget
+from PyQt6.QtWidgets import QMessageBox, QPushButton, QWidget
 
 from takeover.app.engine.protocol import Command, CommandName
 
@@ -40,29 +40,14 @@ def ask_attempt_end(
     cancel = box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(interrupted)
     box.setEscapeButton(cancel)
-    left_ms = [max(1, int(timeout_s * 1000))]
-    step_ms = min(1000, left_ms[0])
+    assert interrupted is not None
 
-    def tell() -> None:
+    def tell(left_s: int) -> None:
         box.setInformativeText(
             "Interrupted attempts are stored with that end reason and left out of `data commit` "
-            f"unless asked for.\nWithout an answer in {-(-left_ms[0] // 1000)} s it is kept as interrupted."
+            f"unless asked for.\nWithout an answer in {left_s} s it is kept as interrupted."
         )
 
-    def tick() -> None:
-        left_ms[0] -= step_ms
-        if left_ms[0] <= 0:
-            timer.stop()
-            if interrupted is not None:
-                interrupted.click()
-        else:
-            tell()
-
-    tell()
-    timer = QTimer(box)
-    timer.setInterval(step_ms)
-    timer.timeout.connect(tick)
-    timer.start()
     ended = [False]
 
     def check_ended() -> None:
@@ -74,8 +59,7 @@ def ask_attempt_end(
     watch.setInterval(ENDED_CHECK_MS)
     watch.timeout.connect(check_ended)
     watch.start()
-    box.exec()
-    timer.stop()
+    exec_with_deadline(box, interrupted, timeout_s, tell)
     watch.stop()
     if ended[0]:
         return "ended"
@@ -87,6 +71,32 @@ def ask_attempt_end(
     if clicked is interrupted:
         return "interrupted"
     return "cancel"
+
+
+def exec_with_deadline(
+    box: QMessageBox, fallback: QPushButton, timeout_s: float, tell: Callable[[int], None]
+) -> None:
+    """Show ``box`` (modal) until answered; after ``timeout_s`` with no answer, ``fallback`` is
+    clicked, so a question never stays open with nobody there. ``tell(seconds_left)`` updates the
+    text each second."""
+    left_ms = [max(1, int(timeout_s * 1000))]
+    step_ms = min(1000, left_ms[0])
+
+    def tick() -> None:
+        left_ms[0] -= step_ms
+        if left_ms[0] <= 0:
+            timer.stop()
+            fallback.click()
+        else:
+            tell(-(-left_ms[0] // 1000))
+
+    tell(-(-left_ms[0] // 1000))
+    timer = QTimer(box)
+    timer.setInterval(step_ms)
+    timer.timeout.connect(tick)
+    timer.start()
+    box.exec()
+    timer.stop()
 
 
 def attempt_end_command(choice: AttemptChoice) -> Command | None:

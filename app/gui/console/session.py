@@ -24,6 +24,7 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 from PyQt6.QtWidgets import QLabel, QMessageBox
 
 from takeover.app.engine.protocol import AttachReply, Command, CommandName, Status
+from takeover.app.gui.console.close_attempt import ANSWER_TIMEOUT_S, exec_with_deadline
 from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.settings import SettingsDialog, SettingsTarget
 from takeover.app.gui.console.shortcuts import shortcut_key
@@ -89,6 +90,8 @@ class ConsoleSession(QObject):
         self.restarting: threading.Thread | None = None
         self.restart_result = ""
         """What the last engine restart came to (also shown in the status bar)."""
+        self.answer_timeout_s = ANSWER_TIMEOUT_S
+        """How long the close question waits for an answer before it detaches."""
         self.identity = QLabel("")
         self.identity.setObjectName("identityLabel")
         window.statusBar().addPermanentWidget(self.identity)  # type: ignore[union-attr]
@@ -149,16 +152,20 @@ class ConsoleSession(QObject):
         box.setWindowTitle("Close the console")
         box.setIcon(QMessageBox.Icon.Question)
         box.setText("This console did not start the engine. Leave it running?")
-        box.setInformativeText(
-            "Detach: the engine keeps running, and so does an attempt in progress; attach again "
-            f"any time{again}.\nStop the engine: it ends (an attempt in progress: you are asked what "
-            "becomes of it)."
-        )
         detach = box.addButton("Detach", QMessageBox.ButtonRole.AcceptRole)
         stop = box.addButton("Stop the engine", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(detach)
-        box.exec()
+        assert detach is not None
+
+        def tell(left_s: int) -> None:
+            box.setInformativeText(
+                "Detach: the engine keeps running, and so does an attempt in progress; attach again "
+                f"any time{again}.\nStop the engine: it ends (an attempt in progress: you are asked "
+                f"what becomes of it).\nWithout an answer in {left_s} s the console detaches."
+            )
+
+        exec_with_deadline(box, detach, self.answer_timeout_s, tell)
         clicked = box.clickedButton()
         return "detach" if clicked is detach else "quit" if clicked is stop else "cancel"
 
