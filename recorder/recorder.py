@@ -78,6 +78,8 @@ class EpisodeRecorder:
         self._encoder: EncoderProcess | None = None
         """The encoder process (``encoder = "process"``): started with the first attempt, kept."""
         self._closer: weakref.finalize[Any, Any] | None = None
+        self._encoder_lock = threading.Lock()
+        self._closed = False
         self._dropped: dict[str, int] = {}
         self._encode_params = [int(cv2.IMWRITE_JPEG_QUALITY), self.config.jpeg_quality]
         self.cameras = CameraBook()
@@ -196,9 +198,23 @@ class EpisodeRecorder:
             wal.release()
             self.last_finalize_s = time.monotonic() - t0
 
+    def prepare_soon(self) -> None:
+        """Start the encoder process on a thread now, so the first attempt need not wait for it
+        (about 0.3 s); a failure is raised by the attempt's start instead."""
+        threading.Thread(target=self._prepare_quietly, name="recorder-prepare", daemon=True).start()
+
+    def _prepare_quietly(self) -> None:
+        with self._encoder_lock, contextlib.suppress(RecordingError):
+            if not self._closed:  # closed before this thread got going: start nothing
+                self._prepare()
+
     def prepare(self) -> EncoderProcess:
         """Start the encoder process now (else the first attempt starts it, and waits for it, about
         0.3 s); again if the last one died. RecordingError if it cannot start."""
+        with self._encoder_lock:
+            return self._prepare()
+
+    def _prepare(self) -> EncoderProcess:
         encoder = self._encoder
         if encoder is not None and encoder.alive:
             return encoder
@@ -221,7 +237,9 @@ class EpisodeRecorder:
 
     def close(self) -> None:
         """Stop the encoder process (it is started with the first attempt and kept for the next)."""
-        encoder, self._encoder = self._encoder, None
+        with self._encoder_lock:
+            encoder, self._encoder = self._encoder, None
+            self._closed = True
         if encoder is not None:
             encoder.close()
 

@@ -29,7 +29,6 @@ from takeover.recorder.capture import CameraCapture, LatestFrames, LiveFrames, S
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
 from takeover.recorder.recovery import LogOutcome, recover_all
-from takeover.recorder.wal import RecordingError
 from takeover.storage.paths import default_store_root
 from takeover.storage.store import Store
 from takeover.teleop.devices import TeleopDevice
@@ -162,10 +161,7 @@ class Runtime:
         self.recorder = EpisodeRecorder(self.store, self.config.recorder)
         self._stack.callback(self.recorder.close)
         if self.config.recorder.encoder == "process":
-            try:
-                self.recorder.prepare()  # the first attempt does not wait for it
-            except RecordingError as exc:
-                raise StartupError(str(exc)) from None
+            self.recorder.prepare_soon()  # the first attempt need not wait for its encoder
         self._start_cameras(self.recorder)
         self.loop = ControlLoop(
             self.station,
