@@ -183,6 +183,9 @@ class Engine:
         self.board.previews = rt.previews.previews
         self.tally.task = info.task if info is not None else ""
         self.health.runtime = rt
+        if rt.loop is not None:  # what the operator said of the session survives a restart
+            rt.loop.operator_name = self.tally.operator
+            rt.loop.session_task = self.tally.session_task
         self._runtime = rt
         self.board.update(
             readiness="ready",
@@ -326,6 +329,8 @@ class Engine:
             return ""
         if cmd.name in (CommandName.RETRY, CommandName.USE_KEYBOARD):
             return self._retry_start(cmd.name)
+        if cmd.name is CommandName.SESSION:
+            return self._session(cmd)
         if rt is None or rt.loop is None:
             snap = self.board.snapshot()
             if snap.readiness == "failed" and snap.problem is not None:
@@ -386,6 +391,19 @@ class Engine:
                     return "no attempt to record again yet: press Start"
                 self._again = self._last_seed
         self._start.set()
+        return ""
+
+    def _session(self, cmd: Command) -> str:
+        """SESSION: the operator's name and the session's task, from the next attempt on."""
+        if cmd.operator:
+            self.tally.operator = cmd.operator
+        if cmd.task:
+            self.tally.session_task = cmd.task
+        rt = self._runtime
+        if rt is not None and rt.loop is not None:
+            rt.loop.operator_name = self.tally.operator
+            rt.loop.session_task = self.tally.session_task
+        self.board.update(session=self.tally.figures())
         return ""
 
     def _retry_start(self, name: CommandName) -> str:

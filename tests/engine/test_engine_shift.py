@@ -371,3 +371,24 @@ def test_a_station_that_is_not_there_is_a_failed_start_with_its_address(peers: P
         failed = run.wait(lambda s: s.readiness == "failed", timeout=20)
         assert failed.problem is not None and "tcp://127.0.0.1:9" in failed.problem.cause
         assert failed.message == f"cannot start: {failed.problem.cause}"
+
+
+def test_the_session_command_names_the_operator_and_the_task_of_the_next_attempts(
+    peers: Peers, tmp_path: Path
+) -> None:
+    with Running(config_for(peers, tmp_path)) as run:
+        ready = run.wait(lambda s: s.readiness == "ready")
+        assert ready.session is not None and ready.session.operator == "keyboard"  # no name given
+        assert run.send(CommandName.SESSION, operator="Ada Lovelace", task="stack the red cube") == ""
+        shown = run.status().session
+        assert shown is not None and (shown.operator, shown.task) == ("Ada Lovelace", "stack the red cube")
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 3)
+        run.send(CommandName.STOP_EPISODE, outcome="success")
+        run.wait(lambda s: not s.episode_active and s.episodes_done == 1)
+        store = run.engine._runtime.store  # type: ignore[union-attr]
+        (rec,) = store.list_episodes()
+        assert rec.operator == "Ada Lovelace"
+        assert store.read_episode(rec.episode_id).meta.extra["session_task"] == "stack the red cube"
+    with pytest.raises(ValueError, match="'operator' must be at most 200 printable"):
+        Command(CommandName.SESSION, operator="a\nb")
