@@ -169,7 +169,7 @@ def test_detach_leaves_the_loop_running_and_the_console_attaches_again(
     command, proc, store = engine_alone
     first = Console(qtbot, command, "ana@ws pid 1")
     assert first.granted and first.holder == "ana@ws pid 1"
-    first.shown(lambda s: s.message.startswith("ready") or s.viewer == "ana@ws pid 1")
+    first.shown(lambda s: s.readiness == "ready")  # Start is offered once the engine is up
     qtbot.mouseClick(first.window.start_button, Qt.MouseButton.LeftButton)
     running = first.shown(lambda s: s.episode_active and s.step > 5)
     episode = running.episode_id
