@@ -141,6 +141,9 @@ class ControlLoop:
         self.config = config
         self.clock = clock or Clock()
         self.operator_name = operator_name
+        """Stored as each attempt's operator (a view may change it between attempts)."""
+        self.session_task = ""
+        """The session's task in the operator's words, kept in each attempt's ``extra`` ('' none)."""
         self.attended = attended
         self.machine = TakeoverStateMachine(ramp=config.ramp_steps > 0)
         self.control = EpisodeControl()
@@ -275,7 +278,10 @@ class ControlLoop:
             rate_hz=cfg.rate_hz,
             started_at=time.time(),
             seed=seed,
-            extra=self._clock_extra(),
+            extra={
+                **self._clock_extra(),
+                **({"session_task": self.session_task} if self.session_task else {}),
+            },
         )
         for o in self.observers:
             o.on_episode_start(start)

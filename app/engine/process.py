@@ -183,6 +183,9 @@ class Engine:
         self.board.previews = rt.previews.previews
         self.tally.task = info.task if info is not None else ""
         self.health.runtime = rt
+        if rt.loop is not None and self.tally.operator:  # a name given survives a restart
+            rt.loop.operator_name = self.tally.operator
+            rt.loop.session_task = self.tally.session_task
         self._runtime = rt
         self.board.update(
             readiness="ready",
@@ -327,6 +330,8 @@ class Engine:
             return ""
         if cmd.name in (CommandName.RETRY, CommandName.USE_KEYBOARD):
             return self._retry_start(cmd.name)
+        if cmd.name is CommandName.SESSION:
+            return self._session(cmd)
         if rt is None or rt.loop is None:
             snap = self.board.snapshot()
             if snap.readiness == "failed" and snap.problem is not None:
@@ -337,7 +342,7 @@ class Engine:
         if cmd.name is CommandName.START_EPISODE:
             if active:
                 return "an episode is already running"
-            return self._start_attempt(loop, again=False, operator=cmd.operator)
+            return self._start_attempt(loop, again=False)
         if cmd.name is CommandName.RERECORD:
             if active:
                 with self._seed_lock:
@@ -345,7 +350,7 @@ class Engine:
                 loop.control.request_stop(discard=True, end_reason="discarded")
                 self._start.set()  # the next attempt starts as soon as this one has ended
                 return ""
-            return self._start_attempt(loop, again=True, operator=cmd.operator)
+            return self._start_attempt(loop, again=True)
         if cmd.name is CommandName.STOP_EPISODE:
             if not active:
                 return NOT_RUNNING
@@ -375,22 +380,32 @@ class Engine:
                 self.board.update(mode="ESTOP" if loop.machine.mode is Mode.ESTOP else "IDLE")
         return ""
 
-    def _start_attempt(self, loop: ControlLoop, again: bool, operator: str = "") -> str:
-        """START (``again``: RERECORD between attempts, with the latest attempt's seed).
-        ``operator``: the person at the console from now on ('' keeps the one the engine has)."""
+    def _start_attempt(self, loop: ControlLoop, again: bool) -> str:
+        """START (``again``: RERECORD between attempts, with the latest attempt's seed)."""
         refusal = loop.start_refusal()
         if refusal:
             self.board.update(message=f"cannot start: {refusal}")
             return refusal
-        if operator.strip() and operator.strip() != loop.operator_name:
-            loop.operator_name = self.tally.operator = operator.strip()
-            self.board.update(session=self.tally.figures())
         if again:
             with self._seed_lock:
                 if self._last_seed is None:
                     return "no attempt to record again yet: press Start"
                 self._again = self._last_seed
         self._start.set()
+        return ""
+
+    def _session(self, cmd: Command) -> str:
+        """SESSION: the operator's name and the session's task, from the next attempt on."""
+        if cmd.operator:
+            self.tally.operator = cmd.operator
+        if cmd.task:
+            self.tally.session_task = cmd.task
+        rt = self._runtime
+        if rt is not None and rt.loop is not None:
+            if self.tally.operator:  # else the operator's device, as the runtime named it
+                rt.loop.operator_name = self.tally.operator
+            rt.loop.session_task = self.tally.session_task
+        self.board.update(session=self.tally.figures())
         return ""
 
     def _retry_start(self, name: CommandName) -> str:

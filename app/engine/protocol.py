@@ -56,13 +56,17 @@ class CommandName(enum.StrEnum):
     """After a failed start (``readiness`` 'failed'): start the station, policy and devices again."""
     USE_KEYBOARD = "use_keyboard"
     """After a failed start: start again with the keyboard as the operator's device (no SpaceMouse)."""
+    SESSION = "session"
+    """Who works and on what: ``operator`` (stored as the operator of each attempt from the next one
+    on; '' keeps the current one) and ``task`` (the session's task in the operator's words, stored in
+    each attempt's ``extra['session_task']``; '' keeps it). Shown back in ``Status.session``."""
 
 
 MAX_VIEWER_CHARS = 200
 Outcome = Literal["", "success", "near_success", "failure"]
 """What the operator says of an attempt ('' leaves it to the station's success flag)."""
 MAX_NOTE_CHARS = 2000
-MAX_OPERATOR_CHARS = 80
+MAX_SESSION_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,21 @@ class Command(Request):
     viewer: str = ""
     """The console sending it, as it named itself in ATTACH ('' for a sender that did not)."""
     operator: str = ""
-    """With START_EPISODE / RERECORD: the person at the console, as typed in the session panel;
-    stored with this and the following attempts ('' keeps the name the engine has)."""
+    """With SESSION: the operator's name."""
+    task: str = ""
+    """With SESSION: the session's task, in the operator's words."""
 
     def __post_init__(self) -> None:
-        if len(self.operator) > MAX_OPERATOR_CHARS or not self.operator.isprintable():
-            raise ValueError(f"'operator' must be at most {MAX_OPERATOR_CHARS} printable characters")
         if len(self.viewer) > MAX_VIEWER_CHARS or not self.viewer.isprintable():
             raise ValueError(f"'viewer' must be at most {MAX_VIEWER_CHARS} printable characters")
         if len(self.keys) > MAX_KEYS or not all(0 < len(k) <= MAX_KEY_NAME for k in self.keys):
             raise ValueError(f"'keys' must be at most {MAX_KEYS} names of 1 to {MAX_KEY_NAME} characters")
         if len(self.note) > MAX_NOTE_CHARS:
             raise ValueError(f"'note' must be at most {MAX_NOTE_CHARS} characters")
+        for name in ("operator", "task"):
+            value = getattr(self, name)
+            if len(value) > MAX_SESSION_CHARS or not value.isprintable():
+                raise ValueError(f"'{name}' must be at most {MAX_SESSION_CHARS} printable characters")
 
 
 @dataclass(frozen=True)

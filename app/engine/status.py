@@ -188,6 +188,9 @@ class SessionTally:
         self.board = board
         self.operator = operator
         self.task = task
+        """The station's task."""
+        self.session_task = ""
+        """The session's task in the operator's words (SESSION), shown instead of the station's."""
         self._lock = threading.Lock()
         self._counts = {"attempts": 0, "success": 0, "near_success": 0, "failure": 0, "interventions": 0}
         self._first: list[float] = []
@@ -199,7 +202,7 @@ class SessionTally:
             c = self._counts
             return SessionFigures(
                 operator=self.operator,
-                task=self.task,
+                task=self.session_task or self.task,
                 attempts=c["attempts"],
                 successes=c["success"],
                 near_successes=c["near_success"],

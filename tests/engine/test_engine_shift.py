@@ -162,7 +162,8 @@ def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp
         run.send(CommandName.STOP_EPISODE, outcome="near_success", note="grasped, dropped at the goal")
         run.wait(lambda s: not s.episode_active and s.episodes_done == 1)
         # Re-record: discarded and started again with the same seed; someone else at the console.
-        run.send(CommandName.START_EPISODE, operator="Grace")
+        assert run.send(CommandName.SESSION, operator="Grace") == ""
+        run.send(CommandName.START_EPISODE)
         second = run.wait(lambda s: s.episode_active and s.step > 3).episode_id
         second_seed = run.engine._last_seed
         assert run.send(CommandName.RERECORD) == ""
@@ -178,7 +179,7 @@ def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp
         meta = store.read_episode(judged.episode_id).meta
         assert meta.outcome == "near_success" and meta.note == judged.note and meta.end_reason == "operator"
         assert records["interrupted"].seed == second_seed != judged.seed  # re-recorded with the seed
-        assert records["interrupted"].operator == "Grace"  # from the Start that named her on
+        assert records["interrupted"].operator == "Grace"  # named by SESSION before that Start
         session = final.session
         assert session is not None and session.operator == "Grace"
         assert (session.attempts, session.near_successes, session.interventions) == (2, 1, 1)
@@ -372,3 +373,24 @@ def test_a_station_that_is_not_there_is_a_failed_start_with_its_address(peers: P
         failed = run.wait(lambda s: s.readiness == "failed", timeout=20)
         assert failed.problem is not None and "tcp://127.0.0.1:9" in failed.problem.cause
         assert failed.message == f"cannot start: {failed.problem.cause}"
+
+
+def test_the_session_command_names_the_operator_and_the_task_of_the_next_attempts(
+    peers: Peers, tmp_path: Path
+) -> None:
+    with Running(config_for(peers, tmp_path)) as run:
+        ready = run.wait(lambda s: s.readiness == "ready")
+        assert ready.session is not None and ready.session.operator == ""  # no name given: the panel asks
+        assert run.send(CommandName.SESSION, operator="Ada Lovelace", task="stack the red cube") == ""
+        shown = run.status().session
+        assert shown is not None and (shown.operator, shown.task) == ("Ada Lovelace", "stack the red cube")
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 3)
+        run.send(CommandName.STOP_EPISODE, outcome="success")
+        run.wait(lambda s: not s.episode_active and s.episodes_done == 1)
+        store = run.engine._runtime.store  # type: ignore[union-attr]
+        (rec,) = store.list_episodes()
+        assert rec.operator == "Ada Lovelace"
+        assert store.read_episode(rec.episode_id).meta.extra["session_task"] == "stack the red cube"
+    with pytest.raises(ValueError, match="'operator' must be at most 200 printable"):
+        Command(CommandName.SESSION, operator="a\nb")

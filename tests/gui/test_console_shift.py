@@ -459,11 +459,15 @@ def test_operator_task_and_session_figures(qtbot: Any, engine: Any, console: Any
     assert panel.success_rate.text() == "50 %"
     assert panel.interventions.text() == "1.50"
     assert panel.first_intervention.text() == "4.0 s (mean)"
-    # The name goes to the engine with the next Start, to be stored with the attempts.
+    # The name goes to the engine with the next Start, to be stored with the attempts; the task
+    # the engine already has is not sent again.
     show(qtbot, engine, console, mode="IDLE", episode_active=False, step=0, session=figures)
     qtbot.mouseClick(console.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(engine.commands), timeout=3000)
-    assert engine.commands == [Command(CommandName.START_EPISODE, operator="Ana")]
+    qtbot.waitUntil(lambda: len(engine.commands) == 2, timeout=3000)
+    assert engine.commands == [
+        Command(CommandName.SESSION, operator="Ana"),
+        Command(CommandName.START_EPISODE),
+    ]
 
 
 # -- 13: fits a 1366×768 screen --------------------------------------------------------------

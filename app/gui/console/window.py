@@ -482,7 +482,13 @@ class MainWindow(QMainWindow):
         operator = self.session_panel.operator.text().strip()
         if not operator and self.status is not None and self.status.episodes_done == 0:
             self.show_message("tip: type your name under Session: it is stored with your attempts")
-        self.link.send(Command(CommandName.START_EPISODE, operator=operator))
+        task = self.session_panel.task.text().strip()
+        known = self.status.session if self.status is not None else None
+        said = (known.operator, known.task) if known is not None else ("", "")
+        change = tuple(new if new != old else "" for new, old in zip((operator, task), said, strict=True))
+        if any(change):  # who works and on what: stored with this attempt and the next ones
+            self.link.send(Command(CommandName.SESSION, operator=change[0], task=change[1]))
+        self._command(CommandName.START_EPISODE)
 
     def _end(self, outcome: Outcome) -> None:
         """End the running attempt with the operator's verdict and note ('' leaves it to the station)."""
