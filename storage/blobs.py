@@ -75,6 +75,9 @@ class BlobStore(BlobReader, Protocol):
     def fetch_to(self, digest: str, dest: Path) -> None: ...
     def remove(self, digest: str) -> None: ...
     def digests(self) -> Iterator[str]: ...
+    def sub(self, name: str) -> BlobStore:
+        """Another store of the same kind beside this one's blobs (``<url>/<name>``)."""
+        ...
 
 
 def check_digest(digest: str) -> str:
@@ -187,6 +190,9 @@ class LocalBlobStore:
             return self.put_file(src, expected_digest=digest)
         _fsync_dir(dest.parent)
         return digest
+
+    def sub(self, name: str) -> LocalBlobStore:
+        return LocalBlobStore(self.root / name)
 
     def size(self, digest: str) -> int:
         try:

@@ -40,6 +40,7 @@ class S3BlobStore:
             raise ValueError("an S3 blob store URL needs a bucket: s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self._endpoint_arg, self._options = endpoint, options
         self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
         query = f"?endpoint={endpoint}" if endpoint else ""
         self.url = f"s3://{bucket}/{self.prefix}{query}".replace(f"{bucket}/?", f"{bucket}?")
@@ -66,6 +67,10 @@ class S3BlobStore:
         if query:
             raise ValueError(f"unknown option(s) in the blob store URL {url!r}: {', '.join(sorted(query))}")
         return cls(parts.netloc, parts.path, endpoint=endpoint)
+
+    def sub(self, name: str) -> S3BlobStore:
+        prefix = f"{self.prefix}/{name}" if self.prefix else name
+        return S3BlobStore(self.bucket, prefix, endpoint=self._endpoint_arg, **self._options)
 
     def key(self, digest: str) -> str:
         """The object (``bucket/key``) that holds blob ``digest``."""

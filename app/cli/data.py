@@ -105,7 +105,10 @@ def run_show(args: argparse.Namespace) -> int:
         if args.json:
             print(manifest.canonical_json())
             return 0
-        timelines = [read_timeline(store.blob_path(e.digest)) for e in manifest.episodes]
+        timelines = []
+        for e in manifest.episodes:
+            with store.open_blob(e.digest) as f:
+                timelines.append(read_timeline(f))
     cameras = coverage([e.episode_id for e in manifest.episodes], timelines)
     print(f"tag       {args.tag}")
     print(f"version   {version.digest}")
