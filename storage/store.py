@@ -127,7 +127,9 @@ class Store:
         if store.blob_url:
             info["blobs"] = store.blob_url
         try:
-            (store.root / "blobs").mkdir(parents=True, exist_ok=True)
+            store.root.mkdir(parents=True, exist_ok=True)
+            if store.blob_url is None:
+                (store.root / "blobs").mkdir(exist_ok=True)
             # The catalog first, the marker last: a store that could not be made complete is no store.
             store.catalog.connect()
             with locked_temp(store.root, prefix=f".{MARKER}-", suffix=".tmp") as (_, tmp):

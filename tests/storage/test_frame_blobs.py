@@ -6,28 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from takeover.storage.blobs import LocalFile
 from takeover.storage.pull import decode_rgb_chw, pull
 from takeover.storage.record_log import LogWriter, scan
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.store import Store
-from takeover.storage.testing import make_episode
+from takeover.storage.testing import frames_in_a_log, make_episode
 
 
 def _with_frame_blob(tmp_path: Path, episode_id: str, seed: int = 0) -> tuple[Episode, list[bytes]]:
     ep = make_episode(episode_id, 12, seed=seed, cameras=("front",))
-    cam = ep.cameras["front"]
-    frames = list(cam.frames)
-    w = LogWriter(tmp_path / f"{episode_id}.log").open()
-    offsets = [
-        w.append_frame(float(t), int(s), cam.height, cam.width, f)
-        for t, s, f in zip(cam.timestamps, cam.step_index, frames, strict=True)
-    ]
-    w.close()
-    cam.frames = FrameBlob(
-        LocalFile(w.path), w.digest(), np.asarray(offsets), np.asarray([len(f) for f in frames])
-    )
-    return ep, frames
+    return ep, frames_in_a_log(ep, "front", tmp_path / f"{episode_id}.log")
 
 
 def test_record_log_detects_a_torn_tail(tmp_path: Path) -> None:
