@@ -111,6 +111,9 @@ class LocalFile:
             f.seek(start)
             return f.read(length)
 
+    def open(self, digest: str) -> BinaryIO:
+        return open(self.path, "rb")
+
     def __repr__(self) -> str:
         return f"LocalFile({str(self.path)!r})"
 

@@ -201,8 +201,15 @@ class FrameBlob(Sequence[bytes]):
         return data
 
     def __iter__(self) -> Iterator[bytes]:
-        for i in range(len(self)):
-            yield self[i]
+        opener = getattr(self.source, "open", None)
+        if opener is None:
+            for i in range(len(self)):
+                yield self[i]
+            return
+        with opener(self.digest) as f:  # one open file (and its read-ahead) for every frame
+            for off, n in zip(self.offsets.tolist(), self.lengths.tolist(), strict=True):
+                f.seek(off)
+                yield f.read(n)
 
 
 @dataclass

@@ -6,7 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -164,3 +168,55 @@ def test_unsupported_url() -> None:
         open_blob_store("gs://bucket/x")
     with pytest.raises(ValueError, match="unknown option"):
         open_blob_store("s3://bucket/x?colour=blue")
+
+
+_SLOW_UPLOAD = """
+import hashlib, os, sys, time
+from takeover.storage.blobs import open_blob_store
+
+class Slow:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+    def read(self, n=-1):
+        time.sleep(0.05)
+        out = self.data[self.pos : self.pos + (1 << 20)]
+        self.pos += len(out)
+        return out
+
+data = os.urandom(60 << 20)
+open_blob_store(sys.argv[1]).put_stream(Slow(data), hashlib.sha256(data).hexdigest())
+"""
+
+
+def test_a_writer_killed_mid_upload_leaves_no_object(blob_url: str, tmp_path: Path) -> None:
+    """SIGKILL part-way through a 60 MB upload (after the first parts are sent): no blob appears."""
+    blobs = open_blob_store(blob_url)
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_UPLOAD, blob_url])
+    try:
+        deadline = time.monotonic() + 30
+        while not _upload_under_way(blobs) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the upload ended before it could be killed"
+            time.sleep(0.05)
+        assert _upload_under_way(blobs)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert list(blobs.digests()) == []
+    if isinstance(blobs, S3BlobStore):
+        client = boto3.client("s3", endpoint_url=blobs.endpoint)
+        assert client.list_objects_v2(Bucket=blobs.bucket).get("KeyCount", 0) == 0
+    else:  # the dead writer's temporary file is left for `doctor --repair`
+        assert isinstance(blobs, LocalBlobStore) and len(blobs.temp_files()) == 1
+
+
+def _upload_under_way(blobs: BlobStore) -> bool:
+    if isinstance(blobs, S3BlobStore):  # a multipart upload with at least one part sent
+        client = boto3.client("s3", endpoint_url=blobs.endpoint)
+        for up in client.list_multipart_uploads(Bucket=blobs.bucket).get("Uploads", []):
+            parts = client.list_parts(Bucket=blobs.bucket, Key=up["Key"], UploadId=up["UploadId"])
+            if parts.get("Parts"):
+                return True
+        return False
+    assert isinstance(blobs, LocalBlobStore)
+    temps = list(blobs.root.rglob(".tmp-*")) if blobs.root.exists() else []
+    return any(p.stat().st_size > (10 << 20) for p in temps)

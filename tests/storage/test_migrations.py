@@ -150,14 +150,20 @@ def test_a_schema_newer_than_the_code_is_one_clear_line(
         root.chmod(0o755)
 
 
-def test_processes_opening_a_new_catalog_at_once_migrate_it_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    code = f"from takeover.storage.catalog import Catalog; Catalog({url!r}).connect().close()"
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_processes_opening_a_new_catalog_at_once_migrate_it_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url, schema = f"sqlite:///{tmp_path / 'c.db'}", None
+    else:
+        url, schema = request.getfixturevalue("pg_schema")
+    code = (
+        f"from takeover.storage.catalog import Catalog; Catalog({url!r}, schema={schema!r}).connect().close()"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
     errors = [p.communicate(timeout=60)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
-    engine = create_engine(url)
-    with engine.connect() as conn:
+    with Catalog(url, schema=schema) as cat, cat.engine.connect() as conn:
         rows = conn.execute(text(f"SELECT version_num FROM {migrations.VERSION_TABLE}")).all()
-    engine.dispose()
     assert [r[0] for r in rows] == [migrations.head()]
