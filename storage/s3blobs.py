@@ -218,6 +218,11 @@ class S3BlobStore:
 def unavailable(exc: BaseException, where: str) -> BlobStoreUnavailableError:
     """An object-storage failure as one line a person can act on."""
     text = f"{type(exc).__name__}: {exc}"
+    if "NoCredentialsError" in text or "Unable to locate credentials" in text:
+        return BlobStoreUnavailableError(
+            f"no credentials for the object store {where}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        )
     if isinstance(exc, PermissionError) or any(
         s in text for s in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden")
     ):

@@ -54,3 +54,46 @@ def make_bucket(endpoint: str, name: str | None = None) -> str:
     )
     client.create_bucket(Bucket=bucket)
     return bucket
+
+
+_AUTH_SERVER = """
+import sys, time
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+print("up", flush=True)
+sys.stdin.read()  # until the parent closes stdin
+server.stop()
+"""
+
+
+@contextmanager
+def moto_s3_server_checking_credentials() -> Iterator[str]:
+    """An S3 server on loopback that refuses every request whose credentials it does not know (all
+    of them: it has no users). A process of its own, since moto reads that setting when imported."""
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _AUTH_SERVER, str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"up"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -20,7 +20,7 @@ import pytest
 from takeover.storage.blobs import BlobStore, LocalBlobStore, open_blob_store
 from takeover.storage.errors import BlobNotFoundError, BlobStoreUnavailableError, CorruptBlobError
 from takeover.storage.s3blobs import S3BlobStore
-from takeover.storage.testing_s3 import free_port
+from takeover.storage.testing_s3 import free_port, moto_s3_server_checking_credentials
 
 
 class _FailingReader:
@@ -220,3 +220,23 @@ def _upload_under_way(blobs: BlobStore) -> bool:
     assert isinstance(blobs, LocalBlobStore)
     temps = list(blobs.root.rglob(".tmp-*")) if blobs.root.exists() else []
     return any(p.stat().st_size > (10 << 20) for p in temps)
+
+
+def test_wrong_or_missing_credentials_are_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with moto_s3_server_checking_credentials() as endpoint:
+        blobs = open_blob_store(f"s3://bucket/p?endpoint={endpoint}")
+        for attempt in (lambda: blobs.has(hashlib.sha256(b"x").hexdigest()), lambda: blobs.put_bytes(b"x")):
+            with pytest.raises(BlobStoreUnavailableError) as err:
+                attempt()
+            message = str(err.value)
+            assert "\n" not in message and "refused the credentials" in message and endpoint in message
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    blobs = open_blob_store(f"s3://bucket/p?endpoint=http://127.0.0.1:{free_port()}")
+    with pytest.raises(BlobStoreUnavailableError, match="no credentials for the object store"):
+        blobs.put_bytes(b"x")
