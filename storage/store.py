@@ -198,10 +198,6 @@ class Store:
             self.catalog = Catalog(
                 self.catalog.url, schema=self.catalog_schema, read_only=True, read_only_reason=reason
             )
-        else:
-            self.catalog = Catalog(
-                self.catalog.url, schema=self.catalog_schema, frame_blobs=self._frame_blobs_of
-            )
         self.catalog.connect()
 
     def require_writable(self, doing: str) -> None:

@@ -70,6 +70,11 @@ def test_a_store_made_before_migrations_upgrades_in_place(tmp_path: Path) -> Non
         assert _revision(root / "catalog.db") == migrations.head() and len(store.tags()) == 2
 
 
+def test_head_names_the_newest_migration() -> None:
+    assert migrations.script_head() == migrations.HEAD
+    assert migrations.known_revisions() == {"0001_baseline", "0002_episode_blobs"}
+
+
 def _schema_differences(url: str, schema: str | None) -> list[object]:
     with Catalog(url, schema=schema) as cat, cat.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": migrations.VERSION_TABLE})
