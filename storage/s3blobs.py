@@ -84,15 +84,29 @@ class S3BlobStore:
         return unavailable(exc, self._where())
 
     def has(self, digest: str) -> bool:
-        key = self.key(digest)
+        check_digest(digest)
         try:
-            return bool(self.fs.exists(key))
+            self._head(digest)
+            return True
+        except FileNotFoundError:
+            return False
         except Exception as exc:
             raise self._unavailable(exc) from None
 
+    def _head(self, digest: str) -> dict[str, Any]:
+        """One HEAD request for the blob's object (FileNotFoundError if absent)."""
+        head: dict[str, Any] = self.fs.call_s3(
+            "head_object", Bucket=self.bucket, Key=self._object_key(digest)
+        )
+        return head
+
+    def _object_key(self, digest: str) -> str:
+        return self.key(digest).split("/", 1)[1]
+
     def size(self, digest: str) -> int:
+        check_digest(digest)
         try:
-            return int(self.fs.info(self.key(digest))["size"])
+            return int(self._head(digest)["ContentLength"])
         except FileNotFoundError:
             raise self._missing(digest) from None
         except Exception as exc:
