@@ -78,3 +78,16 @@ def test_an_unreachable_blob_store_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert main(["data", "commit", "--store", str(root), "--tag", "v1"]) == 2  # nothing cataloged
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
+
+
+def test_a_catalog_url_that_does_not_connect_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from takeover.storage.testing_s3 import free_port
+
+    root = tmp_path / "store"
+    Store.create(root).close()
+    dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/fleet"
+    assert main(["data", "list", "--store", str(root), "--catalog-url", dead]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot reach the catalog database" in err and "fleet" in err
