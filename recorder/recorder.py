@@ -98,10 +98,16 @@ class EpisodeRecorder:
     def on_episode_start(self, start: EpisodeStart) -> None:
         if self._start is not None:
             raise RuntimeError(f"episode {start.episode_id}: {self._start.episode_id} is still recording")
-        encoder = self._start_encoder() if self.config.encoder == "process" else None
         wal = WalWriter(self.store.wal_dir / start.episode_id, self.config.sync_interval_s)
-        wal.start(start)
-        if encoder is not None:
+        wal.start(start)  # first: the log pairs the start's wall time with the monotonic time now
+        if self.config.encoder == "process":
+            try:
+                encoder = self.prepare()
+            except RecordingError:
+                wal.close(None, {}, {})
+                remove_log(wal.directory)
+                wal.release()
+                raise
             encoder.begin(self._writer(wal), self._count_drop)
         else:
             self._queue = queue.Queue(maxsize=self.config.queue_frames)
@@ -190,8 +196,9 @@ class EpisodeRecorder:
             wal.release()
             self.last_finalize_s = time.monotonic() - t0
 
-    def _start_encoder(self) -> EncoderProcess:
-        """The encoder process, started for the first attempt (or again if the last one's died)."""
+    def prepare(self) -> EncoderProcess:
+        """Start the encoder process now (else the first attempt starts it, and waits for it, about
+        0.3 s); again if the last one died. RecordingError if it cannot start."""
         encoder = self._encoder
         if encoder is not None and encoder.alive:
             return encoder

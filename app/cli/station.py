@@ -99,13 +99,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         station = BridgeStation(FakeRobot(), FakeRobotConfig().bridge_config())
     else:
         from takeover.app.runtime.compose import ensure_render_backend
-        from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation, check_task
+        from takeover.app.station.metaworld_sim import (
+            MAX_STEPS_CEILING,
+            MetaWorldConfig,
+            MetaWorldStation,
+            check_task,
+        )
 
         ensure_render_backend()
         try:
             check_task(args.task, "--task")
+            # The engine ends each attempt at the task's limit (StationInfo.time_limit_s); held
+            # periods act on a served station, so Meta-World's own ceiling must not end it first.
+            cameras = (args.camera,) if args.camera else ()
             station = MetaWorldStation(
-                MetaWorldConfig(task=args.task, cameras=(args.camera,) if args.camera else ())
+                MetaWorldConfig(task=args.task, cameras=cameras, max_steps=MAX_STEPS_CEILING)
             )
         except ValueError as exc:
             return error(str(exc))

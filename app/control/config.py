@@ -39,8 +39,9 @@ class LoopConfig:
     the last half second, then let the cap rise until the policy's action fits under it (see
     :class:`~takeover.app.control.blending.SpeedEnvelope`); RAMP lasts until the cap lets go."""
     max_held_s: float = 300.0
-    """Held time (HOLD, ESTOP) does not count against an attempt's limit, up to this much; beyond
-    it, held periods count too, so an attempt nobody resumes still ends."""
+    """In attempts a person watches (the console), held time (HOLD, ESTOP) does not count against
+    the limit, up to this much; beyond it, held periods count too, so an attempt nobody resumes
+    still ends. Unattended (headless) attempts count held time from the start."""
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def attempt_steps(self, time_limit_s: float) -> int:

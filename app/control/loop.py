@@ -129,7 +129,11 @@ class ControlLoop:
         config: LoopConfig,
         clock: Clock | None = None,
         operator_name: str = "",
+        attended: bool = False,
     ) -> None:
+        """``attended``: a person watches the attempts (the console) and can resume a hold, so
+        held periods do not count against the limit (up to ``config.max_held_s``); unattended
+        (headless) attempts count them, so every attempt ends."""
         self.station = station
         self.policy = policy
         self.devices = list(devices)
@@ -137,6 +141,7 @@ class ControlLoop:
         self.config = config
         self.clock = clock or Clock()
         self.operator_name = operator_name
+        self.attended = attended
         self.machine = TakeoverStateMachine(ramp=config.ramp_steps > 0)
         self.control = EpisodeControl()
         self.watchdogs = Watchdogs(config.safety)
@@ -278,7 +283,7 @@ class ControlLoop:
         self._step = 0
         self._counted = 0
         self._held = 0
-        self._max_held = round(cfg.max_held_s * cfg.rate_hz)
+        self._max_held = round(cfg.max_held_s * cfg.rate_hz) if self.attended else 0
         self._action_dim = info.action_dim
         if self.feed is not None:
             self.feed.begin()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from dataclasses import replace
 from types import FrameType
 
 from takeover.app.control.loop import AttemptRefused
@@ -21,8 +20,6 @@ def run_headless(config: AppConfig, episodes: int, use_policy: bool = True) -> i
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
     check_attempts(config.seeds, episodes)
-    # Nobody is there to resume a hold: held time counts against the limit, so every attempt ends.
-    config = replace(config, loop=replace(config.loop, max_held_s=0.0))
     root = store_root(config)
     if (root / MARKER).exists():  # refuse a read-only store before the simulator and policy load
         with Store.open(root, config.store.catalog_url or None, blob_url=config.store.blob_url or None) as s:

@@ -20,7 +20,9 @@ DISK_WARNING_S = 600.0
 POLICY_SLOW_MS = 100.0
 """A policy round trip slower than this is a warning."""
 OVERRUN_WARNING = 0.01
-"""A share of late periods above this in the latest attempt is a station warning."""
+"""A share of late periods above this in the latest attempt is a station warning..."""
+OVERRUN_MIN_PERIODS = 100
+"""... once it has run this many periods (one late first period is not a trend)."""
 _DISK_EVERY_S = 1.0
 
 
@@ -73,7 +75,11 @@ class HealthMonitor:
         if station is not None and getattr(station, "connected", True) is False:
             return HealthItem(f"station {name}", "error", "not connected")
         timer = loop.last_timer if loop is not None else None
-        if timer is not None and timer.periods and timer.overruns / timer.periods > OVERRUN_WARNING:
+        if (
+            timer is not None
+            and timer.periods >= OVERRUN_MIN_PERIODS
+            and timer.overruns / timer.periods > OVERRUN_WARNING
+        ):
             return HealthItem(
                 f"station {name}",
                 "warning",

@@ -147,7 +147,7 @@ class Engine:
             self._quit.set()
             for t in threads:
                 t.join(timeout=2)
-            bound = (sockets.status_endpoint, sockets.command_endpoint)
+            bound = (sockets.status_endpoint, sockets.command_endpoint, sockets.frames_endpoint)
             sockets.close()
             self._sockets = None
             _remove_socket_files(bound)
@@ -159,7 +159,7 @@ class Engine:
         self.board.update(
             readiness="starting", problem=None, message="starting the station and the policy server ..."
         )
-        rt = Runtime(self.config, extra_observers=[self.board, self.tally])
+        rt = Runtime(self.config, extra_observers=[self.board, self.tally], attended=True)
         self._live = rt.live  # frames flow as soon as the station renders (the scene first)
         try:
             rt.open()
@@ -189,10 +189,11 @@ class Engine:
             problem=None,
             instruction=info.task if info is not None else "",
             station=info.name if info is not None else "",
+            cameras=tuple(info.cameras) if info is not None else (),
             policy_id=rt.policy.policy_id if rt.policy is not None else "none",
             store=str(rt.store.root),
             session=self.tally.figures(),
-            message="ready: press Start episode",
+            message="ready: press Start",
         )
         return rt
 
@@ -336,7 +337,7 @@ class Engine:
         if cmd.name is CommandName.START_EPISODE:
             if active:
                 return "an episode is already running"
-            return self._start_attempt(loop, again=False)
+            return self._start_attempt(loop, again=False, operator=cmd.operator)
         if cmd.name is CommandName.RERECORD:
             if active:
                 with self._seed_lock:
@@ -344,7 +345,7 @@ class Engine:
                 loop.control.request_stop(discard=True, end_reason="discarded")
                 self._start.set()  # the next attempt starts as soon as this one has ended
                 return ""
-            return self._start_attempt(loop, again=True)
+            return self._start_attempt(loop, again=True, operator=cmd.operator)
         if cmd.name is CommandName.STOP_EPISODE:
             if not active:
                 return NOT_RUNNING
@@ -374,12 +375,16 @@ class Engine:
                 self.board.update(mode="ESTOP" if loop.machine.mode is Mode.ESTOP else "IDLE")
         return ""
 
-    def _start_attempt(self, loop: ControlLoop, again: bool) -> str:
-        """START (``again``: RERECORD between attempts, with the latest attempt's seed)."""
+    def _start_attempt(self, loop: ControlLoop, again: bool, operator: str = "") -> str:
+        """START (``again``: RERECORD between attempts, with the latest attempt's seed).
+        ``operator``: the person at the console from now on ('' keeps the one the engine has)."""
         refusal = loop.start_refusal()
         if refusal:
             self.board.update(message=f"cannot start: {refusal}")
             return refusal
+        if operator.strip() and operator.strip() != loop.operator_name:
+            loop.operator_name = self.tally.operator = operator.strip()
+            self.board.update(session=self.tally.figures())
         if again:
             with self._seed_lock:
                 if self._last_seed is None:

@@ -62,6 +62,7 @@ MAX_VIEWER_CHARS = 200
 Outcome = Literal["", "success", "near_success", "failure"]
 """What the operator says of an attempt ('' leaves it to the station's success flag)."""
 MAX_NOTE_CHARS = 2000
+MAX_OPERATOR_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,13 @@ class Command(Request):
     """The operator's note on the attempt (with STOP_EPISODE), stored with their verdict."""
     viewer: str = ""
     """The console sending it, as it named itself in ATTACH ('' for a sender that did not)."""
+    operator: str = ""
+    """With START_EPISODE / RERECORD: the person at the console, as typed in the session panel;
+    stored with this and the following attempts ('' keeps the name the engine has)."""
 
     def __post_init__(self) -> None:
+        if len(self.operator) > MAX_OPERATOR_CHARS or not self.operator.isprintable():
+            raise ValueError(f"'operator' must be at most {MAX_OPERATOR_CHARS} printable characters")
         if len(self.viewer) > MAX_VIEWER_CHARS or not self.viewer.isprintable():
             raise ValueError(f"'viewer' must be at most {MAX_VIEWER_CHARS} printable characters")
         if len(self.keys) > MAX_KEYS or not all(0 < len(k) <= MAX_KEY_NAME for k in self.keys):
@@ -207,6 +213,9 @@ class Status(Message):
     session: SessionFigures | None = None
     viewer: str = ""
     """The console attached to the engine ('' while none is)."""
+    cameras: tuple[str, ...] = ()
+    """The station's cameras, in the order of its configuration (the console shows their views in
+    this order, each with NO SIGNAL until its first frame)."""
     frames: str = ""
     """Where the engine publishes camera frames (:class:`Frame`), as it bound it ('' if it does not)."""
 

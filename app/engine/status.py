@@ -174,8 +174,9 @@ def attempt_clock(loop: ControlLoop) -> AttemptClock:
 
 
 def operator_label(config: AppConfig) -> str:
-    """Who operates this session: the name given at the start, else the operator's device."""
-    return config.operator.name or config.operator.kind
+    """Who operates this session, as the session panel shows it: the name given at the start
+    ('' until someone gives one; attempts then store the operator's device)."""
+    return config.operator.name
 
 
 class SessionTally:

@@ -29,6 +29,7 @@ from takeover.recorder.capture import CameraCapture, LatestFrames, LiveFrames, S
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
 from takeover.recorder.recovery import LogOutcome, recover_all
+from takeover.recorder.wal import RecordingError
 from takeover.storage.paths import default_store_root
 from takeover.storage.store import Store
 from takeover.teleop.devices import TeleopDevice
@@ -92,9 +93,16 @@ class Runtime:
     """Everything one run needs, opened and closed together."""
 
     def __init__(
-        self, config: AppConfig, extra_observers: list[LoopObserver] | None = None, use_policy: bool = True
+        self,
+        config: AppConfig,
+        extra_observers: list[LoopObserver] | None = None,
+        use_policy: bool = True,
+        attended: bool = False,
     ) -> None:
+        """``attended``: a person at a console watches the attempts (held time does not count
+        against an attempt's limit; see :class:`~takeover.app.control.loop.ControlLoop`)."""
         self.config = config
+        self.attended = attended
         self.extra_observers = extra_observers or []
         self.use_policy = use_policy
         self._stack = contextlib.ExitStack()
@@ -155,6 +163,11 @@ class Runtime:
         devices = self._open_devices()
         self.recorder = EpisodeRecorder(self.store, self.config.recorder)
         self._stack.callback(self.recorder.close)
+        if self.config.recorder.encoder == "process":
+            try:
+                self.recorder.prepare()  # the first attempt does not wait for it
+            except RecordingError as exc:
+                raise StartupError(str(exc)) from None
         self._start_cameras(self.recorder)
         self.loop = ControlLoop(
             self.station,
@@ -163,6 +176,7 @@ class Runtime:
             [self.recorder, StepFrames(self.live), *self.extra_observers],
             cfg.loop,
             operator_name=cfg.operator.name or cfg.operator.kind,
+            attended=self.attended,
         )
         self._stack.callback(self.loop.close)  # before the policy it asks: its prefetch thread
 

@@ -32,6 +32,7 @@ class ConfigError(ValueError):
 
 STATION_KINDS = ("metaworld", "remote")
 RENDER_MODES = ("process", "inline")
+MAX_CAMERA_FPS = 120.0
 
 
 def _check_url(key: str, url: str) -> None:
@@ -85,6 +86,8 @@ class StationSection:
             raise ConfigError("station.width and station.height must not be negative")
         if self.render not in RENDER_MODES:
             raise ConfigError(f"station.render must be one of {', '.join(RENDER_MODES)}, got {self.render!r}")
+        if not 0 <= self.camera_fps <= MAX_CAMERA_FPS:
+            raise ConfigError(f"station.camera_fps must be in 0..120 (0: loop rate), got {self.camera_fps}")
         if len(set(self.cameras)) != len(self.cameras):
             raise ConfigError(f"station.cameras must be distinct, got {list(self.cameras)}")
 
@@ -258,7 +261,6 @@ def _number(x: float) -> str:
 
 LIMITS: dict[str, Limit] = {
     "loop.rate_hz": Limit(1.0, 1000.0, "the control rate", "Hz"),
-    "station.camera_fps": Limit(0.0, 120.0, "the camera render rate (0: the loop rate, at most 30)", "Hz"),
     "loop.max_steps": Limit(0, 1_000_000, "the steps of an attempt (0: the task's time limit)"),
     "loop.max_held_s": Limit(0.0, 86400.0, "the held time not counted against an attempt's limit", "s"),
     "loop.human_gain": Limit(0.0, 10.0, "the human gain (device twist to delta action)", low_open=True),

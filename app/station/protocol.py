@@ -262,4 +262,6 @@ def check_info(info: StationInfo) -> StationInfo:
         raise ProtocolError("station info: workspace_low and workspace_high come together")
     if lo is not None and hi is not None and not all(a < b for a, b in zip(lo, hi, strict=True)):
         raise ProtocolError("station info: workspace_low must be below workspace_high on every axis")
+    if not (math.isfinite(info.time_limit_s) and 0.0 <= info.time_limit_s <= 86400.0):
+        raise ProtocolError("station info: time_limit_s must be 0 (none) to 86400 s")
     return info

@@ -363,6 +363,34 @@ class RenderProcess:
 
 
 # -- the child ------------------------------------------------------------------------------------
+_SIZES = (
+    "nq",
+    "nv",
+    "nu",
+    "na",
+    "nbody",
+    "njnt",
+    "ngeom",
+    "nsite",
+    "ncam",
+    "nlight",
+    "nmesh",
+    "nmeshvert",
+    "nmeshface",
+    "ntex",
+    "ntexdata",
+    "nmat",
+    "nmocap",
+    "nskin",
+    "nflex",
+    "nhfield",
+)
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    return all(getattr(a, n) == getattr(b, n) for n in _SIZES)
+
+
 class _Child:
     def __init__(self, sock: socket.socket, shared: mmap.mmap, setup: RenderSetup) -> None:
         self.sock = sock
@@ -375,9 +403,18 @@ class _Child:
         self.seq = [0] * len(setup.cameras)
 
     def load(self, path: str) -> None:
+        """Render with the model in ``path``. A model of the same structure (a reset moved the goal)
+        is copied into the one the renderer holds: making a new renderer costs about half a second,
+        the first steps of every attempt would go without frames."""
         import mujoco
 
         model = mujoco.MjModel.from_binary_path(path)
+        if self.model is not None and _same_structure(self.model, model):
+            for name in dir(model):
+                value = getattr(model, name)
+                if isinstance(value, np.ndarray) and value.flags.writeable and value.size:
+                    np.copyto(getattr(self.model, name), value)
+            return
         if self.renderer is not None:
             self.renderer.close()
         self.renderer = mujoco.Renderer(model, self.setup.height, self.setup.width)

@@ -37,9 +37,8 @@ def test_held_periods_keep_the_attempts_budget_and_do_not_step_the_station() -> 
     station = StillPointStation(clock)
     tape = Tape()
     device = ScheduledDevice({5: TeleopRequest.HOLD, 45: TeleopRequest.RESUME}, clock)
-    loop = ControlLoop(
-        station, ConstantPolicy(), [device], [tape], LoopConfig(rate_hz=50.0, max_steps=30), clock=clock
-    )
+    config = LoopConfig(rate_hz=50.0, max_steps=30)
+    loop = ControlLoop(station, ConstantPolicy(), [device], [tape], config, clock=clock, attended=True)
     result = loop.run_episode()
     held = [s for s in tape.steps if s.control_source is ControlSource.HOLD]
     assert len(held) == 40  # periods 5..44
@@ -55,10 +54,15 @@ def test_a_station_without_hold_is_held_by_acting_and_an_unattended_hold_still_e
     station = PointStation(clock)
     device = ScheduledDevice({3: TeleopRequest.HOLD}, clock)
     config = LoopConfig(rate_hz=50.0, max_steps=20, max_held_s=0.2)  # 10 held periods not counted
-    loop = ControlLoop(station, ConstantPolicy(), [device], [Tape()], config, clock=clock)
+    loop = ControlLoop(station, ConstantPolicy(), [device], [Tape()], config, clock=clock, attended=True)
     result = loop.run_episode()
     assert result.steps == 30 and len(station.actions) == 30
     assert np.all(np.stack(station.actions)[3:, :3] == 0)
+    # Unattended (headless), held periods count from the start: nobody would resume.
+    station = PointStation(clock)
+    device = ScheduledDevice({3: TeleopRequest.HOLD}, clock)
+    loop = ControlLoop(station, ConstantPolicy(), [device], [Tape()], config, clock=clock)
+    assert loop.run_episode().steps == 20
 
 
 def test_the_limit_comes_from_the_task_unless_configured() -> None:
@@ -134,7 +138,7 @@ def test_meta_world_is_not_stepped_while_held_and_runs_its_whole_task_limit() ->
         assert station.info.time_limit_s == 25.0
         tape = Watch()
         config = LoopConfig(rate_hz=rate, paced=False, end_on_success=False)
-        loop = ControlLoop(station, ConstantPolicy(), [device], [tape], config, clock=clock)
+        loop = ControlLoop(station, ConstantPolicy(), [device], [tape], config, clock=clock, attended=True)
         result = loop.run_episode(seed=3)
         assert steps_at[100] == steps_at[299]  # the simulator did not move while held
         assert result.steps == limit + 200 and station.steps == limit  # the whole budget, past 500

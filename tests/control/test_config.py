@@ -109,3 +109,18 @@ def test_recorder_settings_are_read_and_checked(tmp_path: Path) -> None:
     assert cfg.recorder.jpeg_quality == 75 and cfg.recorder.encode_workers == 1
     with pytest.raises(ConfigError, match=r"jpeg_quality must be in 1\.\.100"):
         load_config(write(tmp_path, "[recorder]\njpeg_quality = 0\n"))
+
+
+def test_the_operators_name_comes_from_the_file_or_the_command_line(tmp_path: Path) -> None:
+    import argparse
+
+    from takeover.app.cli.run import _config_from, add_run_options
+
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    path = write(tmp_path, '[operator]\nname = "Grace"\n')
+    assert _config_from(parser.parse_args(["--config", str(path)])).operator.name == "Grace"
+    args = parser.parse_args(["--config", str(path), "--operator-name", "Ada"])
+    assert _config_from(args).operator.name == "Ada"
+    with pytest.raises(ConfigError, match=r"operator\.name must be at most 200 printable"):
+        load_config(write(tmp_path, '[operator]\nname = "a\\nb"\n'))

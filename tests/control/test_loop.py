@@ -316,7 +316,7 @@ def test_timestamps_come_from_the_station_and_are_increasing() -> None:
 
 
 def test_policy_failure_holds_the_robot_and_says_why() -> None:
-    loop, tape, station, policy = make({}, max_held_s=0.0)  # nobody resumes: held periods count
+    loop, tape, station, policy = make({})
     policy.fail_after = 2
     loop.run_episode()
     hold = [e for e in tape.events if e.kind is EventKind.HOLD]

@@ -85,10 +85,7 @@ def run_against_hung_server(good: int, lead: int) -> tuple[Tape, int, np.ndarray
         policy.connect()
         try:
             tape = Tape()
-            # Nobody resumes the hold here: held periods count against the limit.
-            config = LoopConfig(
-                rate_hz=50.0, max_steps=40, safety=safety, inference_lead_steps=lead, max_held_s=0.0
-            )
+            config = LoopConfig(rate_hz=50.0, max_steps=40, safety=safety, inference_lead_steps=lead)
             ControlLoop(RealClockStation(), policy, [], [tape], config, clock=Clock()).run_episode()
         finally:
             policy.close()

@@ -129,7 +129,7 @@ def test_a_policy_that_stops_answering_holds_the_robot_within_the_watchdog_limit
         policy,
         [],
         [tape],
-        LoopConfig(rate_hz=50.0, max_steps=40, inference_lead_steps=2, max_held_s=0.0),  # nobody resumes
+        LoopConfig(rate_hz=50.0, max_steps=40, inference_lead_steps=2),
         clock,
     )
     t0 = time.monotonic()

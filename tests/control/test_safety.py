@@ -149,12 +149,7 @@ def test_estop_is_latched_until_reset_then_held() -> None:
         {3: TeleopRequest.TAKEOVER, 6: Request.ESTOP, 8: TeleopRequest.HANDBACK, 12: Request.RESET}, clock
     )
     loop = ControlLoop(
-        station,
-        ConstantPolicy(),
-        [device],
-        [tape],
-        LoopConfig(rate_hz=50.0, max_steps=20, max_held_s=0.0),  # held periods count: 20 in all
-        clock=clock,
+        station, ConstantPolicy(), [device], [tape], LoopConfig(rate_hz=50.0, max_steps=20), clock=clock
     )
     loop.run_episode()
     kinds = [(e.kind, e.step) for e in tape.events]

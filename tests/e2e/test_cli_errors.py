@@ -94,7 +94,7 @@ ROWS = [
     # options of `run`
     Row("rate-0", (*HEADLESS, "--rate", "0"), ("--rate", "control rate must be at least 1", "got 0")),
     Row("rate-nan", (*HEADLESS, "--rate", "nan"), ("--rate", "at most 1000 Hz", "got nan")),
-    Row("max-steps-0", (*HEADLESS, "--max-steps", "0"), ("--max-steps", "must be at least 1", "got 0")),
+    Row("max-steps-neg", (*HEADLESS, "--max-steps", "-1"), ("--max-steps", "must be at least 0", "got -1")),
     Row("seed-negative", (*HEADLESS, "--seed", "-1"), ("argument --seed", "whole number in 0..2147483647")),
     Row(
         "seed-reserved",

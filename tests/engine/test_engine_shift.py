@@ -10,6 +10,8 @@ handler as they arrive from its socket.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import zmq
 
 from takeover.app.engine.process import Engine
 from takeover.app.engine.protocol import Command, CommandName, CommandReply, Status
@@ -27,8 +30,9 @@ from takeover.app.runtime.config import AppConfig, parse_config
 from takeover.app.station.fake_robot import STATE_DIM
 from takeover.storage.schema import EventKind
 from takeover.storage.store import Store
+from takeover.teleop.testing import SpaceMouseReports, install_fake_hid
 
-from .test_engine_endpoints import Peers
+from .test_engine_endpoints import Peers, _bound_endpoints
 
 
 class Running:
@@ -157,8 +161,8 @@ def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp
         run.wait(lambda s: s.mode == "HUMAN")
         run.send(CommandName.STOP_EPISODE, outcome="near_success", note="grasped, dropped at the goal")
         run.wait(lambda s: not s.episode_active and s.episodes_done == 1)
-        # Re-record: discarded and started again with the same seed.
-        run.send(CommandName.START_EPISODE)
+        # Re-record: discarded and started again with the same seed; someone else at the console.
+        run.send(CommandName.START_EPISODE, operator="Grace")
         second = run.wait(lambda s: s.episode_active and s.step > 3).episode_id
         second_seed = run.engine._last_seed
         assert run.send(CommandName.RERECORD) == ""
@@ -174,21 +178,32 @@ def test_verdict_note_interrupt_and_rerecord_reach_the_catalog(peers: Peers, tmp
         meta = store.read_episode(judged.episode_id).meta
         assert meta.outcome == "near_success" and meta.note == judged.note and meta.end_reason == "operator"
         assert records["interrupted"].seed == second_seed != judged.seed  # re-recorded with the seed
+        assert records["interrupted"].operator == "Grace"  # from the Start that named her on
         session = final.session
-        assert session is not None and session.operator == "Ada"
+        assert session is not None and session.operator == "Grace"
         assert (session.attempts, session.near_successes, session.interventions) == (2, 1, 1)
         assert len(session.first_intervention_s) == 1 and session.first_intervention_s[0] > 0
 
 
-def test_quit_mid_attempt_keeps_it_as_interrupted(peers: Peers, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["quit", "parent gone"])
+def test_an_attempt_cut_short_with_no_answer_is_kept_as_interrupted(
+    peers: Peers, tmp_path: Path, how: str
+) -> None:
     config = config_for(peers, tmp_path)
-    with Running(config) as run:
+    run = Running(config)
+    with run:
         run.wait(lambda s: s.readiness == "ready")
         run.send(CommandName.START_EPISODE)
         run.wait(lambda s: s.episode_active and s.step > 3)
+        if how == "quit":
+            assert run.send(CommandName.QUIT) == ""
+        else:
+            run.engine._parent_gone()  # what the link to the console calls when its process goes
+        run.thread.join(timeout=30)
+    assert run.result == [0]
     with Store.open(tmp_path / "store") as store:
         (rec,) = store.list_episodes()
-        assert rec.end_reason == "interrupted"
+        assert rec.end_reason == "interrupted" and rec.outcome == ""
 
 
 def test_hold_does_not_use_the_attempts_time(peers: Peers, tmp_path: Path) -> None:
@@ -271,3 +286,89 @@ def test_an_attempt_the_disk_cannot_hold_is_refused_in_plain_words(peers: Peers,
         # The whole sentence stays in the status (a refusal on the wire is cut to a line).
         assert run.status().message.startswith("cannot start: not enough disk space")
         assert run.status().message.endswith("lower loop.max_steps or [recorder] disk_margin")
+
+
+def test_spacemouse_health_and_its_estop_button(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = SpaceMouseReports("SpaceMouseCompact")
+    device = reports.device()
+    install_fake_hid(monkeypatch, [device])
+    extra = '[operator]\nkind = "spacemouse"\n[spacemouse]\nestop_button = "LEFT"\ngripper_button = ""\n'
+    with Running(config_for(peers, tmp_path, extra=extra)) as run:
+        run.wait(lambda s: s.readiness == "ready")
+        run.send(CommandName.START_EPISODE)
+        run.wait(lambda s: s.episode_active and s.step > 3)
+        mouse = {h.name: h for h in run.published().health}["SpaceMouse"]
+        assert mouse.level == "ok" and "connected" in mouse.detail
+        device.push(reports.buttons("LEFT"))
+        estopped = run.wait(lambda s: s.mode == "ESTOP")
+        assert "E-STOP" in estopped.message and "spacemouse" in estopped.message
+        device.unplug()
+        run.wait(lambda s: {h.name: h.level for h in run.published().health}.get("SpaceMouse") == "error")
+        detail = {h.name: h for h in run.published().health}["SpaceMouse"].detail
+        assert detail.startswith("not connected: ")
+        run.send(CommandName.STOP_EPISODE, outcome="failure")
+        run.wait(lambda s: not s.episode_active)
+        assert "e-stop is latched" in run.send(CommandName.START_EPISODE)
+
+
+@pytest.mark.slow
+def test_the_engine_process_stays_up_after_a_failed_start(peers: Peers, tmp_path: Path) -> None:
+    """`takeover engine` whose policy server does not answer: the process keeps publishing why,
+    refuses Start in those words, and ends cleanly on QUIT."""
+    store = tmp_path / "store"
+    Store.create(store).close()
+    config = tmp_path / "engine.toml"
+    config.write_text(
+        f'[station]\nkind = "remote"\nurl = "{peers.station.endpoint}"\n'
+        f'[policy]\nurl = "tcp://127.0.0.1:9"\ntimeout_s = 0.5\n[store]\npath = "{store}"\n'
+    )
+    command_line = [sys.executable, "-m", "takeover.app.cli", "engine", "--config", str(config)]
+    command_line += ["--status-endpoint", "tcp://127.0.0.1:0", "--command-endpoint", "tcp://127.0.0.1:0"]
+    log = tmp_path / "engine.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(command_line, stdin=subprocess.DEVNULL, stderr=stderr)
+        try:
+            status_ep, command_ep = _bound_endpoints(proc, log)
+            ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            sub = ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(status_ep)
+            req = ctx.socket(zmq.REQ)
+            req.setsockopt(zmq.RCVTIMEO, 5000)
+            req.connect(command_ep)
+            try:
+                deadline = time.monotonic() + 30
+                status = None
+                while time.monotonic() < deadline:
+                    if sub.poll(100):
+                        status = Status.decode(sub.recv())
+                        if status.readiness == "failed":
+                            break
+                assert status is not None and status.readiness == "failed", log.read_text()
+                assert status.problem is not None and "tcp://127.0.0.1:9" in status.problem.cause
+                req.send(Command(CommandName.START_EPISODE).encode())
+                with pytest.raises(RefusedError, match="could not start"):
+                    decode_reply(req.recv(), CommandReply)
+                assert proc.poll() is None  # still up
+                req.send(Command(CommandName.QUIT).encode())
+                decode_reply(req.recv(), CommandReply)
+            finally:
+                sub.close(0)
+                req.close(0)
+                ctx.term()
+            assert proc.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_station_that_is_not_there_is_a_failed_start_with_its_address(peers: Peers, tmp_path: Path) -> None:
+    config = config_for(peers, tmp_path)
+    config = replace(config, station=replace(config.station, url="tcp://127.0.0.1:9", timeout_s=0.5))
+    with Running(config) as run:
+        failed = run.wait(lambda s: s.readiness == "failed", timeout=20)
+        assert failed.problem is not None and "tcp://127.0.0.1:9" in failed.problem.cause
+        assert failed.message == f"cannot start: {failed.problem.cause}"

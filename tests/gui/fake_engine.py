@@ -61,6 +61,7 @@ def make_status(**overrides: Any) -> Status:
         camera="front",
         image=sample_frame(),
         timing={"period_ms": 20.0, "loop_ms": 3.4, "overruns": 0.0},
+        readiness="ready",
     )
     return replace(base, **overrides)
 

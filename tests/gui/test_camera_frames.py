@@ -103,3 +103,24 @@ def test_frames_from_two_cameras_reach_a_wall_of_views_over_a_real_socket(qtbot:
         ctx.term()
     for view in wall.views.values():  # frames stopped: NO SIGNAL, never the last picture
         qtbot.waitUntil(lambda v=view: v.stale, timeout=3000)
+
+
+def test_the_wall_shows_the_station_cameras_in_their_configured_order(qtbot: Any) -> None:
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    placed: list[str] = []
+
+    def place(name: str, view: CameraView) -> None:
+        placed.append(name)
+        row.addWidget(view, 1)
+
+    wall = CameraWall(CameraView(), place)
+    qtbot.addWidget(holder)
+    holder.show()
+    wall.expect(("corner", "gripperPOV"))
+    wall.expect(("corner", "gripperPOV"))  # every status says it again: nothing new is made
+    assert placed == ["corner", "gripperPOV"] and wall.views["corner"] is wall.primary
+    assert all(view.stale for view in wall.views.values())  # NO SIGNAL until a frame comes
+    view = wall.show_frame("gripperPOV", sample_frame(168, 224), 1)  # the second camera's frame first
+    assert view is wall.views["gripperPOV"] and not view.stale and wall.views["corner"].stale
+    assert placed == ["corner", "gripperPOV"]

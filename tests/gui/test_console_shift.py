@@ -4,6 +4,7 @@ start) and what a shift needs on screen (clock, cameras, plot, health, session, 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -138,10 +139,12 @@ def test_a_key_held_as_the_attempt_ends_is_still_released(qtbot: Any, engine: An
 
 def test_engine_refusal_is_shown_under_the_banner(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="IDLE", episode_active=False, step=0)
-    engine.refuse = "no attempt is running"
-    qtbot.mouseClick(console.hold_button, Qt.MouseButton.LeftButton)
+    assert not console.hold_button.isEnabled() and not console.resume_button.isEnabled()  # refused now
+    assert console.estop_button.isEnabled()  # an e-stop latches, attempt or not
+    engine.refuse = "the disk cannot hold another attempt"
+    qtbot.mouseClick(console.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: console.refusal_label.text() != "", timeout=3000)
-    assert console.refusal_label.text() == "refused: no attempt is running (hold)"
+    assert console.refusal_label.text() == "refused: the disk cannot hold another attempt (start)"
     assert console.refusal_label.palette().color(console.refusal_label.foregroundRole()) == QColor("#c62828")
     console._refusal_timer.setInterval(50)
     console._refusal_timer.start()
@@ -225,6 +228,20 @@ def test_ctrl_c_in_the_terminal_keeps_the_attempt_as_interrupted_unasked(
     assert not console.isVisible()
     qtbot.waitUntil(lambda: engine.commands[-1:] == [Command(CommandName.QUIT)], timeout=3000)
     assert engine.commands == [Command(CommandName.INTERRUPT), Command(CommandName.QUIT)]
+
+
+def test_close_question_goes_away_when_the_attempt_ends_by_itself(
+    qtbot: Any, engine: Any, console: Any
+) -> None:
+    show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=True, step=9)
+    console.close_answer_timeout_s = 30.0  # the question would stay open for 30 s
+    seen = answer_close_question(qtbot, None)
+    QTimer.singleShot(300, lambda: setattr(engine, "status", make_status(mode="IDLE", episode_active=False)))
+    started = time.monotonic()
+    console.close()  # the attempt reaches its limit while the question is open
+    assert len(seen) == 1 and not console.isVisible() and time.monotonic() - started < 5
+    qtbot.waitUntil(lambda: engine.commands[-1:] == [Command(CommandName.QUIT)], timeout=3000)
+    assert engine.commands == [Command(CommandName.QUIT)]  # no verdict for an attempt already over
 
 
 def test_close_question_cancel_keeps_the_window(qtbot: Any, engine: Any, console: Any) -> None:
@@ -442,6 +459,11 @@ def test_operator_task_and_session_figures(qtbot: Any, engine: Any, console: Any
     assert panel.success_rate.text() == "50 %"
     assert panel.interventions.text() == "1.50"
     assert panel.first_intervention.text() == "4.0 s (mean)"
+    # The name goes to the engine with the next Start, to be stored with the attempts.
+    show(qtbot, engine, console, mode="IDLE", episode_active=False, step=0, session=figures)
+    qtbot.mouseClick(console.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(engine.commands), timeout=3000)
+    assert engine.commands == [Command(CommandName.START_EPISODE, operator="Ana")]
 
 
 # -- 13: fits a 1366×768 screen --------------------------------------------------------------

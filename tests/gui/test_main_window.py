@@ -123,7 +123,7 @@ def test_buttons_follow_state(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="ESTOP", episode_active=True, step=14)
     assert enabled() == {"stop", *ENDING, "reset"}
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=False, step=0)
-    assert enabled() == {"start", "hold", "estop"}
+    assert enabled() == {"start", "estop"}  # a hold between attempts would be refused
 
 
 def test_clicks_send_commands(qtbot: Any, engine: Any, console: Any) -> None:
@@ -181,10 +181,11 @@ def test_discard_disarms_by_itself_and_when_the_attempt_ends(qtbot: Any, engine:
 def test_disabled_button_sends_nothing(qtbot: Any, engine: Any, console: Any) -> None:
     show(qtbot, engine, console, mode="AUTONOMOUS", episode_active=False, step=0)
     qtbot.mouseClick(console.takeover_button, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(console.hold_button, Qt.MouseButton.LeftButton)  # in order, after any takeover
+    qtbot.mouseClick(console.hold_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(console.estop_button, Qt.MouseButton.LeftButton)  # in order, after any other
     qtbot.waitUntil(lambda: bool(engine.commands), timeout=3000)
     qtbot.wait(100)
-    assert engine.commands == [Command(CommandName.HOLD)]
+    assert engine.commands == [Command(CommandName.ESTOP)]
 
 
 def test_keys_send_held_set_even_over_a_button(qtbot: Any, engine: Any, console: Any) -> None:

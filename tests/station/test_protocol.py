@@ -183,6 +183,8 @@ def test_station_info_carries_an_optional_workspace_box_and_checks_it() -> None:
     assert check_info(record_from_wire(StationInfo, record_to_wire(plain))) == plain
     without = {k: v for k, v in record_to_wire(plain).items() if not k.startswith("workspace")}
     assert record_from_wire(StationInfo, without) == plain  # the box is optional on the wire
+    older = {k: v for k, v in record_to_wire(plain).items() if k != "time_limit_s"}
+    assert record_from_wire(StationInfo, older).time_limit_s == 0.0  # a station that gives no limit
     boxed = StationInfo(
         "s", "r", "t", 4, 7, ("cam",), 20.0, (-1.0,) * 4, (1.0,) * 4, (-0.5, 0.3, 0.05), (0.5, 0.9, 0.5)
     )
@@ -197,6 +199,8 @@ def test_station_info_carries_an_optional_workspace_box_and_checks_it() -> None:
         ({"rate_hz": 20}, WireError, "'rate_hz' must be a float, got an integer 20"),
         ({"action_dim": 4.0}, WireError, "'action_dim' must be an integer"),
         ({"cameras": "cam"}, WireError, "'cameras' must be a list"),
+        ({"time_limit_s": -1.0}, ProtocolError, "time_limit_s"),
+        ({"time_limit_s": float("inf")}, ProtocolError, "time_limit_s"),
     ]:
         with pytest.raises(error, match=reason):
             check_info(record_from_wire(StationInfo, {**record_to_wire(boxed), **change}))

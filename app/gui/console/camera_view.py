@@ -161,16 +161,27 @@ class CameraWall:
         self.place = place
         self.views: dict[str, CameraView] = {}
 
+    def expect(self, cameras: tuple[str, ...]) -> None:
+        """Make the views of ``cameras`` now, in this order (each shows NO SIGNAL until its first
+        frame), so the order on screen does not depend on which frame arrives first."""
+        for camera in cameras:
+            self._view(camera)
+
     def show_frame(self, camera: str, image: np.ndarray, seq: int) -> CameraView:
         """Show frame ``seq`` of ``camera`` (ValueError for an image that is not one)."""
+        view = self._view(camera)
+        view.set_frame(image, seq)
+        return view
+
+    def _view(self, camera: str) -> CameraView:
         view = self.views.get(camera)
         if view is None:
             view = self.primary if not self.views else CameraView()
             if view is not self.primary:
                 view.setFont(self.primary.font())
+                view.set_stale(True)
             self.views[camera] = view
             self.place(camera, view)
-        view.set_frame(image, seq)
         return view
 
     def painted_fps(self) -> dict[str, float]:

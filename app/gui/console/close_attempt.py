@@ -8,6 +8,7 @@ never keeps the attempt as an ordinary episode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from PyQt6.QtCore import QTimer
@@ -16,11 +17,18 @@ from PyQt6.QtWidgets import QMessageBox, QWidget
 from takeover.app.engine.protocol import Command, CommandName
 
 ANSWER_TIMEOUT_S = 30.0
-AttemptChoice = Literal["failure", "discard", "interrupted", "cancel"]
+AttemptChoice = Literal["failure", "discard", "interrupted", "cancel", "ended"]
+"""The operator's answer; 'ended': the attempt ended by itself (its limit, the station's success)
+while the question was open, so there is nothing left to decide."""
+ENDED_CHECK_MS = 200
 
 
-def ask_attempt_end(parent: QWidget, timeout_s: float = ANSWER_TIMEOUT_S) -> AttemptChoice:
-    """Ask (modal) what to do with the running attempt; 'interrupted' when nobody answers."""
+def ask_attempt_end(
+    parent: QWidget, timeout_s: float = ANSWER_TIMEOUT_S, running: Callable[[], bool] | None = None
+) -> AttemptChoice:
+    """Ask (modal) what to do with the running attempt; 'interrupted' when nobody answers.
+    ``running`` says whether the attempt still runs: the question goes away ('ended') when it
+    does not, as an answer would then apply to nothing (or to the next attempt)."""
     box = QMessageBox(parent)
     box.setObjectName("closeAttemptBox")
     box.setWindowTitle("An attempt is running")
@@ -55,8 +63,22 @@ def ask_attempt_end(parent: QWidget, timeout_s: float = ANSWER_TIMEOUT_S) -> Att
     timer.setInterval(step_ms)
     timer.timeout.connect(tick)
     timer.start()
+    ended = [False]
+
+    def check_ended() -> None:
+        if running is not None and not running():
+            ended[0] = True
+            box.done(0)
+
+    watch = QTimer(box)
+    watch.setInterval(ENDED_CHECK_MS)
+    watch.timeout.connect(check_ended)
+    watch.start()
     box.exec()
     timer.stop()
+    watch.stop()
+    if ended[0]:
+        return "ended"
     clicked = box.clickedButton()
     if clicked is failure:
         return "failure"

@@ -481,8 +481,8 @@ class MainWindow(QMainWindow):
     def _start(self) -> None:
         operator = self.session_panel.operator.text().strip()
         if not operator and self.status is not None and self.status.episodes_done == 0:
-            self.show_message("tip: type your name under Session: it is shown with the session's figures")
-        self._command(CommandName.START_EPISODE)
+            self.show_message("tip: type your name under Session: it is stored with your attempts")
+        self.link.send(Command(CommandName.START_EPISODE, operator=operator))
 
     def _end(self, outcome: Outcome) -> None:
         """End the running attempt with the operator's verdict and note ('' leaves it to the station)."""
@@ -552,6 +552,7 @@ class MainWindow(QMainWindow):
     def show_status(self, status: Status) -> None:
         previous = self.status
         self.status = status
+        self.cameras.expect(status.cameras)
         failed = status.readiness == "failed"
         if failed:
             self._show_mode(START_FAILED_TEXT, MODE_COLORS["ESTOP"])
@@ -671,9 +672,9 @@ class MainWindow(QMainWindow):
     def _update_buttons(self) -> None:
         status = self.status if self.link.connected else None
         active = status is not None and status.episode_active
-        failed = status is not None and status.readiness == "failed"
+        ready = status is not None and status.readiness == "ready"
         mode = status.mode if status is not None else ""
-        self.start_button.setEnabled(status is not None and not status.episode_active and not failed)
+        self.start_button.setEnabled(ready and not active)
         for button in (*self.label_buttons, self.stop_button, self.discard_button, self.rerecord_button):
             button.setEnabled(active)
         self.note_field.setEnabled(active)
@@ -681,9 +682,11 @@ class MainWindow(QMainWindow):
             self._disarm_discard()
         self.takeover_button.setEnabled(active and mode in ("AUTONOMOUS", "RAMP", "HOLD"))
         self.handback_button.setEnabled(active and mode == "HUMAN")
-        self.resume_button.setEnabled(status is not None and mode == "HOLD")
-        # Hold and e-stop stay available whenever they might help: never grey out a stop button.
-        self.hold_button.setEnabled(mode not in ("HOLD", "ESTOP"))
+        self.resume_button.setEnabled(active and mode == "HOLD")
+        # Hold and e-stop stay available whenever they might help (also with no engine to tell us
+        # better): never grey out a stop button. Between attempts the robot is not driven and the
+        # engine refuses a hold, so it is not offered then; e-stop is, as it latches.
+        self.hold_button.setEnabled((status is None or active) and mode not in ("HOLD", "ESTOP"))
         self.estop_button.setEnabled(mode != "ESTOP")
         self.reset_button.setEnabled(status is not None and mode == "ESTOP")
 
@@ -727,7 +730,9 @@ class MainWindow(QMainWindow):
             before: Command | None = None
             if choice == "quit" and self._attempt_running():
                 answer = (
-                    "interrupted" if self._unattended else ask_attempt_end(self, self.close_answer_timeout_s)
+                    "interrupted"
+                    if self._unattended
+                    else ask_attempt_end(self, self.close_answer_timeout_s, self._attempt_running)
                 )
                 if answer == "cancel":
                     choice = "cancel"
