@@ -6,7 +6,6 @@ PostgreSQL tests skip when the server is unreachable, unless TAKEOVER_REQUIRE_PO
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,29 +16,6 @@ from takeover.storage.blobs import BlobStore, open_blob_store
 from takeover.storage.catalog import Catalog
 from takeover.storage.store import Store
 from takeover.storage.testing_postgres import POSTGRES_URL, postgres_test_schema
-from takeover.storage.testing_s3 import TEST_CREDENTIALS, make_bucket, moto_s3_server
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 endpoint (moto's server) on loopback, with test credentials in the environment."""
-    saved = {k: os.environ.get(k) for k in TEST_CREDENTIALS}
-    os.environ.update(TEST_CREDENTIALS)
-    try:
-        with moto_s3_server() as endpoint:
-            yield endpoint
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@pytest.fixture
-def s3_url(s3_endpoint: str) -> str:
-    """The URL of a blob store in a fresh bucket on the loopback S3 endpoint."""
-    return f"s3://{make_bucket(s3_endpoint)}/store?endpoint={s3_endpoint}"
 
 
 @pytest.fixture(params=["local", "s3"])
