@@ -24,7 +24,8 @@ def _image(seed: int = 0) -> np.ndarray:
     return cam.frame(3)
 
 
-def test_finalized_episode_has_every_stream_and_no_log_left(store: Store) -> None:
+def test_finalized_episode_has_every_stream_and_no_log_left(local_or_s3_store: Store) -> None:
+    store = local_or_s3_store
     rec = EpisodeRecorder(store)
     rec.on_episode_start(start_record("ep-1", rate_hz=50.0))
     rec.on_event(Event(EventKind.START, 0, time.monotonic()))
@@ -56,7 +57,8 @@ def test_finalized_episode_has_every_stream_and_no_log_left(store: Store) -> Non
     assert store.check().healthy and not store.get_episode("ep-1").recovered
 
 
-def test_discard_leaves_nothing(store: Store) -> None:
+def test_discard_leaves_nothing(local_or_s3_store: Store) -> None:
+    store = local_or_s3_store
     rec = EpisodeRecorder(store)
     rec.on_episode_start(start_record("gone"))
     for i in range(5):
