@@ -2,10 +2,10 @@
 
 The blob is an uncompressed npz (no pickle: every member is a plain numeric array, and the record is
 UTF-8 JSON) written with fixed zip metadata, so the same derivation always has the same bytes and
-the same sha256. Blobs live under ``<store>/derived/blobs/sha256/..``, apart from episode blobs
-(whose consistency check would count them as orphans).
+the same sha256. Blobs live in the store's ``derived_blobs`` (``<store>/derived/blobs/sha256/..``
+for a local store), apart from episode blobs (whose consistency check would count them as orphans).
 
-The catalog table ``derivations`` is created on demand in the store's catalog database::
+The catalog table ``derivations`` (made by the store's migrations)::
 
     episode_id, name, params_digest, input_digest   primary key
     version, params_json, digest, created_at
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Column, Double, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 
 from takeover.annotation.params import SmoothingParams
@@ -42,26 +42,14 @@ from takeover.annotation.smoothed import (
     frozen,
 )
 from takeover.annotation.smoothing import smooth_episode
-from takeover.storage.blobs import LocalBlobStore
 from takeover.storage.errors import BlobNotFoundError, CorruptBlobError, StorageError
 from takeover.storage.store import Store
+from takeover.storage.tables import DerivationRow
 
 BLOB_FORMAT = "takeover.derivation/1"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
-_metadata = MetaData()
-derivations_table = Table(
-    "derivations",
-    _metadata,
-    Column("episode_id", String(200), primary_key=True),
-    Column("name", String(64), primary_key=True),
-    Column("params_digest", String(64), primary_key=True),
-    Column("input_digest", String(64), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("params_json", Text, nullable=False),
-    Column("digest", String(64), nullable=False),
-    Column("created_at", Double, nullable=False),
-)
+derivations_table: Table = DerivationRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -75,14 +63,6 @@ class DerivationRecord:
     digest: str
     """sha256 of the derivation blob."""
     created_at: float
-
-
-def derived_blobs(store: Store) -> LocalBlobStore:
-    return LocalBlobStore(store.root / "derived")
-
-
-def _ensure_table(store: Store) -> None:
-    _metadata.create_all(store.catalog.engine, tables=[derivations_table], checkfirst=True)
 
 
 # -- blob encoding -------------------------------------------------------------------------------
@@ -193,7 +173,6 @@ def find_derivation(
     store: Store, episode_id: str, params: SmoothingParams, input_digest: str | None = None
 ) -> DerivationRecord | None:
     """The stored smoothing of ``episode_id`` with ``params`` (of its current file), if any."""
-    _ensure_table(store)
     digest = input_digest or store.get_episode(episode_id).blob_digest
     t = derivations_table
     query = select(t).where(
@@ -208,7 +187,6 @@ def find_derivation(
 
 
 def list_derivations(store: Store, episode_id: str | None = None) -> list[DerivationRecord]:
-    _ensure_table(store)
     t = derivations_table
     query = select(t).order_by(t.c.episode_id, t.c.name, t.c.created_at, t.c.params_digest)
     if episode_id is not None:
@@ -228,7 +206,7 @@ def store_smoothed(
     existing = find_derivation(store, sm.episode_id, sm.params, input_digest)
     if existing is not None:
         return existing, False
-    digest = derived_blobs(store).put_bytes(encode_smoothed(sm, input_digest))
+    digest = store.derived_blobs.put_bytes(encode_smoothed(sm, input_digest))
     record = DerivationRecord(
         episode_id=sm.episode_id,
         name=DERIVATION_NAME,
@@ -251,13 +229,11 @@ def store_smoothed(
 
 
 def read_derivation(store: Store, record: DerivationRecord) -> SmoothedEpisode:
-    blobs = derived_blobs(store)
-    path = blobs.path(record.digest)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = store.derived_blobs.get_bytes(record.digest)
+    except BlobNotFoundError:
         raise BlobNotFoundError(
-            f"derivation blob {record.digest} of episode {record.episode_id} is missing from {store.root}"
+            f"derivation blob {record.digest} of episode {record.episode_id} is missing from {store.where}"
         ) from None
     if hashlib.sha256(data).hexdigest() != record.digest:
         raise CorruptBlobError(f"derivation blob {record.digest} of episode {record.episode_id} is corrupt")

@@ -34,7 +34,7 @@ def main() -> None:
             for k in range(args.episodes):
                 store.add_episode(make_episode(f"ep{k}", steps, seed=k, state_dim=state_dim))
             store.commit("bench")
-            total = sum(store.blobs.path(e.digest).stat().st_size for e in store.episodes_in("bench"))
+            total = sum(store.blobs.size(e.digest) for e in store.episodes_in("bench"))
             timings = {}
             runs: list[tuple[str, Verify]] = [
                 ("first pull (copy + hash)", "stamp"),

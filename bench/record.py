@@ -22,6 +22,7 @@ from takeover.recorder.cameras import SyntheticCamera, SyntheticCameraConfig
 from takeover.recorder.capture import CameraCapture
 from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
 from takeover.recorder.testing import end_record, start_record, step_record
+from takeover.storage.blobs import LocalBlobStore
 from takeover.storage.episode_file import EpisodeReader
 from takeover.storage.pull import decode_rgb_chw
 from takeover.storage.store import Store
@@ -86,12 +87,13 @@ def main() -> None:
 
         ep = store.read_episode("bench")
         header_blob = store.get_episode("bench").blob_digest
-        size = store.blob_path(header_blob).stat().st_size
-        size += sum(store.blob_path(c.frames.digest).stat().st_size for c in ep.cameras.values())  # type: ignore[attr-defined]
+        size = store.blobs.size(header_blob)
+        size += sum(store.blobs.size(d) for d in store.catalog.frame_blobs(["bench"]).get("bench", []))
         duration = float(ep.timestamps[-1] - ep.timestamps[0])
         report = store.check()
 
-        reader = EpisodeReader(store.episode_path("bench"))
+        assert isinstance(store.blobs, LocalBlobStore)
+        reader = EpisodeReader(store.blobs.path(header_blob), store.blobs)
         rng = random.Random(0)
         reads = 300
         r0 = time.perf_counter()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from takeover.recorder.wal import CAMERA_PREFIX, STEPS_LOG, CameraIndex, WalContents
-from takeover.storage.blobs import sha256_file
+from takeover.storage.blobs import LocalFile, sha256_file
 from takeover.storage.codec import unpack_log
 from takeover.storage.record_log import (
     FRAME_HEAD,
@@ -212,7 +212,7 @@ def _camera_stream(name: str, idx: CameraIndex, step_t: np.ndarray, dropped: int
         steps[free] = np.maximum(np.searchsorted(step_t, times[free], side="right") - 1, 0)
     order = np.lexsort((times, steps))
     blob = FrameBlob(
-        idx.path,
+        LocalFile(idx.path),
         idx.digest,
         np.asarray(idx.offsets, dtype=np.int64)[order],
         np.asarray(idx.lengths, dtype=np.int64)[order],

@@ -12,7 +12,9 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from takeover.storage.blobs import BlobStore as BlobStore
     from takeover.storage.blobs import LocalBlobStore as LocalBlobStore
+    from takeover.storage.blobs import open_blob_store as open_blob_store
     from takeover.storage.catalog import Catalog as Catalog
     from takeover.storage.errors import StorageError as StorageError
     from takeover.storage.manifest import Manifest as Manifest
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
     from takeover.storage.store import Store as Store
 
 _LAZY = {
+    "BlobStore": "takeover.storage.blobs",
     "LocalBlobStore": "takeover.storage.blobs",
+    "open_blob_store": "takeover.storage.blobs",
     "Catalog": "takeover.storage.catalog",
     "StorageError": "takeover.storage.errors",
     "Manifest": "takeover.storage.manifest",

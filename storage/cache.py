@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from takeover.storage.blobs import LocalBlobStore
+from takeover.storage.blobs import BlobStore, LocalBlobStore
 from takeover.storage.errors import BlobNotFoundError, CorruptBlobError
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _stamp(cache: LocalBlobStore, digest: str) -> None:
 
 
 def fetch_verified(
-    source: LocalBlobStore, cache: LocalBlobStore, digests: Iterable[str], verify: Verify = "stamp"
+    source: BlobStore, cache: LocalBlobStore, digests: Iterable[str], verify: Verify = "stamp"
 ) -> list[Path]:
     """Make sure each blob is in ``cache`` with the right bytes; return the cached paths in order.
 
@@ -73,14 +73,14 @@ def fetch_verified(
             log.warning("cached blob %s is corrupt; fetching it again", digest)
             cache.remove(digest)
             _stamp_path(cache, digest).unlink(missing_ok=True)
-        src = source.path(digest)
-        if not src.is_file():
-            raise BlobNotFoundError(f"blob {digest} is missing from the store at {source.root}")
         try:
-            cache.put_file(src, expected_digest=digest)
+            with source.open(digest) as src:
+                cache.put_stream(src, digest)
+        except BlobNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is missing from the store at {source.url}") from None
         except CorruptBlobError:
             raise CorruptBlobError(
-                f"blob {digest} in the store at {source.root} is corrupt (its bytes do not match its hash)"
+                f"blob {digest} in the store at {source.url} is corrupt (its bytes do not match its hash)"
             ) from None
         _stamp(cache, digest)
         paths.append(cache.path(digest))

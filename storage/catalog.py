@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from takeover.storage import seeds
+from takeover.storage import migrations, seeds
 from takeover.storage.catalog_db import describe, open_engine, translate
 from takeover.storage.errors import (
     CatalogUnavailableError,
@@ -38,6 +38,7 @@ from takeover.storage.schema import AttemptSummary, EpisodeMeta, Event, EventKin
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tables import (
     Base,
+    EpisodeBlobRow,
     EpisodeEndRow,
     EpisodeRow,
     EpisodeSeedRow,
@@ -133,6 +134,7 @@ class Catalog:
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
         read_only_reason: str = "",
+        frame_blobs: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         if schema is not None and not _SCHEMA_RE.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
@@ -141,6 +143,8 @@ class Catalog:
         self.read_only = read_only
         self.read_only_reason = read_only_reason or "it was opened read-only"
         self._clock = clock
+        self._frame_blobs = frame_blobs
+        """Episode file digest -> its frame blobs, for upgrading a catalog made before they were kept."""
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
 
@@ -153,7 +157,7 @@ class Catalog:
             if self.read_only:
                 self._check_tables(engine)
             else:
-                Base.metadata.create_all(engine)
+                migrations.upgrade(engine, describe(self.url), self._frame_blobs)
         except DBAPIError as exc:
             engine.dispose()
             raise translate(exc, self.url) from None
@@ -165,11 +169,16 @@ class Catalog:
         return self
 
     def _check_tables(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            revision = migrations.current(conn)
+        migrations.check_not_newer(revision, describe(self.url))
         missing = sorted(set(Base.metadata.tables) - set(inspect(engine).get_table_names()))
-        if missing:
+        if missing or revision != migrations.head():
+            old = f"it lacks the tables {', '.join(missing)}" if missing else f"revision {revision}"
             raise CatalogUnavailableError(
-                f"the catalog {describe(self.url)} lacks the tables {', '.join(missing)}, and it can only "
-                f"be read ({self.read_only_reason}): open the store once with write access to upgrade it"
+                f"the catalog {describe(self.url)} has an older schema ({old}, not {migrations.head()}), "
+                f"and it can only be read ({self.read_only_reason}): "
+                "open the store once with write access to upgrade it"
             )
 
     def close(self) -> None:
@@ -212,8 +221,16 @@ class Catalog:
             raise translate(exc, self.url) from None
 
     # -- episodes ----------------------------------------------------------------------------
-    def add_episode(self, meta: EpisodeMeta, digest: str, num_steps: int, events: Sequence[Event]) -> None:
-        """Catalog an episode stored as blob ``digest``. Re-adding the same blob is a no-op."""
+    def add_episode(
+        self,
+        meta: EpisodeMeta,
+        digest: str,
+        num_steps: int,
+        events: Sequence[Event],
+        frame_blobs: Sequence[str] = (),
+    ) -> None:
+        """Catalog an episode stored as blob ``digest`` whose file names the separate ``frame_blobs``.
+        Re-adding the same blob is a no-op."""
         kinds = [EventKind(e.kind) for e in events]
         row = _episode_row(
             meta,
@@ -240,6 +257,8 @@ class Catalog:
                     s.add(
                         EpisodeEndRow(episode_id=meta.episode_id, end_reason=meta.end_reason, note=meta.note)
                     )
+                for blob in sorted(set(frame_blobs)):
+                    s.add(EpisodeBlobRow(episode_id=meta.episode_id, digest=blob))
                 for seq, e in enumerate(events):
                     s.add(
                         EventRow(
@@ -330,6 +349,20 @@ class Catalog:
             q = q.limit(limit)
         with self._tx() as s:
             return [_episode_record(r, cut, sd, end) for r, cut, sd, end in s.execute(q)]
+
+    def frame_blobs(self, episode_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """Episode id -> the digests of its frame blobs (sorted), for the given episodes or all;
+        an episode without frame blobs has no key."""
+        q = select(EpisodeBlobRow.episode_id, EpisodeBlobRow.digest).order_by(
+            EpisodeBlobRow.episode_id, EpisodeBlobRow.digest
+        )
+        if episode_ids is not None:
+            q = q.where(EpisodeBlobRow.episode_id.in_(list(episode_ids)))
+        out: dict[str, list[str]] = {}
+        with self._tx() as s:
+            for eid, digest in s.execute(q):
+                out.setdefault(eid, []).append(digest)
+        return out
 
     def count_episodes(self) -> int:
         with self._tx() as s:

@@ -2,7 +2,7 @@
 
 Problems found:
 
-- an episode whose file is missing, unreadable or does not hash to its digest;
+- an episode whose file is missing or does not hash to its digest;
 - an episode whose frame blob is missing or does not hash to its digest;
 - orphan blobs, referenced by no cataloged episode (left by an interrupted add; harmless);
 - temporary files left by interrupted writes (those no live writer holds a lock on).
@@ -18,10 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from takeover.storage.blobs import LocalBlobStore
+from takeover.storage.blobs import BlobStore
 from takeover.storage.catalog import Catalog
-from takeover.storage.episode_file import read_header
-from takeover.storage.errors import EpisodeFileError
 from takeover.storage.tempfiles import remove_stale, stale
 
 
@@ -34,9 +32,6 @@ class StoreReport:
     temp_files: list[Path] = field(default_factory=list)
     episodes: int = 0
     blobs_checked: int = 0
-    unreadable: int = 0
-    """Episode files that could not be read: the frame blobs they name are unknown, so orphans are
-    then reported but not removed."""
 
     @property
     def healthy(self) -> bool:
@@ -49,7 +44,7 @@ class StoreReport:
         return out
 
 
-def check_store(root: Path, catalog: Catalog, blobs: LocalBlobStore, *, verify: bool = True) -> StoreReport:
+def check_store(root: Path, catalog: Catalog, blobs: BlobStore, *, verify: bool = True) -> StoreReport:
     """Look at every cataloged episode and every blob; ``verify`` re-hashes each blob's bytes."""
     report = StoreReport()
     referenced: set[str] = set()
@@ -62,21 +57,14 @@ def check_store(root: Path, catalog: Catalog, blobs: LocalBlobStore, *, verify: 
             return "corrupt (its bytes do not match its hash)"
         return ""
 
+    frame_blobs = catalog.frame_blobs()  # the catalog lists them: no episode file is opened
     for rec in catalog.list_episodes():
         report.episodes += 1
         referenced.add(rec.blob_digest)
         problem = ok(rec.blob_digest)
         if problem:
             report.damaged.append(f"episode {rec.episode_id}: file {rec.blob_digest[:12]} {problem}")
-            report.unreadable += 1
-            continue
-        try:
-            header = read_header(blobs.path(rec.blob_digest))
-        except EpisodeFileError as exc:
-            report.damaged.append(f"episode {rec.episode_id}: {exc}")
-            report.unreadable += 1
-            continue
-        for digest in header.frame_blobs:
+        for digest in frame_blobs.get(rec.episode_id, ()):
             referenced.add(digest)
             problem = ok(digest)
             if problem:
@@ -86,9 +74,10 @@ def check_store(root: Path, catalog: Catalog, blobs: LocalBlobStore, *, verify: 
     return report
 
 
-def stale_temp_files(root: Path, blobs: LocalBlobStore) -> list[Path]:
+def stale_temp_files(root: Path, blobs: BlobStore) -> list[Path]:
     """Temporary files under the store that no live writer holds (see :mod:`.tempfiles`)."""
-    temps = list(blobs.temp_files())
+    temp_files = getattr(blobs, "temp_files", None)  # a local folder's; object stores have none
+    temps = list(temp_files()) if temp_files is not None else []
     tmp_dir = root / "tmp"
     if tmp_dir.is_dir():
         temps += stale(sorted(tmp_dir.iterdir()))
@@ -96,24 +85,18 @@ def stale_temp_files(root: Path, blobs: LocalBlobStore) -> list[Path]:
     return temps
 
 
-def remove_stale_temp_files(root: Path, blobs: LocalBlobStore) -> list[str]:
+def remove_stale_temp_files(root: Path, blobs: BlobStore) -> list[str]:
     """Delete the temporary files crashed writers left behind; one line per file removed."""
     return [f"removed temporary file {p}" for p in stale_temp_files(root, blobs) if remove_stale(p)]
 
 
-def repair_store(report: StoreReport, blobs: LocalBlobStore) -> list[str]:
+def repair_store(report: StoreReport, blobs: BlobStore) -> list[str]:
     """Remove the orphans and temporary files ``report`` found; return what was done."""
     done = []
-    if report.unreadable and report.orphans:
-        done.append(
-            f"kept {len(report.orphans)} unreferenced blob(s): {report.unreadable} episode file(s) "
-            "cannot be read, and the blobs may be their frames"
-        )
-    else:
-        for digest in report.orphans:
-            blobs.remove(digest)
-            done.append(f"removed orphan blob {digest}")
-        report.orphans = []
+    for digest in report.orphans:
+        blobs.remove(digest)
+        done.append(f"removed orphan blob {digest}")
+    report.orphans = []
     for p in report.temp_files:
         if remove_stale(p):
             done.append(f"removed temporary file {p}")

@@ -12,8 +12,9 @@ Layout (all at the file root)::
                      frame_offset (F,) int64, frame_length (F,) int64 instead of frames
     streams/<name>/  timestamps (N,) float64, values (N, ...)   (schema 2; own-rate streams)
 
-A frame blob lives in the same content-addressed blob folder as the episode file
-(``.../sha256/ab/abcd...``), so it is found next to it; readers take ``blob_dir`` otherwise.
+An episode file is read from a path or from an open binary file (a blob store's object); the
+frame blobs it names are read by digest, range by range, from the blob store the reader is given
+(``blobs``): a reader never knows where or how the bytes are stored.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
 
+from takeover.storage.blobs import BlobReader
 from takeover.storage.errors import EpisodeFileError
 from takeover.storage.schema import (
     SCHEMA_VERSION,
@@ -50,10 +52,12 @@ def _check_camera_name(name: str) -> None:
         raise ValueError(f"camera name {name!r} cannot name an HDF5 group")
 
 
-def frame_blob_path(episode_path: Path | str, digest: str, blob_dir: Path | str | None = None) -> Path:
-    """Where the frame blob ``digest`` of the episode file at ``episode_path`` lives."""
-    base = Path(blob_dir) if blob_dir is not None else Path(episode_path).parent.parent
-    return base / digest[:2] / digest
+Source = Path | str | BinaryIO
+"""An episode file: its path, or the file opened for binary reading (e.g. a blob store's object)."""
+
+
+def _name(src: Source) -> str:
+    return str(src) if isinstance(src, Path | str) else str(getattr(src, "name", "an episode file"))
 
 
 def write_episode(ep: Episode, path: Path | str) -> None:
@@ -104,9 +108,10 @@ def write_episode(ep: Episode, path: Path | str) -> None:
             g.create_dataset("values", data=np.asarray(st.values))
 
 
-def _open(path: Path | str) -> h5py.File:
+def _open(src: Source) -> h5py.File:
+    path = _name(src)
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(src, "r")
     except FileNotFoundError:
         raise EpisodeFileError(f"episode file {path} does not exist") from None
     except OSError as exc:
@@ -142,7 +147,7 @@ class EpisodeHeader:
     """Digests of the separate frame blobs this episode needs (schema 2)."""
 
 
-def read_header(path: Path | str) -> EpisodeHeader:
+def read_header(path: Source) -> EpisodeHeader:
     """Metadata, number of steps and cameras, without reading the streams."""
     with _open(path) as f:
         cams = {name: (int(g.attrs["height"]), int(g.attrs["width"])) for name, g in f["cameras"].items()}
@@ -154,12 +159,14 @@ def _external(g: h5py.Group) -> bool:
     return "frames_blob" in g.attrs
 
 
-def _frames(g: h5py.Group, path: Path | str, blob_dir: Path | str | None) -> Sequence[bytes]:
+def _frames(g: h5py.Group, path: Source, blobs: BlobReader | None) -> Sequence[bytes]:
     if _external(g):
         digest = str(g.attrs["frames_blob"])
-        return FrameBlob(
-            frame_blob_path(path, digest, blob_dir), digest, g["frame_offset"][()], g["frame_length"][()]
-        )
+        if blobs is None:
+            raise EpisodeFileError(
+                f"{_name(path)} keeps its camera frames in blob {digest[:12]}: read it with its blob store"
+            )
+        return FrameBlob(blobs, digest, g["frame_offset"][()], g["frame_length"][()])
     return [bytes(fr.tobytes()) for fr in g["frames"][()]]
 
 
@@ -183,22 +190,22 @@ class Timeline:
     """Camera name -> step index of each of its frames (int64)."""
 
 
-def read_timeline(path: Path | str) -> Timeline:
+def read_timeline(path: Source) -> Timeline:
     """Steps, events and frame steps of the episode file at ``path`` (no frames, no streams)."""
     with _open(path) as f:
         steps = {name: g["step_index"][()] for name, g in f["cameras"].items()}
         return Timeline(int(f.attrs["num_steps"]), _events(f), steps)
 
 
-def read_episode(path: Path | str, blob_dir: Path | str | None = None) -> Episode:
-    """The whole episode; frames kept in a separate blob are read lazily from it."""
+def read_episode(path: Source, blobs: BlobReader | None = None) -> Episode:
+    """The whole episode; frames kept in a separate blob are read lazily from ``blobs``."""
     with _open(path) as f:
         events = _events(f)
         cameras: dict[str, CameraStream] = {}
         for name, g in f["cameras"].items():
             cameras[name] = CameraStream(
                 name=name,
-                frames=_frames(g, path, blob_dir),
+                frames=_frames(g, path, blobs),
                 timestamps=g["timestamps"][()],
                 step_index=g["step_index"][()],
                 height=int(g.attrs["height"]),
@@ -222,7 +229,7 @@ def read_episode(path: Path | str, blob_dir: Path | str | None = None) -> Episod
 
 
 class _CameraIndex:
-    def __init__(self, g: h5py.Group, episode_path: Path, blob_dir: Path | None) -> None:
+    def __init__(self, g: h5py.Group, episode_path: Path, blobs: BlobReader | None) -> None:
         steps = g["step_index"][()]
         stamps = g["timestamps"][()]
         # Order by step, then capture time, so the last frame at or before a step is found by bisection.
@@ -230,7 +237,7 @@ class _CameraIndex:
         self.sorted_steps = steps[self.order]
         self.blob: FrameBlob | None = None
         if _external(g):
-            blob = _frames(g, episode_path, blob_dir)
+            blob = _frames(g, episode_path, blobs)
             assert isinstance(blob, FrameBlob)
             self.blob = blob
         else:
@@ -247,12 +254,12 @@ class EpisodeReader:
     whole on first access; camera frames are read one at a time.
     """
 
-    def __init__(self, path: Path | str, blob_dir: Path | str | None = None) -> None:
-        self._reset(Path(path), Path(blob_dir) if blob_dir is not None else None)
+    def __init__(self, path: Path | str, blobs: BlobReader | None = None) -> None:
+        self._reset(Path(path), blobs)
 
-    def _reset(self, path: Path, blob_dir: Path | None = None) -> None:
+    def _reset(self, path: Path, blobs: BlobReader | None = None) -> None:
         self.path = path
-        self.blob_dir = blob_dir
+        self.blobs = blobs
         self._file: h5py.File | None = None
         self._pid = -1
         self._arrays: dict[str, np.ndarray] = {}
@@ -266,9 +273,7 @@ class EpisodeReader:
                 name: f[name][()]
                 for name in ("timestamps", "state", "action", "proposed_action", "control_source")
             }
-            self._cameras = {
-                name: _CameraIndex(g, self.path, self.blob_dir) for name, g in f["cameras"].items()
-            }
+            self._cameras = {name: _CameraIndex(g, self.path, self.blobs) for name, g in f["cameras"].items()}
             self._file, self._pid = f, os.getpid()
         return self._file
 
@@ -290,10 +295,10 @@ class EpisodeReader:
 
     def __getstate__(self) -> dict[str, Any]:
         # For DataLoader workers started with spawn/forkserver: send the path, never a handle.
-        return {"path": self.path, "blob_dir": self.blob_dir}
+        return {"path": self.path, "blobs": self.blobs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._reset(Path(state["path"]), state.get("blob_dir"))
+        self._reset(Path(state["path"]), state.get("blobs"))
 
     @property
     def num_steps(self) -> int:

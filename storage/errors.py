@@ -43,6 +43,10 @@ class BlobNotFoundError(StorageError):
     """A blob digest with no file behind it."""
 
 
+class BlobStoreUnavailableError(StorageError):
+    """The blob store (object storage) cannot be reached, or refuses the credentials."""
+
+
 class CorruptBlobError(StorageError):
     """A blob whose bytes do not hash to its digest."""
 
@@ -69,3 +73,7 @@ class CatalogUnavailableError(StorageError):
 
 class SeedsExhaustedError(StorageError):
     """No collection seed is left to hand out."""
+
+
+class SchemaTooNewError(StorageError):
+    """A catalog whose schema a newer version of takeover made."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from takeover.storage.blobs import LocalBlobStore
+from takeover.storage.blobs import BlobReader, LocalBlobStore
 from takeover.storage.cache import Verify, fetch_verified
 from takeover.storage.coverage import CameraCoverage, camera_masks, masks_coverage
 from takeover.storage.episode_file import EpisodeHeader, EpisodeReader, read_header, read_timeline
@@ -74,6 +74,7 @@ class EpisodeDataset(Dataset[Item]):
         manifest: Manifest,
         *,
         max_open_files: int = 64,
+        blobs: BlobReader | None = None,
     ) -> None:
         if len(files) != len(headers):
             raise ValueError("one header per file")
@@ -92,7 +93,7 @@ class EpisodeDataset(Dataset[Item]):
         self._success = [episode_success(h.meta) for h in headers]
         lengths = np.array([h.num_steps for h in headers], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        self._readers = [EpisodeReader(f) for f in self.files]
+        self._readers = [EpisodeReader(f, blobs) for f in self.files]
         self._max_open = max(1, max_open_files)
         self._lru: OrderedDict[int, None] = OrderedDict()
         self._lru_pid = -1
@@ -158,16 +159,25 @@ def pull(
     store: Store | Path | str | None = None,
     cache_dir: Path | str | None = None,
     verify: Verify = "stamp",
+    *,
+    catalog_url: str | None = None,
+    blob_url: str | None = None,
 ) -> EpisodeDataset:
     """Resolve ``tag``, copy its episode files into a verified cache, and return a Dataset over them.
 
     ``store`` is an open :class:`Store`, the path of one, or None for the default store;
+    ``catalog_url`` / ``blob_url`` name its catalog database and blob store when they are not the
+    store folder's own (as in the configuration);
     ``cache_dir`` defaults to :func:`default_cache_root`. Every blob is hashed when it enters the
     cache; ``verify="stamp"`` (the default) hashes a cached blob again only if its file changed
     since (see :mod:`takeover.storage.cache`), ``verify="full"`` hashes every blob again.
     """
     own = not isinstance(store, Store)
-    st = store if isinstance(store, Store) else Store.open(Path(store) if store else default_store_root())
+    st = (
+        store
+        if isinstance(store, Store)
+        else Store.open(Path(store) if store else default_store_root(), catalog_url, blob_url=blob_url)
+    )
     try:
         version = st.resolve(tag)
         cache = LocalBlobStore(Path(cache_dir) if cache_dir else default_cache_root())
@@ -185,4 +195,4 @@ def pull(
                 f"version {version.digest[:12]}: blob {entry.digest[:12]} does not hold episode "
                 f"{entry.episode_id} with {entry.num_steps} steps"
             )
-    return EpisodeDataset(files, headers, version.digest, version.manifest)
+    return EpisodeDataset(files, headers, version.digest, version.manifest, blobs=cache)

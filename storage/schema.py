@@ -9,8 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 import numpy as np
 
@@ -165,15 +164,22 @@ class EpisodeMeta(AttemptSummary):
         return cls(**known)
 
 
+class BlobSource(Protocol):
+    """Reads blobs by digest and byte range (:class:`takeover.storage.blobs.BlobReader`)."""
+
+    def read_range(self, digest: str, start: int, length: int) -> bytes: ...
+
+
 @dataclass(frozen=True, eq=False)
 class FrameBlob(Sequence[bytes]):
-    """JPEG frames kept in a separate file (a finished camera log, see ``record_log``), read lazily.
+    """JPEG frames kept in a separate blob (a finished camera log, see ``record_log``), read lazily,
+    one byte range per frame, from ``source`` (a blob store, or the camera log not yet stored).
 
-    ``digest`` is the sha256 of the whole file; frame ``i`` is the ``lengths[i]`` bytes at byte
+    ``digest`` is the sha256 of the whole blob; frame ``i`` is the ``lengths[i]`` bytes at byte
     ``offsets[i]``.
     """
 
-    path: Path
+    source: BlobSource
     digest: str
     offsets: np.ndarray
     lengths: np.ndarray
@@ -189,15 +195,18 @@ class FrameBlob(Sequence[bytes]):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         off, n = int(self.offsets[i]), int(self.lengths[i])
-        with open(self.path, "rb") as f:
-            f.seek(off)
-            data = f.read(n)
+        data = self.source.read_range(self.digest, off, n)
         if len(data) != n:
-            raise ValueError(f"frame blob {self.path} is shorter than its index says")
+            raise ValueError(f"frame blob {self.digest} is shorter than its index says")
         return data
 
     def __iter__(self) -> Iterator[bytes]:
-        with open(self.path, "rb") as f:
+        opener = getattr(self.source, "open", None)
+        if opener is None:
+            for i in range(len(self)):
+                yield self[i]
+            return
+        with opener(self.digest) as f:  # one open file (and its read-ahead) for every frame
             for off, n in zip(self.offsets.tolist(), self.lengths.tolist(), strict=True):
                 f.seek(off)
                 yield f.read(n)

@@ -1,12 +1,18 @@
-"""The dataset store: a catalog plus immutable content-addressed episode files under one root.
+"""The dataset store: a catalog plus immutable content-addressed blobs (episode files, frames).
 
 Layout::
 
-    <root>/store.json       marker: format and where the catalog lives
+    <root>/store.json       marker: format, where the catalog and the blobs live
     <root>/catalog.db       SQLite catalog (unless an external catalog URL is used)
-    <root>/blobs/sha256/..  episode HDF5 files, named by their sha256
+    <root>/blobs/sha256/..  episode HDF5 files and frame blobs, named by their sha256 (unless the
+                            blobs live elsewhere: ``blob_url``, e.g. ``s3://bucket/prefix``)
+    <root>/derived/blobs/.. results derived from episodes (annotation's smoothing)
     <root>/tmp/             episode files being written
     <root>/wal/<episode>/   the recorder's write-ahead logs of attempts being recorded
+
+The blobs are reached through :attr:`Store.blobs` (a :class:`~takeover.storage.blobs.BlobStore`)
+by digest only; the catalog knows every blob an episode needs, so committing a version reads the
+catalog alone.
 
 Adding an episode writes its file, stores it as a blob, and only then catalogs it, so an
 interruption leaves at worst an orphan blob (harmless), never a catalog row without its blob.
@@ -24,9 +30,9 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from takeover.storage.blobs import LocalBlobStore
+from takeover.storage.blobs import BlobStore, LocalBlobStore, LocalFile, open_blob_store
 from takeover.storage.catalog import (
     Catalog,
     EpisodeRecord,
@@ -69,20 +75,39 @@ class Store:
     :meth:`open_or_create` or :meth:`connect`, and :meth:`close` (or a with-block).
 
     ``catalog_url`` selects an external catalog (e.g. PostgreSQL for a fleet); by default the
-    catalog is ``root/catalog.db`` (SQLite).
+    catalog is ``root/catalog.db`` (SQLite). ``blob_url`` selects where the blobs live (e.g.
+    ``s3://bucket/prefix``); by default under ``root``. A store made with a blob URL records it in
+    its marker, so opening it finds its blobs.
     """
 
     def __init__(
-        self, root: Path | str, catalog_url: str | None = None, *, catalog_schema: str | None = None
+        self,
+        root: Path | str,
+        catalog_url: str | None = None,
+        *,
+        catalog_schema: str | None = None,
+        blob_url: str | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
         self.catalog_url = catalog_url
         self.catalog_schema = catalog_schema
-        self.blobs = LocalBlobStore(self.root)
+        self._set_blobs(blob_url)
         url = catalog_url or f"sqlite:///{(self.root / 'catalog.db').absolute()}"
-        self.catalog = Catalog(url, schema=catalog_schema)
+        self.catalog = Catalog(url, schema=catalog_schema, frame_blobs=self._frame_blobs_of)
         self.read_only = False
         """True when this user may not write the store (set by :meth:`connect`)."""
+
+    def _set_blobs(self, blob_url: str | None) -> None:
+        self.blob_url = blob_url
+        self.blobs: BlobStore = open_blob_store(blob_url) if blob_url else LocalBlobStore(self.root)
+        self.derived_blobs: BlobStore = self.blobs.sub("derived")
+        """Blobs derived from episodes (annotation's smoothing), apart from the episode blobs."""
+
+    def _frame_blobs_of(self, digest: str) -> Sequence[str]:
+        """The frame blobs the episode file ``digest`` names (upgrading a catalog made before the
+        catalog kept them)."""
+        with self.blobs.open(digest) as f:
+            return read_header(f).frame_blobs
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -99,8 +124,12 @@ class Store:
             "version": STORE_FORMAT_VERSION,
             "catalog": "external" if catalog_url else "sqlite",
         }
+        if store.blob_url:
+            info["blobs"] = store.blob_url
         try:
-            (store.root / "blobs").mkdir(parents=True, exist_ok=True)
+            store.root.mkdir(parents=True, exist_ok=True)
+            if store.blob_url is None:
+                (store.root / "blobs").mkdir(exist_ok=True)
             # The catalog first, the marker last: a store that could not be made complete is no store.
             store.catalog.connect()
             with locked_temp(store.root, prefix=f".{MARKER}-", suffix=".tmp") as (_, tmp):
@@ -145,6 +174,8 @@ class Store:
             raise StorageError(f"cannot read {marker}: {exc}") from None
         if info.get("format") != STORE_FORMAT or int(info.get("version", 0)) > STORE_FORMAT_VERSION:
             raise StorageError(f"{self.root} holds an unsupported store format: {info}")
+        if self.blob_url is None and info.get("blobs"):
+            self._set_blobs(str(info["blobs"]))
         if info.get("catalog") == "external" and self.catalog_url is None:
             raise StorageError(
                 f"the store at {self.root} keeps its catalog in an external database; pass its catalog URL"
@@ -190,21 +221,34 @@ class Store:
     def add_episode(self, ep: Episode) -> str:
         """Store ``ep`` immutably and catalog it; returns the digest of its file.
 
-        Cameras whose frames are a :class:`FrameBlob` (a finished camera log) have that file
-        adopted as a blob without copying; the episode file then only indexes it.
+        Cameras whose frames are a :class:`FrameBlob` (a finished camera log) have that blob
+        stored first (a local store adopts the log without copying); the episode file then only
+        indexes it, and the catalog lists it.
         """
         ep.validate()
         self.require_writable(f"add episode {ep.meta.episode_id}")
+        frame_blobs = []
         for cam in ep.cameras.values():
             if isinstance(cam.frames, FrameBlob):
-                self.blobs.adopt_file(cam.frames.path, cam.frames.digest)
+                self._store_frame_blob(cam.frames)
+                frame_blobs.append(cam.frames.digest)
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(exist_ok=True)
         with locked_temp(tmp_dir, prefix=f".{_safe(ep.meta.episode_id)}-", suffix=".h5") as (_, tmp):
             write_episode(ep, tmp)
             digest = self.blobs.put_file(tmp)
-        self.catalog.add_episode(ep.meta, digest, ep.num_steps, ep.events)
+        self.catalog.add_episode(ep.meta, digest, ep.num_steps, ep.events, frame_blobs)
         return digest
+
+    def _store_frame_blob(self, frames: FrameBlob) -> None:
+        if isinstance(frames.source, LocalFile):
+            self.blobs.adopt_file(frames.source.path, frames.digest)
+        elif not self.blobs.has(frames.digest):
+            opener = getattr(frames.source, "open", None)  # another store's blobs
+            if opener is None:
+                raise StorageError(f"frame blob {frames.digest} is in no store and no file")
+            with opener(frames.digest) as f:
+                self.blobs.put_stream(f, frames.digest)
 
     def get_episode(self, episode_id: str) -> EpisodeRecord:
         return self.catalog.get_episode(episode_id)
@@ -213,17 +257,22 @@ class Store:
         """See :meth:`Catalog.list_episodes` for the filters."""
         return self.catalog.list_episodes(**filters)
 
-    def episode_path(self, episode_id: str) -> Path:
-        return self.blob_path(self.get_episode(episode_id).blob_digest)
-
-    def blob_path(self, digest: str) -> Path:
-        p = self.blobs.path(digest)
-        if not p.is_file():
-            raise BlobNotFoundError(f"blob {digest} is missing from the store at {self.root}")
-        return p
-
     def read_episode(self, episode_id: str) -> Episode:
-        return read_episode(self.episode_path(episode_id))
+        """The episode, its frames read lazily from the blob store."""
+        with self.open_blob(self.get_episode(episode_id).blob_digest) as f:
+            return read_episode(f, self.blobs)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """The blob for reading (:class:`BlobNotFoundError` naming this store if it is missing)."""
+        try:
+            return self.blobs.open(digest)
+        except BlobNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is missing from the store at {self.where}") from None
+
+    @property
+    def where(self) -> str:
+        """The store as messages name it: its folder, and its blob URL when the blobs live elsewhere."""
+        return f"{self.root} (blobs at {self.blobs.url})" if self.blob_url else str(self.root)
 
     # -- consistency -------------------------------------------------------------------------
     def check(self, *, verify: bool = True) -> StoreReport:
@@ -279,9 +328,7 @@ class Store:
                 shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
                 raise UnknownEpisodeError(f"cannot commit {tag!r}: no such episodes: {shown}")
             created_from = {"selection": "episode_ids"}
-        for r in records:  # a version never names a missing blob
-            for digest in read_header(self.blob_path(r.blob_digest)).frame_blobs:
-                self.blob_path(digest)
+        # Everything comes from the catalog: no episode file is opened (`check` verifies the blobs).
         entries = [
             ManifestEntry(r.episode_id, r.blob_digest, r.num_steps, r.success, r.outcome) for r in records
         ]

@@ -1,5 +1,8 @@
 """The catalog's tables: the SQL schema of episodes, events, recoveries, versions, tags and seeds.
 
+The database is made and upgraded by the migrations in :mod:`takeover.storage.migrations`, never
+from these classes; a test checks that the migrated schema equals them.
+
 Rows are the catalog's business; everyone else sees the frozen records of
 :mod:`takeover.storage.catalog`. The columns of ``episodes`` are those of
 :class:`~takeover.storage.catalog.EpisodeRecord` (a test keeps them equal).
@@ -94,3 +97,29 @@ class EpisodeSeedRow(Base):
     __tablename__ = "episode_seeds"
     episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
     seed: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class EpisodeBlobRow(Base):
+    """A frame blob an episode's file names (its camera frames kept apart), so a version can be
+    checked and pinned from the catalog alone."""
+
+    __tablename__ = "episode_blobs"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class DerivationRow(Base):
+    """A result derived from an episode file (annotation's smoothing), stored as a blob.
+
+    ``input_digest`` is the episode file it was computed from, so a row never describes other bytes
+    than the ones it names."""
+
+    __tablename__ = "derivations"
+    episode_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    params_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    input_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    params_json: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double)

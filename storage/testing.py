@@ -5,10 +5,22 @@ Frames are real JPEGs: RGB arrays encoded with OpenCV after RGB->BGR, as the rec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
-from takeover.storage.schema import CameraStream, ControlSource, Episode, EpisodeMeta, Event, EventKind
+from takeover.storage.blobs import LocalFile
+from takeover.storage.record_log import LogWriter
+from takeover.storage.schema import (
+    CameraStream,
+    ControlSource,
+    Episode,
+    EpisodeMeta,
+    Event,
+    EventKind,
+    FrameBlob,
+)
 
 
 def encode_rgb_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
@@ -103,3 +115,19 @@ def make_episode(
         events=events,
         cameras=streams,
     )
+
+
+def frames_in_a_log(ep: Episode, camera: str, log: Path) -> list[bytes]:
+    """Move the frames of ``ep``'s ``camera`` into a camera log at ``log`` (as the recorder keeps
+    them: a frame blob the store adopts); returns the frames."""
+    cam = ep.cameras[camera]
+    frames = list(cam.frames)
+    w = LogWriter(log).open()
+    offsets = [
+        w.append_frame(float(t), int(s), cam.height, cam.width, f)
+        for t, s, f in zip(cam.timestamps, cam.step_index, frames, strict=True)
+    ]
+    w.close()
+    lengths = np.asarray([len(f) for f in frames], dtype=np.int64)
+    cam.frames = FrameBlob(LocalFile(w.path), w.digest(), np.asarray(offsets, dtype=np.int64), lengths)
+    return frames

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from takeover.annotation.params import ParamsError, SmoothingParams, load_params
-from takeover.app.cli.common import add_store_option, store_root, user_errors
+from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.storage.store import Store
 
 
@@ -34,7 +34,7 @@ def run_smooth(args: argparse.Namespace) -> int:
     from takeover.annotation.derivations import smooth_and_store
 
     params = _params(args)
-    with Store.open(store_root(args)) as store:
+    with open_store(args) as store:
         ids = _selected(store, args)
         if not ids:
             print("no episodes to smooth")
@@ -68,7 +68,7 @@ def run_plot_boundary(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise AnnotateError(f"cannot write {out}: folder {out.parent} does not exist")
     params = _params(args)
-    with Store.open(store_root(args)) as store:
+    with open_store(args) as store:
         raw = store.read_episode(args.episode_id)
         sm = load_smoothed(store, args.episode_id, params)
         source = "stored derivation"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from takeover.app.net.endpoints import EndpointError, check_endpoint
 from takeover.storage.errors import StorageError
 from takeover.storage.paths import default_store_root
 from takeover.storage.seeds import MAX_SEED
+from takeover.storage.store import Store
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -74,11 +76,57 @@ def user_errors(*kinds: type[Exception]) -> Callable[[Handler], Handler]:
     return decorate
 
 
-def add_store_option(p: argparse.ArgumentParser) -> None:
+CATALOG_URL_ENV = "TAKEOVER_CATALOG_URL"
+BLOB_URL_ENV = "TAKEOVER_BLOB_URL"
+
+
+def add_store_option(p: argparse.ArgumentParser, *, urls_only: bool = False) -> None:
+    """``--store`` (unless ``urls_only``), ``--catalog-url`` and ``--blob-url``."""
+    if not urls_only:
+        p.add_argument(
+            "--store",
+            metavar="PATH",
+            help="dataset store folder (default: $TAKEOVER_STORE or per-user data dir)",
+        )
     p.add_argument(
-        "--store", metavar="PATH", help="dataset store folder (default: $TAKEOVER_STORE or per-user data dir)"
+        "--catalog-url",
+        metavar="URL",
+        help=f"catalog database, e.g. postgresql+psycopg://host/db (default: ${CATALOG_URL_ENV}, else "
+        "[store] catalog_url of the configuration, else the store folder's catalog.db)",
+    )
+    p.add_argument(
+        "--blob-url",
+        metavar="URL",
+        help=f"where the blobs live, e.g. s3://bucket/prefix (default: ${BLOB_URL_ENV}, else "
+        "[store] blob_url of the configuration, else the store folder, or the URL the store was made with)",
     )
 
 
 def store_root(args: argparse.Namespace) -> Path:
     return Path(args.store).expanduser() if args.store else default_store_root()
+
+
+def store_urls(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(catalog URL, blob URL) for a store command: the option, else the environment, else the
+    configuration file's ``[store]``; None where none is given (the store folder's own)."""
+    catalog = getattr(args, "catalog_url", None) or os.environ.get(CATALOG_URL_ENV) or None
+    blob = getattr(args, "blob_url", None) or os.environ.get(BLOB_URL_ENV) or None
+    if catalog is None or blob is None:
+        from takeover.app.runtime.config import ConfigError, load_config
+        from takeover.app.runtime.config_file import config_file_for
+
+        try:
+            section = load_config(config_file_for(None)).store
+        except ConfigError as exc:
+            raise StorageError(f"cannot read the configuration for the store's URLs: {exc}") from None
+        catalog = catalog or section.catalog_url or None
+        blob = blob or section.blob_url or None
+    return catalog, blob
+
+
+def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store a command names (``--store``, ``--catalog-url``, ``--blob-url``), opened or made."""
+    catalog, blob = store_urls(args)
+    if create:
+        return Store.create(store_root(args), catalog, blob_url=blob)
+    return Store.open(store_root(args), catalog, blob_url=blob)

@@ -7,10 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from takeover.app.cli.common import add_store_option, store_root, user_errors
+from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.storage.coverage import coverage
 from takeover.storage.episode_file import read_timeline
-from takeover.storage.store import Store
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -30,14 +29,14 @@ def _when(t: float) -> str:
 
 @user_errors()
 def run_init(args: argparse.Namespace) -> int:
-    with Store.create(store_root(args)) as store:
+    with open_store(args, create=True) as store:
         print(f"created dataset store at {store.root}")
     return 0
 
 
 @user_errors()
 def run_list(args: argparse.Namespace) -> int:
-    with Store.open(store_root(args)) as store:
+    with open_store(args) as store:
         episodes = store.list_episodes()
     if not episodes:
         print("no episodes")
@@ -63,7 +62,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 @user_errors()
 def run_commit(args: argparse.Namespace) -> int:
-    with Store.open(store_root(args)) as store:
+    with open_store(args) as store:
         digest, manifest = store.commit(
             args.tag,
             episode_ids=args.episodes,
@@ -82,7 +81,7 @@ def run_commit(args: argparse.Namespace) -> int:
 
 @user_errors()
 def run_tags(args: argparse.Namespace) -> int:
-    with Store.open(store_root(args)) as store:
+    with open_store(args) as store:
         tags = store.tags()
         rows = []
         for t in tags:
@@ -99,13 +98,16 @@ def run_tags(args: argparse.Namespace) -> int:
 
 @user_errors()
 def run_show(args: argparse.Namespace) -> int:
-    with Store.open(store_root(args)) as store:
+    with open_store(args) as store:
         version = store.resolve(args.tag)
         manifest = version.manifest
         if args.json:
             print(manifest.canonical_json())
             return 0
-        timelines = [read_timeline(store.blob_path(e.digest)) for e in manifest.episodes]
+        timelines = []
+        for e in manifest.episodes:
+            with store.open_blob(e.digest) as f:
+                timelines.append(read_timeline(f))
     cameras = coverage([e.episode_id for e in manifest.episodes], timelines)
     print(f"tag       {args.tag}")
     print(f"version   {version.digest}")

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from takeover.app.cli.common import add_store_option, store_root, user_errors
+from takeover.app.cli.common import add_store_option, open_store, store_root, user_errors
 from takeover.recorder.recovery import leftover_trash, pending_logs, recover_all
 from takeover.storage.store import Store
 
@@ -28,7 +28,7 @@ def _unfinished(store: Store) -> list[str]:
 @user_errors()
 def run_doctor(args: argparse.Namespace) -> int:
     root: Path = store_root(args)
-    with Store.open(root) as store:
+    with open_store(args) as store:
         if args.repair:
             for outcome in recover_all(store):
                 print(outcome.line())

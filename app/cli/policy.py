@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from takeover.app.cli.common import endpoint_type, error
+from takeover.app.cli.common import add_store_option, endpoint_type, error, store_urls
 from takeover.app.cli.serving import (
     SERVER_GRACE_S,
     add_parent_option,
@@ -65,6 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     train.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     train.add_argument("--store", metavar="PATH", help="dataset store folder (default: the user's store)")
+    add_store_option(train, urls_only=True)
     train.set_defaults(func=cmd_train)
 
 
@@ -114,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from takeover.storage.errors import StorageError
 
     try:
-        items, version = pull_items(args.tag, args.store)
+        catalog_url, blob_url = store_urls(args)
+        items, version = pull_items(args.tag, args.store, catalog_url=catalog_url, blob_url=blob_url)
         result = train(items, config)
     except (StorageError, LookupError, ValueError, OSError) as exc:
         return error(f"cannot train on tag {args.tag!r}: {exc}")

@@ -22,8 +22,8 @@ def run_headless(config: AppConfig, episodes: int, use_policy: bool = True) -> i
     check_attempts(config.seeds, episodes)
     root = store_root(config)
     if (root / MARKER).exists():  # refuse a read-only store before the simulator and policy load
-        with Store.open(root) as store:
-            store.require_writable("record attempts")
+        with Store.open(root, config.store.catalog_url or None, blob_url=config.store.blob_url or None) as s:
+            s.require_writable("record attempts")
     with Runtime(config, use_policy=use_policy) as rt:
         assert rt.loop is not None and rt.store is not None
         loop = rt.loop

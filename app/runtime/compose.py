@@ -129,7 +129,9 @@ class Runtime:
     def _open(self) -> None:
         cfg = self.config
         root = store_root(cfg)
-        self.store = Store.open_or_create(root)
+        self.store = Store.open_or_create(
+            root, cfg.store.catalog_url or None, blob_url=cfg.store.blob_url or None
+        )
         self._stack.callback(self.store.close)
         # Attempts a crash left unfinished become recovered episodes before anything new is recorded.
         self.recovered = recover_all(self.store)

@@ -129,10 +129,31 @@ class OperatorSection:
 OPERATORS = ("keyboard", "spacemouse", "scripted", "expert")
 
 
+CATALOG_SCHEMES = ("sqlite", "postgresql")
+BLOB_SCHEMES = ("s3", "file")
+
+
 @dataclass(frozen=True)
 class StoreSection:
     path: str = ""
     """Dataset store folder; empty takes $TAKEOVER_STORE or the per-user default."""
+    catalog_url: str = ""
+    """Catalog database URL, e.g. ``postgresql+psycopg://user@db-host/takeover`` for a fleet of
+    stations sharing one catalog; empty: the store folder's SQLite catalog (catalog.db)."""
+    blob_url: str = ""
+    """Where the blobs (episode files, frames) live, e.g. ``s3://bucket/prefix`` (endpoint and
+    credentials from the AWS settings, docs/storage.md); empty: under the store folder."""
+
+    def __post_init__(self) -> None:
+        if self.catalog_url:
+            scheme = self.catalog_url.split("://", 1)[0].split("+", 1)[0] if "://" in self.catalog_url else ""
+            if scheme not in CATALOG_SCHEMES:
+                raise ConfigError(
+                    "store.catalog_url must be a sqlite:// or postgresql:// URL "
+                    f"(e.g. postgresql+psycopg://user@host/db), got {self.catalog_url!r}"
+                )
+        if "://" in self.blob_url and self.blob_url.split("://", 1)[0] not in BLOB_SCHEMES:
+            raise ConfigError(f"store.blob_url must be an s3:// URL or a folder, got {self.blob_url!r}")
 
 
 CAMERA_KINDS = ("opencv", "synthetic")

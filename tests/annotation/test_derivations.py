@@ -7,7 +7,6 @@ import pytest
 
 from takeover.annotation.derivations import (
     decode_smoothed,
-    derived_blobs,
     encode_smoothed,
     find_derivation,
     list_derivations,
@@ -17,6 +16,7 @@ from takeover.annotation.derivations import (
 )
 from takeover.annotation.params import SmoothingParams
 from takeover.annotation.smoothing import smooth_episode
+from takeover.storage.blobs import LocalBlobStore
 from takeover.storage.errors import CorruptBlobError
 from takeover.storage.store import Store
 
@@ -52,7 +52,7 @@ def test_store_load_round_trip(any_store: Store) -> None:
     assert load_smoothed(any_store, "ep-1", params) is None
     record, created, sm = smooth_and_store(any_store, "ep-1", params, clock=lambda: 1234.5)
     assert created and record.input_digest == digest and record.created_at == 1234.5
-    assert derived_blobs(any_store).verify(record.digest)
+    assert any_store.derived_blobs.verify(record.digest)
     # idempotent: a second run finds the stored derivation
     record2, created2, _ = smooth_and_store(any_store, "ep-1", params)
     assert not created2 and record2 == record
@@ -75,7 +75,8 @@ def test_a_corrupt_derivation_blob_is_refused(tmp_path) -> None:
     with Store.create(tmp_path / "s") as store:
         store.add_episode(_episode())
         record, _, _ = smooth_and_store(store, "ep-1", SmoothingParams())
-        path = derived_blobs(store).path(record.digest)
+        assert isinstance(store.derived_blobs, LocalBlobStore)
+        path = store.derived_blobs.path(record.digest)
         path.chmod(0o644)
         path.write_bytes(b"not the blob")
         with pytest.raises(CorruptBlobError):

@@ -16,6 +16,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield s
 
 
+@pytest.fixture(params=["local", "s3"])
+def local_or_s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store with its blobs in its folder, and one with its blobs in S3 (a loopback S3 server)."""
+    blob_url = request.getfixturevalue("s3_url") if request.param == "s3" else None
+    with Store.create(tmp_path / "store", blob_url=blob_url) as s:
+        yield s
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
     """``small_disk(megabytes)`` mounts a tmpfs of that size and returns its folder: a real disk

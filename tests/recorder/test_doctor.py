@@ -10,6 +10,8 @@ from takeover.app.cli import main
 from takeover.recorder.cameras import SyntheticCamera, SyntheticCameraConfig
 from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
 from takeover.recorder.testing import record_steps
+from takeover.storage.blobs import LocalBlobStore
+from takeover.storage.schema import FrameBlob
 from takeover.storage.store import Store
 
 
@@ -52,14 +54,18 @@ def test_doctor_finds_corrupt_and_missing_blobs(tmp_path: Path, capsys: pytest.C
         record_steps(rec, "a", 5, image=_image())
         record_steps(rec, "b", 5, image=_image())
         frames = store.read_episode("a").cameras["front"].frames
-        blob = Path(frames.path)  # type: ignore[attr-defined]
+        assert isinstance(frames, FrameBlob) and isinstance(store.blobs, LocalBlobStore)
+        blob = store.blobs.path(frames.digest)
         blob.chmod(0o644)
         with open(blob, "r+b") as f:
             f.seek(40)
             f.write(b"\x00\x01\x02")
-        store.blob_path(store.get_episode("b").blob_digest).unlink()
+        store.blobs.path(store.get_episode("b").blob_digest).unlink()
+        (b_frames,) = store.catalog.frame_blobs(["b"])["b"]
     assert main(["doctor", "--store", str(root), "--repair"]) == 1
     out = capsys.readouterr().out
     assert "episode a: frame blob" in out and "corrupt" in out
-    assert "episode b: file" in out and "missing" in out and "kept 1 unreferenced blob" in out
+    assert "episode b: file" in out and "missing" in out
+    # The catalog lists b's frame blob, so it is no orphan though b's file is gone: it is kept.
+    assert "orphan" not in out and (root / "blobs" / "sha256" / b_frames[:2] / b_frames).is_file()
     assert main(["doctor", "--store", str(tmp_path / "none")]) == 2

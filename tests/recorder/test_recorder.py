@@ -11,7 +11,9 @@ from takeover.recorder.recorder import EpisodeRecorder, RecorderConfig
 from takeover.recorder.recovery import pending_logs, recover_all
 from takeover.recorder.testing import end_record, record_steps, start_record, step_record
 from takeover.recorder.wal_reader import PERIOD_ERROR_STREAM
+from takeover.storage.blobs import LocalBlobStore
 from takeover.storage.episode_file import read_episode
+from takeover.storage.errors import BlobNotFoundError, EpisodeFileError
 from takeover.storage.schema import ControlSource, Event, EventKind, FrameBlob
 from takeover.storage.store import Store
 
@@ -22,7 +24,8 @@ def _image(seed: int = 0) -> np.ndarray:
     return cam.frame(3)
 
 
-def test_finalized_episode_has_every_stream_and_no_log_left(store: Store) -> None:
+def test_finalized_episode_has_every_stream_and_no_log_left(local_or_s3_store: Store) -> None:
+    store = local_or_s3_store
     rec = EpisodeRecorder(store)
     rec.on_episode_start(start_record("ep-1", rate_hz=50.0))
     rec.on_event(Event(EventKind.START, 0, time.monotonic()))
@@ -54,7 +57,8 @@ def test_finalized_episode_has_every_stream_and_no_log_left(store: Store) -> Non
     assert store.check().healthy and not store.get_episode("ep-1").recovered
 
 
-def test_discard_leaves_nothing(store: Store) -> None:
+def test_discard_leaves_nothing(local_or_s3_store: Store) -> None:
+    store = local_or_s3_store
     rec = EpisodeRecorder(store)
     rec.on_episode_start(start_record("gone"))
     for i in range(5):
@@ -122,11 +126,15 @@ def test_log_that_ended_but_was_not_stored_is_finalized_as_complete(store: Store
 def test_episode_file_indexes_the_frame_blob(store: Store) -> None:
     rec = EpisodeRecorder(store)
     record_steps(rec, "idx", 6, image=_image())
-    path = store.episode_path("idx")
-    ep = read_episode(path)
+    assert isinstance(store.blobs, LocalBlobStore)
+    path = store.blobs.path(store.get_episode("idx").blob_digest)
+    ep = read_episode(path, store.blobs)
     assert len(list(ep.cameras["front"].frames)) == 6
-    with pytest.raises(FileNotFoundError):
-        _ = read_episode(path, blob_dir=store.root / "nowhere").cameras["front"].frames[0]
+    assert store.catalog.frame_blobs(["idx"]) == {"idx": [ep.cameras["front"].frames.digest]}  # type: ignore[attr-defined]
+    with pytest.raises(EpisodeFileError, match="read it with its blob store"):
+        read_episode(path)
+    with pytest.raises(BlobNotFoundError):
+        _ = read_episode(path, LocalBlobStore(store.root / "nowhere")).cameras["front"].frames[0]
 
 
 def test_extra_policy_outputs_are_stored_as_streams(store: Store) -> None:

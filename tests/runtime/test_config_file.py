@@ -106,6 +106,8 @@ def test_the_per_user_file_is_read_when_no_file_is_given(
         ("keyboard.motion_keys", '["W", 0]', r"keyboard.motion_keys must be a list of \[str, int, float\]"),
         ("station.kind", "robot", r"station.kind must be one of metaworld, remote, got 'robot'"),
         ("policy.url", "localhost:5555", r"policy.url: endpoint 'localhost:5555' must look like"),
+        ("store.catalog_url", "mysql://db/x", r"store.catalog_url must be a sqlite:// or postgresql:// URL"),
+        ("store.blob_url", "gs://bucket/x", r"store.blob_url must be an s3:// URL or a folder"),
     ],
 )
 def test_a_value_the_file_would_refuse_is_refused_in_its_words(key: str, text: str, message: str) -> None:

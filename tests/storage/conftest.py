@@ -12,9 +12,24 @@ from pathlib import Path
 
 import pytest
 
+from takeover.storage.blobs import BlobStore, open_blob_store
 from takeover.storage.catalog import Catalog
 from takeover.storage.store import Store
 from takeover.storage.testing_postgres import POSTGRES_URL, postgres_test_schema
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A blob store URL of each backend: a local folder, and a bucket on the loopback S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "blobstore")
+    url: str = request.getfixturevalue("s3_url")
+    return url
+
+
+@pytest.fixture
+def blob_store(blob_url: str) -> BlobStore:
+    return open_blob_store(blob_url)
 
 
 @pytest.fixture

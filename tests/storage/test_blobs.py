@@ -3,7 +3,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -43,19 +42,6 @@ def test_put_file_is_idempotent_and_leaves_no_temp_files(tmp_path: Path) -> None
     assert blobs.path(d1).stat().st_mtime_ns == mtime  # not rewritten
     files = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
     assert files == [blobs.path(d1)]
-
-
-def test_concurrent_puts_of_the_same_content(tmp_path: Path) -> None:
-    blobs = LocalBlobStore(tmp_path)
-    data = os.urandom(1 << 20)
-    results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(blobs.put_bytes(data))) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(set(results)) == 1 and blobs.verify(results[0])
-    assert [p.name for p in blobs.path(results[0]).parent.iterdir()] == [results[0]]
 
 
 def test_interrupted_write_leaves_no_blob(tmp_path: Path) -> None:
