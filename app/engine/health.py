@@ -74,6 +74,10 @@ class HealthMonitor:
         name = station.info.name if station is not None else "station"
         if station is not None and getattr(station, "connected", True) is False:
             return HealthItem(f"station {name}", "error", "not connected")
+        renderer = getattr(station, "render_worker", None)
+        failure = getattr(renderer, "failure", "") if renderer is not None else ""
+        if failure:  # the station steps on, but its attempts have no camera frames
+            return HealthItem(f"station {name}", "error", f"cameras not rendered: {failure}")
         timer = loop.last_timer if loop is not None else None
         if (
             timer is not None

@@ -45,6 +45,7 @@ from takeover.app.runtime.compose import Runtime
 from takeover.app.runtime.config import AppConfig
 from takeover.app.runtime.config_file import config_text
 from takeover.app.runtime.seeds import SeedSource
+from takeover.app.station.base import RendersOffLoop
 from takeover.recorder.capture import LiveFrames
 from takeover.storage.schema import Event
 from takeover.teleop.state_machine import Mode, Request
@@ -52,6 +53,9 @@ from takeover.teleop.state_machine import Mode, Request
 log = logging.getLogger(__name__)
 
 STATUS_HZ = 15.0
+SCENE_PERIOD_S = 0.25
+"""Between attempts a simulated station's cameras render the scene this often (the console shows
+NO SIGNAL after a second without a frame)."""
 _REQUESTS = {
     CommandName.TAKEOVER: Request.TAKEOVER,
     CommandName.HANDBACK: Request.HANDBACK,
@@ -216,7 +220,12 @@ class Engine:
         """Run an attempt each time Start is pressed, until QUIT."""
         loop, seeds = rt.loop, self._seeds
         assert loop is not None and seeds is not None
+        scene = rt.station if isinstance(rt.station, RendersOffLoop) else None
+        shown = 0.0
         while not self._quit.is_set():
+            if scene is not None and time.monotonic() - shown >= SCENE_PERIOD_S:
+                scene.show_scene()  # between attempts the cameras still show the scene, live
+                shown = time.monotonic()
             if not self._start.wait(timeout=0.1):
                 continue
             self._start.clear()

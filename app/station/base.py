@@ -142,3 +142,8 @@ class RendersOffLoop(Protocol):
     def add_frame_listener(self, listener: Callable[[str, np.ndarray, float], object]) -> None:
         """Call ``listener(camera, image, t)`` on a worker thread for every frame; it must not block."""
         ...
+
+    def show_scene(self) -> None:
+        """Have the cameras render the scene as it is now, without stepping (between attempts, so
+        the console's live view stays live: a simulator's cameras see nothing new otherwise)."""
+        ...

@@ -384,6 +384,13 @@ class MetaWorldStation(Station):
         if self._worker is not None:
             self._worker.add_listener(lambda f: listener(f.camera, f.image, f.t))
 
+    def show_scene(self) -> None:
+        """Render the scene as it is now, stamped now, without stepping (off-loop rendering only:
+        between attempts, for the console's live view; frames older than an attempt's reset are
+        never part of that attempt)."""
+        if self._worker is not None and self._env is not None:
+            self._worker.submit(self._snapshot(time.monotonic()))
+
     def latest_frames(self) -> dict[str, RenderedFrame]:
         """The newest rendered frame of each camera (off-loop rendering only; else empty)."""
         return self._worker.latest() if self._worker is not None else {}

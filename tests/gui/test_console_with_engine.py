@@ -62,7 +62,12 @@ def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_p
     def shown(pred: Any, timeout: int = 20000) -> None:
         qtbot.waitUntil(lambda: window.status is not None and pred(window.status), timeout=timeout)
 
-    shown(lambda s: s.message.startswith("ready"), timeout=90000)  # policy server and simulator are up
+    shown(lambda s: s.readiness == "ready", timeout=90000)  # policy server and simulator are up
+    # Before the first attempt both cameras show the scene, live, in the configured order.
+    assert list(window.cameras.views) == ["corner", "gripperPOV"]
+    qtbot.waitUntil(
+        lambda: all(v.seq >= 3 and not v.stale for v in window.cameras.views.values()), timeout=10000
+    )
     qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
     shown(lambda s: s.episode_active and s.mode == "AUTONOMOUS" and s.step > 3)
     # Both station cameras arrive on the engine's frame socket, each in a view of its own.

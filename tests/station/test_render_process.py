@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from takeover.app.engine.health import HealthMonitor
 from takeover.app.station.base import Observation
 from takeover.app.station.metaworld_sim import MetaWorldConfig, MetaWorldStation
 
@@ -92,4 +94,33 @@ def test_a_render_process_that_dies_is_reported_and_the_station_keeps_stepping()
         assert not worker.running
         obs = station.act(np.zeros(4, np.float32))  # physics goes on; no frames come
         assert obs.images == {}
+        # The console's health panel says so, in red, with the reason.
+        monitor = HealthMonitor()
+        monitor.runtime = SimpleNamespace(station=station, loop=None)  # type: ignore[assignment]
+        item = monitor._station(monitor.runtime)  # type: ignore[arg-type]
+        assert item.level == "error" and item.detail.startswith("cameras not rendered: ")
+        assert worker.failure in item.detail
     assert station.render_worker is None
+
+
+def test_the_scene_is_shown_between_attempts_without_stepping() -> None:
+    """show_scene() renders the state as it is, stamped now: the console's view stays live between
+    attempts, the simulation does not move, and such frames never join the next attempt."""
+    config = MetaWorldConfig(cameras=CAMERAS, width=96, height=72, render="process")
+    with MetaWorldStation(config) as station:
+        seen: list[tuple[str, float]] = []
+        station.add_frame_listener(lambda name, _image, t: seen.append((name, t)))
+        station.reset(3)
+        station.act(np.zeros(4, np.float32))
+        steps, qpos = station.steps, station._env.data.qpos.copy()
+        time.sleep(0.3)
+        before = time.monotonic()
+        for _ in range(3):
+            station.show_scene()
+            time.sleep(0.15)
+        assert station.steps == steps and np.array_equal(station._env.data.qpos, qpos)
+        fresh = {name for name, t in seen if t >= before}
+        assert fresh == set(CAMERAS), seen[-6:]
+        obs = station.reset(4)  # the next attempt: nothing rendered before its reset is its own
+        later = station.act(np.zeros(4, np.float32))
+        assert all(t >= obs.t for t in later.image_times.values())

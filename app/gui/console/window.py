@@ -610,7 +610,11 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def show_frame(self, frame: Frame) -> None:
-        """A camera frame from the engine's frame socket, in that camera's view."""
+        """A camera frame from the engine's frame socket, in that camera's view (once the engine
+        has named the station's cameras, so the views keep the configured order)."""
+        status = self.status
+        if status is None or (not status.cameras and status.readiness != "ready"):
+            return
         try:
             view = self.cameras.show_frame(frame.camera, frame.image, frame.seq)
         except ValueError as exc:
