@@ -43,6 +43,10 @@ from takeover.storage.codec import CodecError, pack, unpack
 
 log = logging.getLogger(__name__)
 
+NICENESS = 5
+"""This child runs at a lower priority than the engine, so on a busy machine the scheduler gives
+the control loop the CPU first (the child's work is allowed to fall behind; the loop's is not)."""
+
 RING_BYTES = 64 * 1024 * 1024
 """Shared memory for frames waiting to be encoded (70 frames of 640x480, 400 of 224x168)."""
 _LENGTH = struct.Struct("<I")
@@ -333,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("ring_fd", type=int)
     ap.add_argument("quality", type=int)
     args = ap.parse_args(argv)
+    with contextlib.suppress(OSError):  # background work: the control loop's process comes first
+        os.nice(NICENESS)
     sock = socket.socket(fileno=args.sock_fd)
     shared = mmap.mmap(args.ring_fd, os.fstat(args.ring_fd).st_size)
     try:

@@ -10,6 +10,7 @@ touching the loop's timing.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import sys
 import threading
@@ -181,6 +182,11 @@ class Engine:
             )
             return None
         self._seeds = seeds
+        # Everything made so far (modules, the model, the policy client) lives as long as the
+        # engine: keep it out of the collector, so a full collection (set off by the publishers'
+        # short-lived messages) does not hold the interpreter lock for milliseconds mid-period.
+        gc.collect()
+        gc.freeze()
         info = rt.station.info if rt.station is not None else None
         if rt.recorder is not None:
             self.board.watch_recorder(rt.recorder)

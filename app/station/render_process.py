@@ -49,6 +49,10 @@ from takeover.app.net.messages import Message, MessageTable
 
 log = logging.getLogger(__name__)
 
+NICENESS = 5
+"""This child runs at a lower priority than the engine, so on a busy machine the scheduler gives
+the control loop the CPU first (the child's work is allowed to fall behind; the loop's is not)."""
+
 SLOTS = 4
 """Frames per camera in the shared ring: a slot is rewritten only after SLOTS - 1 newer frames."""
 _HEADER = struct.Struct("<qd")
@@ -484,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sock_fd", type=int)
     ap.add_argument("frames_fd", type=int)
     args = ap.parse_args(argv)
+    with contextlib.suppress(OSError):  # background work: the control loop's process comes first
+        os.nice(NICENESS)
     sock = socket.socket(fileno=args.sock_fd)
     size = os.fstat(args.frames_fd).st_size
     shared = mmap.mmap(args.frames_fd, size)
