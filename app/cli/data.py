@@ -9,6 +9,7 @@ from typing import Any
 
 from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.storage.coverage import coverage
+from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
 
 
@@ -126,6 +127,33 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@user_errors()
+def run_diff(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        first, second = store.resolve(args.first), store.resolve(args.second)
+    change = diff_manifests(first.manifest, second.manifest)
+    print(f"{args.first} ({first.digest[:12]}) -> {args.second} ({second.digest[:12]})")
+    if change.empty:
+        print(
+            "same episodes, same labels, same data" if first.digest != second.digest else "the same version"
+        )
+        return 0
+    for entry in change.added:
+        print(f"+ {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
+    for entry in change.removed:
+        print(f"- {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
+    for r in change.relabelled:
+        print(f"~ {r.episode_id}  relabelled {r.before} -> {r.after}")
+    for episode_id in change.rederived:
+        print(f"* {episode_id}  re-derived (other data)")
+    print()
+    counts = (len(change.added), len(change.removed), len(change.relabelled), len(change.rederived))
+    print("added {}, removed {}, relabelled {}, re-derived {}".format(*counts))
+    for name, (x, y) in change.totals.items():
+        print(f"{name:<14}{x:>8} -> {y:<8} ({y - x:+d})")
+    return 0
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `data` and its subcommands on an argparse subparsers object."""
     data = subparsers.add_parser(
@@ -178,4 +206,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the manifest as canonical JSON")
     add_store_option(p)
     p.set_defaults(func=run_show)
+
+    p = sub.add_parser(
+        "diff",
+        help="what changed between two versions",
+        description="List the episodes added, removed, relabelled and re-derived from version FIRST to "
+        "version SECOND (tags), and the totals that changed. Reads the catalog only.",
+    )
+    p.add_argument("first", metavar="FIRST")
+    p.add_argument("second", metavar="SECOND")
+    add_store_option(p)
+    p.set_defaults(func=run_diff)
     return data

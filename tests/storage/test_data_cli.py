@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from takeover.app.cli import data as data_cli
+from takeover.storage.diff import Relabelled, diff_manifests
+from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.store import Store
 from takeover.storage.testing import make_episode
 
@@ -163,3 +165,47 @@ def test_commit_of_only_interrupted_attempts_says_how_to_take_them(
         s.add_episode(make_episode("ep-cut", 3, end_reason="interrupted"))
     assert _run("commit", "--tag", "v1", "--store", str(root)) != 0
     assert "--include-interrupted" in capsys.readouterr().err
+
+
+def test_diff_lists_added_and_removed_episodes_and_the_totals(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("commit", "--tag", "only-a", "--episodes", "ep-a", "--store", str(root)) == 0
+    with Store.open(root) as s:
+        s.add_episode(make_episode("ep-c", 5, seed=3, success=False, outcome="near_success"))
+    assert _run("commit", "--tag", "all", "--store", str(root)) == 0
+    capsys.readouterr()
+    assert _run("diff", "only-a", "all", "--store", str(root)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("only-a (") and " -> all (" in lines[0]
+    assert lines[1].split() == ["+", "ep-b", "4", "steps", "-"]
+    assert lines[2].split() == ["+", "ep-c", "5", "steps", "near_success"]
+    assert "added 2, removed 0, relabelled 0, re-derived 0" in lines
+    totals = {ln.split()[0]: ln.split()[1:] for ln in lines[lines.index("") + 2 :]}
+    assert totals["episodes"] == ["1", "->", "3", "(+2)"] and totals["steps"] == ["7", "->", "16", "(+9)"]
+    assert totals["near_success"] == ["0", "->", "1", "(+1)"] and "success" not in totals
+    assert _run("diff", "all", "only-a", "--store", str(root)) == 0
+    assert "- ep-c  5 steps  near_success" in capsys.readouterr().out
+    assert _run("diff", "all", "all", "--store", str(root)) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "the same version"
+    assert _run("diff", "all", "nope", "--store", str(root)) == 2
+    assert "unknown tag 'nope'" in capsys.readouterr().err
+
+
+def test_diff_of_manifests_finds_relabelled_and_rederived_episodes() -> None:
+    def entry(episode_id: str, digest: str, outcome: str, success: bool | None = None) -> ManifestEntry:
+        return ManifestEntry(episode_id, digest, 10, success, outcome)
+
+    a = Manifest.build([entry("e1", "d1", ""), entry("e2", "d2", "failure"), entry("e3", "d3", "")], {})
+    b = Manifest.build(
+        [entry("e1", "d1", "", True), entry("e2", "d2", "near_success"), entry("e3", "x3", "")], {}
+    )
+    change = diff_manifests(a, b)
+    assert not change.added and not change.removed
+    assert change.relabelled == (
+        Relabelled("e1", "-", "success"),
+        Relabelled("e2", "failure", "near_success"),
+    )
+    assert change.rederived == ("e3",) and not change.empty
+    assert change.totals == {"-": (2, 1), "failure": (1, 0), "near_success": (0, 1), "success": (0, 1)}
+    assert diff_manifests(a, a).empty and diff_manifests(a, a).totals == {}
