@@ -403,6 +403,17 @@ class Catalog:
             manifest = Manifest.from_json_text(row.manifest)
             return VersionRecord(row.digest, manifest, row.created_at, row.message)
 
+    def stored_versions(self) -> list[tuple[str, str]]:
+        """Every frozen version as stored: (digest, manifest text), oldest first, unparsed (for
+        checking that each manifest still reads and still hashes to its digest)."""
+        with self._tx() as s:
+            rows = s.execute(
+                select(VersionRow.digest, VersionRow.manifest).order_by(
+                    VersionRow.created_at, VersionRow.digest
+                )
+            )
+            return [(digest, manifest) for digest, manifest in rows]
+
     def create_tag(self, name: str, digest: str) -> None:
         """Name version ``digest``. Raises :class:`TagExistsError` if ``name`` was ever used."""
         check_tag_name(name)

@@ -30,6 +30,8 @@ class StoreReport:
     orphans: list[str] = field(default_factory=list)
     """Digests of blobs no episode references."""
     temp_files: list[Path] = field(default_factory=list)
+    damaged_episodes: set[str] = field(default_factory=set)
+    """The ids of the episodes in ``damaged``."""
     episodes: int = 0
     blobs_checked: int = 0
 
@@ -64,11 +66,13 @@ def check_store(root: Path, catalog: Catalog, blobs: BlobStore, *, verify: bool 
         problem = ok(rec.blob_digest)
         if problem:
             report.damaged.append(f"episode {rec.episode_id}: file {rec.blob_digest[:12]} {problem}")
+            report.damaged_episodes.add(rec.episode_id)
         for digest in frame_blobs.get(rec.episode_id, ()):
             referenced.add(digest)
             problem = ok(digest)
             if problem:
                 report.damaged.append(f"episode {rec.episode_id}: frame blob {digest[:12]} {problem}")
+                report.damaged_episodes.add(rec.episode_id)
     report.orphans = [d for d in blobs.digests() if d not in referenced]
     report.temp_files = stale_temp_files(root, blobs)
     return report

@@ -11,6 +11,7 @@ from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.storage.coverage import coverage
 from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
+from takeover.storage.fsck import fsck
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -154,6 +155,17 @@ def run_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+@user_errors()
+def run_fsck(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        print(f"checking {store.root} ...", flush=True)
+        report = fsck(store, verify=not args.no_verify)
+    for problem in report.problems:
+        print(problem.line())
+    print(report.summary())
+    return 0 if report.clean else 1
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `data` and its subcommands on an argparse subparsers object."""
     data = subparsers.add_parser(
@@ -217,4 +229,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("second", metavar="SECOND")
     add_store_option(p)
     p.set_defaults(func=run_diff)
+
+    p = sub.add_parser(
+        "fsck",
+        help="verify every blob, manifest and reference",
+        description="Verify the store: every blob hashes to its digest, every version's manifest reads "
+        "and hashes to its digest, every episode a version lists is in the catalog with its data, every "
+        "tag names a version. Prints each problem with what to do about it; exit 1 if there is any. "
+        "Changes nothing.",
+    )
+    p.add_argument(
+        "--no-verify", action="store_true", help="see that each blob is there without re-hashing it"
+    )
+    add_store_option(p)
+    p.set_defaults(func=run_fsck)
     return data

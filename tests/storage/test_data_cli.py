@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from takeover.app.cli import data as data_cli
+from takeover.storage.blobs import LocalBlobStore
 from takeover.storage.diff import Relabelled, diff_manifests
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.store import Store
@@ -209,3 +212,33 @@ def test_diff_of_manifests_finds_relabelled_and_rederived_episodes() -> None:
     assert change.rederived == ("e3",) and not change.empty
     assert change.totals == {"-": (2, 1), "failure": (1, 0), "near_success": (0, 1), "success": (0, 1)}
     assert diff_manifests(a, a).empty and diff_manifests(a, a).totals == {}
+
+
+def test_fsck_is_clean_on_a_sound_store_and_names_each_problem_with_its_way_out(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("commit", "--tag", "v1", "--store", str(root)) == 0
+    capsys.readouterr()
+    assert _run("fsck", "--store", str(root)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "2 episodes, 2 blobs, 1 versions, 1 tags checked: no problems"
+
+    with Store.open(root) as s:
+        digest = s.catalog.get_episode("ep-b").blob_digest
+    blob = LocalBlobStore(root).path(digest)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")  # flipped bytes at its end
+    with sqlite3.connect(root / "catalog.db") as db:  # a manifest edited behind the store's back
+        (text,) = db.execute("select manifest from versions").fetchone()
+        db.execute("update versions set manifest = ?", (text.replace('"num_steps":7', '"num_steps":8'),))
+    assert _run("fsck", "--store", str(root)) == 1
+    lines = capsys.readouterr().out.splitlines()
+    problems = lines[1:-1]
+    assert any(ln.startswith(f"episode ep-b: file {digest[:12]} corrupt") for ln in problems), problems
+    assert any("its manifest does not hash to its digest: restore it from a copy" in ln for ln in problems)
+    assert any(", episode ep-b: its data is damaged (above)" in ln for ln in problems)
+    assert lines[-1].endswith("checked: 3 problem(s)")
+    assert (
+        _run("fsck", "--no-verify", "--store", str(root)) == 1
+    )  # present, not re-hashed: the manifest remains
+    assert capsys.readouterr().out.splitlines()[-1].endswith("1 problem(s)")

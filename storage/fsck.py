@@ -1,0 +1,112 @@
+"""`takeover data fsck`: verify everything a store holds, and say what to do about each problem.
+
+On top of the consistency check (:mod:`takeover.storage.consistency`: every cataloged episode's
+file and frame blobs present and hashing to their digests, orphan blobs, temporary files) it checks
+what versions rely on:
+
+- every frozen manifest still reads and still hashes to the digest it is stored under;
+- every episode a version lists is in the catalog with the same file digest, and that file is
+  present and intact;
+- every tag names a version the catalog holds.
+
+Nothing is changed: each problem comes with the way out (``repair`` for what can be removed safely,
+a copy of the store for what cannot be rebuilt from the store alone). The blob store may be a
+local folder or an S3 bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from takeover.storage.consistency import StoreReport, check_store
+from takeover.storage.errors import UnknownEpisodeError
+from takeover.storage.manifest import Manifest
+from takeover.storage.store import Store
+
+RESTORE = "restore it from a copy of the store (it cannot be rebuilt from the store alone)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str
+    remedy: str
+
+    def line(self) -> str:
+        return f"{self.what}: {self.remedy}"
+
+
+@dataclass
+class FsckReport:
+    problems: list[Problem] = field(default_factory=list)
+    episodes: int = 0
+    blobs_checked: int = 0
+    versions: int = 0
+    tags: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        return (
+            f"{self.episodes} episodes, {self.blobs_checked} blobs, {self.versions} versions, "
+            f"{self.tags} tags checked: "
+            + ("no problems" if self.clean else f"{len(self.problems)} problem(s)")
+        )
+
+
+def fsck(store: Store, *, verify: bool = True) -> FsckReport:
+    """Check ``store`` (``verify``: re-hash every blob's bytes, else only see that each is there)."""
+    base = check_store(store.root, store.catalog, store.blobs, verify=verify)
+    report = FsckReport(episodes=base.episodes, blobs_checked=base.blobs_checked)
+    report.problems += _consistency_problems(base)
+
+    def problem(what: str) -> None:
+        report.problems.append(Problem(what, RESTORE))
+
+    versions: set[str] = set()
+    for digest, text in store.catalog.stored_versions():
+        report.versions += 1
+        versions.add(digest)
+        try:
+            manifest = Manifest.from_json_text(text)
+        except (ValueError, KeyError, TypeError) as exc:
+            problem(f"version {digest[:12]}: its manifest does not read ({exc})")
+            continue
+        if manifest.digest() != digest:
+            problem(f"version {digest[:12]}: its manifest does not hash to its digest")
+        for entry in manifest.episodes:
+            where = f"version {digest[:12]}, episode {entry.episode_id}"
+            try:
+                record = store.catalog.get_episode(entry.episode_id)
+            except UnknownEpisodeError:
+                problem(f"{where}: not in the catalog")
+                continue
+            if record.blob_digest != entry.digest:
+                problem(f"{where}: the catalog holds other data for it ({record.blob_digest[:12]})")
+            elif entry.episode_id in base.damaged_episodes:
+                problem(f"{where}: its data is damaged (above)")
+    for tag in store.tags():
+        report.tags += 1
+        if tag.digest not in versions:
+            problem(f"tag {tag.name}: names version {tag.digest[:12]}, which the catalog lacks")
+    return report
+
+
+def _consistency_problems(base: StoreReport) -> list[Problem]:
+    out = [Problem(line, RESTORE) for line in base.damaged]
+    out += [
+        Problem(
+            f"orphan blob {digest[:12]}: referenced by no episode",
+            "harmless (left by an interrupted add); `takeover doctor --repair` removes it when no "
+            "recorder writes into the store",
+        )
+        for digest in base.orphans
+    ]
+    out += [
+        Problem(
+            f"temporary file {path}", "left by an interrupted write; `takeover doctor --repair` removes it"
+        )
+        for path in base.temp_files
+    ]
+    return out
