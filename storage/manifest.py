@@ -43,26 +43,34 @@ class Manifest:
     created_from: dict[str, Any] = field(default_factory=dict)
     """How the selection was made (for people; it is part of the hash)."""
     episode_schema_version: int = SCHEMA_VERSION
+    parent: str = ""
+    """The digest of the version this one was made from ('' for none). Part of the hash, and
+    written only when set, so versions without a parent keep the digests they always had."""
 
     @classmethod
-    def build(cls, entries: list[ManifestEntry], created_from: dict[str, Any]) -> Manifest:
+    def build(cls, entries: list[ManifestEntry], created_from: dict[str, Any], parent: str = "") -> Manifest:
         ordered = tuple(sorted(entries, key=lambda e: e.episode_id))
         ids = [e.episode_id for e in ordered]
         if len(set(ids)) != len(ids):
             raise ValueError("a manifest lists each episode once")
-        return cls(episodes=ordered, created_from=dict(created_from))
+        if parent and not (len(parent) == 64 and all(c in "0123456789abcdef" for c in parent)):
+            raise ValueError(f"a parent is a version digest (64 hex digits), got {parent!r}")
+        return cls(episodes=ordered, created_from=dict(created_from), parent=parent)
 
     @property
     def num_steps(self) -> int:
         return sum(e.num_steps for e in self.episodes)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": MANIFEST_FORMAT,
             "episode_schema_version": self.episode_schema_version,
             "created_from": self.created_from,
             "episodes": [e.to_json() for e in self.episodes],
         }
+        if self.parent:
+            out["parent"] = self.parent
+        return out
 
     def canonical_json(self) -> str:
         return canonical_json(self.to_json())
@@ -89,6 +97,7 @@ class Manifest:
             episodes=entries,
             created_from=dict(obj.get("created_from", {})),
             episode_schema_version=int(obj["episode_schema_version"]),
+            parent=str(obj.get("parent", "")),
         )
 
 

@@ -299,11 +299,14 @@ class Store:
         episode_ids: Sequence[str] | None = None,
         message: str = "",
         include_interrupted: bool = False,
+        parent: str = "",
     ) -> tuple[str, Manifest]:
         """Freeze the given episodes as a version and name it ``tag``. Without ``episode_ids``: all
-        of them but the interrupted ones (end reason 'interrupted'), unless ``include_interrupted``."""
+        of them but the interrupted ones (end reason 'interrupted'), unless ``include_interrupted``.
+        ``parent``: the tag of the version this one was made from (its lineage, `data log`)."""
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
+        parent_digest = self.catalog.resolve_tag(parent) if parent else ""
         if tag in {t.name for t in self.catalog.list_tags()}:
             raise TagExistsError(
                 f"tag {tag!r} already exists; tags are never moved or reused, choose a new name"
@@ -332,13 +335,25 @@ class Store:
         entries = [
             ManifestEntry(r.episode_id, r.blob_digest, r.num_steps, r.success, r.outcome) for r in records
         ]
-        manifest = Manifest.build(entries, created_from)
+        manifest = Manifest.build(entries, created_from, parent=parent_digest)
         digest = self.catalog.commit_version(manifest, tag, message)
         return digest, manifest
 
     def resolve(self, tag: str) -> VersionRecord:
         """The version a tag names (raises :class:`UnknownTagError`)."""
         return self.catalog.get_version(self.catalog.resolve_tag(tag))
+
+    def lineage(self, tag: str) -> list[VersionRecord]:
+        """The version ``tag`` names, then its parent, its parent's parent, ... (oldest last)."""
+        chain = [self.resolve(tag)]
+        seen = {chain[0].digest}
+        while chain[-1].manifest.parent:
+            parent = self.catalog.get_version(chain[-1].manifest.parent)
+            if parent.digest in seen:  # a hash cycle cannot be made; never loop on a damaged catalog
+                break
+            seen.add(parent.digest)
+            chain.append(parent)
+        return chain
 
     def episodes_in(self, tag: str) -> list[ManifestEntry]:
         return list(self.resolve(tag).manifest.episodes)

@@ -70,6 +70,7 @@ def run_commit(args: argparse.Namespace) -> int:
             episode_ids=args.episodes,
             message=args.message,
             include_interrupted=args.include_interrupted,
+            parent=args.parent or "",
         )
     print(
         f"tagged {args.tag} -> version {digest}\n"
@@ -78,6 +79,29 @@ def run_commit(args: argparse.Namespace) -> int:
     left_out = manifest.created_from.get("left_out", {}).get("interrupted", 0)
     if left_out:
         print(f"left out {left_out} interrupted attempt(s) (--include-interrupted takes them)")
+    return 0
+
+
+@user_errors()
+def run_log(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        chain = store.lineage(args.tag)
+        names: dict[str, list[str]] = {}
+        for t in store.tags():
+            names.setdefault(t.digest, []).append(t.name)
+    for i, version in enumerate(chain):
+        tags = ", ".join(names.get(version.digest, [])) or "(no tag)"
+        manifest = version.manifest
+        print(f"version {version.digest}  {tags}")
+        print(f"  created   {_when(version.created_at)}")
+        if version.message:
+            print(f"  message   {version.message}")
+        print(f"  episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
+        if i + 1 < len(chain):
+            change = diff_manifests(chain[i + 1].manifest, manifest)
+            counts = (len(change.added), len(change.removed), len(change.relabelled), len(change.rederived))
+            print("  from its parent: added {}, removed {}, relabelled {}, re-derived {}".format(*counts))
+        print()
     return 0
 
 
@@ -204,6 +228,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="without --episodes: take interrupted attempts too (cut short with nobody to say how they went)",
     )
     p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
+    p.add_argument(
+        "--parent", metavar="TAG", help="the version this one was made from (its lineage: `data log`)"
+    )
     add_store_option(p)
     p.set_defaults(func=run_commit)
 
@@ -229,6 +256,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("second", metavar="SECOND")
     add_store_option(p)
     p.set_defaults(func=run_diff)
+
+    p = sub.add_parser(
+        "log",
+        help="the lineage of a version",
+        description="Show the version TAG names, then its parent, its parent's parent, ... with what "
+        "changed at each step.",
+    )
+    p.add_argument("tag", metavar="TAG")
+    add_store_option(p)
+    p.set_defaults(func=run_log)
 
     p = sub.add_parser(
         "fsck",

@@ -242,3 +242,27 @@ def test_fsck_is_clean_on_a_sound_store_and_names_each_problem_with_its_way_out(
         _run("fsck", "--no-verify", "--store", str(root)) == 1
     )  # present, not re-hashed: the manifest remains
     assert capsys.readouterr().out.splitlines()[-1].endswith("1 problem(s)")
+
+
+def test_a_version_made_from_a_parent_shows_its_lineage(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("commit", "--tag", "v1", "--episodes", "ep-a", "--store", str(root), "-m", "first") == 0
+    with Store.open(root) as s:
+        first = s.resolve("v1")
+    assert "parent" not in first.manifest.canonical_json()  # no parent: the digest it always had
+    assert _run("commit", "--tag", "v2", "--parent", "v1", "--store", str(root), "-m", "with ep-b") == 0
+    assert _run("commit", "--tag", "v3", "--parent", "nope", "--store", str(root)) == 2
+    assert "unknown tag 'nope'" in capsys.readouterr().err
+    capsys.readouterr()
+    assert _run("log", "v2", "--store", str(root)) == 0
+    out = capsys.readouterr().out
+    with Store.open(root) as s:
+        second = s.resolve("v2")
+        assert [v.digest for v in s.lineage("v2")] == [second.digest, first.digest]
+    assert second.manifest.parent == first.digest
+    blocks = out.strip().split("\n\n")
+    assert blocks[0].startswith(f"version {second.digest}  v2") and "message   with ep-b" in blocks[0]
+    assert "from its parent: added 1, removed 0, relabelled 0, re-derived 0" in blocks[0]
+    assert blocks[1].startswith(f"version {first.digest}  v1") and "episodes  1 (7 steps)" in blocks[1]
+    assert _run("fsck", "--store", str(root)) == 0
