@@ -35,6 +35,11 @@ class VersionDiff:
     def empty(self) -> bool:
         return not (self.added or self.removed or self.relabelled or self.rederived)
 
+    def counts(self) -> str:
+        """'added 2, removed 0, relabelled 1, re-derived 0'."""
+        n = (len(self.added), len(self.removed), len(self.relabelled), len(self.rederived))
+        return "added {}, removed {}, relabelled {}, re-derived {}".format(*n)
+
 
 def verdict(entry: ManifestEntry) -> str:
     """The episode's label as a training run reads it: the operator's outcome, else the station's flag."""

@@ -98,9 +98,7 @@ def run_log(args: argparse.Namespace) -> int:
             print(f"  message   {version.message}")
         print(f"  episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
         if i + 1 < len(chain):
-            change = diff_manifests(chain[i + 1].manifest, manifest)
-            counts = (len(change.added), len(change.removed), len(change.relabelled), len(change.rederived))
-            print("  from its parent: added {}, removed {}, relabelled {}, re-derived {}".format(*counts))
+            print(f"  from its parent: {diff_manifests(chain[i + 1].manifest, manifest).counts()}")
         print()
     return 0
 
@@ -172,8 +170,7 @@ def run_diff(args: argparse.Namespace) -> int:
     for episode_id in change.rederived:
         print(f"* {episode_id}  re-derived (other data)")
     print()
-    counts = (len(change.added), len(change.removed), len(change.relabelled), len(change.rederived))
-    print("added {}, removed {}, relabelled {}, re-derived {}".format(*counts))
+    print(change.counts())
     for name, (x, y) in change.totals.items():
         print(f"{name:<14}{x:>8} -> {y:<8} ({y - x:+d})")
     return 0

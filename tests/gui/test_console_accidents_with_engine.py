@@ -14,12 +14,12 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication, QMessageBox
 
-from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.window import MainWindow
 from takeover.storage.schema import ControlSource, EventKind
 from takeover.storage.store import Store
 
 from .conftest import in_process_engine
+from .test_console_engine_fields import keyboard_config, open_console
 
 pytestmark = [pytest.mark.gui, pytest.mark.sim, pytest.mark.slow]
 
@@ -28,15 +28,8 @@ pytestmark = [pytest.mark.gui, pytest.mark.sim, pytest.mark.slow]
 def console_on_engine(qtbot: Any, tmp_path: Path) -> Iterator[tuple[MainWindow, Path, threading.Thread]]:
     store = tmp_path / "store"
     Store.create(store).close()
-    config = f'[operator]\nkind = "keyboard"\n[store]\npath = "{store}"\n[loop]\nmax_steps = 400\n'
-    with in_process_engine(config) as (engine, thread):
-        status_ep, command_ep = engine.bind()
-        link = EngineLink(status_ep, command_ep, command_timeout_ms=2000)
-        window = MainWindow(link, title="Takeover")
-        qtbot.addWidget(window)
-        window.close_answer_timeout_s = 0.05
-        link.start()
-        window.show()
+    with in_process_engine(keyboard_config(store)) as (engine, thread):
+        window = open_console(qtbot, engine)
         yield window, store, thread
         window.close()
 

@@ -49,13 +49,7 @@ def test_spacemouse_takeover_then_near_success_with_a_note_lands_in_the_catalog(
     qtbot: Any, engine_with_spacemouse: Any
 ) -> None:
     engine, (reports, device), store_root = engine_with_spacemouse
-    status_ep, command_ep = engine.bind()
-    link = EngineLink(status_ep, command_ep, command_timeout_ms=2000)
-    window = MainWindow(link, title="Takeover")
-    qtbot.addWidget(window)
-    window.close_answer_timeout_s = 0.05
-    link.start()
-    window.show()
+    window = open_console(qtbot, engine)
 
     def shown(pred: Any, timeout: int = 20000) -> None:
         qtbot.waitUntil(lambda: window.status is not None and pred(window.status), timeout=timeout)
