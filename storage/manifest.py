@@ -25,15 +25,77 @@ class ManifestEntry:
     num_steps: int
     success: bool | None
     outcome: str
+    steps: tuple[int, int] | None = None
+    """The step range ``[start, stop)`` the version takes of the episode (trimming without
+    rewriting the raw data); None for every step."""
+    labels: str = ""
+    """The label revision the version reads the episode's labels at ('' for the operator's verdict
+    in the episode record, ``outcome``/``success`` above)."""
+    derivations: tuple[tuple[str, str], ...] = ()
+    """Derived results the version pins, as (name, params digest) pairs sorted by name."""
+    videos: tuple[tuple[str, str], ...] = ()
+    """Camera streams the version reads from a transcoded video blob instead of the recorded
+    JPEG frames, as (camera, video blob digest) pairs sorted by camera."""
+
+    def __post_init__(self) -> None:
+        if self.steps is not None:
+            start, stop = self.steps
+            if not 0 <= start < stop <= self.num_steps:
+                raise ValueError(
+                    f"episode {self.episode_id}: step range [{start}, {stop}) is not within its "
+                    f"{self.num_steps} steps"
+                )
+        for pairs, what in ((self.derivations, "derivation"), (self.videos, "video")):
+            names = [k for k, _ in pairs]
+            if names != sorted(set(names)):
+                raise ValueError(f"episode {self.episode_id}: {what} pins are sorted and unique by name")
+
+    @property
+    def start(self) -> int:
+        return 0 if self.steps is None else self.steps[0]
+
+    @property
+    def stop(self) -> int:
+        return self.num_steps if self.steps is None else self.steps[1]
+
+    @property
+    def length(self) -> int:
+        """The number of steps the version takes of the episode."""
+        return self.stop - self.start
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "episode_id": self.episode_id,
             "digest": self.digest,
             "num_steps": self.num_steps,
             "success": self.success,
             "outcome": self.outcome,
         }
+        # Optional pins are written only when set, so entries without them keep their digests.
+        if self.steps is not None:
+            out["steps"] = [self.steps[0], self.steps[1]]
+        if self.labels:
+            out["labels"] = self.labels
+        if self.derivations:
+            out["derivations"] = dict(self.derivations)
+        if self.videos:
+            out["videos"] = dict(self.videos)
+        return out
+
+    @classmethod
+    def from_json(cls, e: dict[str, Any]) -> ManifestEntry:
+        steps = e.get("steps")
+        return cls(
+            episode_id=str(e["episode_id"]),
+            digest=str(e["digest"]),
+            num_steps=int(e["num_steps"]),
+            success=None if e["success"] is None else bool(e["success"]),
+            outcome=str(e["outcome"]),
+            steps=None if steps is None else (int(steps[0]), int(steps[1])),
+            labels=str(e.get("labels", "")),
+            derivations=tuple(sorted((str(k), str(v)) for k, v in e.get("derivations", {}).items())),
+            videos=tuple(sorted((str(k), str(v)) for k, v in e.get("videos", {}).items())),
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +121,8 @@ class Manifest:
 
     @property
     def num_steps(self) -> int:
-        return sum(e.num_steps for e in self.episodes)
+        """The number of steps the version holds (step ranges applied)."""
+        return sum(e.length for e in self.episodes)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -83,16 +146,7 @@ class Manifest:
         obj = json.loads(text)
         if obj.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"unsupported manifest format {obj.get('format')!r}")
-        entries = tuple(
-            ManifestEntry(
-                episode_id=str(e["episode_id"]),
-                digest=str(e["digest"]),
-                num_steps=int(e["num_steps"]),
-                success=None if e["success"] is None else bool(e["success"]),
-                outcome=str(e["outcome"]),
-            )
-            for e in obj["episodes"]
-        )
+        entries = tuple(ManifestEntry.from_json(e) for e in obj["episodes"])
         return cls(
             episodes=entries,
             created_from=dict(obj.get("created_from", {})),
