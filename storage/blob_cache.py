@@ -20,8 +20,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from takeover.storage.blobs import BlobStore, LocalBlobStore, is_digest
+from takeover.storage.blobs import BlobStore, LocalBlobStore, is_digest, open_blob_store
 from takeover.storage.cache import blob_lock
 from takeover.storage.errors import BlobNotFoundError, CorruptBlobError
 
@@ -48,11 +49,24 @@ class BoundedBlobCache:
     def __init__(self, source: BlobStore, root: Path | str, max_bytes: int) -> None:
         if max_bytes <= 0:
             raise ValueError(f"a cache bound is a positive number of bytes, got {max_bytes}")
-        self.source = source
+        self.source_url = source.url
+        self._source: BlobStore | None = source
+        self._pid = os.getpid()
         self.root = Path(root)
         self.max_bytes = int(max_bytes)
         self._local = LocalBlobStore(self.root)
         self.url = self._local.url
+
+    @property
+    def source(self) -> BlobStore:
+        """The store the blobs come from, opened again by its URL in each process (a client of
+        object storage cannot cross a fork)."""
+        if self._source is None or self._pid != os.getpid():
+            self._source, self._pid = open_blob_store(self.source_url), os.getpid()
+        return self._source
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_source": None}
 
     def path(self, digest: str) -> Path:
         """The local file of blob ``digest``, fetched (and verified) first if it is not there."""

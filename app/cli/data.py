@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from takeover.app.cli.common import add_store_option, open_store, user_errors
+from takeover.app.cli.data_pull import add_pull_parser
 from takeover.storage.coverage import coverage
 from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
@@ -277,4 +278,5 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_store_option(p)
     p.set_defaults(func=run_fsck)
+    add_pull_parser(sub)
     return data
