@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,3 +206,48 @@ def fetch_verified(
                 stats.fetched += 1
             _stamp(cache, digest)
     return [cache.path(d) for d in wanted]
+
+
+class OpenBlobs:
+    """Reads the blobs of a local cache by range through files it keeps open (at most ``max_open``
+    per process, least recently used closed first): one ``pread`` per read, where opening the
+    file for every camera frame would cost as much again. Each process opens its own files (a
+    DataLoader worker inherits none); nothing but the folder crosses to a spawned worker."""
+
+    def __init__(self, cache: LocalBlobStore, max_open: int = 128) -> None:
+        self.cache = cache
+        self.url = cache.url
+        self.max_open = max(1, max_open)
+        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._pid = os.getpid()
+
+    def read_range(self, digest: str, start: int, length: int) -> bytes:
+        if self._pid != os.getpid():  # the parent's descriptors are the parent's to close
+            self._fds, self._pid = OrderedDict(), os.getpid()
+        fd = self._fds.get(digest)
+        if fd is None:
+            try:
+                fd = os.open(self.cache.path(digest), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise BlobNotFoundError(
+                    f"blob {digest} is missing from the pull cache at {self.url}"
+                ) from None
+            self._fds[digest] = fd
+            while len(self._fds) > self.max_open:
+                os.close(self._fds.popitem(last=False)[1])
+        else:
+            self._fds.move_to_end(digest)
+        return os.pread(fd, length, start)
+
+    def close(self) -> None:
+        """Close the files this process has open (they reopen on the next read)."""
+        if self._pid == os.getpid():
+            for fd in self._fds.values():
+                os.close(fd)
+        self._fds = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cache": self.cache, "max_open": self.max_open}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["cache"], state["max_open"])  # type: ignore[misc]

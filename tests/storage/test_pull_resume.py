@@ -101,3 +101,22 @@ def test_a_damaged_partial_download_is_removed_and_reported_in_one_line(
     assert not partial.exists() and not LocalBlobStore(cache).has(digest)
     assert _pull(root, cache) == 0  # the pull again fetches that blob whole
     assert LocalBlobStore(cache).verify(digest)
+
+
+def test_pull_options_on_the_command_line(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    argv = ["data", "pull", "v1", "--store", str(root), "--cache", str(cache)]
+    assert main([*argv, "--keys", "state,action"]) == 0
+    out = capsys.readouterr().out
+    assert "keys: state, action" in out and "fetched 1 blobs" in out  # the episode file, no frames
+    assert main([*argv, "--keys", "state,images.front", "--image-size", "12x16"]) == 0
+    out = capsys.readouterr().out
+    assert "fetched 1 blobs" in out and "training cache 12x16: front" in out
+    assert main([*argv, "--image-size", "224"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--image-size" in err and "HEIGHTxWIDTH" in err
+    assert main([*argv, "--keys", "state,images.top"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no key images.top in this version" in err
