@@ -181,12 +181,13 @@ def fetch_verified(
     *,
     progress: bool = False,
     stats: FetchStats | None = None,
+    what: str = "blobs",
 ) -> list[Path]:
     """Make sure each blob is in ``cache`` with the right bytes; return the cached paths in order.
 
     ``verify="stamp"`` trusts a cached blob whose file still matches the stamp written when it was
     last hashed; ``"full"`` hashes every cached blob again. ``progress`` shows a bar of the bytes
-    to fetch (when stderr is a terminal); ``stats`` counts what was fetched.
+    to fetch, named ``what`` (when stderr is a terminal); ``stats`` counts what was fetched.
     """
     if verify not in ("stamp", "full"):
         raise ValueError(f"verify must be 'stamp' or 'full', got {verify!r}")
@@ -196,7 +197,7 @@ def fetch_verified(
     missing = [d for d in dict.fromkeys(wanted) if not _cached_ok(cache, d, verify)]
     stats.cached += len(set(wanted)) - len(missing)
     total = sum(source.size(d) for d in missing) if progress and missing else None
-    with progress_bar("pulling", total, enabled=progress and bool(missing)) as advance:
+    with progress_bar(f"pulling {what}", total, enabled=progress and bool(missing)) as advance:
         for digest in missing:
             with blob_lock(locks, digest):
                 if cache.has(digest):  # another process fetched it meanwhile

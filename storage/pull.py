@@ -394,7 +394,9 @@ def pull(
                 headers.append(read_header(files[-1]))
                 timelines.append(read_timeline(files[-1]))
         else:
-            files = fetch_verified(st.blobs, cache, digests, verify, progress=progress, stats=stats)
+            files = fetch_verified(
+                st.blobs, cache, digests, verify, progress=progress, stats=stats, what="episode files"
+            )
             headers, timelines = _indexed(files)
             opened = OpenBlobs(cache)
         for entry, header in zip(entries, headers, strict=True):
@@ -420,7 +422,9 @@ def pull(
         )
         if cams and streamed is None and not sized:
             needed = sorted({h.camera_blobs[c] for h in headers for c in cams if c in h.camera_blobs})
-            fetch_verified(st.blobs, cache, needed, verify, progress=progress, stats=stats)
+            fetch_verified(
+                st.blobs, cache, needed, verify, progress=progress, stats=stats, what="camera frames"
+            )
         if image_size is not None:
             ds.use_training_cache(root, image_size, progress=progress)
     finally:

@@ -117,3 +117,23 @@ def test_a_corrupt_blob_in_the_bucket_is_never_used(s3_store: Store, tmp_path: P
         for i in range(len(ds)):
             ds[i]
     assert not (tmp_path / "cache" / "stream" / "blobs" / "sha256" / victim[:2] / victim).exists()
+
+
+def test_a_training_cache_built_through_a_small_streaming_cache(s3_store: Store, tmp_path: Path) -> None:
+    frame_blobs = {d for ds_ in s3_store.catalog.frame_blobs().values() for d in ds_}
+    bound = max(s3_store.blobs.size(d) for d in frame_blobs) + 1
+    ds = pull(
+        "v1",
+        s3_store,
+        cache_dir=tmp_path / "cache",
+        keys=KEYS,
+        stream=True,
+        cache_max_bytes=bound,
+        image_size=(24, 32),
+    )
+    copied = pull("v1", s3_store, cache_dir=tmp_path / "copy", keys=KEYS)
+    for i in (0, 20, 63):
+        small, big = ds[i]["images.front"], copied[i]["images.front"]
+        assert small.shape == (3, 24, 32)
+        assert (small.float().mean() - big.float().mean()).abs() < 3
+    assert BoundedBlobCache(s3_store.blobs, tmp_path / "cache" / "stream", bound).used_bytes() <= bound
