@@ -2,11 +2,12 @@
 
 One run prints samples/s for batch 32, 2 DataLoader workers (fork), shuffled, 2 cameras 640x480 +
 state, for: (a) the full-size JPEG path (a verified local pull), (b) the training cache at
-224x224, (c) state only (no image key), (d) a streaming pull from an S3 server on loopback (moto),
-(e) a baseline that decodes the same JPEG bytes from RAM with OpenCV in the same DataLoader
-configuration; each as a ratio to (e). Then commit + tag latency (``bench/commit.py``).
-``--rehash`` adds what a second pull of the same version costs with and without hashing the cache
-again (stamps against a full re-hash).
+224x224, (c) state only (no image key), (d) a streaming pull from an S3 server on loopback
+(moto's, a process of its own), (e) a baseline that decodes the same JPEG bytes from RAM with
+OpenCV in the same DataLoader configuration; each as a ratio to (e), by wall time and by the
+workers' CPU time per sample (steadier when other work shares the machine). Then commit + tag
+latency (``bench/commit.py``). ``--rehash`` adds what a second pull of the same version costs with
+and without hashing the cache again (stamps against a full re-hash).
 
 Frames are realistic for JPEG: gradients and sines with noise, quality 90, ~66 KB each, kept in
 frame blobs as the recorder stores them.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +42,7 @@ from takeover.storage.pull import decode_rgb_chw
 from takeover.storage.schema import CameraStream
 from takeover.storage.store import Store
 from takeover.storage.testing import frames_in_a_log, make_episode
-from takeover.storage.testing_s3 import TEST_CREDENTIALS, make_bucket, moto_s3_server
+from takeover.storage.testing_s3 import TEST_CREDENTIALS, free_port, make_bucket
 
 CAMERAS = ("front", "wrist")
 H, W = 480, 640
@@ -136,9 +139,30 @@ def samples_per_s(ds: Dataset[dict[str, torch.Tensor]], epochs: int) -> Rate:
 
 @contextmanager
 def s3_bucket_url() -> Iterator[str]:
+    """A bucket on moto's S3 server, run as a process of its own on loopback (as a remote endpoint
+    would be: its work is not done in the process whose workers are measured)."""
     os.environ.update(TEST_CREDENTIALS)
-    with moto_s3_server() as endpoint:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
         yield f"s3://{make_bucket(endpoint)}/bench?endpoint={endpoint}"
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def timed(label: str, fn: Callable[[], T]) -> T:
