@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from takeover.app.cli import data_transcode
 from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.storage.coverage import coverage
 from takeover.storage.diff import diff_manifests, verdict
@@ -71,6 +72,7 @@ def run_commit(args: argparse.Namespace) -> int:
             message=args.message,
             include_interrupted=args.include_interrupted,
             parent=args.parent or "",
+            videos=True if args.videos == [] else (args.videos or False),
         )
     print(
         f"tagged {args.tag} -> version {digest}\n"
@@ -228,6 +230,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--parent", metavar="TAG", help="the version this one was made from (its lineage: `data log`)"
     )
+    p.add_argument(
+        "--videos",
+        nargs="*",
+        metavar="CAMERA",
+        help="pin the transcoded videos of these cameras (none named: every transcoded camera); "
+        "refused if a stream is not transcoded (`data transcode`)",
+    )
     add_store_option(p)
     p.set_defaults(func=run_commit)
 
@@ -277,4 +286,5 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_store_option(p)
     p.set_defaults(func=run_fsck)
+    data_transcode.add_parser(sub)
     return data
