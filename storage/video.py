@@ -20,6 +20,7 @@ The MP4 file itself is an ordinary video any player opens.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ from typing import Any, Literal, cast, overload
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from takeover.storage.blobs import BlobReader
 from takeover.storage.errors import StorageError
@@ -74,6 +76,7 @@ def _first(names: Sequence[str], mode: Literal["r", "w"]) -> str | None:
     return next((n for n in names if _has(n, mode)), None)
 
 
+@functools.cache
 def available_codecs() -> dict[str, tuple[str, str]]:
     """Codec name -> (encoder, decoder) for each codec of :data:`CODECS` this PyAV can do both ways."""
     out = {}
@@ -325,6 +328,7 @@ class VideoFrames(Sequence[np.ndarray]):
         """The last frame returned (the decoder has consumed every packet up to it)."""
         self._decoded: dict[int, np.ndarray] = {}
         self._buf_start, self._buf = 0, b""
+        self._rgb = VideoReformatter()  # one converter for every frame: made once, not per frame
 
     def __getstate__(self) -> dict[str, Any]:
         return {"blobs": self.blobs, "digest": self.digest, "frame_index": self.frame_index}
@@ -413,4 +417,4 @@ class VideoFrames(Sequence[np.ndarray]):
     def _collect(self, frames: Iterable[Any], at_least: int) -> None:
         for f in frames:
             if f.pts is not None and f.pts >= at_least:
-                self._decoded[int(f.pts)] = f.to_ndarray(format="rgb24")
+                self._decoded[int(f.pts)] = self._rgb.reformat(f, format="rgb24").to_ndarray()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from takeover.storage.video import (
     available_codecs,
     decode_jpeg_rgb,
 )
+from takeover.storage.video_rows import VideoRecord
 
 H, W, N = 96, 128, 36
 CODECS = sorted(available_codecs())
@@ -321,3 +323,20 @@ def test_commit_with_videos_missing_is_one_line(
 def test_unknown_and_unavailable_codecs_name_those_there_are() -> None:
     with pytest.raises(VideoCodecError, match="can transcode to av1, h264"):
         VideoParams("mjpeg")
+
+
+def test_the_catalog_records_videos_once_on_sqlite_and_postgres(catalog: Catalog) -> None:
+    ep = make_episode("ep-v", 4)
+    catalog.add_episode(ep.meta, "e" * 64, ep.num_steps, ep.events)
+    params = VideoParams("h264").to_json()
+    record = VideoRecord("ep-v", "front", "h264", params, "d" * 64, 5.0)
+    assert catalog.add_video(record, '{"index": 1}') is True
+    assert catalog.add_video(replace(record, digest="f" * 64), "{}") is False  # recorded: kept as it was
+    later = replace(record, params=VideoParams("av1").to_json(), codec="av1", digest="a" * 64, created_at=6.0)
+    assert catalog.add_video(later, "{}") is True
+    assert catalog.videos_of(["ep-v", "ep-none"]) == {"ep-v": [record, later]}
+    assert catalog.video_index("ep-v", "front", "d" * 64) == '{"index": 1}'
+    with pytest.raises(StorageError, match="not in the catalog"):
+        catalog.add_video(replace(record, episode_id="ep-none"), "{}")
+    with pytest.raises(StorageError, match="no video"):
+        catalog.video_index("ep-v", "wrist", "d" * 64)
