@@ -8,7 +8,9 @@ hour for the three cameras, random single-frame reads per second (random camera 
 process, the blob read by range from a local store and decoded to RGB), encode speed, and the
 pixel error against the JPEG decode (mean absolute error and PSNR).
 
-Run: ``MUJOCO_GL=egl python bench/encodings.py [--seconds 4] [--reads 300] [--gop 10] [--synthetic]``
+Run: ``MUJOCO_GL=egl python bench/stream_encodings.py [--seconds 4] [--reads 300] [--gop 10] [--synthetic]``;
+from another bench script: ``from stream_encodings import measure_encodings, station_frames``. (Not
+named ``encodings``: that is a standard-library package, always imported first.)
 """
 
 from __future__ import annotations
