@@ -64,7 +64,7 @@ from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tempfiles import locked_temp
-from takeover.storage.video_rows import pin_videos
+from takeover.storage.video_rows import VideoRecord, pin_videos
 
 STORE_FORMAT = "takeover.store"
 STORE_FORMAT_VERSION = 1
@@ -262,6 +262,11 @@ class Store:
         """The episode, its frames read lazily from the blob store."""
         with self.open_blob(self.get_episode(episode_id).blob_digest) as f:
             return read_episode(f, self.blobs)
+
+    def videos_of(self, episode_ids: Sequence[str] | None = None) -> dict[str, list[VideoRecord]]:
+        """Episode id -> its camera streams transcoded to video (``takeover.storage.transcode``
+        makes them; ``open_video`` reads them), for the given episodes or all."""
+        return self.catalog.videos_of(episode_ids)
 
     def open_blob(self, digest: str) -> BinaryIO:
         """The blob for reading (:class:`BlobNotFoundError` naming this store if it is missing)."""

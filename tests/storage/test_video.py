@@ -275,7 +275,7 @@ def test_transcode_pauses_while_another_process_records_an_attempt(scene_store: 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "transcoded 2 stream(s)" in out
-    assert {v.camera for v in scene_store.catalog.videos_of()["ep-0"]} == {"front", "wrist"}
+    assert {v.camera for v in scene_store.videos_of(["ep-0"])["ep-0"]} == {"front", "wrist"}
     scene_store.remove_stale_temp_files()
     assert scene_store.check().healthy
 
