@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from takeover.storage.episode_file import read_episode, read_timeline
-from takeover.storage.errors import UnknownEpisodeError
+from takeover.storage.errors import UnknownEpisodeError, listing
 from takeover.storage.store import Store
 from takeover.storage.tempfiles import locked_temp
 from takeover.storage.video import VideoFrames, VideoIndex, VideoParams, encode_video
@@ -38,7 +38,8 @@ def pending_streams(
     store: Store, params: VideoParams, episode_ids: Sequence[str] | None = None
 ) -> list[StreamRef]:
     """The camera streams of the given episodes (default: all) not yet transcoded with ``params``,
-    in catalog order. Raises :class:`UnknownEpisodeError` naming episodes the store lacks."""
+    in catalog order (a camera that gave no frames has nothing to transcode). Raises
+    :class:`UnknownEpisodeError` naming episodes the store lacks."""
     if episode_ids is None:
         records = store.list_episodes()
     else:
@@ -46,8 +47,7 @@ def pending_streams(
         records = store.list_episodes(episode_ids=wanted)
         missing = sorted(set(wanted) - {r.episode_id for r in records})
         if missing:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise UnknownEpisodeError(f"no such episodes in the store at {store.where}: {shown}")
+            raise UnknownEpisodeError(f"no such episodes in the store at {store.where}: {listing(missing)}")
     key = params.to_json()
     done = {
         (v.episode_id, v.camera)
@@ -60,7 +60,7 @@ def pending_streams(
         with store.open_blob(rec.blob_digest) as f:
             frame_steps = read_timeline(f).frame_steps
         for camera in sorted(frame_steps):
-            if (rec.episode_id, camera) not in done:
+            if (rec.episode_id, camera) not in done and len(frame_steps[camera]):  # no frames: no video
                 out.append(StreamRef(rec.episode_id, camera, len(frame_steps[camera])))
     return out
 

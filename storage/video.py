@@ -240,46 +240,56 @@ def encode_video(
     between_frames: Callable[[], None] = lambda: None,
 ) -> VideoIndex:
     """Encode the JPEG ``frames`` of one camera (``size``: height, width) into a new MP4 at ``out``
-    and return its index. ``between_frames`` is called before each frame (to pause)."""
+    and return its index. ``between_frames`` is called before each frame (to pause). An odd size
+    is encoded padded by one row or column (4:2:0 video needs even sizes); reading crops it off."""
     _, encoder, _ = _codec(params.codec)
     p = params.resolved()
     height, width = size
+    if len(timestamps) == 0:
+        raise VideoError("a camera stream without frames has nothing to transcode")
+    padded = (height + height % 2, width + width % 2)
     options = {"crf": str(p.crf), "preset": p.preset}
     if encoder == "libx264":
         options["bf"] = "0"  # no reordering: packet i is frame i
     if encoder == "libsvtav1":
         _quiet_encoder_logs()
     count = 0
-    with av.open(str(out), "w", format="mp4") as container:
-        added = container.add_stream(encoder, rate=_frame_rate(timestamps), options=options)
-        stream = cast(av.VideoStream, added)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = p.gop
-        stream.codec_context.max_b_frames = 0
-        for jpeg in frames:
-            between_frames()
-            rgb = decode_jpeg_rgb(jpeg)
-            if rgb.shape[:2] != (height, width):
-                raise VideoError(
-                    f"frame {count} is {rgb.shape[1]}x{rgb.shape[0]}, the stream {width}x{height}"
-                )
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            vf.pts = count
-            container.mux(stream.encode(vf))
-            count += 1
-        container.mux(stream.encode(None))
+    try:
+        with av.open(str(out), "w", format="mp4") as container:
+            added = container.add_stream(encoder, rate=_frame_rate(timestamps), options=options)
+            stream = cast(av.VideoStream, added)
+            stream.height, stream.width = padded
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.gop_size = p.gop
+            stream.codec_context.max_b_frames = 0
+            for jpeg in frames:
+                between_frames()
+                rgb = decode_jpeg_rgb(jpeg)
+                if rgb.shape[:2] != (height, width):
+                    h, w = rgb.shape[:2]
+                    raise VideoError(f"frame {count} is {w}x{h}, the stream {width}x{height}")
+                if padded != size:
+                    rgb = np.pad(rgb, ((0, padded[0] - height), (0, padded[1] - width), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                vf.pts = count
+                container.mux(stream.encode(vf))
+                count += 1
+            container.mux(stream.encode(None))
+    except av.FFmpegError as exc:
+        raise VideoError(f"{encoder} failed at frame {count}: {str(exc).splitlines()[0][:160]}") from None
     if count != len(timestamps) or count != len(step_index):
         raise VideoError(f"the stream has {count} frames but {len(timestamps)} timestamps")
-    return read_index(out, p.codec, timestamps, step_index)
+    return read_index(out, p.codec, timestamps, step_index, size)
 
 
-def read_index(path: Path, codec: str, timestamps: np.ndarray, step_index: np.ndarray) -> VideoIndex:
+def read_index(
+    path: Path, codec: str, timestamps: np.ndarray, step_index: np.ndarray, size: tuple[int, int]
+) -> VideoIndex:
     """The index of the MP4 at ``path`` (its packets, demuxed without decoding), with the recorded
-    times and steps of its frames."""
+    times, steps and size (height, width) of its frames."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         extradata = bytes(stream.codec_context.extradata or b"")
-        width, height = stream.codec_context.width, stream.codec_context.height
         rows = [
             (int(pk.pts), int(pk.pos), int(pk.size), bool(pk.is_keyframe))
             for pk in container.demux(stream)
@@ -287,14 +297,14 @@ def read_index(path: Path, codec: str, timestamps: np.ndarray, step_index: np.nd
         ]
     if len(rows) != len(timestamps):
         raise VideoError(f"the video has {len(rows)} frames, the stream {len(timestamps)}")
-    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+    cols = list(zip(*rows, strict=True))
     pts = np.asarray(cols[0], dtype=np.int64)
     if len(pts) > 1 and not bool(np.all(np.diff(pts) > 0)):
         raise VideoError("the video's frames are reordered; it cannot stand for the stream frame by frame")
     return VideoIndex(
         codec=codec,
-        width=width,
-        height=height,
+        width=size[1],
+        height=size[0],
         extradata=extradata,
         pts=pts,
         pos=np.asarray(cols[1], dtype=np.int64),
@@ -408,13 +418,25 @@ class VideoFrames(Sequence[np.ndarray]):
         packet = av.Packet(self._packet_bytes(j, target))
         packet.pts = packet.dts = int(self.frame_index.pts[j])
         self._fed = j + 1
-        self._collect(self._ctx.decode(packet), int(self.frame_index.pts[target]))
+        self._decode(packet, int(self.frame_index.pts[target]))
 
     def _drain(self) -> None:
-        self._collect(self._ctx.decode(None), -1)
+        self._decode(None, -1)
         self._ctx = None
+
+    def _decode(self, packet: av.Packet | None, at_least: int) -> None:
+        try:
+            frames = self._ctx.decode(packet)
+        except av.FFmpegError as exc:
+            self._ctx = None
+            raise VideoError(
+                f"video blob {self.digest[:12]} does not decode: {str(exc).splitlines()[0][:160]}"
+            ) from None
+        self._collect(frames, at_least)
 
     def _collect(self, frames: Iterable[Any], at_least: int) -> None:
         for f in frames:
             if f.pts is not None and f.pts >= at_least:
-                self._decoded[int(f.pts)] = self._rgb.reformat(f, format="rgb24").to_ndarray()
+                rgb = self._rgb.reformat(f, format="rgb24").to_ndarray()
+                h, w = self.frame_index.height, self.frame_index.width
+                self._decoded[int(f.pts)] = rgb if rgb.shape[:2] == (h, w) else rgb[:h, :w].copy()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from takeover.storage.errors import StorageError
+from takeover.storage.errors import StorageError, listing
 from takeover.storage.manifest import ManifestEntry
 from takeover.storage.tables import EpisodeRow, EpisodeVideoRow
 
@@ -116,9 +116,8 @@ def pin_videos(
         missing += [f"{entry.episode_id}/{c}" for c in asked if c not in newest]
         out.append(replace(entry, videos=tuple((c, newest[c]) for c in asked if c in newest)))
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise StorageError(
-            f"cannot commit {tag!r} with videos: {len(missing)} stream(s) not transcoded: {shown} "
+            f"cannot commit {tag!r} with videos: {len(missing)} stream(s) not transcoded: {listing(missing)} "
             "(run `takeover data transcode`, or name the cameras to pin)"
         )
     return out

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.recorder.wal import log_in_use
+from takeover.storage.errors import listing
 
 if TYPE_CHECKING:
     from takeover.storage.transcode import StreamRef
@@ -82,11 +83,11 @@ class Progress:
     """One line on a terminal, rewritten in place (a bar, streams and frames done); on anything
     else, one line per finished stream."""
 
-    def __init__(self, streams: list[StreamRef], out: TextIO = sys.stderr) -> None:
+    def __init__(self, streams: list[StreamRef], out: TextIO | None = None) -> None:
         self.total_frames = max(1, sum(s.frames for s in streams))
         self.streams = len(streams)
-        self.out = out
-        self.tty = out.isatty()
+        self.out = out or sys.stderr  # looked up now: the stream may have been replaced since import
+        self.tty = self.out.isatty()
         self.done_streams = 0
         self.done_frames = 0
         self._shown = 0.0
@@ -126,7 +127,7 @@ class Progress:
 def run_transcode(args: argparse.Namespace) -> int:
     # PyAV (FFmpeg) is loaded by this command only, not by every `takeover` start.
     from takeover.storage.transcode import pending_streams, transcode_stream
-    from takeover.storage.video import VideoParams, require_codec
+    from takeover.storage.video import VideoError, VideoParams, require_codec
 
     params = VideoParams(args.codec, args.gop, args.crf, args.preset or "")
     require_codec(params.codec)
@@ -145,6 +146,7 @@ def run_transcode(args: argparse.Namespace) -> int:
             on_resume=lambda: progress.note("resumed: no attempt is being recorded"),
         )
         video = jpeg = 0
+        failed: list[str] = []
         for stream in todo:
 
             def between_frames(stream: StreamRef = stream) -> None:
@@ -152,7 +154,12 @@ def run_transcode(args: argparse.Namespace) -> int:
                 progress.frame(stream)
 
             t0 = time.monotonic()
-            done = transcode_stream(store, stream, params, between_frames)
+            try:
+                done = transcode_stream(store, stream, params, between_frames)
+            except VideoError as exc:  # this stream cannot be transcoded; the others may
+                failed.append(str(stream))
+                progress.finished(stream, f"{stream}: not transcoded: {exc}")
+                continue
             video, jpeg = video + done.video_bytes, jpeg + done.jpeg_bytes
             progress.finished(
                 stream,
@@ -160,7 +167,16 @@ def run_transcode(args: argparse.Namespace) -> int:
                 f"({done.video_bytes / max(1, done.jpeg_bytes):.1%} of its JPEG frames) "
                 f"in {time.monotonic() - t0:.1f} s",
             )
-    print(f"transcoded {len(todo)} stream(s): {video / 1e6:.1f} MB of video for {jpeg / 1e6:.1f} MB of JPEG")
+    print(
+        f"transcoded {len(todo) - len(failed)} stream(s): {video / 1e6:.1f} MB of video "
+        f"for {jpeg / 1e6:.1f} MB of JPEG"
+    )
+    if failed:
+        print(
+            f"error: {len(failed)} stream(s) could not be transcoded: {listing(failed)}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, inspect, text
 from takeover.app.cli import main
 from takeover.recorder.wal import LOCK_FILE
 from takeover.storage import migrations
+from takeover.storage.blobs import LocalFile
 from takeover.storage.catalog import Catalog
 from takeover.storage.errors import StorageError
 from takeover.storage.schema import CameraStream, Episode
@@ -36,6 +37,7 @@ from takeover.storage.video import (
     VideoParams,
     available_codecs,
     decode_jpeg_rgb,
+    encode_video,
 )
 from takeover.storage.video_rows import VideoRecord
 
@@ -340,3 +342,38 @@ def test_the_catalog_records_videos_once_on_sqlite_and_postgres(catalog: Catalog
         catalog.add_video(replace(record, episode_id="ep-none"), "{}")
     with pytest.raises(StorageError, match="no video"):
         catalog.video_index("ep-v", "wrist", "d" * 64)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_an_odd_frame_size_is_padded_to_encode_and_cropped_to_read(tmp_path: Path, codec: str) -> None:
+    frames = moving_scene(5, 95, 127)
+    jpegs = [encode_rgb_jpeg(f, quality=90) for f in frames]
+    out = tmp_path / "odd.mp4"
+    index = encode_video(jpegs, np.arange(5) / 30, np.arange(5), (95, 127), VideoParams(codec), out)
+    video = VideoFrames(LocalFile(out), "unused", index)
+    for i in (4, 0, 2):
+        got = video[i]
+        assert got.shape == (95, 127, 3)
+        assert float(np.abs(got.astype(np.float64) - decode_jpeg_rgb(jpegs[i])).mean()) <= MAX_MEAN_ABS_ERROR
+
+
+def test_a_camera_without_frames_is_not_transcoded_and_a_bad_stream_does_not_stop_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.create(tmp_path / "store") as store:
+        empty = make_episode("ep-empty", 4, cameras=("front",), first_frame_step=10)
+        assert len(empty.cameras["front"].frames) == 0
+        store.add_episode(empty)
+        bad = make_episode("ep-bad", 6, cameras=("front",), frame_every=1)
+        bad.cameras["front"].frames = [b"not a jpeg"] * 6
+        store.add_episode(bad)
+        store.add_episode(make_episode("ep-good", 6, cameras=("front",), frame_every=1))
+        assert [str(s) for s in pending_streams(store, VideoParams())] == ["ep-bad/front", "ep-good/front"]
+        assert main(["data", "transcode", "--store", str(store.root)]) == 1
+        out, err = capsys.readouterr()
+        assert "transcoded 1 stream(s)" in out
+        assert err.splitlines()[-1] == "error: 1 stream(s) could not be transcoded: ep-bad/front"
+        assert "ep-bad/front: not transcoded: a camera frame is not a decodable JPEG" in err
+        assert list(store.videos_of()) == ["ep-good"]
+        store.remove_stale_temp_files()
+        assert store.check().healthy
