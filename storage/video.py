@@ -23,6 +23,7 @@ import base64
 import functools
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -54,12 +55,34 @@ class Codec:
     """FFmpeg encoders, preferred first."""
     decoders: tuple[str, ...]
     default_crf: int
+    max_crf: int
+    presets: tuple[str, ...]
+    """The encoder's speed presets, fastest first."""
     default_preset: str
 
 
+_X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 CODECS = {
-    "h264": Codec("h264", ("libx264",), ("h264",), default_crf=23, default_preset="veryfast"),
-    "av1": Codec("av1", ("libsvtav1", "libaom-av1"), ("libdav1d", "libaom-av1", "av1"), 35, "8"),
+    "h264": Codec("h264", ("libx264",), ("h264",), 23, 51, _X264_PRESETS, default_preset="veryfast"),
+    "av1": Codec(
+        "av1",
+        ("libsvtav1",),
+        ("libdav1d", "libaom-av1", "av1"),
+        35,
+        63,
+        tuple(map(str, range(13, -1, -1))),
+        "8",
+    ),
 }
 """The codecs a stream may be transcoded to, by the name the CLI and the catalog use."""
 
@@ -118,8 +141,12 @@ class VideoParams:
             _codec(self.codec)  # raises, naming the codecs there are
         if not 1 <= self.gop <= 600:
             raise ValueError(f"a keyframe interval (gop) is 1..600 frames, got {self.gop}")
-        if self.crf is not None and not 0 <= self.crf <= 63:
-            raise ValueError(f"crf is 0..63, got {self.crf}")
+        top = CODECS[self.codec].max_crf
+        if self.crf is not None and not 0 <= self.crf <= top:
+            raise ValueError(f"crf for {self.codec} is 0..{top}, got {self.crf}")
+        presets = CODECS[self.codec].presets
+        if self.preset and self.preset not in presets:
+            raise ValueError(f"unknown {self.codec} preset {self.preset!r}: choose from {', '.join(presets)}")
 
     def resolved(self) -> VideoParams:
         """The same parameters with the codec's defaults filled in (what is recorded)."""
@@ -228,6 +255,14 @@ def _frame_rate(timestamps: np.ndarray) -> Fraction:
 def _quiet_encoder_logs() -> None:
     # SVT-AV1 prints its configuration on stderr at every encoder start unless told otherwise.
     os.environ.setdefault("SVT_LOG", "1")
+
+
+def check_encoder(params: VideoParams) -> None:
+    """Encode one small frame with ``params``, so that an encoder that fails at all fails once,
+    before any work, rather than once per stream (:class:`VideoError`)."""
+    jpeg = cv2.imencode(".jpg", np.zeros((64, 64, 3), dtype=np.uint8))[1].tobytes()
+    with tempfile.TemporaryDirectory(prefix="takeover-video-") as tmp:
+        encode_video([jpeg], np.zeros(1), np.zeros(1, dtype=np.int64), (64, 64), params, Path(tmp) / "x.mp4")
 
 
 def encode_video(

@@ -127,10 +127,11 @@ class Progress:
 def run_transcode(args: argparse.Namespace) -> int:
     # PyAV (FFmpeg) is loaded by this command only, not by every `takeover` start.
     from takeover.storage.transcode import pending_streams, transcode_stream
-    from takeover.storage.video import VideoError, VideoParams, require_codec
+    from takeover.storage.video import VideoError, VideoParams, check_encoder, require_codec
 
     params = VideoParams(args.codec, args.gop, args.crf, args.preset or "")
     require_codec(params.codec)
+    check_encoder(params)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     with open_store(args) as store:

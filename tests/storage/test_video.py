@@ -21,6 +21,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from takeover.app.cli import main
+from takeover.app.cli.data_transcode import NICENESS
 from takeover.recorder.wal import LOCK_FILE
 from takeover.storage import migrations
 from takeover.storage.blobs import LocalFile
@@ -262,6 +263,7 @@ def test_transcode_pauses_while_another_process_records_an_attempt(scene_store: 
         assert "ep-live" in _wait_for_line(proc, "paused: attempt")
         time.sleep(0.5)
         assert proc.poll() is None and scene_store.catalog.videos_of() == {}  # nothing while paused
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) >= os.getpriority(os.PRIO_PROCESS, 0) + NICENESS
         # A kill while paused (the encoder holds a half-written video) leaves no row, no blob.
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -297,6 +299,8 @@ def test_an_attempt_left_by_a_crash_does_not_pause_transcoding(scene_store: Stor
         (["--codec", "vp9"], "unknown codec 'vp9': this installation can transcode to av1, h264"),
         (["--episodes", "ep-0", "ep-nope"], "no such episodes in the store at"),
         (["--gop", "0"], "a whole number in 1..600"),
+        (["--crf", "60"], "crf for h264 is 0..51, got 60"),
+        (["--codec", "av1", "--preset", "fast"], "unknown av1 preset 'fast': choose from 13, 12,"),
     ],
 )
 def test_transcode_errors_are_one_line(
