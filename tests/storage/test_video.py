@@ -27,6 +27,8 @@ from takeover.storage import migrations
 from takeover.storage.blobs import LocalFile
 from takeover.storage.catalog import Catalog
 from takeover.storage.errors import StorageError
+from takeover.storage.fsck import fsck
+from takeover.storage.manifest import Manifest
 from takeover.storage.schema import CameraStream, Episode
 from takeover.storage.store import Store
 from takeover.storage.testing import encode_rgb_jpeg, frames_in_a_log, make_episode, moving_scene
@@ -381,3 +383,20 @@ def test_a_camera_without_frames_is_not_transcoded_and_a_bad_stream_does_not_sto
         assert list(store.videos_of()) == ["ep-good"]
         store.remove_stale_temp_files()
         assert store.check().healthy
+
+
+def test_fsck_checks_the_videos_a_version_pins(tmp_path: Path) -> None:
+    with Store.create(tmp_path / "store") as store:
+        store.add_episode(make_episode("ep-0", 6, cameras=("front",), frame_every=1))
+        (stream,) = pending_streams(store, VideoParams())
+        record = transcode_stream(store, stream, VideoParams()).record
+        _, manifest = store.commit("v1", videos=True)
+        assert fsck(store).clean
+        entry = replace(manifest.episodes[0], videos=(("front", "b" * 64),))
+        store.catalog.commit_version(Manifest.build([entry], {"selection": "by hand"}), "v2")
+        store.blobs.remove(record.digest)
+        lines = [p.line() for p in fsck(store).problems]
+    assert any(f"video of front {record.digest[:12]} missing" in line for line in lines)
+    unknown = "pins a video of front (bbbbbbbbbbbb) the catalog does not record"
+    assert sum(unknown in line for line in lines) == 1
+    assert sum("its data is damaged" in line for line in lines) == 2  # both versions hold the episode
