@@ -201,25 +201,30 @@ def test_transcoding_again_records_nothing_twice(scene_store: Store) -> None:
     assert len(scene_store.catalog.videos_of(["ep-0"])["ep-0"]) == 1
 
 
-_HOLD_LOCK = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
+_RECORD_AN_ATTEMPT = """
+import sys
+from pathlib import Path
+from takeover.recorder.testing import start_record
+from takeover.recorder.wal import WalWriter
+wal = WalWriter(Path(sys.argv[1]))
+wal.start(start_record(Path(sys.argv[1]).name))
 print("held", flush=True)
-sys.stdin.read()
+sys.stdin.read()  # until the test ends the attempt
+wal.close(None, {})
+wal.release()
 """
 
 
 def _hold_attempt_lock(store: Store, episode_id: str) -> subprocess.Popen[bytes]:
-    """Another process holding the write-ahead log lock of an attempt, as the recorder does."""
-    wal = store.wal_dir / episode_id
-    wal.mkdir(parents=True)
+    """Another process recording an attempt into the store: the recorder's own write-ahead log
+    writer, which holds the log's lock from the attempt's start until it is stored."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(wal / LOCK_FILE)],
+        [sys.executable, "-c", _RECORD_AN_ATTEMPT, str(store.wal_dir / episode_id)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"held"
+    assert (store.wal_dir / episode_id / LOCK_FILE).is_file()
     return proc
 
 
