@@ -9,7 +9,8 @@ process, the blob read by range from a local store and decoded to RGB), encode s
 pixel error against the JPEG decode (mean absolute error and PSNR).
 
 Run: ``MUJOCO_GL=egl python bench/stream_encodings.py [--seconds 4] [--reads 300] [--gop 10] [--synthetic]``;
-from another bench script: ``from stream_encodings import measure_encodings, station_frames``. (Not
+from another bench script: ``from stream_encodings import report`` (the printout as lines), or
+``measure_encodings(frames, ...)`` on frames of its own. (Not
 named ``encodings``: that is a standard-library package, always imported first.)
 """
 
@@ -161,6 +162,22 @@ def measure_encodings(
     return results
 
 
+def report(seconds: float = 4.0, reads: int = 300, gop: int = 10, synthetic: bool = False) -> list[str]:
+    """The bench's printout as lines (for another bench to print): what was measured, then a table."""
+    n = max(2, int(seconds * FPS))
+    t0 = time.perf_counter()
+    frames = synthetic_frames(n) if synthetic else station_frames(n)
+    source = "synthetic moving scene" if synthetic else "MuJoCo Meta-World pick-place, arm moving"
+    lines = [
+        f"{len(CAMERAS)} cameras {WIDTH}x{HEIGHT} at {FPS} fps, {n} frames each ({source}; "
+        f"made in {time.perf_counter() - t0:.0f} s); reads: random camera and frame, one process",
+        HEADER,
+    ]
+    with tempfile.TemporaryDirectory(prefix="takeover-encodings-") as tmp:
+        results = measure_encodings(frames, reads=reads, gop=gop, workdir=Path(tmp))
+    return lines + [r.line() for r in results]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="length of the clip per camera")
@@ -168,19 +185,8 @@ def main() -> None:
     ap.add_argument("--gop", type=int, default=10, help="keyframe interval of the videos")
     ap.add_argument("--synthetic", action="store_true", help="a synthetic moving scene, not MuJoCo")
     args = ap.parse_args()
-    n = max(2, int(args.seconds * FPS))
-    t0 = time.perf_counter()
-    frames = synthetic_frames(n) if args.synthetic else station_frames(n)
-    source = "synthetic moving scene" if args.synthetic else "MuJoCo Meta-World pick-place, arm moving"
-    print(
-        f"{len(CAMERAS)} cameras {WIDTH}x{HEIGHT} at {FPS} fps, {n} frames each ({source}; "
-        f"made in {time.perf_counter() - t0:.0f} s); reads: random camera and frame, one process"
-    )
-    with tempfile.TemporaryDirectory(prefix="takeover-encodings-") as tmp:
-        results = measure_encodings(frames, reads=args.reads, gop=args.gop, workdir=Path(tmp))
-    print(HEADER)
-    for r in results:
-        print(r.line())
+    for line in report(args.seconds, args.reads, args.gop, args.synthetic):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
