@@ -23,9 +23,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.recorder.wal import log_in_use
 from takeover.storage.errors import listing
+from takeover.storage.lock import ProcessLock
 
 if TYPE_CHECKING:
     from takeover.storage.transcode import StreamRef
+
+TRANSCODE_LOCK = "transcode.lock"
+"""In a store's folder: held by the one transcoder working on it (two would do the same work)."""
 
 NICENESS = 10
 """Transcoding is background work: recording, the control loop and the GUI come first."""
@@ -134,7 +138,14 @@ def run_transcode(args: argparse.Namespace) -> int:
     check_encoder(params)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    with open_store(args) as store:
+    with (
+        open_store(args) as store,
+        ProcessLock(store.root / TRANSCODE_LOCK, "takeover data transcode") as lock,
+    ):
+        store.require_writable("transcode camera streams")
+        lock.acquire(
+            f"transcoding into the store at {store.root}", "wait for it to finish, or stop it (it resumes)"
+        )
         todo = pending_streams(store, params, args.episodes)
         if not todo:
             print(f"nothing to transcode: every stream has a video with {params.to_json()}")

@@ -262,7 +262,9 @@ def _wait_for_line(proc: subprocess.Popen[str], words: str, timeout: float = 20.
     raise AssertionError(f"no line with {words!r} from the transcoder")
 
 
-def test_transcode_pauses_while_another_process_records_an_attempt(scene_store: Store) -> None:
+def test_transcode_pauses_while_another_process_records_an_attempt(
+    scene_store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = scene_store.root
     holder = _hold_attempt_lock(scene_store, "ep-live")
     try:
@@ -280,6 +282,9 @@ def test_transcode_pauses_while_another_process_records_an_attempt(scene_store: 
         assert report.orphans == [] and [p.name[:7] for p in report.temp_files] == [".video-"]
         proc = _transcode_process(root)
         _wait_for_line(proc, "paused: attempt")
+        # One transcoder per store: a second is refused in one line naming the first.
+        assert main(["data", "transcode", "--store", str(root)]) == 2
+        assert f"takeover data transcode, pid {proc.pid}" in capsys.readouterr().err
     finally:
         _release(holder)  # the attempt is stored: the lock goes
     _wait_for_line(proc, "resumed")
