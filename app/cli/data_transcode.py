@@ -179,9 +179,10 @@ def run_transcode(args: argparse.Namespace) -> int:
                 f"({done.video_bytes / max(1, done.jpeg_bytes):.1%} of its JPEG frames) "
                 f"in {time.monotonic() - t0:.1f} s",
             )
+    paused = f"; paused {pause.pauses} time(s) for attempts being recorded" if pause.pauses else ""
     print(
         f"transcoded {len(todo) - len(failed)} stream(s): {video / 1e6:.1f} MB of video "
-        f"for {jpeg / 1e6:.1f} MB of JPEG"
+        f"for {jpeg / 1e6:.1f} MB of JPEG{paused}"
     )
     if failed:
         print(
@@ -190,6 +191,16 @@ def run_transcode(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        s = -1.0
+    if not 0.01 <= s <= 60:
+        raise argparse.ArgumentTypeError(f"seconds in 0.01..60, got {text!r}")
+    return s
 
 
 def _whole(lo: int, hi: int) -> Callable[[str], int]:
@@ -233,7 +244,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--episodes", nargs="+", metavar="ID", help="only these episodes (default: all)")
     p.add_argument(
         "--poll",
-        type=float,
+        type=_seconds,
         default=0.5,
         metavar="S",
         help="while paused, look for the end of the attempt every S seconds (default: 0.5)",

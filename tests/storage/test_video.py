@@ -290,7 +290,7 @@ def test_transcode_pauses_while_another_process_records_an_attempt(
     _wait_for_line(proc, "resumed")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "transcoded 2 stream(s)" in out
+    assert "transcoded 2 stream(s)" in out and "paused 1 time(s)" in out
     assert {v.camera for v in scene_store.videos_of(["ep-0"])["ep-0"]} == {"front", "wrist"}
     scene_store.remove_stale_temp_files()
     assert scene_store.check().healthy
@@ -312,6 +312,7 @@ def test_an_attempt_left_by_a_crash_does_not_pause_transcoding(scene_store: Stor
         (["--episodes", "ep-0", "ep-nope"], "no such episodes in the store at"),
         (["--gop", "0"], "a whole number in 1..600"),
         (["--crf", "60"], "crf for h264 is 0..51, got 60"),
+        (["--poll", "0"], "seconds in 0.01..60, got '0'"),
         (["--codec", "av1", "--preset", "fast"], "unknown av1 preset 'fast': choose from 13, 12,"),
     ],
 )
