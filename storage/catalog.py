@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from takeover.storage import migrations, seeds
+from takeover.storage import migrations, seeds, video_rows
 from takeover.storage.catalog_db import describe, open_engine, translate
 from takeover.storage.errors import (
     CatalogUnavailableError,
@@ -47,6 +47,7 @@ from takeover.storage.tables import (
     TagRow,
     VersionRow,
 )
+from takeover.storage.video_rows import VideoRecord
 
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+]{0,127}$")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -367,6 +368,26 @@ class Catalog:
     def count_episodes(self) -> int:
         with self._tx() as s:
             return int(s.scalar(select(func.count()).select_from(EpisodeRow)) or 0)
+
+    # -- transcoded camera streams ------------------------------------------------------------
+    def add_video(self, rec: VideoRecord, frame_index: str) -> bool:
+        """Record a camera stream transcoded to video (its blob stored first); False if the stream
+        was already recorded with these parameters (nothing is written then)."""
+        try:
+            with self._tx(f"record a video of episode {rec.episode_id}") as s:
+                return video_rows.add(s, rec, frame_index)
+        except IntegrityError:  # another transcoder recorded the same stream at the same moment
+            return False
+
+    def videos_of(self, episode_ids: Sequence[str] | None = None) -> dict[str, list[VideoRecord]]:
+        """Episode id -> its transcoded streams (the given episodes, or all); none: no key."""
+        with self._tx() as s:
+            return video_rows.of(s, episode_ids)
+
+    def video_index(self, episode_id: str, camera: str, digest: str) -> str:
+        """The frame index (JSON) of a transcoded stream."""
+        with self._tx() as s:
+            return video_rows.index_of(s, episode_id, camera, digest)
 
     # -- versions and tags -------------------------------------------------------------------
     def create_version(self, manifest: Manifest, message: str = "") -> str:

@@ -3,7 +3,7 @@
 Problems found:
 
 - an episode whose file is missing or does not hash to its digest;
-- an episode whose frame blob is missing or does not hash to its digest;
+- an episode whose frame blob or transcoded video is missing or does not hash to its digest;
 - orphan blobs, referenced by no cataloged episode (left by an interrupted add; harmless);
 - temporary files left by interrupted writes (those no live writer holds a lock on).
 
@@ -73,6 +73,15 @@ def check_store(root: Path, catalog: Catalog, blobs: BlobStore, *, verify: bool 
             if problem:
                 report.damaged.append(f"episode {rec.episode_id}: frame blob {digest[:12]} {problem}")
                 report.damaged_episodes.add(rec.episode_id)
+    for episode_id, videos in catalog.videos_of().items():  # transcoded camera streams
+        for video in videos:
+            referenced.add(video.digest)
+            problem = ok(video.digest)
+            if problem:
+                report.damaged.append(
+                    f"episode {episode_id}: video of {video.camera} {video.digest[:12]} {problem}"
+                )
+                report.damaged_episodes.add(episode_id)
     report.orphans = [d for d in blobs.digests() if d not in referenced]
     report.temp_files = stale_temp_files(root, blobs)
     return report

@@ -64,6 +64,7 @@ def fsck(store: Store, *, verify: bool = True) -> FsckReport:
     def problem(what: str) -> None:
         report.problems.append(Problem(what, RESTORE))
 
+    videos = {eid: {(v.camera, v.digest) for v in vs} for eid, vs in store.catalog.videos_of().items()}
     versions: set[str] = set()
     for digest, text in store.catalog.stored_versions():
         report.versions += 1
@@ -86,6 +87,9 @@ def fsck(store: Store, *, verify: bool = True) -> FsckReport:
                 problem(f"{where}: the catalog holds other data for it ({record.blob_digest[:12]})")
             elif entry.episode_id in base.damaged_episodes:
                 problem(f"{where}: its data is damaged (above)")
+            for camera, video in entry.videos:
+                if (camera, video) not in videos.get(entry.episode_id, set()):
+                    problem(f"{where}: pins a video of {camera} ({video[:12]}) the catalog does not record")
     for tag in store.tags():
         report.tags += 1
         if tag.digest not in versions:

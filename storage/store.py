@@ -64,6 +64,7 @@ from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tempfiles import locked_temp
+from takeover.storage.video_rows import VideoRecord, pin_videos
 
 STORE_FORMAT = "takeover.store"
 STORE_FORMAT_VERSION = 1
@@ -262,6 +263,11 @@ class Store:
         with self.open_blob(self.get_episode(episode_id).blob_digest) as f:
             return read_episode(f, self.blobs)
 
+    def videos_of(self, episode_ids: Sequence[str] | None = None) -> dict[str, list[VideoRecord]]:
+        """Episode id -> its camera streams transcoded to video (``takeover.storage.transcode``
+        makes them; ``open_video`` reads them), for the given episodes or all."""
+        return self.catalog.videos_of(episode_ids)
+
     def open_blob(self, digest: str) -> BinaryIO:
         """The blob for reading (:class:`BlobNotFoundError` naming this store if it is missing)."""
         try:
@@ -300,10 +306,13 @@ class Store:
         message: str = "",
         include_interrupted: bool = False,
         parent: str = "",
+        videos: bool | Sequence[str] = False,
     ) -> tuple[str, Manifest]:
         """Freeze the given episodes as a version and name it ``tag``. Without ``episode_ids``: all
         of them but the interrupted ones (end reason 'interrupted'), unless ``include_interrupted``.
-        ``parent``: the tag of the version this one was made from (its lineage, `data log`)."""
+        ``parent``: the tag of the version this one was made from (its lineage, `data log`).
+        ``videos``: pin the episodes' transcoded camera streams (True: of every camera transcoded;
+        or the cameras named), refused if any is missing."""
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
         parent_digest = self.catalog.resolve_tag(parent) if parent else ""
@@ -335,6 +344,10 @@ class Store:
         entries = [
             ManifestEntry(r.episode_id, r.blob_digest, r.num_steps, r.success, r.outcome) for r in records
         ]
+        if videos:
+            cameras = None if isinstance(videos, bool) else list(videos)
+            found = self.catalog.videos_of(None if episode_ids is None else [r.episode_id for r in records])
+            entries = pin_videos(tag, entries, found, cameras)
         manifest = Manifest.build(entries, created_from, parent=parent_digest)
         digest = self.catalog.commit_version(manifest, tag, message)
         return digest, manifest

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from takeover.app.cli import data_transcode
 from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.app.cli.data_pull import add_pull_parser
 from takeover.storage.coverage import coverage
@@ -72,6 +73,7 @@ def run_commit(args: argparse.Namespace) -> int:
             message=args.message,
             include_interrupted=args.include_interrupted,
             parent=args.parent or "",
+            videos=True if args.videos == [] else (args.videos or False),
         )
     print(
         f"tagged {args.tag} -> version {digest}\n"
@@ -229,6 +231,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--parent", metavar="TAG", help="the version this one was made from (its lineage: `data log`)"
     )
+    p.add_argument(
+        "--videos",
+        nargs="*",
+        metavar="CAMERA",
+        help="pin the transcoded videos of these cameras (none named: every transcoded camera); "
+        "refused if a stream is not transcoded (`data transcode`)",
+    )
     add_store_option(p)
     p.set_defaults(func=run_commit)
 
@@ -278,5 +287,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_store_option(p)
     p.set_defaults(func=run_fsck)
+    data_transcode.add_parser(sub)
     add_pull_parser(sub)
     return data

@@ -1,7 +1,9 @@
 """`takeover doctor`: check the dataset store and the recorder's logs, and repair them.
 
-Reports cataloged episodes whose file or frame blob is missing or corrupt, orphan blobs,
-temporary files, and attempts whose write-ahead log was left unfinished by a crash. With
+The store part is `takeover data fsck` (:mod:`takeover.storage.fsck`): cataloged episodes whose
+file or frame blob is missing or corrupt, orphan blobs, temporary files, versions whose manifest
+or episodes no longer hold, tags naming no version; each problem with what to do about it. On top
+of that it reports attempts whose write-ahead log was left unfinished by a crash. With
 ``--repair`` it recovers those attempts into the store (marked recovered, with the time they
 were cut), removes orphans and temporary files, and says what it did. Exit status 0 when the
 store is healthy (after repair), 1 when problems remain, 2 on a usage error. Do not repair a
@@ -16,6 +18,7 @@ from typing import Any
 
 from takeover.app.cli.common import add_store_option, open_store, store_root, user_errors
 from takeover.recorder.recovery import leftover_trash, pending_logs, recover_all
+from takeover.storage.fsck import fsck
 from takeover.storage.store import Store
 
 
@@ -34,11 +37,14 @@ def run_doctor(args: argparse.Namespace) -> int:
                 print(outcome.line())
             for line in store.repair(store.check(verify=not args.quick)):
                 print(line)
-        report = store.check(verify=not args.quick)
-        problems = report.lines() + _unfinished(store)
+        report = fsck(store, verify=not args.quick)
+        problems = [p.line() for p in report.problems] + _unfinished(store)
     for line in problems:
         print(line)
-    checked = f"{report.episodes} episodes, {report.blobs_checked} blobs checked"
+    checked = (
+        f"{report.episodes} episodes, {report.blobs_checked} blobs, {report.versions} versions, "
+        f"{report.tags} tags checked"
+    )
     if problems:
         print(f"{len(problems)} problem(s) in the store at {root} ({checked})")
         return 1
