@@ -6,8 +6,10 @@ state, for: (a) the full-size JPEG path (a verified local pull), (b) the trainin
 (moto's, a process of its own), (e) a baseline that decodes the same JPEG bytes from RAM with
 OpenCV in the same DataLoader configuration; each as a ratio to (e), by wall time and by the
 workers' CPU time per sample (steadier when other work shares the machine). Then commit + tag
-latency (``bench/commit.py``). ``--rehash`` adds what a second pull of the same version costs with
-and without hashing the cache again (stamps against a full re-hash).
+latency (``bench/commit.py``), and bytes per hour and random frame reads per second of each
+encoding of camera streams (``bench/stream_encodings.py``; ``--no-encodings`` skips it).
+``--rehash`` adds what a second pull of the same version costs with and without hashing the cache
+again (stamps against a full re-hash).
 
 Frames are realistic for JPEG: gradients and sines with noise, quality 90, ~66 KB each, kept in
 frame blobs as the recorder stores them.
@@ -268,6 +270,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per throughput figure")
     ap.add_argument("--repeats", type=int, default=2, help="runs of (a) and (e), alternated; the best counts")
     ap.add_argument("--commit-sizes", type=int, nargs="*", default=[1000, 3000, 10000])
+    ap.add_argument("--no-encodings", action="store_true", help="skip the camera stream encodings")
     ap.add_argument("--rehash", action="store_true", help="also time repeated pulls: stamps vs full re-hash")
     ap.add_argument("--rehash-mb", type=float, default=100.0, help="size of each re-hash episode")
     args = ap.parse_args()
@@ -275,12 +278,18 @@ def main() -> None:
         reading(args, Path(tmp))
         if args.rehash:
             rehash(Path(tmp), 4, args.rehash_mb)
+    sys.path.insert(0, str(Path(__file__).parent))  # the other benches, imported and called
     if args.commit_sizes:
-        sys.path.insert(0, str(Path(__file__).parent))
         import commit  # bench/commit.py
 
         sys.argv = [commit.__file__, "--sizes", *map(str, args.commit_sizes)]
         commit.main()
+    if not args.no_encodings:
+        import stream_encodings  # bench/stream_encodings.py
+
+        print("camera stream encodings: bytes per hour and random frame reads per second")
+        for line in stream_encodings.report():
+            print(f"  {line}", flush=True)
 
 
 if __name__ == "__main__":
