@@ -19,7 +19,7 @@ import shutil
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -43,6 +43,9 @@ from takeover.storage.paths import default_cache_root, default_store_root
 from takeover.storage.schema import EpisodeMeta
 from takeover.storage.store import Store
 from takeover.storage.train_cache import FrameArray, Size, build, cache_path, is_built
+
+if TYPE_CHECKING:
+    from takeover.storage.video import VideoFrames, VideoIndex
 
 Item = dict[str, torch.Tensor]
 Deltas = Mapping[str, Sequence[int]]
@@ -156,6 +159,7 @@ class EpisodeDataset(Dataset[Item]):
         deltas: Deltas | None = None,
         timelines: Sequence[Timeline] | None = None,
         streamed: BoundedBlobCache | None = None,
+        videos: Sequence[Mapping[str, tuple[str, VideoIndex]]] | None = None,
     ) -> None:
         if len(files) != len(headers) or len(headers) != len(manifest.episodes):
             raise ValueError("one header per file, one file per episode of the manifest")
@@ -190,6 +194,11 @@ class EpisodeDataset(Dataset[Item]):
         self._max_open = max(1, max_open_files)
         self._lru: OrderedDict[int, None] = OrderedDict()
         self._lru_pid = -1
+        self._videos = list(videos) if videos is not None else [{} for _ in headers]
+        """Per episode, the cameras the version reads from a transcoded video: (blob, frame index)."""
+        self._decoders: dict[tuple[int, str], VideoFrames] = {}
+        self._decoders_pid = -1
+        self._inherited: list[dict[tuple[int, str], VideoFrames]] = []
         self.fetched = FetchStats()
         """What the pull that made this Dataset fetched."""
 
@@ -234,9 +243,36 @@ class EpisodeDataset(Dataset[Item]):
     def _frame(self, ep: int, camera: str, step: int) -> np.ndarray | None:
         """The frame of ``camera`` shown at ``step`` of episode ``ep`` (the latest captured at or
         before it) as uint8 (3, H, W) RGB at its recorded size; None if there is none yet.
-        Every camera frame the Dataset shows, or puts in a training cache, is read here."""
-        jpeg = self._reader(ep).frame_at(camera, step)
-        return None if jpeg is None else decode_rgb_chw(jpeg)
+        Every camera frame the Dataset shows, or puts in a training cache, is read here: from the
+        recorded JPEG frames, or from the transcoded video the version pins for the camera (frame
+        ``i`` of the video is frame ``i`` of the recorded stream)."""
+        reader = self._reader(ep)
+        if camera not in self._videos[ep]:
+            jpeg = reader.frame_at(camera, step)
+            return None if jpeg is None else decode_rgb_chw(jpeg)
+        i = reader.frame_index(camera, step)
+        if i is None:
+            return None
+        rgb = self._decoder(ep, camera)[i]
+        return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+    def _decoder(self, ep: int, camera: str) -> VideoFrames:
+        """This process's decoder of the video of ``camera`` in episode ``ep`` (a decoder's state
+        never crosses a fork: each worker makes its own)."""
+        from takeover.storage.video import VideoFrames
+
+        if self._decoders_pid != os.getpid():
+            # The decoders of the process this one was forked from are kept, never freed here:
+            # freeing a codec's native state in a forked child is not safe.
+            self._inherited.append(self._decoders)
+            self._decoders, self._decoders_pid = {}, os.getpid()
+        decoder = self._decoders.get((ep, camera))
+        if decoder is None:
+            if self._blobs is None:
+                raise StorageError("a Dataset reading transcoded videos needs the blob store they are in")
+            digest, index = self._videos[ep][camera]
+            decoder = self._decoders[(ep, camera)] = VideoFrames(self._blobs, digest, index)
+        return decoder
 
     def _image(self, ep: int, camera: str, step: int) -> tuple[np.ndarray, bool]:
         train = self._train.get(camera)
@@ -325,8 +361,31 @@ class EpisodeDataset(Dataset[Item]):
         for r in self._readers:
             r.close()
         self._lru.clear()
+        if self._decoders_pid == os.getpid():
+            for decoder in self._decoders.values():
+                decoder.close()
+            self._decoders = {}
         if isinstance(self._blobs, HoldsFiles):
             self._blobs.close()
+
+
+def _pinned_videos(
+    store: Store, manifest: Manifest, keys: Sequence[str] | None
+) -> list[dict[str, tuple[str, VideoIndex]]]:
+    """Per episode, the video blob and frame index of each camera the version pins a video for
+    (only cameras whose images are asked for: the index is read from the catalog)."""
+    out: list[dict[str, tuple[str, VideoIndex]]] = []
+    for entry in manifest.episodes:
+        pins: dict[str, tuple[str, VideoIndex]] = {}
+        for camera, digest in entry.videos:
+            if keys is not None and IMAGE_PREFIX + camera not in keys:
+                continue
+            from takeover.storage.video import VideoIndex
+
+            text = store.catalog.video_index(entry.episode_id, camera, digest)
+            pins[camera] = (digest, VideoIndex.from_json(text))
+        out.append(pins)
+    return out
 
 
 def _indexed(files: Sequence[Path]) -> tuple[list[EpisodeHeader], list[Timeline]]:
@@ -415,13 +474,23 @@ def pull(
             deltas=deltas,
             timelines=timelines,
             streamed=streamed,
+            videos=_pinned_videos(st, version.manifest, keys),
         )
         cams = ds.image_cameras
         sized = image_size is not None and all(
             is_built(cache_path(root, ds.version, c, image_size)) for c in cams
         )
         if cams and streamed is None and not sized:
-            needed = sorted({h.camera_blobs[c] for h in headers for c in cams if c in h.camera_blobs})
+            # Each camera's frames come from its pinned video if there is one, else its JPEG blob.
+            wanted: set[str] = set()
+            for entry, header in zip(entries, headers, strict=True):
+                videos = dict(entry.videos)
+                for c in cams:
+                    if c in videos:
+                        wanted.add(videos[c])
+                    elif c in header.camera_blobs:
+                        wanted.add(header.camera_blobs[c])
+            needed = sorted(wanted)
             fetch_verified(
                 st.blobs, cache, needed, verify, progress=progress, stats=stats, what="camera frames"
             )

@@ -472,6 +472,7 @@ class VideoFrames(Sequence[np.ndarray]):
     def _collect(self, frames: Iterable[Any], at_least: int) -> None:
         for f in frames:
             if f.pts is not None and f.pts >= at_least:
-                rgb = self._rgb.reformat(f, format="rgb24").to_ndarray()
+                # One thread: a scaler with a thread pool cannot be freed in a forked child (a hang).
+                rgb = self._rgb.reformat(f, format="rgb24", threads=1).to_ndarray()
                 h, w = self.frame_index.height, self.frame_index.width
                 self._decoded[int(f.pts)] = rgb if rgb.shape[:2] == (h, w) else rgb[:h, :w].copy()

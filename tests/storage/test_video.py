@@ -411,3 +411,37 @@ def test_fsck_checks_the_videos_a_version_pins(tmp_path: Path) -> None:
     unknown = "pins a video of front (bbbbbbbbbbbb) the catalog does not record"
     assert sum(unknown in line for line in lines) == 1
     assert sum("its data is damaged" in line for line in lines) == 2  # both versions hold the episode
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["copied", "streamed"])
+def test_pull_reads_the_frames_of_a_pinned_video_and_fetches_no_jpeg_blob(
+    scene_store: Store, tmp_path: Path, stream: bool
+) -> None:
+    from torch.utils.data import DataLoader
+
+    from takeover.storage import pull
+
+    record = transcode_stream(scene_store, StreamRef("ep-0", "front", N), VideoParams("h264", gop=10)).record
+    scene_store.commit("jpeg")
+    scene_store.commit("video", videos=["front"])
+    jpeg_blob = scene_store.catalog.frame_blobs(["ep-0"])["ep-0"][0]
+    keys = ["images.front", "step_index"]
+    plain = pull("jpeg", scene_store, cache_dir=tmp_path / "c1", keys=keys)
+    ds = pull("video", scene_store, cache_dir=tmp_path / "c2", keys=keys, stream=stream)
+    assert len(ds) == len(plain) == 2 * N and ds.version != plain.version
+    if not stream:  # the copy holds the video, not the JPEG frames it stands for
+        assert (tmp_path / "c2" / "blobs" / "sha256" / record.digest[:2] / record.digest).is_file()
+        assert not (tmp_path / "c2" / "blobs" / "sha256" / jpeg_blob[:2] / jpeg_blob).exists()
+    for i in (0, 1, 37, 36, 71, 2, 50):  # random access, backwards too
+        got, want = ds[i], plain[i]
+        assert got["images.front.valid"].item() == want["images.front.valid"].item()
+        a, b = got["images.front"].double(), want["images.front"].double()
+        assert a.shape == b.shape == (3, H, W)
+        assert float((a - b).abs().mean()) <= MAX_MEAN_ABS_ERROR
+    # Two DataLoader workers each decode with their own decoder.
+    batches = list(DataLoader(ds, batch_size=24, num_workers=2))
+    images = np.concatenate([b["images.front"].numpy() for b in batches])
+    expected = np.stack([plain[i]["images.front"].numpy() for i in range(len(plain))]).astype(np.float64)
+    assert float(np.abs(images.astype(np.float64) - expected).mean()) <= MAX_MEAN_ABS_ERROR
+    ds.close()
+    plain.close()
