@@ -21,10 +21,12 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from takeover.storage import migrations, seeds
+from takeover.storage import deletions, manifest_store, migrations, seeds
 from takeover.storage.catalog_db import describe, open_engine, translate
+from takeover.storage.deletions import Deletion
 from takeover.storage.errors import (
     CatalogUnavailableError,
+    CorruptCatalogError,
     EpisodeExistsError,
     ReadOnlyStoreError,
     StorageError,
@@ -34,11 +36,13 @@ from takeover.storage.errors import (
     UnknownVersionError,
 )
 from takeover.storage.manifest import Manifest
+from takeover.storage.manifest_store import ManifestDoc
 from takeover.storage.schema import AttemptSummary, EpisodeMeta, Event, EventKind
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tables import (
     Base,
     EpisodeBlobRow,
+    EpisodeDeletionRow,
     EpisodeEndRow,
     EpisodeRow,
     EpisodeSeedRow,
@@ -316,9 +320,11 @@ class Catalog:
         seed: int | None = None,
         limit: int | None = None,
         end_reasons_out: Sequence[str] = (),
+        deleted: bool | None = False,
     ) -> list[EpisodeRecord]:
         """Episodes matching every given filter, oldest first; ``end_reasons_out``: leave out the
-        episodes that ended for one of these reasons."""
+        episodes that ended for one of these reasons. ``deleted``: False (default) leaves out the
+        episodes deleted softly, True lists only them, None lists every cataloged episode."""
         q = (
             select(EpisodeRow, RecoveryRow.cut_at, EpisodeSeedRow.seed, EpisodeEndRow)
             .outerjoin(RecoveryRow, RecoveryRow.episode_id == EpisodeRow.episode_id)
@@ -330,6 +336,9 @@ class Catalog:
                 (EpisodeEndRow.end_reason.is_(None))
                 | (EpisodeEndRow.end_reason.not_in(list(end_reasons_out)))
             )
+        if deleted is not None:
+            gone = select(EpisodeDeletionRow.episode_id)
+            q = q.where(EpisodeRow.episode_id.in_(gone) if deleted else EpisodeRow.episode_id.not_in(gone))
         if seed is not None:
             q = q.where(EpisodeSeedRow.seed == seed)
         if episode_ids is not None:
@@ -368,51 +377,82 @@ class Catalog:
         with self._tx() as s:
             return int(s.scalar(select(func.count()).select_from(EpisodeRow)) or 0)
 
+    # -- soft deletion (takeover.storage.deletions) ------------------------------------------
+    def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
+        """Delete episodes softly; returns each one's deletion (an earlier one stays as it was)."""
+        with self._tx(f"delete {len(episode_ids)} episode(s)") as s:
+            return deletions.mark(s, episode_ids, reason, self._clock())
+
+    def undelete_episodes(self, episode_ids: Sequence[str]) -> list[str]:
+        """Take back deletions; returns the ids that were deleted."""
+        with self._tx(f"undelete {len(episode_ids)} episode(s)") as s:
+            return deletions.unmark(s, episode_ids)
+
+    def deletions(self) -> dict[str, Deletion]:
+        with self._tx() as s:
+            return deletions.listed(s)
+
     # -- versions and tags -------------------------------------------------------------------
     def create_version(self, manifest: Manifest, message: str = "") -> str:
         """Freeze ``manifest`` and return its digest. The same manifest always gives the same digest;
-        creating it again changes nothing (the first message stays)."""
+        creating it again changes nothing (the first message stays). A manifest with a parent is
+        stored as its change from the parent (:mod:`takeover.storage.manifest_store`)."""
+        doc = ManifestDoc.of(manifest)
         for attempt in range(2):
             try:
                 with self._tx("freeze a version") as s:
-                    return self._insert_version(s, manifest, message)
+                    return self._insert_version(s, doc, message)
             except IntegrityError:
                 if attempt:  # a concurrent writer inserted the same version; it exists now
                     raise
         raise AssertionError("unreachable")
 
-    def _insert_version(self, s: Session, manifest: Manifest, message: str) -> str:
-        digest = manifest.digest()
-        if s.get(VersionRow, digest) is None:
-            s.add(
-                VersionRow(
-                    digest=digest,
-                    manifest=manifest.canonical_json(),
-                    created_at=self._clock(),
-                    message=message,
-                )
-            )
-            s.flush()
-        return digest
+    def _insert_version(
+        self, s: Session, doc: ManifestDoc, message: str, parent: ManifestDoc | None = None
+    ) -> str:
+        return manifest_store.freeze(s, doc, created_at=self._clock(), message=message, parent=parent)
 
     def get_version(self, digest: str) -> VersionRecord:
+        """The version, its manifest materialised and checked against its digest
+        (:class:`CorruptCatalogError` if it no longer hashes to it)."""
         with self._tx() as s:
-            row = s.get(VersionRow, digest)
-            if row is None:
-                raise UnknownVersionError(f"no version {digest} in the catalog")
-            manifest = Manifest.from_json_text(row.manifest)
-            return VersionRecord(row.digest, manifest, row.created_at, row.message)
+            row, doc = manifest_store.load(s, digest)
+            created_at, message = row.created_at, row.message
+        try:
+            manifest = doc.manifest()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptCatalogError(f"version {digest[:12]}: its manifest does not read ({exc})") from None
+        return VersionRecord(digest, manifest, created_at, message)
 
-    def stored_versions(self) -> list[tuple[str, str]]:
-        """Every frozen version as stored: (digest, manifest text), oldest first, unparsed (for
-        checking that each manifest still reads and still hashes to its digest)."""
+    def version_doc(self, digest: str) -> ManifestDoc:
+        """The version's manifest as JSON objects, materialised and checked (cheaper than
+        :meth:`get_version` when only a few entries are looked at)."""
         with self._tx() as s:
-            rows = s.execute(
-                select(VersionRow.digest, VersionRow.manifest).order_by(
-                    VersionRow.created_at, VersionRow.digest
+            return manifest_store.load(s, digest)[1]
+
+    def version_storage(self, digest: str) -> manifest_store.Stored:
+        """How the version is stored: its bytes in the catalog, whole or as a delta."""
+        with self._tx() as s:
+            return manifest_store.stored(s, digest)
+
+    def materialised_versions(self) -> list[tuple[str, Manifest | None, StorageError | None]]:
+        """Every frozen version, oldest first: (digest, its manifest materialised or None if it does
+        not read, the error if it does not read or does not hash to the digest it is stored under)."""
+        out: list[tuple[str, Manifest | None, StorageError | None]] = []
+        with self._tx() as s:
+            docs = list(manifest_store.every(s))
+        for digest, doc, error in docs:
+            try:
+                out.append((digest, None if doc is None else doc.manifest(), error))
+            except (ValueError, KeyError, TypeError) as exc:
+                out.append(
+                    (
+                        digest,
+                        None,
+                        CorruptCatalogError(f"version {digest[:12]}: its manifest does not read ({exc})"),
+                    )
                 )
-            )
-            return [(digest, manifest) for digest, manifest in rows]
+        return out
 
     def create_tag(self, name: str, digest: str) -> None:
         """Name version ``digest``. Raises :class:`TagExistsError` if ``name`` was ever used."""
@@ -423,13 +463,17 @@ class Catalog:
         except IntegrityError:
             raise TagExistsError(tag_exists_message(name)) from None
 
-    def commit_version(self, manifest: Manifest, tag: str, message: str = "") -> str:
-        """Create the version and its tag in one transaction; nothing is written if the tag exists."""
+    def commit_version(
+        self, manifest: Manifest | ManifestDoc, tag: str, message: str = "", parent: ManifestDoc | None = None
+    ) -> str:
+        """Create the version and its tag in one transaction; nothing is written if the tag exists.
+        ``parent``: the parent's materialised manifest, when the caller has read it already."""
         check_tag_name(tag)
+        doc = manifest if isinstance(manifest, ManifestDoc) else ManifestDoc.of(manifest)
         for attempt in range(2):
             try:
                 with self._tx(f"commit version {tag!r}") as s:
-                    digest = self._insert_version(s, manifest, message)
+                    digest = self._insert_version(s, doc, message, parent)
                     self._insert_tag(s, tag, digest)
                     return digest
             except IntegrityError:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,8 +39,10 @@ from takeover.storage.catalog import (
     TagRecord,
     VersionRecord,
     check_tag_name,
+    tag_exists_message,
 )
 from takeover.storage.catalog_db import os_error, read_only_reason, sqlite_path, writable
+from takeover.storage.child_version import derive, entry_of
 from takeover.storage.consistency import (
     StoreReport,
     check_store,
@@ -59,6 +61,7 @@ from takeover.storage.errors import (
     StoreNotFoundError,
     TagExistsError,
     UnknownEpisodeError,
+    VersionChangeError,
 )
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
@@ -300,44 +303,93 @@ class Store:
         message: str = "",
         include_interrupted: bool = False,
         parent: str = "",
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        trim: Mapping[str, tuple[int, int]] | None = None,
     ) -> tuple[str, Manifest]:
-        """Freeze the given episodes as a version and name it ``tag``. Without ``episode_ids``: all
-        of them but the interrupted ones (end reason 'interrupted'), unless ``include_interrupted``.
-        ``parent``: the tag of the version this one was made from (its lineage, `data log`)."""
+        """Freeze episodes as a version and name it ``tag``; returns its digest and manifest.
+
+        With ``add``, ``remove`` or ``trim``: version ``parent`` (a tag) changed by them (episode
+        ids to add and to remove, ``{id: (start, stop)}`` step ranges to keep; see
+        :mod:`takeover.storage.child_version`). Else the given episodes, or without
+        ``episode_ids`` all of them but the interrupted ones (end reason 'interrupted') unless
+        ``include_interrupted``; ``parent`` then only records the lineage (`data log`). Deleted
+        episodes are never taken (``created_from`` counts those left out).
+        """
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
         parent_digest = self.catalog.resolve_tag(parent) if parent else ""
         if tag in {t.name for t in self.catalog.list_tags()}:
-            raise TagExistsError(
-                f"tag {tag!r} already exists; tags are never moved or reused, choose a new name"
-            )
+            raise TagExistsError(tag_exists_message(tag))
+        if add or remove or trim:
+            if not parent:
+                raise VersionChangeError(
+                    "adding, removing or trimming changes a version: name it (--parent TAG)"
+                )
+            if episode_ids is not None:
+                raise VersionChangeError(
+                    "--episodes names the whole selection; --add, --remove and --trim change the parent's: "
+                    "use one or the other"
+                )
+            return self._commit_changes(tag, message, parent, parent_digest, add, remove, trim or {})
+        deleted = set(self.catalog.deletions())
         if episode_ids is None:
             out = () if include_interrupted else ("interrupted",)
             records = self.catalog.list_episodes(end_reasons_out=out)
-            left_out = self.catalog.count_episodes() - len(records)
+            interrupted = self.catalog.count_episodes() - len(deleted) - len(records)
             if not records:
-                but = " but interrupted ones (add --include-interrupted to take them)" if left_out else ""
-                raise EmptySelectionError(f"nothing to commit: the store at {self.root} has no episodes{but}")
+                but = " but interrupted ones (add --include-interrupted to take them)" if interrupted else ""
+                gone = f" ({len(deleted)} deleted)" if deleted else ""
+                raise EmptySelectionError(
+                    f"nothing to commit: the store at {self.root} has no episodes{but}{gone}"
+                )
             created_from: dict[str, Any] = {"selection": "all"}
+            left_out = {k: n for k, n in (("deleted", len(deleted)), ("interrupted", interrupted)) if n}
             if left_out:
-                created_from["left_out"] = {"interrupted": left_out}
+                created_from["left_out"] = left_out
         else:
             wanted = sorted(set(episode_ids))
             if not wanted:
                 raise EmptySelectionError("nothing to commit: the selection names no episodes")
-            records = self.catalog.list_episodes(episode_ids=wanted)
-            missing = sorted(set(wanted) - {r.episode_id for r in records})
-            if missing:
-                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                raise UnknownEpisodeError(f"cannot commit {tag!r}: no such episodes: {shown}")
+            records = self._records(tag, wanted, deleted)
             created_from = {"selection": "episode_ids"}
         # Everything comes from the catalog: no episode file is opened (`check` verifies the blobs).
-        entries = [
-            ManifestEntry(r.episode_id, r.blob_digest, r.num_steps, r.success, r.outcome) for r in records
-        ]
-        manifest = Manifest.build(entries, created_from, parent=parent_digest)
+        manifest = Manifest.build([entry_of(r) for r in records], created_from, parent=parent_digest)
         digest = self.catalog.commit_version(manifest, tag, message)
         return digest, manifest
+
+    def _records(self, tag: str, wanted: Sequence[str], deleted: Collection[str]) -> list[EpisodeRecord]:
+        """The cataloged, undeleted episodes ``wanted`` (one line naming those that are not)."""
+        records = self.catalog.list_episodes(episode_ids=wanted, deleted=None)
+        missing = sorted(set(wanted) - {r.episode_id for r in records})
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise UnknownEpisodeError(f"cannot commit {tag!r}: no such episodes: {shown}")
+        gone = sorted(set(wanted) & set(deleted))
+        if gone:
+            raise VersionChangeError(
+                f"cannot commit {tag!r}: deleted: {', '.join(gone[:5])} "
+                "(`takeover data undelete ID` takes a deletion back)"
+            )
+        return records
+
+    def _commit_changes(
+        self,
+        tag: str,
+        message: str,
+        parent: str,
+        parent_digest: str,
+        add: Sequence[str],
+        remove: Sequence[str],
+        trim: Mapping[str, tuple[int, int]],
+    ) -> tuple[str, Manifest]:
+        base = self.catalog.version_doc(parent_digest)
+        added = self._records(tag, sorted(set(add)), ()) if add else []
+        deleted = self.catalog.deletions()
+        child = derive(base, parent_digest, parent, added, set(remove), trim, deleted)
+        digest = self.catalog.commit_version(child, tag, message, parent=base)
+        return digest, child.manifest()
 
     def resolve(self, tag: str) -> VersionRecord:
         """The version a tag names (raises :class:`UnknownTagError`)."""

@@ -1,0 +1,220 @@
+"""How version manifests are kept in the catalog: whole, or as the change from their parent.
+
+A version made from a parent is stored as a *delta*: the entries added or changed and the ids
+removed, with the manifest's other fields, so a parent plus 50 episodes costs in proportion to the
+50, not to the parent. Every :data:`FULL_EVERY` levels (and whenever the delta would not be much
+smaller than the manifest itself) the full manifest is stored instead, so reading a version applies
+at most ``FULL_EVERY - 1`` deltas to one full manifest.
+
+Delta (canonical JSON, in ``versions.manifest`` with ``versions.base`` naming the parent)::
+
+    {"format": "takeover.manifest-delta/1",
+     "manifest": {...every field of the manifest but "episodes"...},
+     "put": [...entries added or changed, sorted by id...], "remove": [...ids, sorted...]}
+
+Storage never changes identity: a version's digest is the sha256 of its *full* canonical
+manifest, and reading a version materialises it and checks that digest again
+(:class:`~takeover.storage.errors.CorruptCatalogError` if it does not match).
+
+Materialising works on the manifest's JSON objects (:class:`ManifestDoc`), not on
+:class:`~takeover.storage.manifest.ManifestEntry` objects, so a commit of a parent plus a few
+changes never builds ten thousand entries it does not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from takeover.storage.errors import CorruptCatalogError, UnknownVersionError
+from takeover.storage.manifest import MANIFEST_FORMAT, Manifest, canonical_json
+from takeover.storage.tables import VersionRow
+
+DELTA_FORMAT = "takeover.manifest-delta/1"
+FULL_EVERY = 16
+"""A full manifest at least every this many levels of a lineage (bounds the deltas a read applies)."""
+RESTORE_CATALOG = "restore the catalog from a backup"
+
+
+@dataclass
+class ManifestDoc:
+    """A manifest as JSON: its fields but the entries (``top``) and its entries by episode id."""
+
+    top: dict[str, Any]
+    entries: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ManifestDoc:
+        obj = manifest.to_json()
+        return cls.from_json(obj)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ManifestDoc:
+        if obj.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"unsupported manifest format {obj.get('format')!r}")
+        top = {k: v for k, v in obj.items() if k != "episodes"}
+        return cls(top, {str(e["episode_id"]): e for e in obj["episodes"]})
+
+    @property
+    def parent(self) -> str:
+        return str(self.top.get("parent", ""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.top, "episodes": [self.entries[i] for i in sorted(self.entries)]}
+
+    def canonical_json(self) -> str:
+        return canonical_json(self.to_json())
+
+    def manifest(self, *, checked: bool = True) -> Manifest:
+        """As a :class:`Manifest`; ``checked``: its entries were validated when they were made (a
+        version read and checked against its digest, or entries built by the constructor)."""
+        return Manifest.from_json(self.to_json(), checked=checked)
+
+    def delta_from(self, parent: ManifestDoc) -> dict[str, Any]:
+        """What changed from ``parent`` to this manifest, as a delta object."""
+        put = [e for i, e in sorted(self.entries.items()) if parent.entries.get(i) != e]
+        remove = sorted(parent.entries.keys() - self.entries.keys())
+        return {"format": DELTA_FORMAT, "manifest": self.top, "put": put, "remove": remove}
+
+    def apply(self, delta: dict[str, Any]) -> ManifestDoc:
+        """The manifest ``delta`` makes of this one (this one is left as it is)."""
+        if delta.get("format") != DELTA_FORMAT:
+            raise ValueError(f"unsupported manifest delta format {delta.get('format')!r}")
+        entries = dict(self.entries)
+        for episode_id in delta["remove"]:
+            del entries[episode_id]
+        for e in delta["put"]:
+            entries[str(e["episode_id"])] = e
+        return ManifestDoc(dict(delta["manifest"]), entries)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """How a version is stored: its bytes in the catalog, and how many deltas lie under it."""
+
+    bytes: int
+    depth: int
+    delta: bool
+
+
+def freeze(
+    s: Session, doc: ManifestDoc, *, created_at: float, message: str, parent: ManifestDoc | None
+) -> str:
+    """Insert the version ``doc`` (if new) and return its digest. ``parent``: the materialised
+    parent when the caller has it (else it is read here when a delta is worth storing)."""
+    full = doc.canonical_json()
+    digest = sha256_text(full)
+    if s.get(VersionRow, digest) is not None:
+        return digest
+    base, depth, stored = None, 0, full
+    parent_row = s.get(VersionRow, doc.parent) if doc.parent else None
+    if parent_row is not None and parent_row.depth + 1 < FULL_EVERY:
+        if parent is None:
+            parent = _materialise(s, parent_row.digest)
+        delta = canonical_json(doc.delta_from(parent))
+        if len(delta) * 2 < len(full):  # a delta not much smaller than the whole is not worth it
+            base, depth, stored = parent_row.digest, parent_row.depth + 1, delta
+    s.add(
+        VersionRow(
+            digest=digest, manifest=stored, created_at=created_at, message=message, base=base, depth=depth
+        )
+    )
+    s.flush()
+    return digest
+
+
+def load(s: Session, digest: str) -> tuple[VersionRow, ManifestDoc]:
+    """The version's row and its materialised manifest, checked against its digest."""
+    row = s.get(VersionRow, digest)
+    if row is None:
+        raise UnknownVersionError(f"no version {digest} in the catalog")
+    return row, _materialise(s, digest)
+
+
+def _materialise(
+    s: Session, digest: str, memo: dict[str, ManifestDoc] | None = None, *, check: bool = True
+) -> ManifestDoc:
+    """Apply the deltas from the nearest full manifest up to version ``digest`` and (``check``)
+    check its hash. ``memo``: versions already materialised, reused, and every version on the way
+    is added to it (unchecked: the caller checks each)."""
+    known = {} if memo is None else memo
+    chain: list[VersionRow] = []
+    at, doc = digest, None
+    while True:
+        if at in known:
+            doc = known[at]
+            break
+        row = s.get(VersionRow, at)
+        if row is None:
+            if not chain:
+                raise UnknownVersionError(f"no version {digest} in the catalog")
+            raise CorruptCatalogError(
+                f"version {digest[:12]} is stored as a change to version {at[:12]}, which the catalog "
+                f"lacks: {RESTORE_CATALOG}"
+            )
+        chain.append(row)
+        if row.base is None:
+            break
+        if len(chain) > 4 * FULL_EVERY:  # never follow a damaged catalog's loop
+            raise CorruptCatalogError(
+                f"version {digest[:12]}: its chain of deltas does not end: {RESTORE_CATALOG}"
+            )
+        at = row.base
+    try:
+        for row in reversed(chain):
+            if doc is None:
+                doc = ManifestDoc.from_json(json.loads(row.manifest))
+            else:
+                doc = doc.apply(json.loads(row.manifest))
+            if memo is not None:
+                memo[row.digest] = doc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptCatalogError(
+            f"version {digest[:12]}: its stored manifest does not read "
+            f"({type(exc).__name__}: {str(exc)[:100]}): {RESTORE_CATALOG}"
+        ) from None
+    assert doc is not None
+    if check:
+        whole = len(chain) == 1 and chain[0].base is None and chain[0].digest == digest
+        # A manifest stored whole is its canonical text: hash that, without writing it out again.
+        text = chain[0].manifest if whole else doc.canonical_json()
+        if sha256_text(text) != digest:
+            raise _mismatch(digest)
+    return doc
+
+
+def _mismatch(digest: str) -> CorruptCatalogError:
+    return CorruptCatalogError(
+        f"version {digest[:12]}: its manifest does not hash to its digest: {RESTORE_CATALOG}"
+    )
+
+
+def stored(s: Session, digest: str) -> Stored:
+    row = s.get(VersionRow, digest)
+    if row is None:
+        raise UnknownVersionError(f"no version {digest} in the catalog")
+    return Stored(len(row.manifest.encode("utf-8")), row.depth, row.base is not None)
+
+
+def every(s: Session) -> Iterator[tuple[str, ManifestDoc | None, CorruptCatalogError | None]]:
+    """Every version, oldest first: (digest, its materialised manifest or None if it does not read,
+    the error if it does not read or does not hash to its digest). Each delta is applied once."""
+    memo: dict[str, ManifestDoc] = {}
+    digests = list(s.scalars(select(VersionRow.digest).order_by(VersionRow.created_at, VersionRow.digest)))
+    for digest in digests:
+        try:
+            doc = _materialise(s, digest, memo, check=False)
+        except CorruptCatalogError as exc:
+            yield digest, None, exc
+            continue
+        yield digest, doc, None if sha256_text(doc.canonical_json()) == digest else _mismatch(digest)
