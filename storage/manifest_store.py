@@ -2,9 +2,9 @@
 
 A version made from a parent is stored as a *delta*: the entries added or changed and the ids
 removed, with the manifest's other fields, so a parent plus 50 episodes costs in proportion to the
-50, not to the parent. Every :data:`FULL_EVERY` levels (and whenever the delta would not be much
-smaller than the manifest itself) the full manifest is stored instead, so reading a version applies
-at most ``FULL_EVERY - 1`` deltas to one full manifest.
+50, not to the parent. The full manifest is stored instead every :data:`FULL_EVERY` levels, and
+whenever the deltas down to the last full manifest would together outgrow the manifest itself: a
+read applies at most ``FULL_EVERY - 1`` deltas, and reads at most twice a full manifest's bytes.
 
 Delta (canonical JSON, in ``versions.manifest`` with ``versions.base`` naming the parent)::
 
@@ -122,7 +122,9 @@ def freeze(
         if parent is None:
             parent = _materialise(s, parent_row.digest)
         delta = canonical_json(doc.delta_from(parent))
-        if len(delta) * 2 < len(full):  # a delta not much smaller than the whole is not worth it
+        # Reading a version reads its full manifest and the deltas above it: keep those deltas
+        # together no larger than the manifest itself, so a read costs at most twice a whole one.
+        if _deltas_under(s, parent_row) + len(delta) <= len(full):
             base, depth, stored = parent_row.digest, parent_row.depth + 1, delta
     s.add(
         VersionRow(
@@ -131,6 +133,18 @@ def freeze(
     )
     s.flush()
     return digest
+
+
+def _deltas_under(s: Session, row: VersionRow) -> int:
+    """The characters of the deltas from ``row`` down to the full manifest under it."""
+    total = 0
+    while row.base is not None:
+        total += len(row.manifest)
+        below = s.get(VersionRow, row.base)
+        if below is None:
+            break
+        row = below
+    return total
 
 
 def load(s: Session, digest: str) -> tuple[VersionRow, ManifestDoc]:

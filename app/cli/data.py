@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from takeover.app.cli.common import add_store_option, open_store, user_errors
+from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
 from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
+from takeover.storage.errors import StorageError
 from takeover.storage.fsck import fsck
 
 
@@ -64,21 +66,34 @@ def run_list(args: argparse.Namespace) -> int:
 
 @user_errors()
 def run_commit(args: argparse.Namespace) -> int:
+    if (args.new_tag is None) == (args.tag is None):
+        raise StorageError("name the new version once: `data commit NEW ...` or `data commit --tag NEW ...`")
+    tag = args.new_tag or args.tag
+    trim = dict(parse_trim(t) for t in args.trim or ())
     with open_store(args) as store:
         digest, manifest = store.commit(
-            args.tag,
+            tag,
             episode_ids=args.episodes,
             message=args.message,
             include_interrupted=args.include_interrupted,
             parent=args.parent or "",
+            add=args.add or (),
+            remove=args.remove or (),
+            trim=trim,
         )
+        stored = store.catalog.version_storage(digest)
+    how = f"stored as its change from {args.parent}" if stored.delta else "stored whole"
     print(
-        f"tagged {args.tag} -> version {digest}\n"
-        f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps"
+        f"tagged {tag} -> version {digest}\n"
+        f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps ({how}, {stored.bytes} bytes)"
     )
-    left_out = manifest.created_from.get("left_out", {}).get("interrupted", 0)
-    if left_out:
-        print(f"left out {left_out} interrupted attempt(s) (--include-interrupted takes them)")
+    left_out = manifest.created_from.get("left_out", {})
+    if left_out.get("interrupted"):
+        print(f"left out {left_out['interrupted']} interrupted attempt(s) (--include-interrupted takes them)")
+    if left_out.get("deleted"):
+        print(
+            f"left out {left_out['deleted']} deleted episode(s) (`takeover data undelete ID` takes them back)"
+        )
     return 0
 
 
@@ -143,7 +158,13 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"{'cameras' if i == 0 else '':<10}{cam.line()}")
     print()
     rows = [
-        (e.episode_id, e.num_steps, _yes_no(e.success), e.outcome or "-", e.digest[:12])
+        (
+            e.episode_id,
+            e.num_steps if e.steps is None else f"{e.length} ({e.start}:{e.stop} of {e.num_steps})",
+            _yes_no(e.success),
+            e.outcome or "-",
+            e.digest[:12],
+        )
         for e in manifest.episodes
     ]
     print(_table(("id", "steps", "success", "outcome", "file"), rows))
@@ -167,8 +188,10 @@ def run_diff(args: argparse.Namespace) -> int:
         print(f"- {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
     for r in change.relabelled:
         print(f"~ {r.episode_id}  relabelled {r.before} -> {r.after}")
-    for episode_id in change.rederived:
-        print(f"* {episode_id}  re-derived (other data)")
+    for d in change.rederived:
+        print(f"* {d.episode_id}  re-derived ({d.what})")
+    for t in change.trimmed:
+        print(f"> {t.episode_id}  trimmed steps {t.before[0]}:{t.before[1]} -> {t.after[0]}:{t.after[1]}")
     print()
     print(change.counts())
     for name, (x, y) in change.totals.items():
@@ -210,9 +233,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "commit",
         help="freeze episodes as a version and tag it",
         description="Freeze episodes (all but interrupted attempts by default) as an immutable version and "
-        "name it with a new tag. Tags are never moved or reused.",
+        "name it with a new tag, or make a version from a parent (--parent) with episodes added, removed "
+        "and trimmed. Deleted episodes are never taken. Tags are never moved or reused.",
     )
-    p.add_argument("--tag", required=True, metavar="NAME", help="new tag name for the version")
+    p.add_argument("new_tag", nargs="?", metavar="NEW", help="new tag name for the version")
+    p.add_argument("--tag", metavar="NEW", help="the same as NEW")
     p.add_argument(
         "--episodes",
         nargs="+",
@@ -226,7 +251,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
     p.add_argument(
-        "--parent", metavar="TAG", help="the version this one was made from (its lineage: `data log`)"
+        "--parent",
+        metavar="TAG",
+        help="the version this one is made from (its lineage: `data log`); with --add, --remove or "
+        "--trim, the version changed by them (else the selection is made as without it)",
+    )
+    p.add_argument("--add", nargs="+", metavar="ID", help="episodes to add to the parent's")
+    p.add_argument("--remove", nargs="+", metavar="ID", help="episodes of the parent to leave out")
+    p.add_argument(
+        "--trim",
+        nargs="+",
+        metavar="ID:START:STOP",
+        help="take only steps START to STOP-1 of an episode (no data is rewritten; 0:N is the whole)",
     )
     add_store_option(p)
     p.set_defaults(func=run_commit)
