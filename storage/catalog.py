@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from takeover.storage import deletions, manifest_store, migrations, seeds
+from takeover.storage import deletions, manifest_store, migrations, references, seeds
 from takeover.storage.catalog_db import describe, open_engine, translate
 from takeover.storage.deletions import Deletion
 from takeover.storage.errors import (
@@ -37,6 +37,7 @@ from takeover.storage.errors import (
 )
 from takeover.storage.manifest import Manifest
 from takeover.storage.manifest_store import ManifestDoc
+from takeover.storage.references import References
 from takeover.storage.schema import AttemptSummary, EpisodeMeta, Event, EventKind
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tables import (
@@ -391,6 +392,18 @@ class Catalog:
     def deletions(self) -> dict[str, Deletion]:
         with self._tx() as s:
             return deletions.listed(s)
+
+    def forget_episodes(self, episode_ids: Collection[str], deleted_before: float) -> list[str]:
+        """Remove every row of deleted episodes no version holds (`gc`; see
+        :func:`takeover.storage.deletions.forget`); returns the ids removed."""
+        with self._tx(f"forget {len(episode_ids)} deleted episode(s)") as s:
+            return deletions.forget(s, episode_ids, deleted_before)
+
+    def references(self, exclude: Collection[str] = ()) -> References:
+        """Every blob digest the catalog names, and the episodes versions hold
+        (:mod:`takeover.storage.references`); ``exclude``: leave these episodes' rows out."""
+        with self._tx() as s:
+            return references.collect(s, exclude)
 
     # -- versions and tags -------------------------------------------------------------------
     def create_version(self, manifest: Manifest, message: str = "") -> str:

@@ -8,12 +8,13 @@ the retention period and no version holds it. Undeleting takes the deletion back
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import column, delete, select, table
 from sqlalchemy.orm import Session
 
+from takeover.storage import references
 from takeover.storage.errors import UnknownEpisodeError
 from takeover.storage.tables import EpisodeDeletionRow, EpisodeRow
 
@@ -60,3 +61,18 @@ def listed(s: Session, episode_ids: Sequence[str] | None = None) -> dict[str, De
     if episode_ids is not None:
         q = q.where(EpisodeDeletionRow.episode_id.in_(list(episode_ids)))
     return {r.episode_id: Deletion(r.episode_id, r.deleted_at, r.reason) for r in s.scalars(q)}
+
+
+def forget(s: Session, episode_ids: Collection[str], deleted_before: float) -> list[str]:
+    """Remove every catalog row of the episodes that are still deleted since before
+    ``deleted_before`` and that no version holds (checked again here, in the transaction that
+    removes them: an undelete or a new version a moment ago keeps an episode). Returns their ids."""
+    still = {i for i, d in listed(s, sorted(episode_ids)).items() if d.deleted_at <= deleted_before}
+    held = references.collect(s).held if still else frozenset()
+    gone = sorted(still - held)
+    if gone:
+        conn = s.connection()
+        for name in references.episode_tables(conn):
+            t = table(name, column("episode_id"))
+            conn.execute(t.delete().where(t.c.episode_id.in_(gone)))
+    return gone

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from takeover.storage.consistency import StoreReport, check_store
+from takeover.storage.consistency import DEFAULT_GRACE_S, StoreReport
 from takeover.storage.errors import UnknownEpisodeError
 from takeover.storage.manifest_store import RESTORE_CATALOG
 from takeover.storage.store import Store
@@ -39,6 +39,8 @@ class Problem:
 @dataclass
 class FsckReport:
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What was seen and kept on purpose: blobs in flight (not problems)."""
     episodes: int = 0
     blobs_checked: int = 0
     versions: int = 0
@@ -56,10 +58,11 @@ class FsckReport:
         )
 
 
-def fsck(store: Store, *, verify: bool = True) -> FsckReport:
-    """Check ``store`` (``verify``: re-hash every blob's bytes, else only see that each is there)."""
-    base = check_store(store.root, store.catalog, store.blobs, verify=verify)
-    report = FsckReport(episodes=base.episodes, blobs_checked=base.blobs_checked)
+def fsck(store: Store, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S) -> FsckReport:
+    """Check ``store`` (``verify``: re-hash every blob's bytes, else only see that each is there;
+    an unreferenced blob younger than ``grace_s`` is in flight, a note, not a problem)."""
+    base = store.check(verify=verify, grace_s=grace_s)
+    report = FsckReport(episodes=base.episodes, blobs_checked=base.blobs_checked, notes=base.notes())
     report.problems += _consistency_problems(base)
 
     def problem(what: str) -> None:
@@ -95,7 +98,7 @@ def _consistency_problems(base: StoreReport) -> list[Problem]:
     out = [Problem(line, RESTORE) for line in base.damaged]
     out += [
         Problem(
-            f"orphan blob {digest[:12]}: referenced by no episode",
+            f"orphan blob {digest[:12]}: referenced by nothing in the catalog, older than the grace period",
             "harmless (left by an interrupted add); `takeover doctor --repair` removes it when no "
             "recorder writes into the store",
         )

@@ -44,6 +44,7 @@ from takeover.storage.catalog import (
 from takeover.storage.catalog_db import os_error, read_only_reason, sqlite_path, writable
 from takeover.storage.child_version import derive, entry_of
 from takeover.storage.consistency import (
+    DEFAULT_GRACE_S,
     StoreReport,
     check_store,
     remove_stale_temp_files,
@@ -278,17 +279,24 @@ class Store:
         return f"{self.root} (blobs at {self.blobs.url})" if self.blob_url else str(self.root)
 
     # -- consistency -------------------------------------------------------------------------
-    def check(self, *, verify: bool = True) -> StoreReport:
-        """Damaged episodes, orphan blobs and temporary files (see :mod:`takeover.storage.consistency`)."""
-        return check_store(self.root, self.catalog, self.blobs, verify=verify)
+    def check(
+        self, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S, now: float | None = None
+    ) -> StoreReport:
+        """Damaged episodes, orphan blobs (unreferenced and older than ``grace_s``), blobs in
+        flight and temporary files (see :mod:`takeover.storage.consistency`)."""
+        return check_store(self.root, self.catalog, self.blobs, verify=verify, grace_s=grace_s, now=now)
 
     def remove_stale_temp_files(self) -> list[str]:
         """Delete temporary files that crashed writers left (never one a live writer holds)."""
         return remove_stale_temp_files(self.root, self.blobs)
 
-    def repair(self, report: StoreReport | None = None) -> list[str]:
-        """Remove orphan blobs and temporary files; returns one line per action."""
-        return repair_store(report or self.check(), self.blobs)
+    def repair(
+        self, report: StoreReport | None = None, *, grace_s: float = DEFAULT_GRACE_S, now: float | None = None
+    ) -> list[str]:
+        """Remove orphan blobs and temporary files; returns one line per action. A blob younger
+        than ``grace_s`` or referenced by anything in the catalog is never removed."""
+        found = report or self.check(grace_s=grace_s, now=now)
+        return repair_store(found, self.catalog, self.blobs, grace_s=grace_s, now=now)
 
     @property
     def wal_dir(self) -> Path:

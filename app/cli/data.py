@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from takeover.app.cli.common import add_store_option, open_store, user_errors
+from takeover.app.cli.common import add_store_option, grace_period_s, open_store, user_errors
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
 from takeover.storage.diff import diff_manifests, verdict
@@ -203,7 +203,9 @@ def run_diff(args: argparse.Namespace) -> int:
 def run_fsck(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         print(f"checking {store.root} ...", flush=True)
-        report = fsck(store, verify=not args.no_verify)
+        report = fsck(store, verify=not args.no_verify, grace_s=grace_period_s())
+    for note in report.notes:
+        print(note)
     for problem in report.problems:
         print(problem.line())
     print(report.summary())
