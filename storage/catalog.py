@@ -399,6 +399,11 @@ class Catalog:
         with self._tx(f"forget {len(episode_ids)} deleted episode(s)") as s:
             return deletions.forget(s, episode_ids, deleted_before)
 
+    def blob_owners(self, episode_ids: Collection[str]) -> dict[str, str]:
+        """Blob digest -> the episode (of ``episode_ids``) whose rows name it."""
+        with self._tx() as s:
+            return references.owners(s, episode_ids)
+
     def references(self, exclude: Collection[str] = ()) -> References:
         """Every blob digest the catalog names, and the episodes versions hold
         (:mod:`takeover.storage.references`); ``exclude``: leave these episodes' rows out."""

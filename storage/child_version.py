@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from takeover.storage.catalog import EpisodeRecord
-from takeover.storage.errors import VersionChangeError
+from takeover.storage.errors import EmptySelectionError, VersionChangeError
 from takeover.storage.manifest import ManifestEntry
 from takeover.storage.manifest_store import ManifestDoc
 from takeover.storage.schema import SCHEMA_VERSION
@@ -82,6 +82,10 @@ def derive(
         entries[record.episode_id] = entry_of(record).to_json()
     for episode_id, steps in sorted(trim.items()):
         entries[episode_id] = _trimmed(entries, episode_id, steps, parent_name, remove).to_json()
+    if not entries:
+        raise EmptySelectionError(
+            f"nothing to commit: the version would hold no episodes ({len(left_out)} deleted)"
+        )
     created_from: dict[str, Any] = {
         "selection": "parent",
         "added": len(added),

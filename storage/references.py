@@ -83,3 +83,24 @@ def collect(s: Session, exclude: Collection[str] = ()) -> References:
             digests.add(str(entry["digest"]))
             digests.update(str(v) for v in entry.get("videos", {}).values())
     return References(frozenset(d for d in digests if _DIGEST.match(d)), frozenset(held), unknown)
+
+
+def owners(s: Session, episode_ids: Collection[str]) -> dict[str, str]:
+    """Blob digest -> the episode of ``episode_ids`` whose catalog rows name it (episode file,
+    frame blobs, derived results, videos, ...), through every table with an ``episode_id`` column."""
+    if not episode_ids:
+        return {}
+    conn = s.connection()
+    ids = sorted(episode_ids)
+    with_ids = set(episode_tables(conn))
+    out: dict[str, str] = {}
+    for name, cols in digest_columns(conn).items():
+        if name not in with_ids or name == "versions":
+            continue
+        t = table(name, *(column(c) for c in [*cols, "episode_id"]))
+        for c in cols:
+            q = select(t.c.episode_id, t.c[c]).where(t.c.episode_id.in_(ids))
+            for episode_id, digest in conn.execute(q):
+                if digest is not None and _DIGEST.match(str(digest)):
+                    out[str(digest)] = str(episode_id)
+    return out

@@ -50,6 +50,7 @@ from takeover.storage.consistency import (
     remove_stale_temp_files,
     repair_store,
 )
+from takeover.storage.deletions import Deletion
 from takeover.storage.episode_file import read_episode, read_header, write_episode
 from takeover.storage.errors import (
     BlobNotFoundError,
@@ -260,6 +261,17 @@ class Store:
     def list_episodes(self, **filters: Any) -> list[EpisodeRecord]:
         """See :meth:`Catalog.list_episodes` for the filters."""
         return self.catalog.list_episodes(**filters)
+
+    def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
+        """Delete episodes softly (:mod:`takeover.storage.deletions`): left out of listings and new
+        versions, readable while a version holds them; `gc` removes them after the retention."""
+        self.require_writable(f"delete {len(episode_ids)} episode(s)")
+        return self.catalog.delete_episodes(episode_ids, reason)
+
+    def undelete_episodes(self, episode_ids: Sequence[str]) -> list[str]:
+        """Take deletions back; returns the ids that were deleted."""
+        self.require_writable(f"undelete {len(episode_ids)} episode(s)")
+        return self.catalog.undelete_episodes(episode_ids)
 
     def read_episode(self, episode_id: str) -> Episode:
         """The episode, its frames read lazily from the blob store."""

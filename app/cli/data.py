@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from takeover.app.cli import data_delete
 from takeover.app.cli.common import add_store_option, grace_period_s, open_store, user_errors
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
@@ -42,8 +43,10 @@ def run_init(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         episodes = store.list_episodes()
+        deleted = len(store.catalog.deletions())
+    hidden = f"{deleted} deleted episode(s) not shown (`takeover data undelete ID` takes them back)"
     if not episodes:
-        print("no episodes")
+        print("no episodes" + (f"; {hidden}" if deleted else ""))
         return 0
     rows = [
         (
@@ -61,6 +64,8 @@ def run_list(args: argparse.Namespace) -> int:
     ]
     headers = ("id", "task", "seed", "steps", "takeovers", "success", "outcome", "ended", "recovered")
     print(_table(headers, rows))
+    if deleted:
+        print(hidden)
     return 0
 
 
@@ -315,4 +320,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_store_option(p)
     p.set_defaults(func=run_fsck)
+
+    data_delete.add_delete(sub)
+    data_delete.add_undelete(sub)
+    data_delete.add_gc(sub)
     return data
