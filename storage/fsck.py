@@ -99,8 +99,8 @@ def _consistency_problems(base: StoreReport) -> list[Problem]:
     out += [
         Problem(
             f"orphan blob {digest[:12]}: referenced by nothing in the catalog, older than the grace period",
-            "harmless (left by an interrupted add); `takeover doctor --repair` removes it when no "
-            "recorder writes into the store",
+            "harmless (left by an interrupted add); `takeover doctor --repair` or `takeover data gc` "
+            "removes it",
         )
         for digest in base.orphans
     ]

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from takeover.storage.errors import CorruptCatalogError, UnknownVersionError
@@ -114,18 +114,18 @@ def freeze(
     parent when the caller has it (else it is read here when a delta is worth storing)."""
     full = doc.canonical_json()
     digest = sha256_text(full)
-    if s.get(VersionRow, digest) is not None:
+    if _shape(s, digest) is not None:
         return digest
     base, depth, stored = None, 0, full
-    parent_row = s.get(VersionRow, doc.parent) if doc.parent else None
-    if parent_row is not None and parent_row.depth + 1 < FULL_EVERY:
+    parent_shape = _shape(s, doc.parent) if doc.parent else None
+    if parent_shape is not None and parent_shape[1] + 1 < FULL_EVERY:
         if parent is None:
-            parent = _materialise(s, parent_row.digest)
+            parent = _materialise(s, doc.parent)
         delta = canonical_json(doc.delta_from(parent))
         # Reading a version reads its full manifest and the deltas above it: keep those deltas
         # together no larger than the manifest itself, so a read costs at most twice a whole one.
-        if _deltas_under(s, parent_row) + len(delta) <= len(full):
-            base, depth, stored = parent_row.digest, parent_row.depth + 1, delta
+        if _deltas_under(s, doc.parent) + len(delta) <= len(full):
+            base, depth, stored = doc.parent, parent_shape[1] + 1, delta
     s.add(
         VersionRow(
             digest=digest, manifest=stored, created_at=created_at, message=message, base=base, depth=depth
@@ -135,15 +135,24 @@ def freeze(
     return digest
 
 
-def _deltas_under(s: Session, row: VersionRow) -> int:
-    """The characters of the deltas from ``row`` down to the full manifest under it."""
+def _shape(s: Session, digest: str) -> tuple[str | None, int, int] | None:
+    """(base, depth, length of the stored text) of a version, without fetching its text."""
+    q = select(VersionRow.base, VersionRow.depth, func.length(VersionRow.manifest)).where(
+        VersionRow.digest == digest
+    )
+    row = s.execute(q).one_or_none()
+    return None if row is None else (row[0], int(row[1]), int(row[2]))
+
+
+def _deltas_under(s: Session, digest: str) -> int:
+    """The characters of the deltas from version ``digest`` down to the full manifest under it."""
     total = 0
-    while row.base is not None:
-        total += len(row.manifest)
-        below = s.get(VersionRow, row.base)
-        if below is None:
+    shape = _shape(s, digest)
+    for _ in range(4 * FULL_EVERY):
+        if shape is None or shape[0] is None:
             break
-        row = below
+        total += shape[2]
+        shape = _shape(s, shape[0])
     return total
 
 

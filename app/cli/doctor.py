@@ -7,9 +7,9 @@ of that it reports attempts whose write-ahead log was left unfinished by a crash
 ``--repair`` it recovers those attempts into the store (marked recovered, with the time they
 were cut), removes orphans and temporary files, and says what it did. An unreferenced blob younger
 than the grace period (``[store] grace_period``) is another station's episode in flight: reported,
-never removed. Exit status 0 when the
-store is healthy (after repair), 1 when problems remain, 2 on a usage error. Do not repair a
-store a recorder is writing to.
+never removed. Exit status 0 when the store is healthy (after repair), 1 when problems remain, 2 on
+a usage error. Do not repair a store a recorder is writing to (its unfinished recordings would be
+recovered under it).
 """
 
 from __future__ import annotations

@@ -211,3 +211,26 @@ def test_gc_cli_prints_sizes_and_refuses_a_bad_retention(
         assert store.list_episodes(deleted=None) == []
     assert main(["data", "gc", "--retention", "soon", "--store", str(root)]) == 2
     assert "--retention: a duration is a number with s, m, h or d" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+def test_gc_and_the_grace_period_on_a_postgres_catalog(pg_schema: tuple[str, str], tmp_path: Path) -> None:
+    url, schema = pg_schema
+    with Store.create(tmp_path / "store", url, catalog_schema=schema) as store:
+        b = _add(store, "ep-b", tmp_path)
+        _add(store, "ep-c", tmp_path)
+        store.commit("v1", episode_ids=["ep-c"])
+        video = store.blobs.put_bytes(b"ep-b as video")
+        named = store.blobs.put_bytes(b"named by another episode's row")
+        videos = _videos_table(store)  # in the catalog's schema: reflection finds it there
+        with store.catalog.engine.begin() as conn:
+            conn.execute(insert(videos).values(episode_id="ep-b", camera="front", video_digest=video))
+            conn.execute(insert(videos).values(episode_id="ep-c", camera="front", video_digest=named))
+        store.delete_episodes(["ep-b"])
+        later = time.time() + 31 * DAY
+        assert store.check(now=later).orphans == []
+        done = collect_garbage(store, retention_s=30 * DAY, grace_s=DAY, now=later)
+        assert {r.digest for r in done.removals} == {b["file"], b["frames"], video} and done.episodes == [
+            "ep-b"
+        ]
+        assert store.blobs.has(named) and fsck(store).clean
