@@ -9,7 +9,6 @@ handed out here, each once (:mod:`takeover.storage.seeds`). Database errors come
 
 from __future__ import annotations
 
-import difflib
 import re
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -52,8 +51,8 @@ from takeover.storage.tables import (
     TagRow,
     VersionRow,
 )
+from takeover.storage.tags import check_tag_name, tag_exists_message, unknown_tag_message
 
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+]{0,127}$")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -111,16 +110,6 @@ def _episode_record(
 def _episode_row(meta: EpisodeMeta, **catalog: Any) -> EpisodeRow:
     summary = {k: v for k, v in meta.summary_fields().items() if k not in _SEPARATE}
     return EpisodeRow(**summary, **catalog)
-
-
-def check_tag_name(name: str) -> None:
-    if not _TAG_RE.match(name):
-        raise StorageError(
-            f"invalid tag name {name!r}: use 1-128 letters, digits and . _ - / +, "
-            "starting with a letter or digit"
-        )
-    if re.fullmatch(r"[0-9a-f]{64}", name):
-        raise StorageError(f"invalid tag name {name!r}: it would be mistaken for a version digest")
 
 
 class Catalog:
@@ -515,7 +504,7 @@ class Catalog:
             if row is not None:
                 return row.version_digest
             known = list(s.scalars(select(TagRow.name).order_by(TagRow.created_at.desc(), TagRow.name)))
-        raise UnknownTagError(_unknown_tag_message(name, known))
+        raise UnknownTagError(unknown_tag_message(name, known))
 
     def list_tags(self) -> list[TagRecord]:
         """All tags, oldest first."""
@@ -541,17 +530,3 @@ class Catalog:
                 return seeds.claim(s, seed, self._clock())
         except IntegrityError:  # claimed by another process at the same moment
             return False
-
-
-def tag_exists_message(name: str) -> str:
-    return f"tag {name!r} already exists; tags are never moved or reused, choose a new name"
-
-
-def _unknown_tag_message(name: str, known: list[str], shown: int = 5) -> str:
-    if not known:
-        return f"unknown tag {name!r}: no tags exist yet (create one with `takeover data commit --tag NAME`)"
-    close = difflib.get_close_matches(name, known, n=shown)
-    picks = close + [k for k in known if k not in close]
-    listed = ", ".join(picks[:shown])
-    more = f" and {len(known) - shown} more" if len(known) > shown else ""
-    return f"unknown tag {name!r}; known tags: {listed}{more}"

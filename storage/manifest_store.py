@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from takeover.storage.errors import CorruptCatalogError, UnknownVersionError
@@ -136,10 +136,10 @@ def freeze(
 
 
 def _shape(s: Session, digest: str) -> tuple[str | None, int, int] | None:
-    """(base, depth, length of the stored text) of a version, without fetching its text."""
-    q = select(VersionRow.base, VersionRow.depth, func.length(VersionRow.manifest)).where(
-        VersionRow.digest == digest
-    )
+    """(base, depth, length of the stored delta; 0 for a whole manifest) of a version, without
+    fetching its text (nor measuring a whole manifest's)."""
+    length = case((VersionRow.base.is_(None), 0), else_=func.length(VersionRow.manifest))
+    q = select(VersionRow.base, VersionRow.depth, length).where(VersionRow.digest == digest)
     row = s.execute(q).one_or_none()
     return None if row is None else (row[0], int(row[1]), int(row[2]))
 

@@ -38,8 +38,6 @@ from takeover.storage.catalog import (
     EpisodeRecord,
     TagRecord,
     VersionRecord,
-    check_tag_name,
-    tag_exists_message,
 )
 from takeover.storage.catalog_db import os_error, read_only_reason, sqlite_path, writable
 from takeover.storage.child_version import derive, entry_of
@@ -68,6 +66,7 @@ from takeover.storage.errors import (
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
+from takeover.storage.tags import check_tag_name, tag_exists_message
 from takeover.storage.tempfiles import locked_temp
 
 STORE_FORMAT = "takeover.store"
