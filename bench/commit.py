@@ -4,7 +4,8 @@ Catalogs ``--sizes`` episodes (each with one frame blob, as the recorder makes t
 themselves are never written: a commit reads the catalog alone), then at each size times
 ``Store.commit`` of all of them, and, after cataloging 50 more, of that version plus the 50
 (``commit(tag, parent=..., add=[50 ids])``). Prints the bytes each version takes in the catalog
-(a version made from a parent is stored as its change from it). ``--catalog-url`` runs it on
+(a version made from a parent is stored as its change from it); then a lineage of children, each
+a delta on the last, and how long the deepest takes to read. ``--catalog-url`` runs it on
 PostgreSQL instead of the store's SQLite catalog.
 
 Run: ``python bench/commit.py [--sizes 1000 3000 10000] [--catalog-url postgresql+psycopg://...]``
@@ -19,6 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from takeover.storage.manifest_store import FULL_EVERY
 from takeover.storage.store import Store
 from takeover.storage.testing import make_episode
 
@@ -72,6 +74,23 @@ def main() -> None:
                 f"parent + 50 {t_fifty * 1000:6.1f} ms ({stored_fifty / 1024:.1f} KiB stored); "
                 f"reading it back {t_read * 1000:.0f} ms"
             )
+        # A long lineage: each child one more delta, until a whole manifest is stored again.
+        parent, times, depths = f"plus-{max(args.sizes)}", [], []
+        for k in range(FULL_EVERY + 1):
+            tag = f"chain-{k}"
+            t0 = time.perf_counter()
+            digest, _ = store.commit(tag, parent=parent, add=catalog_up_to(have + 10))
+            times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            store.resolve(tag)
+            depths.append((store.catalog.version_storage(digest).depth, time.perf_counter() - t0))
+            parent = tag
+        deepest = max(depths)
+        print(
+            f"  lineage of {len(times)} children (+10 each, depths {' '.join(str(d) for d, _ in depths)}): "
+            f"commit + tag {min(times) * 1000:.0f}-{max(times) * 1000:.0f} ms; "
+            f"reading the deepest (depth {deepest[0]}) {deepest[1] * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":
