@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from takeover.storage import deletions, manifest_store, migrations, references, seeds
+from takeover.storage import deletions, manifest_store, migrations, references, seeds, video_rows
 from takeover.storage.catalog_db import describe, open_engine, translate
 from takeover.storage.deletions import Deletion
 from takeover.storage.errors import (
@@ -52,6 +52,7 @@ from takeover.storage.tables import (
     VersionRow,
 )
 from takeover.storage.tags import check_tag_name, tag_exists_message, unknown_tag_message
+from takeover.storage.video_rows import VideoRecord
 
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -398,6 +399,26 @@ class Catalog:
         (:mod:`takeover.storage.references`); ``exclude``: leave these episodes' rows out."""
         with self._tx() as s:
             return references.collect(s, exclude)
+
+    # -- transcoded camera streams ------------------------------------------------------------
+    def add_video(self, rec: VideoRecord, frame_index: str) -> bool:
+        """Record a camera stream transcoded to video (its blob stored first); False if the stream
+        was already recorded with these parameters (nothing is written then)."""
+        try:
+            with self._tx(f"record a video of episode {rec.episode_id}") as s:
+                return video_rows.add(s, rec, frame_index)
+        except IntegrityError:  # another transcoder recorded the same stream at the same moment
+            return False
+
+    def videos_of(self, episode_ids: Sequence[str] | None = None) -> dict[str, list[VideoRecord]]:
+        """Episode id -> its transcoded streams (the given episodes, or all); none: no key."""
+        with self._tx() as s:
+            return video_rows.of(s, episode_ids)
+
+    def video_index(self, episode_id: str, camera: str, digest: str) -> str:
+        """The frame index (JSON) of a transcoded stream."""
+        with self._tx() as s:
+            return video_rows.index_of(s, episode_id, camera, digest)
 
     # -- versions and tags -------------------------------------------------------------------
     def create_version(self, manifest: Manifest, message: str = "") -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from takeover.storage.errors import (
     CatalogUnavailableError,
@@ -35,8 +36,12 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL (None for another backend or an in-memory database)."""
-    u = make_url(url)
+    """The database file of a SQLite URL (None for another backend, an in-memory database or a URL
+    that does not parse: opening it says so)."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
         return None
     return Path(u.database)
@@ -45,7 +50,12 @@ def sqlite_path(url: str) -> Path | None:
 def describe(url: str) -> str:
     """How messages name the catalog: its file, or its URL without the password."""
     path = sqlite_path(url)
-    return str(path) if path is not None else make_url(url).render_as_string(hide_password=True)
+    if path is not None:
+        return str(path)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def writable(path: Path) -> bool:
@@ -63,13 +73,29 @@ def read_only_reason(path: Path) -> str:
     return "this user may not write there"
 
 
+def with_driver(url: str) -> str:
+    """``url`` with the PostgreSQL driver this package installs (psycopg 3) where it names none:
+    SQLAlchemy's default for ``postgresql://`` is psycopg2, which is not installed."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url[len(bare) :]
+    return url
+
+
 def open_engine(url: str, *, read_only: bool, schema: str | None) -> Engine:
     """An engine for ``url`` (no connection is made yet)."""
     path = sqlite_path(url)
-    if path is not None and read_only:
-        engine = create_engine(url, creator=_read_only_creator(path))
-    else:
-        engine = create_engine(url)
+    try:
+        if path is not None and read_only:
+            engine = create_engine(url, creator=_read_only_creator(path))
+        else:
+            engine = create_engine(with_driver(url))
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise CatalogUnavailableError(
+            f"the catalog URL {describe(url)} is not one this program can open ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:120]}); use sqlite:///path/catalog.db or "
+            "postgresql+psycopg://user@host:5432/database"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(wal=not read_only))
     if schema is not None:

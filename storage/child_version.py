@@ -49,13 +49,13 @@ def derive(
     parent: ManifestDoc,
     parent_digest: str,
     parent_name: str,
-    added: Sequence[EpisodeRecord],
+    added: Sequence[ManifestEntry],
     remove: Collection[str],
     trim: Mapping[str, tuple[int, int]],
     deleted: Collection[str],
 ) -> ManifestDoc:
     """The child of ``parent`` (version ``parent_digest``, named ``parent_name`` in messages):
-    ``added`` episodes (cataloged records), ids to ``remove``, step ranges to ``trim`` to, and the
+    ``added`` entries (of cataloged episodes), ids to ``remove``, step ranges to ``trim`` to, and the
     ids of deleted episodes to leave out."""
     add_ids = {r.episode_id for r in added}
     both = add_ids & set(remove)
@@ -78,8 +78,8 @@ def derive(
     left_out = sorted(entries.keys() & set(deleted))
     for episode_id in left_out:
         del entries[episode_id]
-    for record in added:
-        entries[record.episode_id] = entry_of(record).to_json()
+    for entry in added:
+        entries[entry.episode_id] = entry.to_json()
     for episode_id, steps in sorted(trim.items()):
         entries[episode_id] = _trimmed(entries, episode_id, steps, parent_name, remove).to_json()
     if not entries:

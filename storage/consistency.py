@@ -3,7 +3,7 @@
 Problems found:
 
 - an episode whose file is missing or does not hash to its digest;
-- an episode whose frame blob is missing or does not hash to its digest;
+- an episode whose frame blob or transcoded video is missing or does not hash to its digest;
 - orphan blobs, referenced by nothing in the catalog (left by an interrupted add; harmless);
 - temporary files left by interrupted writes (those no live writer holds a lock on).
 
@@ -108,6 +108,14 @@ def check_store(
             if problem:
                 report.damaged.append(f"episode {rec.episode_id}: frame blob {digest[:12]} {problem}")
                 report.damaged_episodes.add(rec.episode_id)
+    for episode_id, videos in catalog.videos_of().items():  # transcoded camera streams
+        for video in videos:
+            problem = ok(video.digest)
+            if problem:
+                report.damaged.append(
+                    f"episode {episode_id}: video of {video.camera} {video.digest[:12]} {problem}"
+                )
+                report.damaged_episodes.add(episode_id)
     report.unproven = refs.unknown
     unreferenced = [d for d in listed if d not in refs.digests]
     if not refs.unknown:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+
+def listing(items: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` items, comma-separated, and how many more there are (for one-line errors)."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
 
 class StorageError(Exception):
     """Base class of every error storage raises on purpose."""

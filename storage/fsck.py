@@ -68,6 +68,7 @@ def fsck(store: Store, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S)
     def problem(what: str) -> None:
         report.problems.append(Problem(what, RESTORE))
 
+    videos = {eid: {(v.camera, v.digest) for v in vs} for eid, vs in store.catalog.videos_of().items()}
     versions: set[str] = set()
     for digest, manifest, error in store.catalog.materialised_versions():
         report.versions += 1
@@ -87,6 +88,9 @@ def fsck(store: Store, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S)
                 problem(f"{where}: the catalog holds other data for it ({record.blob_digest[:12]})")
             elif entry.episode_id in base.damaged_episodes:
                 problem(f"{where}: its data is damaged (above)")
+            for camera, video in entry.videos:
+                if (camera, video) not in videos.get(entry.episode_id, set()):
+                    problem(f"{where}: pins a video of {camera} ({video[:12]}) the catalog does not record")
     for tag in store.tags():
         report.tags += 1
         if tag.digest not in versions:

@@ -68,6 +68,7 @@ from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tags import check_tag_name, tag_exists_message
 from takeover.storage.tempfiles import locked_temp
+from takeover.storage.video_rows import VideoRecord, pin_videos
 
 STORE_FORMAT = "takeover.store"
 STORE_FORMAT_VERSION = 1
@@ -277,6 +278,11 @@ class Store:
         with self.open_blob(self.get_episode(episode_id).blob_digest) as f:
             return read_episode(f, self.blobs)
 
+    def videos_of(self, episode_ids: Sequence[str] | None = None) -> dict[str, list[VideoRecord]]:
+        """Episode id -> its camera streams transcoded to video (``takeover.storage.transcode``
+        makes them; ``open_video`` reads them), for the given episodes or all."""
+        return self.catalog.videos_of(episode_ids)
+
     def open_blob(self, digest: str) -> BinaryIO:
         """The blob for reading (:class:`BlobNotFoundError` naming this store if it is missing)."""
         try:
@@ -322,6 +328,7 @@ class Store:
         message: str = "",
         include_interrupted: bool = False,
         parent: str = "",
+        videos: bool | Sequence[str] = False,
         *,
         add: Sequence[str] = (),
         remove: Sequence[str] = (),
@@ -334,7 +341,9 @@ class Store:
         :mod:`takeover.storage.child_version`). Else the given episodes, or without
         ``episode_ids`` all of them but the interrupted ones (end reason 'interrupted') unless
         ``include_interrupted``; ``parent`` then only records the lineage (`data log`). Deleted
-        episodes are never taken (``created_from`` counts those left out).
+        episodes are never taken (``created_from`` counts those left out). ``videos``: pin the
+        transcoded camera streams of the episodes taken (of a child: of those added; True: of
+        every camera transcoded, or the cameras named), refused if any is missing.
         """
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
@@ -351,7 +360,7 @@ class Store:
                     "--episodes names the whole selection; --add, --remove and --trim change the parent's: "
                     "use one or the other"
                 )
-            return self._commit_changes(tag, message, parent, parent_digest, add, remove, trim or {})
+            return self._commit_changes(tag, message, parent, parent_digest, add, remove, trim or {}, videos)
         deleted = set(self.catalog.deletions())
         if episode_ids is None:
             out = () if include_interrupted else ("interrupted",)
@@ -374,9 +383,21 @@ class Store:
             records = self._records(tag, wanted, deleted)
             created_from = {"selection": "episode_ids"}
         # Everything comes from the catalog: no episode file is opened (`check` verifies the blobs).
-        manifest = Manifest.build([entry_of(r) for r in records], created_from, parent=parent_digest)
+        entries = self._pinned(tag, [entry_of(r) for r in records], videos, every=episode_ids is None)
+        manifest = Manifest.build(entries, created_from, parent=parent_digest)
         digest = self.catalog.commit_version(manifest, tag, message)
         return digest, manifest
+
+    def _pinned(
+        self, tag: str, entries: list[ManifestEntry], videos: bool | Sequence[str], every: bool = False
+    ) -> list[ManifestEntry]:
+        """``entries`` with their transcoded videos pinned when ``videos`` asks for them (``every``:
+        the entries are every episode taken, so all videos are looked up at once)."""
+        if not videos:
+            return entries
+        cameras = None if isinstance(videos, bool) else list(videos)
+        found = self.catalog.videos_of(None if every else [e.episode_id for e in entries])
+        return pin_videos(tag, entries, found, cameras)
 
     def _records(self, tag: str, wanted: Sequence[str], deleted: Collection[str]) -> list[EpisodeRecord]:
         """The cataloged, undeleted episodes ``wanted`` (one line naming those that are not)."""
@@ -402,11 +423,15 @@ class Store:
         add: Sequence[str],
         remove: Sequence[str],
         trim: Mapping[str, tuple[int, int]],
+        videos: bool | Sequence[str],
     ) -> tuple[str, Manifest]:
         base = self.catalog.version_doc(parent_digest)
         added = self._records(tag, sorted(set(add)), ()) if add else []
+        if videos and not added:
+            raise VersionChangeError("--videos pins the videos of the episodes added: add some (--add ID)")
+        entries = self._pinned(tag, [entry_of(r) for r in added], videos)
         deleted = self.catalog.deletions()
-        child = derive(base, parent_digest, parent, added, set(remove), trim, deleted)
+        child = derive(base, parent_digest, parent, entries, set(remove), trim, deleted)
         digest = self.catalog.commit_version(child, tag, message, parent=base)
         return digest, child.manifest()
 

@@ -139,3 +139,19 @@ class EpisodeDeletionRow(Base):
     episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
     deleted_at: Mapped[float] = mapped_column(Double)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class EpisodeVideoRow(Base):
+    """A camera stream of an episode transcoded to video (:mod:`takeover.storage.video`), stored as
+    a blob beside the recorded JPEG frames, which stay."""
+
+    __tablename__ = "episode_videos"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    camera: Mapped[str] = mapped_column(String(200), primary_key=True)
+    params: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """Canonical JSON of the encoding parameters (codec, keyframe interval, quality, preset)."""
+    codec: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    frame_index: Mapped[str] = mapped_column(Text)
+    """JSON of the frame index (:class:`~takeover.storage.video.VideoIndex`)."""
+    created_at: Mapped[float] = mapped_column(Double)

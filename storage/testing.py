@@ -131,3 +131,29 @@ def frames_in_a_log(ep: Episode, camera: str, log: Path) -> list[bytes]:
     lengths = np.asarray([len(f) for f in frames], dtype=np.int64)
     cam.frames = FrameBlob(LocalFile(w.path), w.digest(), np.asarray(offsets, dtype=np.int64), lengths)
     return frames
+
+
+def moving_scene(num_frames: int, height: int = 480, width: int = 640, seed: int = 0) -> list[np.ndarray]:
+    """Natural-looking RGB frames with motion: a smooth lit background, a textured table the camera
+    pans over slowly, and two colored objects moving across it (for video codecs, which do well or
+    badly depending on texture and motion, and for telling frames apart)."""
+    rng = np.random.default_rng(seed)
+    pad = 64
+    texture = cv2.GaussianBlur(
+        rng.integers(0, 256, (height + pad, width + pad, 3)).astype(np.float32), (0, 0), 2.0
+    )
+    texture = (texture - texture.mean()) * 2.5
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    light = 90 + 60 * np.sin(xx / width * 2.2 + 0.4)[..., None] * np.cos(yy / height * 1.7)[..., None]
+    base = np.array([150.0, 120.0, 95.0], dtype=np.float32)
+    frames = []
+    for i in range(num_frames):
+        dx, dy = int(pad / 2 + 20 * np.sin(i / 40)), int(pad / 2 + 10 * np.cos(i / 55))
+        img = base + light + texture[dy : dy + height, dx : dx + width]
+        for k, color in enumerate(((200.0, 40.0, 40.0), (40.0, 80.0, 210.0))):
+            cx = width * (0.2 + 0.6 * ((i * (3 + 2 * k) / 300 + 0.3 * k) % 1.0))
+            cy = height * (0.45 + 0.25 * np.sin(i / (17 + 9 * k) + k))
+            disc = ((xx - cx) ** 2 + (yy - cy) ** 2 < (height / 10) ** 2)[..., None]
+            img = np.where(disc, np.asarray(color, dtype=np.float32) + 0.3 * light, img)
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return frames

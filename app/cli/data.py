@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from takeover.app.cli import data_delete
+from takeover.app.cli import data_delete, data_transcode
 from takeover.app.cli.common import add_store_option, grace_period_s, open_store, user_errors
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
@@ -82,6 +82,7 @@ def run_commit(args: argparse.Namespace) -> int:
             message=args.message,
             include_interrupted=args.include_interrupted,
             parent=args.parent or "",
+            videos=True if args.videos == [] else (args.videos or False),
             add=args.add or (),
             remove=args.remove or (),
             trim=trim,
@@ -271,6 +272,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="ID:START:STOP",
         help="take only steps START to STOP-1 of an episode (no data is rewritten; 0:N is the whole)",
     )
+    p.add_argument(
+        "--videos",
+        nargs="*",
+        metavar="CAMERA",
+        help="pin the transcoded videos of these cameras (none named: every transcoded camera); "
+        "refused if a stream is not transcoded (`data transcode`)",
+    )
     add_store_option(p)
     p.set_defaults(func=run_commit)
 
@@ -320,7 +328,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_store_option(p)
     p.set_defaults(func=run_fsck)
-
+    data_transcode.add_parser(sub)
     data_delete.add_delete(sub)
     data_delete.add_undelete(sub)
     data_delete.add_gc(sub)

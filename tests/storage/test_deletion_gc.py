@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, insert
 
 from takeover.app.cli import main
+from takeover.storage import gc as gc_module
 from takeover.storage.errors import (
     EmptySelectionError,
     StorageError,
@@ -24,6 +25,7 @@ from takeover.storage.schema import FrameBlob
 from takeover.storage.store import Store
 from takeover.storage.tables import DerivationRow
 from takeover.storage.testing import frames_in_a_log, make_episode
+from takeover.storage.video_rows import VideoRecord
 
 DAY = 86400.0
 
@@ -37,11 +39,11 @@ def _add(store: Store, episode_id: str, tmp_path: Path) -> dict[str, str]:
     return {"file": store.add_episode(ep), "frames": frames.digest}
 
 
-def _videos_table(store: Store) -> Table:
-    """A table as a later migration might add it (the transcoder's), unknown to the store's code."""
+def _future_table(store: Store) -> Table:
+    """A table as a later migration might add it, unknown to the store's code, naming blobs."""
     md = MetaData()
     t = Table(
-        "episode_videos",
+        "future_blobs",
         md,
         Column("episode_id", String(200)),
         Column("camera", String(64)),
@@ -49,6 +51,13 @@ def _videos_table(store: Store) -> Table:
     )
     md.create_all(store.catalog.engine)
     return t
+
+
+def _video(store: Store, episode_id: str, data: bytes) -> str:
+    """A transcoded stream of the episode's front camera, recorded in `episode_videos`."""
+    digest = store.blobs.put_bytes(data)
+    assert store.catalog.add_video(VideoRecord(episode_id, "front", "h264", "{}", digest, 0.0), "{}")
+    return digest
 
 
 def test_a_deleted_episode_leaves_listings_and_new_versions_and_stays_readable(
@@ -103,8 +112,7 @@ def test_gc_removes_what_deleted_episodes_leave_once_no_version_holds_them(
         _add(store, "ep-c", tmp_path)
         store.commit("v1", episode_ids=["ep-a"])
         derived = store.derived_blobs.put_bytes(b"smoothed ep-b")
-        video = store.blobs.put_bytes(b"ep-b front camera as video")
-        videos = _videos_table(store)
+        video = _video(store, "ep-b", b"ep-b front camera as video")
         with store.catalog.engine.begin() as conn:
             conn.execute(
                 insert(DerivationRow.__table__).values(
@@ -118,7 +126,6 @@ def test_gc_removes_what_deleted_episodes_leave_once_no_version_holds_them(
                     created_at=0.0,
                 )
             )
-            conn.execute(insert(videos).values(episode_id="ep-b", camera="front", video_digest=video))
         orphan = store.blobs.put_bytes(b"left by an interrupted add")
         store.delete_episodes(["ep-a", "ep-b"])
         later = time.time() + 31 * DAY
@@ -153,9 +160,9 @@ def test_check_and_repair_keep_blobs_in_flight_and_whatever_the_catalog_names(
         in_flight = store.blobs.put_bytes(b"another station's episode, not cataloged yet")
         named = store.blobs.put_bytes(b"named by a table this code does not know")
         pinned = store.blobs.put_bytes(b"a video a version pins")
-        videos = _videos_table(store)
+        future = _future_table(store)
         with store.catalog.engine.begin() as conn:
-            conn.execute(insert(videos).values(episode_id="ep-z", camera="c", video_digest=named))
+            conn.execute(insert(future).values(episode_id="ep-z", camera="c", video_digest=named))
         rec = store.get_episode("ep-a")
         pin = ManifestEntry(
             "ep-a", rec.blob_digest, rec.num_steps, rec.success, rec.outcome, videos=(("front", pinned),)
@@ -189,8 +196,9 @@ def test_nothing_is_removed_when_a_version_cannot_be_read(tmp_path: Path) -> Non
 
 
 def test_gc_cli_prints_sizes_and_refuses_a_bad_retention(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(gc_module, "_PROGRESS_EVERY_S", 0.0)  # a progress line at every blob
     root = tmp_path / "store"
     with Store.create(root) as store:
         store.add_episode(make_episode("ep-a", 5, cameras=()))
@@ -199,7 +207,9 @@ def test_gc_cli_prints_sizes_and_refuses_a_bad_retention(
         os.utime(path, (time.time() - 3 * DAY, time.time() - 3 * DAY))
         store.delete_episodes(["ep-a"])
     assert main(["data", "gc", "--dry-run", "--store", str(root)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert "gc: looked at 1 of 2 blobs, 1 to remove so far" in captured.err
+    out = captured.out.splitlines()
     assert out[0].split() == ["would", "remove", orphan[:12], "2.0", "kB", "orphan", "blob,", "3", "d", "old"]
     assert out[-1].startswith("would remove 1 blob(s), 2.0 kB") and "dry run" in out[-1]
     assert main(["data", "gc", "--retention", "0s", "--store", str(root)]) == 0
@@ -220,12 +230,12 @@ def test_gc_and_the_grace_period_on_a_postgres_catalog(pg_schema: tuple[str, str
         b = _add(store, "ep-b", tmp_path)
         _add(store, "ep-c", tmp_path)
         store.commit("v1", episode_ids=["ep-c"])
-        video = store.blobs.put_bytes(b"ep-b as video")
-        named = store.blobs.put_bytes(b"named by another episode's row")
-        videos = _videos_table(store)  # in the catalog's schema: reflection finds it there
+        video = _video(store, "ep-b", b"ep-b as video")
+        named = store.blobs.put_bytes(b"named by a row of another episode")
+        future = _future_table(store)  # in the catalog's schema: reflection finds it there
         with store.catalog.engine.begin() as conn:
-            conn.execute(insert(videos).values(episode_id="ep-b", camera="front", video_digest=video))
-            conn.execute(insert(videos).values(episode_id="ep-c", camera="front", video_digest=named))
+            conn.execute(insert(future).values(episode_id="ep-b", camera="front", video_digest=video))
+            conn.execute(insert(future).values(episode_id="ep-c", camera="front", video_digest=named))
         store.delete_episodes(["ep-b"])
         later = time.time() + 31 * DAY
         assert store.check(now=later).orphans == []
