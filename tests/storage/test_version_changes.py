@@ -19,6 +19,7 @@ from takeover.storage.fsck import fsck
 from takeover.storage.manifest import Manifest
 from takeover.storage.store import Store
 from takeover.storage.testing import make_episode
+from takeover.storage.video_rows import VideoRecord
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-before-migrations"
 
@@ -160,3 +161,17 @@ def test_a_catalog_of_whole_manifests_from_before_deltas_upgrades_in_place(tmp_p
         assert s.catalog.version_storage(digest).delta and s.resolve("v2").manifest == child
         assert [v.digest for v in s.lineage("v1-small")] == [old_child.digest(), v1_digest]
         assert fsck(s).clean
+
+
+def test_a_child_pins_the_videos_of_the_episodes_it_adds(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.open(root) as s:
+        video = s.blobs.put_bytes(b"ep-3 front camera as video")
+        s.catalog.add_video(VideoRecord("ep-3", "front", "h264", "{}", video, 0.0), "{}")
+    assert _run("commit", "v2", "--parent", "v1", "--add", "ep-3", "--videos", "--store", str(root)) == 0
+    with Store.open(root) as s:
+        pins = {e.episode_id: e.videos for e in s.resolve("v2").manifest.episodes}
+    assert pins == {"ep-0": (), "ep-1": (), "ep-2": (), "ep-3": (("front", video),)}
+    assert _run("commit", "v3", "--parent", "v1", "--remove", "ep-0", "--videos", "--store", str(root)) == 2
+    assert "--videos pins the videos of the episodes added" in capsys.readouterr().err
