@@ -34,6 +34,7 @@ from takeover.storage.errors import (
     UnknownTagError,
     UnknownVersionError,
 )
+from takeover.storage.gcpause import pausing_cycle_collector
 from takeover.storage.manifest import Manifest
 from takeover.storage.manifest_store import ManifestDoc
 from takeover.storage.references import References
@@ -440,6 +441,7 @@ class Catalog:
     ) -> str:
         return manifest_store.freeze(s, doc, created_at=self._clock(), message=message, parent=parent)
 
+    @pausing_cycle_collector
     def get_version(self, digest: str) -> VersionRecord:
         """The version, its manifest materialised and checked against its digest
         (:class:`CorruptCatalogError` if it no longer hashes to it)."""
@@ -463,6 +465,7 @@ class Catalog:
         with self._tx() as s:
             return manifest_store.stored(s, digest)
 
+    @pausing_cycle_collector
     def materialised_versions(self) -> list[tuple[str, Manifest | None, StorageError | None]]:
         """Every frozen version, oldest first: (digest, its manifest materialised or None if it does
         not read, the error if it does not read or does not hash to the digest it is stored under)."""

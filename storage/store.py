@@ -63,6 +63,7 @@ from takeover.storage.errors import (
     UnknownEpisodeError,
     VersionChangeError,
 )
+from takeover.storage.gcpause import pausing_cycle_collector
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
@@ -321,6 +322,7 @@ class Store:
         return self.root / "wal"
 
     # -- versions and tags -------------------------------------------------------------------
+    @pausing_cycle_collector
     def commit(
         self,
         tag: str,
