@@ -78,8 +78,9 @@ def main() -> None:
         parent, times, depths = f"plus-{max(args.sizes)}", [], []
         for k in range(FULL_EVERY + 1):
             tag = f"chain-{k}"
+            ten = catalog_up_to(have + 10)
             t0 = time.perf_counter()
-            digest, _ = store.commit(tag, parent=parent, add=catalog_up_to(have + 10))
+            digest, _ = store.commit(tag, parent=parent, add=ten)
             times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             store.resolve(tag)

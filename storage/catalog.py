@@ -446,8 +446,7 @@ class Catalog:
         """The version, its manifest materialised and checked against its digest
         (:class:`CorruptCatalogError` if it no longer hashes to it)."""
         with self._tx() as s:
-            row, doc = manifest_store.load(s, digest)
-            created_at, message = row.created_at, row.message
+            created_at, message, doc = manifest_store.load(s, digest)
         try:
             manifest = doc.manifest()
         except (ValueError, KeyError, TypeError) as exc:
@@ -458,7 +457,7 @@ class Catalog:
         """The version's manifest as JSON objects, materialised and checked (cheaper than
         :meth:`get_version` when only a few entries are looked at)."""
         with self._tx() as s:
-            return manifest_store.load(s, digest)[1]
+            return manifest_store.load(s, digest)[2]
 
     def version_storage(self, digest: str) -> manifest_store.Stored:
         """How the version is stored: its bytes in the catalog, whole or as a delta."""

@@ -27,9 +27,9 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Text, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from takeover.storage.errors import CorruptCatalogError, UnknownVersionError
@@ -114,18 +114,18 @@ def freeze(
     parent when the caller has it (else it is read here when a delta is worth storing)."""
     full = doc.canonical_json()
     digest = sha256_text(full)
-    if _shape(s, digest) is not None:
+    if s.scalar(select(VersionRow.digest).where(VersionRow.digest == digest)) is not None:
         return digest
     base, depth, stored = None, 0, full
-    parent_shape = _shape(s, doc.parent) if doc.parent else None
-    if parent_shape is not None and parent_shape[1] + 1 < FULL_EVERY:
+    lineage = _chain(s, doc.parent, text=False) if doc.parent else []
+    if lineage and lineage[0].depth + 1 < FULL_EVERY:
         if parent is None:
             parent = _materialise(s, doc.parent)
         delta = canonical_json(doc.delta_from(parent))
         # Reading a version reads its full manifest and the deltas above it: keep those deltas
         # together no larger than the manifest itself, so a read costs at most twice a whole one.
-        if _deltas_under(s, doc.parent) + len(delta) <= len(full):
-            base, depth, stored = doc.parent, parent_shape[1] + 1, delta
+        if sum(link.length for link in lineage) + len(delta) <= len(full):
+            base, depth, stored = doc.parent, lineage[0].depth + 1, delta
     s.add(
         VersionRow(
             digest=digest, manifest=stored, created_at=created_at, message=message, base=base, depth=depth
@@ -135,33 +135,44 @@ def freeze(
     return digest
 
 
-def _shape(s: Session, digest: str) -> tuple[str | None, int, int] | None:
-    """(base, depth, length of the stored delta; 0 for a whole manifest) of a version, without
-    fetching its text (nor measuring a whole manifest's)."""
-    length = case((VersionRow.base.is_(None), 0), else_=func.length(VersionRow.manifest))
-    q = select(VersionRow.base, VersionRow.depth, length).where(VersionRow.digest == digest)
-    row = s.execute(q).one_or_none()
-    return None if row is None else (row[0], int(row[1]), int(row[2]))
+class _Link(NamedTuple):
+    """A version as its lineage's storage needs it."""
+
+    digest: str
+    base: str | None
+    depth: int
+    length: int
+    """Characters of the stored delta (0 for a whole manifest, which is not measured)."""
+    text: str | None
 
 
-def _deltas_under(s: Session, digest: str) -> int:
-    """The characters of the deltas from version ``digest`` down to the full manifest under it."""
-    total = 0
-    shape = _shape(s, digest)
-    for _ in range(4 * FULL_EVERY):
-        if shape is None or shape[0] is None:
-            break
-        total += shape[2]
-        shape = _shape(s, shape[0])
-    return total
+def _chain(s: Session, digest: str, *, text: bool) -> list[_Link]:
+    """Version ``digest``, then the version its delta applies to, ... down to a whole manifest
+    (or to a base the catalog lacks: the last link's ``base`` is then not None), in one query;
+    ``text``: with the stored texts."""
+    v = VersionRow.__table__
+    length = case((v.c.base.is_(None), 0), else_=func.length(v.c.manifest))
+    stored = v.c.manifest if text else literal(None, Text)
+    first = select(
+        v.c.digest, v.c.base, v.c.depth, length.label("length"), stored.label("text"), literal(0).label("n")
+    )
+    chain = first.where(v.c.digest == digest).cte("chain", recursive=True)
+    step = select(v.c.digest, v.c.base, v.c.depth, length, stored, chain.c.n + 1).join(
+        chain, v.c.digest == chain.c.base
+    )
+    chain = chain.union_all(step.where(chain.c.n < 4 * FULL_EVERY))
+    q = select(chain.c.digest, chain.c.base, chain.c.depth, chain.c.length, chain.c.text).order_by(chain.c.n)
+    return [_Link(str(d), b, int(dp), int(n), t) for d, b, dp, n, t in s.execute(q)]
 
 
-def load(s: Session, digest: str) -> tuple[VersionRow, ManifestDoc]:
-    """The version's row and its materialised manifest, checked against its digest."""
-    row = s.get(VersionRow, digest)
+def load(s: Session, digest: str) -> tuple[float, str, ManifestDoc]:
+    """The version's creation time, message and materialised manifest, checked against its digest."""
+    row = s.execute(
+        select(VersionRow.created_at, VersionRow.message).where(VersionRow.digest == digest)
+    ).one_or_none()
     if row is None:
         raise UnknownVersionError(f"no version {digest} in the catalog")
-    return row, _materialise(s, digest)
+    return float(row[0]), str(row[1]), _materialise(s, digest)
 
 
 def _materialise(
@@ -171,36 +182,39 @@ def _materialise(
     check its hash. ``memo``: versions already materialised, reused, and every version on the way
     is added to it (unchecked: the caller checks each)."""
     known = {} if memo is None else memo
-    chain: list[VersionRow] = []
-    at, doc = digest, None
-    while True:
+    chain: list[_Link] = []
+    doc: ManifestDoc | None = None
+    if memo is None:  # the whole lineage in one query
+        chain = _chain(s, digest, text=True)
+    else:  # row by row, down to a version already materialised
+        at = digest
+        while at not in known and len(chain) <= 4 * FULL_EVERY:
+            row = s.get(VersionRow, at)
+            if row is None:
+                break
+            chain.append(_Link(row.digest, row.base, row.depth, 0, row.manifest))
+            if row.base is None:
+                break
+            at = row.base
         if at in known:
             doc = known[at]
-            break
-        row = s.get(VersionRow, at)
-        if row is None:
-            if not chain:
-                raise UnknownVersionError(f"no version {digest} in the catalog")
-            raise CorruptCatalogError(
-                f"version {digest[:12]} is stored as a change to version {at[:12]}, which the catalog "
-                f"lacks: {RESTORE_CATALOG}"
-            )
-        chain.append(row)
-        if row.base is None:
-            break
+    if not chain and doc is None:
+        raise UnknownVersionError(f"no version {digest} in the catalog")
+    if doc is None and chain[-1].base is not None:
         if len(chain) > 4 * FULL_EVERY:  # never follow a damaged catalog's loop
             raise CorruptCatalogError(
                 f"version {digest[:12]}: its chain of deltas does not end: {RESTORE_CATALOG}"
             )
-        at = row.base
+        raise CorruptCatalogError(
+            f"version {digest[:12]} is stored as a change to version {chain[-1].base[:12]}, which the "
+            f"catalog lacks: {RESTORE_CATALOG}"
+        )
     try:
-        for row in reversed(chain):
-            if doc is None:
-                doc = ManifestDoc.from_json(json.loads(row.manifest))
-            else:
-                doc = doc.apply(json.loads(row.manifest))
+        for link in reversed(chain):
+            stored = json.loads(link.text or "")
+            doc = ManifestDoc.from_json(stored) if doc is None else doc.apply(stored)
             if memo is not None:
-                memo[row.digest] = doc
+                memo[link.digest] = doc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptCatalogError(
             f"version {digest[:12]}: its stored manifest does not read "
@@ -210,7 +224,7 @@ def _materialise(
     if check:
         whole = len(chain) == 1 and chain[0].base is None and chain[0].digest == digest
         # A manifest stored whole is its canonical text: hash that, without writing it out again.
-        text = chain[0].manifest if whole else doc.canonical_json()
+        text = chain[0].text or "" if whole else doc.canonical_json()
         if sha256_text(text) != digest:
             raise _mismatch(digest)
     return doc

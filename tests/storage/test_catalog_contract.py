@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 
 from takeover.storage import manifest_store
 from takeover.storage.catalog import Catalog
@@ -214,6 +214,13 @@ class TestCatalogContract:
         [(_, _, ok), (_, _, damaged)] = catalog.materialised_versions()
         assert ok is None and isinstance(damaged, CorruptCatalogError)
         assert catalog.get_version(parent).manifest.episodes == tuple(entries)
+        with catalog.engine.begin() as conn:  # the version under the delta is lost
+            conn.execute(delete(VersionRow.__table__).where(VersionRow.digest == parent))
+        lacks = f"a change to version {parent[:12]}, which the catalog lacks"
+        with pytest.raises(CorruptCatalogError, match=lacks):
+            catalog.get_version(child)
+        [(_, unread, lost)] = catalog.materialised_versions()
+        assert unread is None and lacks in str(lost)
 
     def test_not_connected_is_a_clear_error(self) -> None:
         cat = Catalog("sqlite://")
