@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -145,14 +145,17 @@ class EpisodeHeader:
     """Camera name -> (height, width)."""
     frame_blobs: tuple[str, ...] = ()
     """Digests of the separate frame blobs this episode needs (schema 2)."""
+    camera_blobs: dict[str, str] = field(default_factory=dict)
+    """Camera name -> the frame blob that holds its frames (cameras with inline frames: absent)."""
 
 
 def read_header(path: Source) -> EpisodeHeader:
     """Metadata, number of steps and cameras, without reading the streams."""
     with _open(path) as f:
         cams = {name: (int(g.attrs["height"]), int(g.attrs["width"])) for name, g in f["cameras"].items()}
-        blobs = tuple(sorted({str(g.attrs["frames_blob"]) for g in f["cameras"].values() if _external(g)}))
-        return EpisodeHeader(_meta(f), int(f.attrs["num_steps"]), cams, blobs)
+        by_camera = {name: str(g.attrs["frames_blob"]) for name, g in f["cameras"].items() if _external(g)}
+        blobs = tuple(sorted(set(by_camera.values())))
+        return EpisodeHeader(_meta(f), int(f.attrs["num_steps"]), cams, blobs, by_camera)
 
 
 def _external(g: h5py.Group) -> bool:
@@ -320,14 +323,23 @@ class EpisodeReader:
         c = self._cameras[camera]
         return c.height, c.width
 
-    def frame_at(self, camera: str, step: int) -> bytes | None:
-        """JPEG bytes of the latest frame captured at or before ``step`` (None if there is none yet)."""
+    def frame_index(self, camera: str, step: int) -> int | None:
+        """The number of the latest frame of ``camera`` captured at or before ``step`` (None if
+        there is none yet)."""
         self._ensure_open()
         c = self._cameras[camera]
         pos = int(np.searchsorted(c.sorted_steps, step, side="right")) - 1
-        if pos < 0:
-            return None
-        i = int(c.order[pos])
+        return None if pos < 0 else int(c.order[pos])
+
+    def frame(self, camera: str, index: int) -> bytes:
+        """JPEG bytes of frame number ``index`` of ``camera``."""
+        self._ensure_open()
+        c = self._cameras[camera]
         if c.blob is not None:
-            return c.blob[i]
-        return bytes(c.frames[i].tobytes())
+            return c.blob[index]
+        return bytes(c.frames[index].tobytes())
+
+    def frame_at(self, camera: str, step: int) -> bytes | None:
+        """JPEG bytes of the latest frame captured at or before ``step`` (None if there is none yet)."""
+        i = self.frame_index(camera, step)
+        return None if i is None else self.frame(camera, i)

@@ -1,31 +1,76 @@
 """Pull a tagged version into a verified local cache and read it as a torch Dataset.
 
-The only storage module that imports torch.
+The only storage module that imports torch. Three ways to read a version:
+
+- a verified copy (the default): the episode files, and the frame blobs of the cameras asked for,
+  are copied into the pull cache before the Dataset is made (resumable, see
+  :mod:`takeover.storage.cache`);
+- streaming (``stream=True``): nothing is copied up front; each blob is fetched on first access
+  into a bounded cache shared by the processes of the machine
+  (:mod:`takeover.storage.blob_cache`), for versions larger than the local disk;
+- either one with a training cache (``image_size=(H, W)``): the frames are decoded and resized
+  once into memory-mapped arrays (:mod:`takeover.storage.train_cache`), read without decoding.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from takeover.storage.blob_cache import BoundedBlobCache
 from takeover.storage.blobs import BlobReader, LocalBlobStore
-from takeover.storage.cache import Verify, fetch_verified
+from takeover.storage.cache import FetchStats, OpenBlobs, Verify, fetch_verified
 from takeover.storage.coverage import CameraCoverage, camera_masks, masks_coverage
-from takeover.storage.episode_file import EpisodeHeader, EpisodeReader, read_header, read_timeline
+from takeover.storage.episode_file import (
+    EpisodeHeader,
+    EpisodeReader,
+    Timeline,
+    read_header,
+    read_timeline,
+)
 from takeover.storage.errors import EpisodeFileError, StorageError
 from takeover.storage.manifest import Manifest
 from takeover.storage.paths import default_cache_root, default_store_root
 from takeover.storage.schema import EpisodeMeta
 from takeover.storage.store import Store
+from takeover.storage.train_cache import FrameArray, Size, build, cache_path, is_built
 
 Item = dict[str, torch.Tensor]
+Deltas = Mapping[str, Sequence[int]]
+"""Key -> step offsets of a window, e.g. ``{"state": [-1, 0], "action": list(range(16))}``."""
+
+IMAGE_PREFIX = "images."
+STEP_ARRAYS: dict[str, tuple[str, type[np.generic]]] = {
+    "state": ("state", np.float32),
+    "action": ("action", np.float32),
+    "proposed_action": ("proposed_action", np.float32),
+    "control_source": ("control_source", np.int64),
+    "timestamp": ("timestamps", np.float64),
+}
+"""Item keys read from a stream of one value per step (these, and images, take windows):
+key -> (array in the episode file, item dtype)."""
+ITEM_KEYS = (*STEP_ARRAYS, "episode_index", "step_index", "success")
+"""The keys every item can have besides ``images.<camera>``."""
+
+
+@runtime_checkable
+class HoldsFiles(Protocol):
+    """A blob reader that keeps files open (:class:`OpenBlobs`), which :meth:`EpisodeDataset.close` closes."""
+
+    def close(self) -> None: ...
+
+
+class KeyChoiceError(StorageError, ValueError):
+    """``keys`` or ``deltas`` that name no key of the version, or windows that cannot be made."""
 
 
 def episode_success(meta: EpisodeMeta) -> bool:
@@ -42,25 +87,57 @@ def decode_rgb_chw(jpeg: bytes) -> np.ndarray:
     bgr = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise EpisodeFileError("a camera frame is not a decodable JPEG")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    blue, green, red = cv2.split(bgr)  # planes: a third of the time of cvtColor + a transposed copy
+    return np.stack((red, green, blue))
 
 
-def _row(r: EpisodeReader, name: str, step: int) -> torch.Tensor:
-    return torch.from_numpy(r.array(name)[step].astype(np.float32, copy=True))
+def window(step: int, offsets: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The steps ``step + offsets`` held to ``[start, stop)`` (the edge step repeated), and which
+    of them were moved (the padding mask)."""
+    wanted = step + offsets
+    steps = np.clip(wanted, start, stop - 1)
+    return steps, steps != wanted
+
+
+def _check_choice(
+    cameras: Sequence[str], keys: Sequence[str] | None, deltas: Deltas | None
+) -> tuple[frozenset[str] | None, dict[str, np.ndarray]]:
+    known = [*ITEM_KEYS, *(IMAGE_PREFIX + c for c in cameras)]
+    chosen = None if keys is None else frozenset(keys)
+    unknown = sorted((chosen or frozenset()) - set(known))
+    if unknown:
+        raise KeyChoiceError(f"no key {', '.join(unknown)} in this version: its keys are {', '.join(known)}")
+    windows: dict[str, np.ndarray] = {}
+    for key, offsets in (deltas or {}).items():
+        if key not in STEP_ARRAYS and not (key.startswith(IMAGE_PREFIX) and key in known):
+            windowed = ", ".join([*STEP_ARRAYS, *(IMAGE_PREFIX + c for c in cameras)])
+            raise KeyChoiceError(f"no window for key {key!r}: windows are taken of {windowed}")
+        if chosen is not None and key not in chosen:
+            raise KeyChoiceError(f"a window for key {key!r}, which keys= does not ask for")
+        arr = np.asarray(list(offsets))
+        if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
+            raise KeyChoiceError(f"the window of {key!r} is a non-empty list of whole step offsets")
+        windows[key] = arr.astype(np.int64)
+    return chosen, windows
 
 
 class EpisodeDataset(Dataset[Item]):
-    """Every step of every episode of one version, in manifest order (episode id, then step).
+    """Every step of every episode of one version (the step range the version takes of each), in
+    manifest order (episode id, then step).
 
     Item keys: ``state`` float32 (S,), ``action`` / ``proposed_action`` float32 (A,),
     ``control_source`` int64, ``timestamp`` float64, ``episode_index`` int64, ``step_index``
-    int64, ``success`` bool, and for every camera of any episode ``images.<camera>`` uint8
-    (3, H, W) RGB, the latest frame captured at or before the step, with ``images.<camera>.valid``
-    bool. Where the step has no real frame of the camera (the episode lacks the camera, the camera
-    was down, or had not delivered a frame yet; see :mod:`takeover.storage.coverage`) the image is
-    zeros and ``valid`` is false. :attr:`camera_coverage` says how much of the version each
-    camera covers.
+    int64 (the step in its episode), ``success`` bool, and for every camera of any episode
+    ``images.<camera>`` uint8 (3, H, W) RGB, the latest frame captured at or before the step, with
+    ``images.<camera>.valid`` bool. Where the step has no real frame of the camera (the episode
+    lacks the camera, the camera was down, or had not delivered a frame yet; see
+    :mod:`takeover.storage.coverage`) the image is zeros and ``valid`` is false.
+    :attr:`camera_coverage` says how much of the version each camera covers.
+
+    ``keys`` keeps only the keys named (an image's ``.valid`` comes with it); no frame is read or
+    decoded when no image key is asked for. ``deltas`` turns a key into a window of the steps at
+    those offsets, shape (K, ...), with ``<key>.pad`` bool (K,) true where the offset falls outside
+    the episode's range and the edge step's value stands in (for images, ``.valid`` is (K,) too).
 
     Nothing is opened here; each process (DataLoader worker) opens the files it reads, and at
     most ``max_open_files`` stay open per process.
@@ -75,41 +152,71 @@ class EpisodeDataset(Dataset[Item]):
         *,
         max_open_files: int = 64,
         blobs: BlobReader | None = None,
+        keys: Sequence[str] | None = None,
+        deltas: Deltas | None = None,
+        timelines: Sequence[Timeline] | None = None,
+        streamed: BoundedBlobCache | None = None,
     ) -> None:
-        if len(files) != len(headers):
-            raise ValueError("one header per file")
+        if len(files) != len(headers) or len(headers) != len(manifest.episodes):
+            raise ValueError("one header per file, one file per episode of the manifest")
         self.version = version
+        """The version's digest: what a training run records to name its data."""
         self.manifest = manifest
         self.episodes: list[EpisodeMeta] = [h.meta for h in headers]
         self.files = list(files)
         self.cameras: list[str] = sorted({c for h in headers for c in h.cameras})
+        self._keys, self._windows = _check_choice(self.cameras, keys, deltas)
         shapes = {c: next(h.cameras[c] for h in headers if c in h.cameras) for c in self.cameras}
         self._shapes = [{**shapes, **h.cameras} for h in headers]
-        self._valid = [camera_masks(read_timeline(f), self.cameras) for f in self.files]
+        timelines = timelines if timelines is not None else [read_timeline(f) for f in self.files]
+        self._valid = [camera_masks(t, self.cameras) for t in timelines]
+        self._ranges = [(e.start, e.stop) for e in manifest.episodes]
+        shown = [{c: m[c][a:b] for c in m} for m, (a, b) in zip(self._valid, self._ranges, strict=True)]
         self.camera_coverage: dict[str, CameraCoverage] = masks_coverage(
-            [m.episode_id for m in self.episodes], self._valid
+            [m.episode_id for m in self.episodes], shown
         )
         """Per camera, how much of the version has a real frame of it (see :meth:`CameraCoverage.line`)."""
         self._success = [episode_success(h.meta) for h in headers]
-        lengths = np.array([h.num_steps for h in headers], dtype=np.int64)
+        lengths = np.array([b - a for a, b in self._ranges], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self._length = int(self._offsets[-1])
+        self._arrays = [k for k in STEP_ARRAYS if self.wants(k)]
         self._readers = [EpisodeReader(f, blobs) for f in self.files]
+        self._blobs = blobs
+        self._streamed = streamed
+        self._train: dict[str, FrameArray] = {}
+        self.image_size: Size | None = None
+        """The size of the training cache the images come from (None: decoded at recorded size)."""
         self._max_open = max(1, max_open_files)
         self._lru: OrderedDict[int, None] = OrderedDict()
         self._lru_pid = -1
+        self.fetched = FetchStats()
+        """What the pull that made this Dataset fetched."""
 
     def __len__(self) -> int:
-        return int(self._offsets[-1])
+        return self._length
+
+    def wants(self, key: str) -> bool:
+        """True if items have ``key`` (every key, unless ``keys`` chose some)."""
+        return self._keys is None or key in self._keys
+
+    @property
+    def image_cameras(self) -> list[str]:
+        """The cameras whose images items have."""
+        return [c for c in self.cameras if self.wants(IMAGE_PREFIX + c)]
 
     def locate(self, index: int) -> tuple[int, int]:
-        """(episode_index, step_index) of a flat item index."""
+        """(episode_index, step_index) of a flat item index (the step counted in its episode)."""
         n = len(self)
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} steps")
         ep = int(np.searchsorted(self._offsets, index, side="right")) - 1
-        return ep, index - int(self._offsets[ep])
+        return ep, self._ranges[ep][0] + index - int(self._offsets[ep])
+
+    def _row(self, ep: int, step: int) -> int:
+        return int(self._offsets[ep]) + step - self._ranges[ep][0]
 
     def _reader(self, ep: int) -> EpisodeReader:
         if self._lru_pid != os.getpid():
@@ -119,39 +226,117 @@ class EpisodeDataset(Dataset[Item]):
         while len(self._lru) > self._max_open:
             old, _ = self._lru.popitem(last=False)
             self._readers[old].close()
-        return self._readers[ep]
+        reader = self._readers[ep]
+        if self._streamed is not None and not reader.is_open:
+            self._streamed.path(self.manifest.episodes[ep].digest)  # fetched again if evicted
+        return reader
+
+    def _frame(self, ep: int, camera: str, step: int) -> np.ndarray | None:
+        """The frame of ``camera`` shown at ``step`` of episode ``ep`` (the latest captured at or
+        before it) as uint8 (3, H, W) RGB at its recorded size; None if there is none yet.
+        Every camera frame the Dataset shows, or puts in a training cache, is read here."""
+        jpeg = self._reader(ep).frame_at(camera, step)
+        return None if jpeg is None else decode_rgb_chw(jpeg)
+
+    def _image(self, ep: int, camera: str, step: int) -> tuple[np.ndarray, bool]:
+        train = self._train.get(camera)
+        if self._valid[ep][camera][step]:
+            img = train.frame(self._row(ep, step)) if train is not None else self._frame(ep, camera, step)
+            if img is not None:
+                return img, True
+        h, w = self.image_size if train is not None and self.image_size else self._shapes[ep][camera]
+        return np.zeros((3, h, w), dtype=np.uint8), False
 
     def __getitem__(self, index: int) -> Item:
         ep, step = self.locate(int(index))
-        r = self._reader(ep)
-        item: Item = {
-            "state": _row(r, "state", step),
-            "action": _row(r, "action", step),
-            "proposed_action": torch.from_numpy(
-                r.array("proposed_action")[step].astype(np.float32, copy=True)
-            ),
-            "control_source": torch.tensor(int(r.array("control_source")[step]), dtype=torch.int64),
-            "timestamp": torch.tensor(float(r.array("timestamps")[step]), dtype=torch.float64),
-            "episode_index": torch.tensor(ep, dtype=torch.int64),
-            "step_index": torch.tensor(step, dtype=torch.int64),
-            "success": torch.tensor(self._success[ep], dtype=torch.bool),
-        }
-        for cam in self.cameras:
-            valid = bool(self._valid[ep][cam][step])
-            jpeg = r.frame_at(cam, step) if valid else None
-            if jpeg is None:
-                h, w = self._shapes[ep][cam]
-                item[f"images.{cam}"] = torch.zeros((3, h, w), dtype=torch.uint8)
+        start, stop = self._ranges[ep]
+        item: Item = {}
+        if self._arrays:
+            r = self._reader(ep)
+            for key in self._arrays:
+                name, dtype = STEP_ARRAYS[key]
+                offsets = self._windows.get(key)
+                if offsets is None:
+                    item[key] = torch.from_numpy(np.array(r.array(name)[step], dtype=dtype))
+                else:
+                    steps, pad = window(step, offsets, start, stop)
+                    item[key] = torch.from_numpy(np.array(r.array(name)[steps], dtype=dtype))
+                    item[f"{key}.pad"] = torch.from_numpy(pad)
+        if self.wants("episode_index"):
+            item["episode_index"] = torch.tensor(ep, dtype=torch.int64)
+        if self.wants("step_index"):
+            item["step_index"] = torch.tensor(step, dtype=torch.int64)
+        if self.wants("success"):
+            item["success"] = torch.tensor(self._success[ep], dtype=torch.bool)
+        for cam in self.image_cameras:
+            key = IMAGE_PREFIX + cam
+            offsets = self._windows.get(key)
+            if offsets is None:
+                img, valid = self._image(ep, cam, step)
+                item[key] = torch.from_numpy(img)
+                item[f"{key}.valid"] = torch.tensor(valid, dtype=torch.bool)
             else:
-                item[f"images.{cam}"] = torch.from_numpy(decode_rgb_chw(jpeg))
-            item[f"images.{cam}.valid"] = torch.tensor(jpeg is not None, dtype=torch.bool)
+                steps, pad = window(step, offsets, start, stop)
+                shown = [self._image(ep, cam, int(s)) for s in steps]
+                item[key] = torch.from_numpy(np.stack([img for img, _ in shown]))
+                item[f"{key}.valid"] = torch.tensor([v for _, v in shown], dtype=torch.bool)
+                item[f"{key}.pad"] = torch.from_numpy(pad)
         return item
+
+    def frame_rows(self, camera: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """For a training cache of ``camera``: each step's frame row (-1: no frame), and for each
+        row the first (episode, step) that shows it (each frame is in the cache once)."""
+        rows = np.full(len(self), -1, dtype=np.int32)
+        firsts: list[tuple[int, int]] = []
+        seen: dict[tuple[int, int], int] = {}
+        for ep, (start, stop) in enumerate(self._ranges):
+            valid = self._valid[ep][camera]
+            if not valid[start:stop].any():
+                continue
+            reader = self._reader(ep)
+            for step in range(start, stop):
+                frame = reader.frame_index(camera, step) if valid[step] else None
+                if frame is None:
+                    continue
+                row = seen.setdefault((ep, frame), len(firsts))
+                if row == len(firsts):
+                    firsts.append((ep, step))
+                rows[self._row(ep, step)] = row
+        return rows, firsts
+
+    def use_training_cache(self, root: Path, size: Size, *, progress: bool = False) -> None:
+        """Read the images of :attr:`image_cameras` at ``size`` from the training cache under
+        ``root``, building what is missing first (each frame decoded and resized once)."""
+        for cam in self.image_cameras:
+            path = cache_path(root, self.version, cam, size)
+            if not is_built(path):
+                rows, firsts = self.frame_rows(cam)
+
+                def frame(ep: int, step: int, cam: str = cam) -> np.ndarray | None:
+                    return self._frame(ep, cam, step)
+
+                build(path, rows, firsts, frame, size, progress=progress)
+                self.close()  # the parent process keeps no file open for the workers it forks
+            self._train[cam] = FrameArray(path)
+        self.image_size = size
 
     def close(self) -> None:
         """Close the files this process has open (they reopen on the next access)."""
         for r in self._readers:
             r.close()
         self._lru.clear()
+        if isinstance(self._blobs, HoldsFiles):
+            self._blobs.close()
+
+
+def _indexed(files: Sequence[Path]) -> tuple[list[EpisodeHeader], list[Timeline]]:
+    return [read_header(f) for f in files], [read_timeline(f) for f in files]
+
+
+def default_stream_bound(root: Path) -> int:
+    """Half the free space of the disk that holds ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    return max(1, shutil.disk_usage(root).free // 2)
 
 
 def pull(
@@ -162,15 +347,28 @@ def pull(
     *,
     catalog_url: str | None = None,
     blob_url: str | None = None,
+    keys: Sequence[str] | None = None,
+    deltas: Deltas | None = None,
+    image_size: Size | None = None,
+    stream: bool = False,
+    cache_max_bytes: int | None = None,
+    progress: bool = False,
 ) -> EpisodeDataset:
-    """Resolve ``tag``, copy its episode files into a verified cache, and return a Dataset over them.
+    """Resolve ``tag``, make its blobs readable locally, and return a Dataset over the version.
 
     ``store`` is an open :class:`Store`, the path of one, or None for the default store;
     ``catalog_url`` / ``blob_url`` name its catalog database and blob store when they are not the
-    store folder's own (as in the configuration);
-    ``cache_dir`` defaults to :func:`default_cache_root`. Every blob is hashed when it enters the
-    cache; ``verify="stamp"`` (the default) hashes a cached blob again only if its file changed
-    since (see :mod:`takeover.storage.cache`), ``verify="full"`` hashes every blob again.
+    store folder's own (as in the configuration); ``cache_dir`` defaults to
+    :func:`default_cache_root`.
+
+    By default the episode files and the frame blobs of the cameras ``keys`` asks for (all, without
+    ``keys``; none for a state-only pull) are copied into the cache, each hashed on entry;
+    ``verify="stamp"`` hashes a cached blob again only if its file changed since, ``"full"`` hashes
+    every one again (see :mod:`takeover.storage.cache`). ``stream=True`` copies nothing up front:
+    blobs are fetched on first access into ``<cache_dir>/stream``, bounded by ``cache_max_bytes``
+    (default: half the free space there). ``image_size=(H, W)`` reads the images from a training
+    cache at that size (built once, then shared by every pull of the version). ``keys`` and
+    ``deltas``: see :class:`EpisodeDataset`. ``progress`` shows bars on a terminal.
     """
     own = not isinstance(store, Store)
     st = (
@@ -178,21 +376,59 @@ def pull(
         if isinstance(store, Store)
         else Store.open(Path(store) if store else default_store_root(), catalog_url, blob_url=blob_url)
     )
+    root = Path(cache_dir) if cache_dir else default_cache_root()
+    stats = FetchStats()
     try:
         version = st.resolve(tag)
-        cache = LocalBlobStore(Path(cache_dir) if cache_dir else default_cache_root())
-        files = fetch_verified(st.blobs, cache, [e.digest for e in version.manifest.episodes], verify)
-        headers = [read_header(f) for f in files]
-        # Frames kept in separate blobs follow their episode files into the cache.
-        frame_blobs = sorted({d for h in headers for d in h.frame_blobs})
-        fetch_verified(st.blobs, cache, frame_blobs, verify)
+        entries = version.manifest.episodes
+        digests = [e.digest for e in entries]
+        streamed: BoundedBlobCache | None = None
+        cache = LocalBlobStore(root)
+        opened: OpenBlobs | None = None
+        if stream:
+            bound = cache_max_bytes if cache_max_bytes is not None else default_stream_bound(root)
+            streamed = BoundedBlobCache(st.blobs, root / "stream", bound)
+            files, headers, timelines = [], [], []
+            for d in digests:  # each read at once: a small bound may evict it again later
+                files.append(streamed.path(d))
+                headers.append(read_header(files[-1]))
+                timelines.append(read_timeline(files[-1]))
+        else:
+            files = fetch_verified(
+                st.blobs, cache, digests, verify, progress=progress, stats=stats, what="episode files"
+            )
+            headers, timelines = _indexed(files)
+            opened = OpenBlobs(cache)
+        for entry, header in zip(entries, headers, strict=True):
+            if header.meta.episode_id != entry.episode_id or header.num_steps != entry.num_steps:
+                raise StorageError(
+                    f"version {version.digest[:12]}: blob {entry.digest[:12]} does not hold episode "
+                    f"{entry.episode_id} with {entry.num_steps} steps"
+                )
+        ds = EpisodeDataset(
+            files,
+            headers,
+            version.digest,
+            version.manifest,
+            blobs=streamed or opened,
+            keys=keys,
+            deltas=deltas,
+            timelines=timelines,
+            streamed=streamed,
+        )
+        cams = ds.image_cameras
+        sized = image_size is not None and all(
+            is_built(cache_path(root, ds.version, c, image_size)) for c in cams
+        )
+        if cams and streamed is None and not sized:
+            needed = sorted({h.camera_blobs[c] for h in headers for c in cams if c in h.camera_blobs})
+            fetch_verified(
+                st.blobs, cache, needed, verify, progress=progress, stats=stats, what="camera frames"
+            )
+        if image_size is not None:
+            ds.use_training_cache(root, image_size, progress=progress)
     finally:
         if own:
             st.close()
-    for entry, header in zip(version.manifest.episodes, headers, strict=True):
-        if header.meta.episode_id != entry.episode_id or header.num_steps != entry.num_steps:
-            raise StorageError(
-                f"version {version.digest[:12]}: blob {entry.digest[:12]} does not hold episode "
-                f"{entry.episode_id} with {entry.num_steps} steps"
-            )
-    return EpisodeDataset(files, headers, version.digest, version.manifest, blobs=cache)
+    ds.fetched = stats
+    return ds

@@ -208,6 +208,6 @@ def pull_items(
     learns from state only."""
     from takeover.storage import pull
 
-    ds = pull(tag, store, catalog_url=catalog_url, blob_url=blob_url)
-    ds.cameras = []  # no camera keys in the items, so no JPEG decoding
+    keys = ["state", "action", "control_source", "episode_index", "step_index"]
+    ds = pull(tag, store, catalog_url=catalog_url, blob_url=blob_url, keys=keys)  # no frame fetched
     return (ds[i] for i in range(len(ds))), ds.version
