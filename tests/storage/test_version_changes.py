@@ -175,3 +175,15 @@ def test_a_child_pins_the_videos_of_the_episodes_it_adds(
     assert pins == {"ep-0": (), "ep-1": (), "ep-2": (), "ep-3": (("front", video),)}
     assert _run("commit", "v3", "--parent", "v1", "--remove", "ep-0", "--videos", "--store", str(root)) == 2
     assert "--videos pins the videos of the episodes added" in capsys.readouterr().err
+
+
+def test_a_trimmed_child_pulls_only_its_step_ranges(root: Path, tmp_path: Path) -> None:
+    from takeover.storage.pull import pull
+
+    with Store.open(root) as s:
+        _, child = s.commit("v2", parent="v1", trim={"ep-2": (2, 6)}, remove=["ep-1"])
+        ds = pull("v2", s, cache_dir=tmp_path / "cache", keys=["state"])
+        assert len(ds) == child.num_steps == 7 + 4
+        whole = s.read_episode("ep-2")
+        last = ds[len(ds) - 1]  # ep-2's step 5, the last of 2:6
+    assert last["state"].numpy().tolist() == whole.state[5].tolist()
