@@ -75,6 +75,12 @@ class BlobStore(BlobReader, Protocol):
     def fetch_to(self, digest: str, dest: Path) -> None: ...
     def remove(self, digest: str) -> None: ...
     def digests(self) -> Iterator[str]: ...
+    def modified(self, digest: str) -> float:
+        """When the blob was last written, in seconds since the epoch (a put of a blob already
+        stored counts as a write): how old an unreferenced blob is, so that a blob another station
+        wrote a moment ago and has not cataloged yet is not taken for an orphan."""
+        ...
+
     def sub(self, name: str) -> BlobStore:
         """Another store of the same kind beside this one's blobs (``<url>/<name>``)."""
         ...
@@ -161,9 +167,27 @@ class LocalBlobStore:
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self.has(digest):
+        if not self._has_refreshed(digest):
             self._write(digest, lambda out: out.write(data))
         return digest
+
+    def _has_refreshed(self, digest: str) -> bool:
+        """True if the blob is stored; then its modification time is made now, so that a put of a
+        blob an unreferenced copy already holds does not look old to `gc` before it is cataloged."""
+        p = self.path(digest)
+        try:
+            os.utime(p)
+        except FileNotFoundError:
+            return False
+        except OSError:  # another user's blob: it is there, its time cannot be changed by us
+            return p.is_file()
+        return True
+
+    def modified(self, digest: str) -> float:
+        try:
+            return self.path(digest).stat().st_mtime
+        except FileNotFoundError:
+            raise self._missing(digest) from None
 
     def put_file(self, path: Path | str, expected_digest: str | None = None) -> str:
         """Store a copy of the file at ``path`` and return its digest (idempotent).
@@ -181,7 +205,7 @@ class LocalBlobStore:
         """
         src = Path(path)
         dest = self.path(digest)
-        if dest.is_file():
+        if self._has_refreshed(digest):
             return digest
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(src, 0o444)
@@ -207,7 +231,7 @@ class LocalBlobStore:
         """Store the bytes read from ``src`` to its end as blob ``digest``; if they do not hash to
         ``digest`` (or reading fails), store nothing and raise."""
         check_digest(digest)
-        if self.has(digest):
+        if self._has_refreshed(digest):
             return digest
 
         def copy(out: BinaryIO) -> None:

@@ -9,10 +9,9 @@ handed out here, each once (:mod:`takeover.storage.seeds`). Database errors come
 
 from __future__ import annotations
 
-import difflib
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +20,12 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from takeover.storage import migrations, seeds, video_rows
+from takeover.storage import deletions, manifest_store, migrations, references, seeds, video_rows
 from takeover.storage.catalog_db import describe, open_engine, translate
+from takeover.storage.deletions import Deletion
 from takeover.storage.errors import (
     CatalogUnavailableError,
+    CorruptCatalogError,
     EpisodeExistsError,
     ReadOnlyStoreError,
     StorageError,
@@ -33,12 +34,16 @@ from takeover.storage.errors import (
     UnknownTagError,
     UnknownVersionError,
 )
+from takeover.storage.gcpause import pausing_cycle_collector
 from takeover.storage.manifest import Manifest
+from takeover.storage.manifest_store import ManifestDoc
+from takeover.storage.references import References
 from takeover.storage.schema import AttemptSummary, EpisodeMeta, Event, EventKind
 from takeover.storage.seeds import SeedRange
 from takeover.storage.tables import (
     Base,
     EpisodeBlobRow,
+    EpisodeDeletionRow,
     EpisodeEndRow,
     EpisodeRow,
     EpisodeSeedRow,
@@ -47,9 +52,9 @@ from takeover.storage.tables import (
     TagRow,
     VersionRow,
 )
+from takeover.storage.tags import check_tag_name, tag_exists_message, unknown_tag_message
 from takeover.storage.video_rows import VideoRecord
 
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/+]{0,127}$")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -107,16 +112,6 @@ def _episode_record(
 def _episode_row(meta: EpisodeMeta, **catalog: Any) -> EpisodeRow:
     summary = {k: v for k, v in meta.summary_fields().items() if k not in _SEPARATE}
     return EpisodeRow(**summary, **catalog)
-
-
-def check_tag_name(name: str) -> None:
-    if not _TAG_RE.match(name):
-        raise StorageError(
-            f"invalid tag name {name!r}: use 1-128 letters, digits and . _ - / +, "
-            "starting with a letter or digit"
-        )
-    if re.fullmatch(r"[0-9a-f]{64}", name):
-        raise StorageError(f"invalid tag name {name!r}: it would be mistaken for a version digest")
 
 
 class Catalog:
@@ -317,9 +312,11 @@ class Catalog:
         seed: int | None = None,
         limit: int | None = None,
         end_reasons_out: Sequence[str] = (),
+        deleted: bool | None = False,
     ) -> list[EpisodeRecord]:
         """Episodes matching every given filter, oldest first; ``end_reasons_out``: leave out the
-        episodes that ended for one of these reasons."""
+        episodes that ended for one of these reasons. ``deleted``: False (default) leaves out the
+        episodes deleted softly, True lists only them, None lists every cataloged episode."""
         q = (
             select(EpisodeRow, RecoveryRow.cut_at, EpisodeSeedRow.seed, EpisodeEndRow)
             .outerjoin(RecoveryRow, RecoveryRow.episode_id == EpisodeRow.episode_id)
@@ -331,6 +328,9 @@ class Catalog:
                 (EpisodeEndRow.end_reason.is_(None))
                 | (EpisodeEndRow.end_reason.not_in(list(end_reasons_out)))
             )
+        if deleted is not None:
+            gone = select(EpisodeDeletionRow.episode_id)
+            q = q.where(EpisodeRow.episode_id.in_(gone) if deleted else EpisodeRow.episode_id.not_in(gone))
         if seed is not None:
             q = q.where(EpisodeSeedRow.seed == seed)
         if episode_ids is not None:
@@ -369,6 +369,38 @@ class Catalog:
         with self._tx() as s:
             return int(s.scalar(select(func.count()).select_from(EpisodeRow)) or 0)
 
+    # -- soft deletion (takeover.storage.deletions) ------------------------------------------
+    def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
+        """Delete episodes softly; returns each one's deletion (an earlier one stays as it was)."""
+        with self._tx(f"delete {len(episode_ids)} episode(s)") as s:
+            return deletions.mark(s, episode_ids, reason, self._clock())
+
+    def undelete_episodes(self, episode_ids: Sequence[str]) -> list[str]:
+        """Take back deletions; returns the ids that were deleted."""
+        with self._tx(f"undelete {len(episode_ids)} episode(s)") as s:
+            return deletions.unmark(s, episode_ids)
+
+    def deletions(self) -> dict[str, Deletion]:
+        with self._tx() as s:
+            return deletions.listed(s)
+
+    def forget_episodes(self, episode_ids: Collection[str], deleted_before: float) -> list[str]:
+        """Remove every row of deleted episodes no version holds (`gc`; see
+        :func:`takeover.storage.deletions.forget`); returns the ids removed."""
+        with self._tx(f"forget {len(episode_ids)} deleted episode(s)") as s:
+            return deletions.forget(s, episode_ids, deleted_before)
+
+    def blob_owners(self, episode_ids: Collection[str]) -> dict[str, str]:
+        """Blob digest -> the episode (of ``episode_ids``) whose rows name it."""
+        with self._tx() as s:
+            return references.owners(s, episode_ids)
+
+    def references(self, exclude: Collection[str] = ()) -> References:
+        """Every blob digest the catalog names, and the episodes versions hold
+        (:mod:`takeover.storage.references`); ``exclude``: leave these episodes' rows out."""
+        with self._tx() as s:
+            return references.collect(s, exclude)
+
     # -- transcoded camera streams ------------------------------------------------------------
     def add_video(self, rec: VideoRecord, frame_index: str) -> bool:
         """Record a camera stream transcoded to video (its blob stored first); False if the stream
@@ -392,48 +424,65 @@ class Catalog:
     # -- versions and tags -------------------------------------------------------------------
     def create_version(self, manifest: Manifest, message: str = "") -> str:
         """Freeze ``manifest`` and return its digest. The same manifest always gives the same digest;
-        creating it again changes nothing (the first message stays)."""
+        creating it again changes nothing (the first message stays). A manifest with a parent is
+        stored as its change from the parent (:mod:`takeover.storage.manifest_store`)."""
+        doc = ManifestDoc.of(manifest)
         for attempt in range(2):
             try:
                 with self._tx("freeze a version") as s:
-                    return self._insert_version(s, manifest, message)
+                    return self._insert_version(s, doc, message)
             except IntegrityError:
                 if attempt:  # a concurrent writer inserted the same version; it exists now
                     raise
         raise AssertionError("unreachable")
 
-    def _insert_version(self, s: Session, manifest: Manifest, message: str) -> str:
-        digest = manifest.digest()
-        if s.get(VersionRow, digest) is None:
-            s.add(
-                VersionRow(
-                    digest=digest,
-                    manifest=manifest.canonical_json(),
-                    created_at=self._clock(),
-                    message=message,
-                )
-            )
-            s.flush()
-        return digest
+    def _insert_version(
+        self, s: Session, doc: ManifestDoc, message: str, parent: ManifestDoc | None = None
+    ) -> str:
+        return manifest_store.freeze(s, doc, created_at=self._clock(), message=message, parent=parent)
 
+    @pausing_cycle_collector
     def get_version(self, digest: str) -> VersionRecord:
+        """The version, its manifest materialised and checked against its digest
+        (:class:`CorruptCatalogError` if it no longer hashes to it)."""
         with self._tx() as s:
-            row = s.get(VersionRow, digest)
-            if row is None:
-                raise UnknownVersionError(f"no version {digest} in the catalog")
-            manifest = Manifest.from_json_text(row.manifest)
-            return VersionRecord(row.digest, manifest, row.created_at, row.message)
+            created_at, message, doc = manifest_store.load(s, digest)
+        try:
+            manifest = doc.manifest()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptCatalogError(f"version {digest[:12]}: its manifest does not read ({exc})") from None
+        return VersionRecord(digest, manifest, created_at, message)
 
-    def stored_versions(self) -> list[tuple[str, str]]:
-        """Every frozen version as stored: (digest, manifest text), oldest first, unparsed (for
-        checking that each manifest still reads and still hashes to its digest)."""
+    def version_doc(self, digest: str) -> ManifestDoc:
+        """The version's manifest as JSON objects, materialised and checked (cheaper than
+        :meth:`get_version` when only a few entries are looked at)."""
         with self._tx() as s:
-            rows = s.execute(
-                select(VersionRow.digest, VersionRow.manifest).order_by(
-                    VersionRow.created_at, VersionRow.digest
+            return manifest_store.load(s, digest)[2]
+
+    def version_storage(self, digest: str) -> manifest_store.Stored:
+        """How the version is stored: its bytes in the catalog, whole or as a delta."""
+        with self._tx() as s:
+            return manifest_store.stored(s, digest)
+
+    @pausing_cycle_collector
+    def materialised_versions(self) -> list[tuple[str, Manifest | None, StorageError | None]]:
+        """Every frozen version, oldest first: (digest, its manifest materialised or None if it does
+        not read, the error if it does not read or does not hash to the digest it is stored under)."""
+        out: list[tuple[str, Manifest | None, StorageError | None]] = []
+        with self._tx() as s:
+            docs = list(manifest_store.every(s))
+        for digest, doc, error in docs:
+            try:
+                out.append((digest, None if doc is None else doc.manifest(), error))
+            except (ValueError, KeyError, TypeError) as exc:
+                out.append(
+                    (
+                        digest,
+                        None,
+                        CorruptCatalogError(f"version {digest[:12]}: its manifest does not read ({exc})"),
+                    )
                 )
-            )
-            return [(digest, manifest) for digest, manifest in rows]
+        return out
 
     def create_tag(self, name: str, digest: str) -> None:
         """Name version ``digest``. Raises :class:`TagExistsError` if ``name`` was ever used."""
@@ -444,13 +493,17 @@ class Catalog:
         except IntegrityError:
             raise TagExistsError(tag_exists_message(name)) from None
 
-    def commit_version(self, manifest: Manifest, tag: str, message: str = "") -> str:
-        """Create the version and its tag in one transaction; nothing is written if the tag exists."""
+    def commit_version(
+        self, manifest: Manifest | ManifestDoc, tag: str, message: str = "", parent: ManifestDoc | None = None
+    ) -> str:
+        """Create the version and its tag in one transaction; nothing is written if the tag exists.
+        ``parent``: the parent's materialised manifest, when the caller has read it already."""
         check_tag_name(tag)
+        doc = manifest if isinstance(manifest, ManifestDoc) else ManifestDoc.of(manifest)
         for attempt in range(2):
             try:
                 with self._tx(f"commit version {tag!r}") as s:
-                    digest = self._insert_version(s, manifest, message)
+                    digest = self._insert_version(s, doc, message, parent)
                     self._insert_tag(s, tag, digest)
                     return digest
             except IntegrityError:
@@ -474,7 +527,7 @@ class Catalog:
             if row is not None:
                 return row.version_digest
             known = list(s.scalars(select(TagRow.name).order_by(TagRow.created_at.desc(), TagRow.name)))
-        raise UnknownTagError(_unknown_tag_message(name, known))
+        raise UnknownTagError(unknown_tag_message(name, known))
 
     def list_tags(self) -> list[TagRecord]:
         """All tags, oldest first."""
@@ -500,17 +553,3 @@ class Catalog:
                 return seeds.claim(s, seed, self._clock())
         except IntegrityError:  # claimed by another process at the same moment
             return False
-
-
-def tag_exists_message(name: str) -> str:
-    return f"tag {name!r} already exists; tags are never moved or reused, choose a new name"
-
-
-def _unknown_tag_message(name: str, known: list[str], shown: int = 5) -> str:
-    if not known:
-        return f"unknown tag {name!r}: no tags exist yet (create one with `takeover data commit --tag NAME`)"
-    close = difflib.get_close_matches(name, known, n=shown)
-    picks = close + [k for k in known if k not in close]
-    listed = ", ".join(picks[:shown])
-    more = f" and {len(known) - shown} more" if len(known) > shown else ""
-    return f"unknown tag {name!r}; known tags: {listed}{more}"

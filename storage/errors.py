@@ -85,3 +85,8 @@ class SeedsExhaustedError(StorageError):
 
 class SchemaTooNewError(StorageError):
     """A catalog whose schema a newer version of takeover made."""
+
+
+class VersionChangeError(StorageError):
+    """A change to a parent version that cannot be made (an id it lacks, a step range outside an
+    episode, ...)."""

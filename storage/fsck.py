@@ -4,7 +4,8 @@ On top of the consistency check (:mod:`takeover.storage.consistency`: every cata
 file and frame blobs present and hashing to their digests, orphan blobs, temporary files) it checks
 what versions rely on:
 
-- every frozen manifest still reads and still hashes to the digest it is stored under;
+- every frozen manifest still reads (a version stored as a delta is materialised from the full
+  manifest under it) and still hashes to the digest it is stored under;
 - every episode a version lists is in the catalog with the same file digest, and that file is
   present and intact;
 - every tag names a version the catalog holds.
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from takeover.storage.consistency import StoreReport, check_store
+from takeover.storage.consistency import DEFAULT_GRACE_S, StoreReport
 from takeover.storage.errors import UnknownEpisodeError
-from takeover.storage.manifest import Manifest
+from takeover.storage.manifest_store import RESTORE_CATALOG
 from takeover.storage.store import Store
 
 RESTORE = "restore it from a copy of the store (it cannot be rebuilt from the store alone)"
@@ -38,6 +39,8 @@ class Problem:
 @dataclass
 class FsckReport:
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What was seen and kept on purpose: blobs in flight (not problems)."""
     episodes: int = 0
     blobs_checked: int = 0
     versions: int = 0
@@ -55,10 +58,11 @@ class FsckReport:
         )
 
 
-def fsck(store: Store, *, verify: bool = True) -> FsckReport:
-    """Check ``store`` (``verify``: re-hash every blob's bytes, else only see that each is there)."""
-    base = check_store(store.root, store.catalog, store.blobs, verify=verify)
-    report = FsckReport(episodes=base.episodes, blobs_checked=base.blobs_checked)
+def fsck(store: Store, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S) -> FsckReport:
+    """Check ``store`` (``verify``: re-hash every blob's bytes, else only see that each is there;
+    an unreferenced blob younger than ``grace_s`` is in flight, a note, not a problem)."""
+    base = store.check(verify=verify, grace_s=grace_s)
+    report = FsckReport(episodes=base.episodes, blobs_checked=base.blobs_checked, notes=base.notes())
     report.problems += _consistency_problems(base)
 
     def problem(what: str) -> None:
@@ -66,16 +70,13 @@ def fsck(store: Store, *, verify: bool = True) -> FsckReport:
 
     videos = {eid: {(v.camera, v.digest) for v in vs} for eid, vs in store.catalog.videos_of().items()}
     versions: set[str] = set()
-    for digest, text in store.catalog.stored_versions():
+    for digest, manifest, error in store.catalog.materialised_versions():
         report.versions += 1
         versions.add(digest)
-        try:
-            manifest = Manifest.from_json_text(text)
-        except (ValueError, KeyError, TypeError) as exc:
-            problem(f"version {digest[:12]}: its manifest does not read ({exc})")
+        if error is not None:
+            problem(str(error).removesuffix(f": {RESTORE_CATALOG}"))
+        if manifest is None:
             continue
-        if manifest.digest() != digest:
-            problem(f"version {digest[:12]}: its manifest does not hash to its digest")
         for entry in manifest.episodes:
             where = f"version {digest[:12]}, episode {entry.episode_id}"
             try:
@@ -101,9 +102,9 @@ def _consistency_problems(base: StoreReport) -> list[Problem]:
     out = [Problem(line, RESTORE) for line in base.damaged]
     out += [
         Problem(
-            f"orphan blob {digest[:12]}: referenced by no episode",
-            "harmless (left by an interrupted add); `takeover doctor --repair` removes it when no "
-            "recorder writes into the store",
+            f"orphan blob {digest[:12]}: referenced by nothing in the catalog, older than the grace period",
+            "harmless (left by an interrupted add); `takeover doctor --repair` or `takeover data gc` "
+            "removes it",
         )
         for digest in base.orphans
     ]

@@ -28,6 +28,8 @@ from takeover.storage.errors import BlobNotFoundError, BlobStoreUnavailableError
 _CHUNK = 8 << 20
 _PART = 8 << 20
 """Multipart part size: a blob larger than this is uploaded in parts (S3's minimum is 5 MiB)."""
+_COPY_MAX = 5 << 30
+"""The largest object S3 copies in one request."""
 
 
 class S3BlobStore:
@@ -122,9 +124,45 @@ class S3BlobStore:
             return False
         return h.hexdigest() == digest
 
+    def modified(self, digest: str) -> float:
+        """The object's LastModified (the server's clock), in seconds since the epoch."""
+        check_digest(digest)
+        try:
+            return float(self._head(digest)["LastModified"].timestamp())
+        except FileNotFoundError:
+            raise self._missing(digest) from None
+        except Exception as exc:
+            raise self._unavailable(exc) from None
+
+    def _has_refreshed(self, digest: str) -> bool:
+        """True if the blob is stored; then its LastModified is made now (the object copied onto
+        itself), so that a put of a blob an unreferenced copy already holds does not look old to
+        `gc` before it is cataloged. (S3 copies at most 5 GiB in one request; a larger object
+        keeps its time.)"""
+        check_digest(digest)
+        try:
+            head = self._head(digest)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._unavailable(exc) from None
+        if int(head["ContentLength"]) < _COPY_MAX:
+            key = self._object_key(digest)
+            try:
+                self.fs.call_s3(
+                    "copy_object",
+                    Bucket=self.bucket,
+                    Key=key,
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                    MetadataDirective="REPLACE",
+                )
+            except Exception as exc:
+                raise self._unavailable(exc) from None
+        return True
+
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self.has(digest):
+        if not self._has_refreshed(digest):
             try:
                 self.fs.pipe_file(self.key(digest), data)  # one PUT of the whole body
             except Exception as exc:
@@ -141,7 +179,7 @@ class S3BlobStore:
     def put_stream(self, src: BinaryIO, digest: str) -> str:
         """Store the bytes read from ``src`` as blob ``digest``; nothing is stored if reading fails
         or the bytes do not hash to ``digest``."""
-        if self.has(digest):
+        if self._has_refreshed(digest):
             return digest
         key = self.key(digest)
         h = hashlib.sha256()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,15 +38,17 @@ from takeover.storage.catalog import (
     EpisodeRecord,
     TagRecord,
     VersionRecord,
-    check_tag_name,
 )
 from takeover.storage.catalog_db import os_error, read_only_reason, sqlite_path, writable
+from takeover.storage.child_version import derive, entry_of
 from takeover.storage.consistency import (
+    DEFAULT_GRACE_S,
     StoreReport,
     check_store,
     remove_stale_temp_files,
     repair_store,
 )
+from takeover.storage.deletions import Deletion
 from takeover.storage.episode_file import read_episode, read_header, write_episode
 from takeover.storage.errors import (
     BlobNotFoundError,
@@ -59,10 +61,13 @@ from takeover.storage.errors import (
     StoreNotFoundError,
     TagExistsError,
     UnknownEpisodeError,
+    VersionChangeError,
 )
+from takeover.storage.gcpause import pausing_cycle_collector
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
+from takeover.storage.tags import check_tag_name, tag_exists_message
 from takeover.storage.tempfiles import locked_temp
 from takeover.storage.video_rows import VideoRecord, pin_videos
 
@@ -258,6 +263,17 @@ class Store:
         """See :meth:`Catalog.list_episodes` for the filters."""
         return self.catalog.list_episodes(**filters)
 
+    def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
+        """Delete episodes softly (:mod:`takeover.storage.deletions`): left out of listings and new
+        versions, readable while a version holds them; `gc` removes them after the retention."""
+        self.require_writable(f"delete {len(episode_ids)} episode(s)")
+        return self.catalog.delete_episodes(episode_ids, reason)
+
+    def undelete_episodes(self, episode_ids: Sequence[str]) -> list[str]:
+        """Take deletions back; returns the ids that were deleted."""
+        self.require_writable(f"undelete {len(episode_ids)} episode(s)")
+        return self.catalog.undelete_episodes(episode_ids)
+
     def read_episode(self, episode_id: str) -> Episode:
         """The episode, its frames read lazily from the blob store."""
         with self.open_blob(self.get_episode(episode_id).blob_digest) as f:
@@ -281,17 +297,24 @@ class Store:
         return f"{self.root} (blobs at {self.blobs.url})" if self.blob_url else str(self.root)
 
     # -- consistency -------------------------------------------------------------------------
-    def check(self, *, verify: bool = True) -> StoreReport:
-        """Damaged episodes, orphan blobs and temporary files (see :mod:`takeover.storage.consistency`)."""
-        return check_store(self.root, self.catalog, self.blobs, verify=verify)
+    def check(
+        self, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S, now: float | None = None
+    ) -> StoreReport:
+        """Damaged episodes, orphan blobs (unreferenced and older than ``grace_s``), blobs in
+        flight and temporary files (see :mod:`takeover.storage.consistency`)."""
+        return check_store(self.root, self.catalog, self.blobs, verify=verify, grace_s=grace_s, now=now)
 
     def remove_stale_temp_files(self) -> list[str]:
         """Delete temporary files that crashed writers left (never one a live writer holds)."""
         return remove_stale_temp_files(self.root, self.blobs)
 
-    def repair(self, report: StoreReport | None = None) -> list[str]:
-        """Remove orphan blobs and temporary files; returns one line per action."""
-        return repair_store(report or self.check(), self.blobs)
+    def repair(
+        self, report: StoreReport | None = None, *, grace_s: float = DEFAULT_GRACE_S, now: float | None = None
+    ) -> list[str]:
+        """Remove orphan blobs and temporary files; returns one line per action. A blob younger
+        than ``grace_s`` or referenced by anything in the catalog is never removed."""
+        found = report or self.check(grace_s=grace_s, now=now)
+        return repair_store(found, self.catalog, self.blobs, grace_s=grace_s, now=now)
 
     @property
     def wal_dir(self) -> Path:
@@ -299,6 +322,7 @@ class Store:
         return self.root / "wal"
 
     # -- versions and tags -------------------------------------------------------------------
+    @pausing_cycle_collector
     def commit(
         self,
         tag: str,
@@ -307,50 +331,111 @@ class Store:
         include_interrupted: bool = False,
         parent: str = "",
         videos: bool | Sequence[str] = False,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        trim: Mapping[str, tuple[int, int]] | None = None,
     ) -> tuple[str, Manifest]:
-        """Freeze the given episodes as a version and name it ``tag``. Without ``episode_ids``: all
-        of them but the interrupted ones (end reason 'interrupted'), unless ``include_interrupted``.
-        ``parent``: the tag of the version this one was made from (its lineage, `data log`).
-        ``videos``: pin the episodes' transcoded camera streams (True: of every camera transcoded;
-        or the cameras named), refused if any is missing."""
+        """Freeze episodes as a version and name it ``tag``; returns its digest and manifest.
+
+        With ``add``, ``remove`` or ``trim``: version ``parent`` (a tag) changed by them (episode
+        ids to add and to remove, ``{id: (start, stop)}`` step ranges to keep; see
+        :mod:`takeover.storage.child_version`). Else the given episodes, or without
+        ``episode_ids`` all of them but the interrupted ones (end reason 'interrupted') unless
+        ``include_interrupted``; ``parent`` then only records the lineage (`data log`). Deleted
+        episodes are never taken (``created_from`` counts those left out). ``videos``: pin the
+        transcoded camera streams of the episodes taken (of a child: of those added; True: of
+        every camera transcoded, or the cameras named), refused if any is missing.
+        """
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
         parent_digest = self.catalog.resolve_tag(parent) if parent else ""
         if tag in {t.name for t in self.catalog.list_tags()}:
-            raise TagExistsError(
-                f"tag {tag!r} already exists; tags are never moved or reused, choose a new name"
-            )
+            raise TagExistsError(tag_exists_message(tag))
+        if add or remove or trim:
+            if not parent:
+                raise VersionChangeError(
+                    "adding, removing or trimming changes a version: name it (--parent TAG)"
+                )
+            if episode_ids is not None:
+                raise VersionChangeError(
+                    "--episodes names the whole selection; --add, --remove and --trim change the parent's: "
+                    "use one or the other"
+                )
+            return self._commit_changes(tag, message, parent, parent_digest, add, remove, trim or {}, videos)
+        deleted = set(self.catalog.deletions())
         if episode_ids is None:
             out = () if include_interrupted else ("interrupted",)
             records = self.catalog.list_episodes(end_reasons_out=out)
-            left_out = self.catalog.count_episodes() - len(records)
+            interrupted = self.catalog.count_episodes() - len(deleted) - len(records)
             if not records:
-                but = " but interrupted ones (add --include-interrupted to take them)" if left_out else ""
-                raise EmptySelectionError(f"nothing to commit: the store at {self.root} has no episodes{but}")
+                but = " but interrupted ones (add --include-interrupted to take them)" if interrupted else ""
+                gone = f" ({len(deleted)} deleted)" if deleted else ""
+                raise EmptySelectionError(
+                    f"nothing to commit: the store at {self.root} has no episodes{but}{gone}"
+                )
             created_from: dict[str, Any] = {"selection": "all"}
+            left_out = {k: n for k, n in (("deleted", len(deleted)), ("interrupted", interrupted)) if n}
             if left_out:
-                created_from["left_out"] = {"interrupted": left_out}
+                created_from["left_out"] = left_out
         else:
             wanted = sorted(set(episode_ids))
             if not wanted:
                 raise EmptySelectionError("nothing to commit: the selection names no episodes")
-            records = self.catalog.list_episodes(episode_ids=wanted)
-            missing = sorted(set(wanted) - {r.episode_id for r in records})
-            if missing:
-                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                raise UnknownEpisodeError(f"cannot commit {tag!r}: no such episodes: {shown}")
+            records = self._records(tag, wanted, deleted)
             created_from = {"selection": "episode_ids"}
         # Everything comes from the catalog: no episode file is opened (`check` verifies the blobs).
-        entries = [
-            ManifestEntry(r.episode_id, r.blob_digest, r.num_steps, r.success, r.outcome) for r in records
-        ]
-        if videos:
-            cameras = None if isinstance(videos, bool) else list(videos)
-            found = self.catalog.videos_of(None if episode_ids is None else [r.episode_id for r in records])
-            entries = pin_videos(tag, entries, found, cameras)
+        entries = self._pinned(tag, [entry_of(r) for r in records], videos, every=episode_ids is None)
         manifest = Manifest.build(entries, created_from, parent=parent_digest)
         digest = self.catalog.commit_version(manifest, tag, message)
         return digest, manifest
+
+    def _pinned(
+        self, tag: str, entries: list[ManifestEntry], videos: bool | Sequence[str], every: bool = False
+    ) -> list[ManifestEntry]:
+        """``entries`` with their transcoded videos pinned when ``videos`` asks for them (``every``:
+        the entries are every episode taken, so all videos are looked up at once)."""
+        if not videos:
+            return entries
+        cameras = None if isinstance(videos, bool) else list(videos)
+        found = self.catalog.videos_of(None if every else [e.episode_id for e in entries])
+        return pin_videos(tag, entries, found, cameras)
+
+    def _records(self, tag: str, wanted: Sequence[str], deleted: Collection[str]) -> list[EpisodeRecord]:
+        """The cataloged, undeleted episodes ``wanted`` (one line naming those that are not)."""
+        records = self.catalog.list_episodes(episode_ids=wanted, deleted=None)
+        missing = sorted(set(wanted) - {r.episode_id for r in records})
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise UnknownEpisodeError(f"cannot commit {tag!r}: no such episodes: {shown}")
+        gone = sorted(set(wanted) & set(deleted))
+        if gone:
+            raise VersionChangeError(
+                f"cannot commit {tag!r}: deleted: {', '.join(gone[:5])} "
+                "(`takeover data undelete ID` takes a deletion back)"
+            )
+        return records
+
+    def _commit_changes(
+        self,
+        tag: str,
+        message: str,
+        parent: str,
+        parent_digest: str,
+        add: Sequence[str],
+        remove: Sequence[str],
+        trim: Mapping[str, tuple[int, int]],
+        videos: bool | Sequence[str],
+    ) -> tuple[str, Manifest]:
+        base = self.catalog.version_doc(parent_digest)
+        added = self._records(tag, sorted(set(add)), ()) if add else []
+        if videos and not added:
+            raise VersionChangeError("--videos pins the videos of the episodes added: add some (--add ID)")
+        entries = self._pinned(tag, [entry_of(r) for r in added], videos)
+        deleted = self.catalog.deletions()
+        child = derive(base, parent_digest, parent, entries, set(remove), trim, deleted)
+        digest = self.catalog.commit_version(child, tag, message, parent=base)
+        return digest, child.manifest()
 
     def resolve(self, tag: str) -> VersionRecord:
         """The version a tag names (raises :class:`UnknownTagError`)."""

@@ -67,11 +67,17 @@ class EpisodeEndRow(Base):
 
 
 class VersionRow(Base):
+    """A frozen version. ``manifest`` is the full canonical manifest when ``base`` is NULL, else
+    the change from version ``base`` (its parent) as a manifest delta
+    (:mod:`takeover.storage.manifest_store`); ``depth`` counts the deltas down to a full manifest."""
+
     __tablename__ = "versions"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     manifest: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Double)
     message: Mapped[str] = mapped_column(Text)
+    base: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    depth: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class TagRow(Base):
@@ -123,6 +129,16 @@ class DerivationRow(Base):
     params_json: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Double)
+
+
+class EpisodeDeletionRow(Base):
+    """An episode deleted softly: left out of listings and new versions, kept (and readable) while a
+    version holds it; `takeover data gc` removes its blobs once the retention period is over."""
+
+    __tablename__ = "episode_deletions"
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"), primary_key=True)
+    deleted_at: Mapped[float] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class EpisodeVideoRow(Base):

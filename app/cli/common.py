@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from takeover.app.net.endpoints import EndpointError, check_endpoint
+from takeover.storage.durations import parse_duration
 from takeover.storage.errors import StorageError
 from takeover.storage.paths import default_store_root
 from takeover.storage.seeds import MAX_SEED
@@ -122,6 +123,17 @@ def store_urls(args: argparse.Namespace) -> tuple[str | None, str | None]:
         catalog = catalog or section.catalog_url or None
         blob = blob or section.blob_url or None
     return catalog, blob
+
+
+def grace_period_s() -> float:
+    """The configuration's ``[store] grace_period`` in seconds (24 h by default)."""
+    from takeover.app.runtime.config import ConfigError, load_config
+    from takeover.app.runtime.config_file import config_file_for
+
+    try:
+        return parse_duration(load_config(config_file_for(None)).store.grace_period)
+    except ConfigError as exc:
+        raise StorageError(f"cannot read the configuration for the store's grace period: {exc}") from None
 
 
 def open_store(args: argparse.Namespace, *, create: bool = False) -> Store:

@@ -7,12 +7,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from takeover.app.cli import data_transcode
-from takeover.app.cli.common import add_store_option, open_store, user_errors
+from takeover.app.cli import data_delete, data_transcode
+from takeover.app.cli.common import add_store_option, grace_period_s, open_store, user_errors
 from takeover.app.cli.data_pull import add_pull_parser
+from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
 from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
+from takeover.storage.errors import StorageError
 from takeover.storage.fsck import fsck
 
 
@@ -42,8 +44,10 @@ def run_init(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         episodes = store.list_episodes()
+        deleted = len(store.catalog.deletions())
+    hidden = f"{deleted} deleted episode(s) not shown (`takeover data undelete ID` takes them back)"
     if not episodes:
-        print("no episodes")
+        print("no episodes" + (f"; {hidden}" if deleted else ""))
         return 0
     rows = [
         (
@@ -61,27 +65,42 @@ def run_list(args: argparse.Namespace) -> int:
     ]
     headers = ("id", "task", "seed", "steps", "takeovers", "success", "outcome", "ended", "recovered")
     print(_table(headers, rows))
+    if deleted:
+        print(hidden)
     return 0
 
 
 @user_errors()
 def run_commit(args: argparse.Namespace) -> int:
+    if (args.new_tag is None) == (args.tag is None):
+        raise StorageError("name the new version once: `data commit NEW ...` or `data commit --tag NEW ...`")
+    tag = args.new_tag or args.tag
+    trim = dict(parse_trim(t) for t in args.trim or ())
     with open_store(args) as store:
         digest, manifest = store.commit(
-            args.tag,
+            tag,
             episode_ids=args.episodes,
             message=args.message,
             include_interrupted=args.include_interrupted,
             parent=args.parent or "",
             videos=True if args.videos == [] else (args.videos or False),
+            add=args.add or (),
+            remove=args.remove or (),
+            trim=trim,
         )
+        stored = store.catalog.version_storage(digest)
+    how = f"stored as its change from {args.parent}" if stored.delta else "stored whole"
     print(
-        f"tagged {args.tag} -> version {digest}\n"
-        f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps"
+        f"tagged {tag} -> version {digest}\n"
+        f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps ({how}, {stored.bytes} bytes)"
     )
-    left_out = manifest.created_from.get("left_out", {}).get("interrupted", 0)
-    if left_out:
-        print(f"left out {left_out} interrupted attempt(s) (--include-interrupted takes them)")
+    left_out = manifest.created_from.get("left_out", {})
+    if left_out.get("interrupted"):
+        print(f"left out {left_out['interrupted']} interrupted attempt(s) (--include-interrupted takes them)")
+    if left_out.get("deleted"):
+        print(
+            f"left out {left_out['deleted']} deleted episode(s) (`takeover data undelete ID` takes them back)"
+        )
     return 0
 
 
@@ -146,7 +165,13 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"{'cameras' if i == 0 else '':<10}{cam.line()}")
     print()
     rows = [
-        (e.episode_id, e.num_steps, _yes_no(e.success), e.outcome or "-", e.digest[:12])
+        (
+            e.episode_id,
+            e.num_steps if e.steps is None else f"{e.length} ({e.start}:{e.stop} of {e.num_steps})",
+            _yes_no(e.success),
+            e.outcome or "-",
+            e.digest[:12],
+        )
         for e in manifest.episodes
     ]
     print(_table(("id", "steps", "success", "outcome", "file"), rows))
@@ -170,8 +195,10 @@ def run_diff(args: argparse.Namespace) -> int:
         print(f"- {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
     for r in change.relabelled:
         print(f"~ {r.episode_id}  relabelled {r.before} -> {r.after}")
-    for episode_id in change.rederived:
-        print(f"* {episode_id}  re-derived (other data)")
+    for d in change.rederived:
+        print(f"* {d.episode_id}  re-derived ({d.what})")
+    for t in change.trimmed:
+        print(f"> {t.episode_id}  trimmed steps {t.before[0]}:{t.before[1]} -> {t.after[0]}:{t.after[1]}")
     print()
     print(change.counts())
     for name, (x, y) in change.totals.items():
@@ -183,7 +210,9 @@ def run_diff(args: argparse.Namespace) -> int:
 def run_fsck(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         print(f"checking {store.root} ...", flush=True)
-        report = fsck(store, verify=not args.no_verify)
+        report = fsck(store, verify=not args.no_verify, grace_s=grace_period_s())
+    for note in report.notes:
+        print(note)
     for problem in report.problems:
         print(problem.line())
     print(report.summary())
@@ -213,9 +242,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "commit",
         help="freeze episodes as a version and tag it",
         description="Freeze episodes (all but interrupted attempts by default) as an immutable version and "
-        "name it with a new tag. Tags are never moved or reused.",
+        "name it with a new tag, or make a version from a parent (--parent) with episodes added, removed "
+        "and trimmed. Deleted episodes are never taken. Tags are never moved or reused.",
     )
-    p.add_argument("--tag", required=True, metavar="NAME", help="new tag name for the version")
+    p.add_argument("new_tag", nargs="?", metavar="NEW", help="new tag name for the version")
+    p.add_argument("--tag", metavar="NEW", help="the same as NEW")
     p.add_argument(
         "--episodes",
         nargs="+",
@@ -229,7 +260,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
     p.add_argument(
-        "--parent", metavar="TAG", help="the version this one was made from (its lineage: `data log`)"
+        "--parent",
+        metavar="TAG",
+        help="the version this one is made from (its lineage: `data log`); with --add, --remove or "
+        "--trim, the version changed by them (else the selection is made as without it)",
+    )
+    p.add_argument("--add", nargs="+", metavar="ID", help="episodes to add to the parent's")
+    p.add_argument("--remove", nargs="+", metavar="ID", help="episodes of the parent to leave out")
+    p.add_argument(
+        "--trim",
+        nargs="+",
+        metavar="ID:START:STOP",
+        help="take only steps START to STOP-1 of an episode (no data is rewritten; 0:N is the whole)",
     )
     p.add_argument(
         "--videos",
@@ -289,4 +331,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=run_fsck)
     data_transcode.add_parser(sub)
     add_pull_parser(sub)
+    data_delete.add_delete(sub)
+    data_delete.add_undelete(sub)
+    data_delete.add_gc(sub)
     return data

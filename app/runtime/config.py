@@ -21,6 +21,7 @@ from typing import Any
 from takeover.app.control.loop import LoopConfig
 from takeover.app.net.endpoints import EndpointError, parse_endpoint
 from takeover.recorder.settings import RecorderConfig
+from takeover.storage.durations import DEFAULT_GRACE, parse_duration
 from takeover.storage.seeds import MAX_SEED, SeedRange
 from takeover.teleop.keyboard import KeyboardConfig
 from takeover.teleop.spacemouse import SpaceMouseConfig
@@ -143,8 +144,15 @@ class StoreSection:
     blob_url: str = ""
     """Where the blobs (episode files, frames) live, e.g. ``s3://bucket/prefix`` (endpoint and
     credentials from the AWS settings, docs/storage.md); empty: under the store folder."""
+    grace_period: str = DEFAULT_GRACE
+    """How young an unreferenced blob must be to count as another station's episode in flight
+    (never removed by `doctor --repair` or `data gc`), e.g. ``24h``, ``3d``."""
 
     def __post_init__(self) -> None:
+        try:
+            parse_duration(self.grace_period)
+        except ValueError as exc:
+            raise ConfigError(f"store.grace_period: {exc}") from None
         if self.catalog_url:
             scheme = self.catalog_url.split("://", 1)[0].split("+", 1)[0] if "://" in self.catalog_url else ""
             if scheme not in CATALOG_SCHEMES:

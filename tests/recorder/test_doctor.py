@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -31,16 +32,22 @@ def test_doctor_reports_then_repairs(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert rec._wal is not None
         rec._wal.release()  # as the kernel does for a dead process
         orphan = store.blobs.put_bytes(b"left by an interrupted add")
+        assert isinstance(store.blobs, LocalBlobStore)
+        two_days_ago = time.time() - 2 * 86400
+        os.utime(store.blobs.path(orphan), (two_days_ago, two_days_ago))  # older than the grace period
+        in_flight = store.blobs.put_bytes(b"another station's episode, not cataloged yet")
         (root / "tmp").mkdir(exist_ok=True)
         (root / "tmp" / ".x-123.h5").write_bytes(b"partial")
     assert main(["doctor", "--store", str(root)]) == 1
     out = capsys.readouterr().out
     assert "unfinished recording: cut" in out
-    assert f"orphan blob {orphan[:12]}: referenced by no episode" in out
+    assert f"orphan blob {orphan[:12]}: referenced by nothing in the catalog" in out
+    assert f"in flight: blob {in_flight[:12]} written 0 s ago" in out
     assert "temporary file" in out and "problem(s)" in out
     assert main(["doctor", "--store", str(root), "--repair"]) == 0
     out = capsys.readouterr().out
     assert "recovered cut: 10 steps" in out and f"removed orphan blob {orphan}" in out
+    assert f"removed orphan blob {in_flight}" not in out and store.blobs.has(in_flight)
     assert "is healthy" in out
     assert main(["data", "list", "--store", str(root)]) == 0
     rows = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()[1:]}

@@ -137,6 +137,19 @@ def test_remove_and_verify_a_damaged_blob(blob_store: BlobStore) -> None:
     assert list(blob_store.digests()) == [keep]
 
 
+def test_modified_is_when_a_blob_was_last_put(blob_store: BlobStore) -> None:
+    before = time.time()
+    digest = blob_store.put_bytes(b"how old am I")
+    first = blob_store.modified(digest)
+    assert before - 2 <= first <= time.time() + 2  # seconds since the epoch (S3: whole seconds)
+    time.sleep(1.1)
+    # Putting it again (another station writing the same bytes) makes it new: not an old orphan.
+    assert blob_store.put_bytes(b"how old am I") == digest
+    assert blob_store.modified(digest) >= first + 1
+    with pytest.raises(BlobNotFoundError):
+        blob_store.modified(hashlib.sha256(b"never stored").hexdigest())
+
+
 def test_concurrent_puts_of_the_same_content(blob_store: BlobStore) -> None:
     data = os.urandom(1 << 20)
     results: list[str] = []

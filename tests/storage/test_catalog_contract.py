@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, func, update
 
+from takeover.storage import manifest_store
 from takeover.storage.catalog import Catalog
 from takeover.storage.errors import (
+    CorruptCatalogError,
     EpisodeExistsError,
     StorageError,
     TagExistsError,
@@ -19,6 +24,7 @@ from takeover.storage.errors import (
 )
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Event, EventKind
+from takeover.storage.tables import VersionRow
 from takeover.storage.testing import make_episode
 
 D1, D2, D3 = "a" * 64, "b" * 64, "c" * 64
@@ -160,6 +166,61 @@ class TestCatalogContract:
         with catalog_factory() as second:
             assert second.resolve_tag("v1") == d
             assert second.get_episode("ep-1").blob_digest == D1
+
+    def test_a_child_is_stored_as_its_change_and_reads_back_whole(self, catalog: Catalog) -> None:
+        entries = [ManifestEntry(f"e{k:04d}", D1, 10, True, "success") for k in range(500)]
+        parent = catalog.commit_version(Manifest.build(entries, {"selection": "all"}), "p")
+        changed = [replace(entries[7], steps=(2, 9)), ManifestEntry("new", D2, 4, False, "failure")]
+        kept = [e for e in entries if e.episode_id not in ("e0003", "e0007")] + changed
+        child = Manifest.build(kept, {"selection": "parent"}, parent=parent)
+        digest = catalog.commit_version(child, "c")
+        assert digest == hashlib.sha256(child.canonical_json().encode()).hexdigest()  # identity: the whole
+        whole, delta = catalog.version_storage(parent), catalog.version_storage(digest)
+        assert not whole.delta and delta.delta and delta.depth == 1
+        assert delta.bytes * 20 < whole.bytes  # two entries put, one id removed: not 500 entries
+        assert catalog.get_version(digest).manifest == child
+        assert [(d, m, e) for d, m, e in catalog.materialised_versions()] == [
+            (parent, catalog.get_version(parent).manifest, None),
+            (digest, child, None),
+        ]
+
+    def test_a_long_lineage_stores_a_whole_manifest_every_so_often(self, catalog: Catalog) -> None:
+        entries = [ManifestEntry(f"e{k:04d}", D1, 10, True, "success") for k in range(200)]
+        digest = catalog.create_version(Manifest.build(entries, {}))
+        depths, made = [], []
+        for k in range(2 * manifest_store.FULL_EVERY + 3):
+            entries.append(ManifestEntry(f"n{k:04d}", D2, 5, None, ""))
+            m = Manifest.build(entries, {"step": k}, parent=digest)
+            digest = catalog.create_version(m)
+            depths.append(catalog.version_storage(digest).depth)
+            made.append((digest, m))
+        assert max(depths) == manifest_store.FULL_EVERY - 1 and depths.count(0) == 2
+        for d, m in made:
+            assert catalog.get_version(d).manifest == m
+        assert all(error is None for _, _, error in catalog.materialised_versions())
+
+    def test_a_damaged_delta_is_found_on_reading(self, catalog: Catalog) -> None:
+        entries = [ManifestEntry(f"e{k:04d}", D1, 10, True, "success") for k in range(100)]
+        parent = catalog.create_version(Manifest.build(entries, {}))
+        child = catalog.create_version(Manifest.build(entries[1:], {}, parent=parent))
+        with catalog.engine.begin() as conn:
+            conn.execute(
+                update(VersionRow.__table__)
+                .where(VersionRow.digest == child)
+                .values(manifest=func.replace(VersionRow.manifest, '"e0000"', '"e0001"'))
+            )
+        with pytest.raises(CorruptCatalogError, match="does not hash to its digest: restore the catalog"):
+            catalog.get_version(child)
+        [(_, _, ok), (_, _, damaged)] = catalog.materialised_versions()
+        assert ok is None and isinstance(damaged, CorruptCatalogError)
+        assert catalog.get_version(parent).manifest.episodes == tuple(entries)
+        with catalog.engine.begin() as conn:  # the version under the delta is lost
+            conn.execute(delete(VersionRow.__table__).where(VersionRow.digest == parent))
+        lacks = f"a change to version {parent[:12]}, which the catalog lacks"
+        with pytest.raises(CorruptCatalogError, match=lacks):
+            catalog.get_version(child)
+        [(_, unread, lost)] = catalog.materialised_versions()
+        assert unread is None and lacks in str(lost)
 
     def test_not_connected_is_a_clear_error(self) -> None:
         cat = Catalog("sqlite://")

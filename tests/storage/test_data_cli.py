@@ -11,7 +11,7 @@ import pytest
 
 from takeover.app.cli import data as data_cli
 from takeover.storage.blobs import LocalBlobStore
-from takeover.storage.diff import Relabelled, diff_manifests
+from takeover.storage.diff import Rederived, Relabelled, diff_manifests
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.store import Store
 from takeover.storage.testing import make_episode
@@ -183,7 +183,7 @@ def test_diff_lists_added_and_removed_episodes_and_the_totals(
     assert lines[0].startswith("only-a (") and " -> all (" in lines[0]
     assert lines[1].split() == ["+", "ep-b", "4", "steps", "-"]
     assert lines[2].split() == ["+", "ep-c", "5", "steps", "near_success"]
-    assert "added 2, removed 0, relabelled 0, re-derived 0" in lines
+    assert "added 2, removed 0, relabelled 0, re-derived 0, trimmed 0" in lines
     totals = {ln.split()[0]: ln.split()[1:] for ln in lines[lines.index("") + 2 :]}
     assert totals["episodes"] == ["1", "->", "3", "(+2)"] and totals["steps"] == ["7", "->", "16", "(+9)"]
     assert totals["near_success"] == ["0", "->", "1", "(+1)"] and "success" not in totals
@@ -209,7 +209,7 @@ def test_diff_of_manifests_finds_relabelled_and_rederived_episodes() -> None:
         Relabelled("e1", "-", "success"),
         Relabelled("e2", "failure", "near_success"),
     )
-    assert change.rederived == ("e3",) and not change.empty
+    assert change.rederived == (Rederived("e3", "other data"),) and not change.empty
     assert change.totals == {"-": (2, 1), "failure": (1, 0), "near_success": (0, 1), "success": (0, 1)}
     assert diff_manifests(a, a).empty and diff_manifests(a, a).totals == {}
 
@@ -263,6 +263,6 @@ def test_a_version_made_from_a_parent_shows_its_lineage(
     assert second.manifest.parent == first.digest
     blocks = out.strip().split("\n\n")
     assert blocks[0].startswith(f"version {second.digest}  v2") and "message   with ep-b" in blocks[0]
-    assert "from its parent: added 1, removed 0, relabelled 0, re-derived 0" in blocks[0]
+    assert "from its parent: added 1, removed 0, relabelled 0, re-derived 0, trimmed 0" in blocks[0]
     assert blocks[1].startswith(f"version {first.digest}  v1") and "episodes  1 (7 steps)" in blocks[1]
     assert _run("fsck", "--store", str(root)) == 0

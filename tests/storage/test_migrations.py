@@ -72,7 +72,12 @@ def test_a_store_made_before_migrations_upgrades_in_place(tmp_path: Path) -> Non
 
 def test_head_names_the_newest_migration() -> None:
     assert migrations.script_head() == migrations.HEAD
-    assert migrations.known_revisions() == {"0001_baseline", "0002_episode_blobs", "0004_episode_videos"}
+    assert migrations.known_revisions() == {
+        "0001_baseline",
+        "0002_episode_blobs",
+        "0003_versions",
+        "0004_episode_videos",
+    }
 
 
 def _schema_differences(url: str, schema: str | None) -> list[object]:

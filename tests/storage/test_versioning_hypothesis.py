@@ -1,10 +1,12 @@
-"""Hypothesis state machine: any sequence of add / commit / tag / reopen keeps tags immutable and
-version digests a pure function of the manifest."""
+"""Hypothesis state machine: any sequence of add / commit / commit a child of a parent with changes /
+tag / reopen keeps tags immutable, version digests a pure function of the whole manifest, and
+versions stored as deltas read back as they were made."""
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from takeover.storage.errors import EmptySelectionError, TagExistsError, UnknownTagError
-from takeover.storage.manifest import Manifest
+from takeover.storage.errors import (
+    EmptySelectionError,
+    TagExistsError,
+    UnknownTagError,
+    VersionChangeError,
+)
+from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.store import Store
 from takeover.storage.testing import make_episode
 
@@ -69,6 +76,38 @@ class VersioningMachine(RuleBasedStateMachine):
         assert self.versions.setdefault(key, digest) == digest
         assert sum(d == digest for d in self.versions.values()) == 1
         self.tags[tag] = (digest, manifest)
+
+    @precondition(lambda self: bool(self.tags))
+    @rule(tag=TAGS, data=st.data())
+    def commit_a_child(self, tag: str, data: st.DataObject) -> None:
+        """A parent plus changes: stored as a delta (or whole), read back the same (invariant)."""
+        parent_tag = data.draw(st.sampled_from(sorted(self.tags)))
+        parent_digest, parent = self.tags[parent_tag]
+        held = {e.episode_id: e for e in parent.episodes}
+        add = data.draw(st.lists(st.sampled_from(sorted(self.episodes)), max_size=3, unique=True))
+        add = [i for i in add if i not in held]
+        remove = data.draw(st.lists(st.sampled_from(sorted(held)), max_size=2, unique=True))
+        kept = {i: e for i, e in held.items() if i not in remove}
+        for i in add:
+            r = self.store.get_episode(i)
+            kept[i] = ManifestEntry(i, r.blob_digest, r.num_steps, r.success, r.outcome)
+        trim = {}
+        for i in data.draw(st.lists(st.sampled_from(sorted(kept) or ["-"]), max_size=2, unique=True)):
+            n = kept[i].num_steps if i in kept else 0
+            if n:
+                start = data.draw(st.integers(0, n - 1))
+                trim[i] = (start, data.draw(st.integers(start + 1, n)))
+                kept[i] = replace(kept[i], steps=None if trim[i] == (0, n) else trim[i])
+        if not (add or remove or trim):
+            return  # no change: that is `commit` with a parent for its lineage (the rule above)
+        if tag in self.tags or not kept:
+            with pytest.raises((TagExistsError, UnknownTagError, EmptySelectionError, VersionChangeError)):
+                self.store.commit(tag, parent=parent_tag, add=add, remove=remove, trim=trim)
+            return
+        digest, child = self.store.commit(tag, parent=parent_tag, add=add, remove=remove, trim=trim)
+        expected = Manifest.build(list(kept.values()), child.created_from, parent=parent_digest)
+        assert child == expected and digest == expected.digest()
+        self.tags[tag] = (digest, child)
 
     @rule()
     def reopen(self) -> None:

@@ -1,7 +1,7 @@
 """Camera streams transcoded to video: one row per (episode, camera, encoding parameters).
 
 Revision ID: 0004_episode_videos
-Revises: 0002_episode_blobs
+Revises: 0003_versions
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_episode_videos"
-down_revision = "0002_episode_blobs"
+down_revision = "0003_versions"
 branch_labels = None
 depends_on = None
 
