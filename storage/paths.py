@@ -23,6 +23,19 @@ def default_store_root() -> Path:
     return xdg_dir("XDG_DATA_HOME", ".local/share") / "takeover" / "store"
 
 
+CATALOG_URL_ENV = "TAKEOVER_CATALOG_URL"
+BLOB_URL_ENV = "TAKEOVER_BLOB_URL"
+
+
+def store_urls_from_env(catalog_url: str | None, blob_url: str | None) -> tuple[str | None, str | None]:
+    """The catalog and blob URLs a process uses: the environment's (``$TAKEOVER_CATALOG_URL``,
+    ``$TAKEOVER_BLOB_URL``) where set, else the ones given (the configuration's); None for the
+    store folder's own."""
+    catalog = os.environ.get(CATALOG_URL_ENV) or catalog_url or None
+    blob = os.environ.get(BLOB_URL_ENV) or blob_url or None
+    return catalog, blob
+
+
 def default_cache_root() -> Path:
     """`$TAKEOVER_CACHE` if set, else `$XDG_CACHE_HOME/takeover` (~/.cache/takeover)."""
     env = os.environ.get("TAKEOVER_CACHE", "")

@@ -14,7 +14,7 @@ from typing import NoReturn
 from takeover.app.net.endpoints import EndpointError, check_endpoint
 from takeover.storage.durations import parse_duration
 from takeover.storage.errors import StorageError
-from takeover.storage.paths import default_store_root
+from takeover.storage.paths import BLOB_URL_ENV, CATALOG_URL_ENV, default_store_root
 from takeover.storage.seeds import MAX_SEED
 from takeover.storage.store import Store
 
@@ -75,10 +75,6 @@ def user_errors(*kinds: type[Exception]) -> Callable[[Handler], Handler]:
         return wrapper
 
     return decorate
-
-
-CATALOG_URL_ENV = "TAKEOVER_CATALOG_URL"
-BLOB_URL_ENV = "TAKEOVER_BLOB_URL"
 
 
 def add_store_option(p: argparse.ArgumentParser, *, urls_only: bool = False) -> None:

@@ -29,7 +29,7 @@ from takeover.recorder.capture import CameraCapture, LatestFrames, LiveFrames, S
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import LoopObserver
 from takeover.recorder.recovery import LogOutcome, recover_all
-from takeover.storage.paths import default_store_root
+from takeover.storage.paths import default_store_root, store_urls_from_env
 from takeover.storage.store import Store
 from takeover.teleop.devices import TeleopDevice
 from takeover.teleop.keyboard import KeyboardTeleop
@@ -129,9 +129,9 @@ class Runtime:
     def _open(self) -> None:
         cfg = self.config
         root = store_root(cfg)
-        self.store = Store.open_or_create(
-            root, cfg.store.catalog_url or None, blob_url=cfg.store.blob_url or None
-        )
+        # As every store command: the environment's URLs before the configuration's.
+        catalog_url, blob_url = store_urls_from_env(cfg.store.catalog_url, cfg.store.blob_url)
+        self.store = Store.open_or_create(root, catalog_url, blob_url=blob_url)
         self._stack.callback(self.store.close)
         # Attempts a crash left unfinished become recovered episodes before anything new is recorded.
         self.recovered = recover_all(self.store)

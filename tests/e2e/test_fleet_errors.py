@@ -89,3 +89,31 @@ def test_a_postgresql_url_without_a_driver_uses_the_installed_one(tmp_path: Path
             st.add_episode(make_episode("a", 4))
         with Store.open(tmp_path / "s", POSTGRES_URL, catalog_schema=schema) as st:
             assert [r.episode_id for r in st.list_episodes()] == ["a"]
+
+
+def test_a_station_records_into_the_catalog_and_bucket_its_environment_names(
+    tmp_path: Path, s3_url: str
+) -> None:
+    # What the README shows for a fleet: the two URLs in the environment, then `takeover run`.
+    import os
+    import subprocess
+    import sys
+
+    from takeover.storage.blobs import open_blob_store
+
+    catalog = f"sqlite:///{tmp_path / 'shared-catalog.db'}"
+    (tmp_path / "station").mkdir()
+    run = ["run", "--headless", "--no-policy", "--episodes", "1", "--operator", "scripted"]
+    done = subprocess.run(
+        [sys.executable, "-m", "takeover.app.cli", *run, "--store", str(tmp_path / "station")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "TAKEOVER_CATALOG_URL": catalog, "TAKEOVER_BLOB_URL": s3_url},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / "station" / "catalog.db").exists()
+    with Store.open(tmp_path / "station", catalog, blob_url=s3_url) as st:
+        (record,) = st.list_episodes()
+        assert open_blob_store(s3_url).has(record.blob_digest)
