@@ -9,6 +9,7 @@ from typing import Any
 
 from takeover.app.cli import data_delete, data_transcode
 from takeover.app.cli.common import add_store_option, grace_period_s, open_store, user_errors
+from takeover.app.cli.data_export import add_export_parser
 from takeover.app.cli.data_pull import add_pull_parser
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
@@ -331,6 +332,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=run_fsck)
     data_transcode.add_parser(sub)
     add_pull_parser(sub)
+    add_export_parser(sub)
     data_delete.add_delete(sub)
     data_delete.add_undelete(sub)
     data_delete.add_gc(sub)
