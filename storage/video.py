@@ -37,6 +37,7 @@ from av.video.reformatter import VideoReformatter
 
 from takeover.storage.blobs import BlobReader
 from takeover.storage.errors import StorageError
+from takeover.storage.jpeg import decode_rgb as decode_jpeg_rgb
 from takeover.storage.manifest import canonical_json
 
 
@@ -234,14 +235,6 @@ class VideoIndex:
             timestamps=np.asarray(d["timestamps"], dtype=np.float64),
             step_index=np.asarray(d["step_index"], dtype=np.int64),
         )
-
-
-def decode_jpeg_rgb(jpeg: bytes) -> np.ndarray:
-    """JPEG bytes (encoded from RGB after RGB->BGR, as the recorder does) -> uint8 (H, W, 3) RGB."""
-    bgr = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise VideoError("a camera frame is not a decodable JPEG")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _frame_rate(timestamps: np.ndarray) -> Fraction:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from takeover.app.cli.common import add_store_option, open_store, user_errors
 from takeover.recorder.wal import log_in_use
-from takeover.storage.errors import listing
+from takeover.storage.errors import EpisodeFileError, listing
 from takeover.storage.lock import ProcessLock
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def run_transcode(args: argparse.Namespace) -> int:
             t0 = time.monotonic()
             try:
                 done = transcode_stream(store, stream, params, between_frames)
-            except VideoError as exc:  # this stream cannot be transcoded; the others may
+            except (VideoError, EpisodeFileError) as exc:  # this stream cannot be transcoded; the others may
                 failed.append(str(stream))
                 progress.finished(stream, f"{stream}: not transcoded: {exc}")
                 continue

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from takeover.storage.errors import StorageError
@@ -152,14 +151,6 @@ def frames_at_steps(ep: Episode, camera: str, start: int, stop: int) -> tuple[li
         pos = int(np.searchsorted(ordered, step, side="right")) - 1
         out.append(None if pos < 0 else int(order[pos]))
     return out, int(cam.height), int(cam.width)
-
-
-def decode_rgb(jpeg: bytes) -> np.ndarray:
-    """JPEG bytes -> uint8 (H, W, 3) RGB."""
-    bgr = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ExportError("a camera frame is not a decodable JPEG")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def interventions(ep: Episode, start: int, stop: int) -> int:

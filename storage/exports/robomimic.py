@@ -28,12 +28,12 @@ import numpy as np
 from takeover.storage.exports.common import (
     Chosen,
     check_uniform,
-    decode_rgb,
     frames_at_steps,
     human_steps,
     interventions,
     label_of,
 )
+from takeover.storage.jpeg import decode_rgb
 from takeover.storage.progress import progress_bar
 from takeover.storage.store import Store
 
