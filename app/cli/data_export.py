@@ -1,17 +1,22 @@
-"""`takeover data export TAG --format robomimic --out DIR`: a version in a format that training
-code reads as it is (`takeover.storage.exports` does the work; this is its command line)."""
+"""`takeover data export TAG --format FORMAT --out DIR`: a version in a format that training code
+reads as it is (`takeover.storage.exports` does the work; this is its command line)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from takeover.app.cli.common import add_store_option, open_store, user_errors
-from takeover.storage.exports.common import LABELS, ExportError, choose, export_folder
+from takeover.storage.exports.common import LABELS, ExportError, ExportSettings, choose, export_folder
+from takeover.storage.video import CODECS, VideoParams
 
-FORMATS = ("robomimic",)
+FORMATS = {
+    "robomimic": "robomimic",
+}
+"""Format name -> module of `takeover.storage.exports` with ``write(...)`` and ``MAIN``."""
 
 
 def _labels(text: str) -> list[str]:
@@ -24,24 +29,43 @@ def _labels(text: str) -> list[str]:
     return labels
 
 
+def _settings(args: argparse.Namespace) -> ExportSettings:
+    base = ExportSettings()
+    try:
+        video = VideoParams(
+            args.codec or base.video.codec,
+            base.video.gop if args.gop is None else args.gop,
+            # crf 30 is LeRobot's AV1 default; another codec gets its own default unless given
+            args.crf if args.crf is not None else (base.video.crf if args.codec in (None, "av1") else None),
+        )
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    return ExportSettings(video=video, zarr_videos=args.videos)
+
+
 @user_errors()
 def run_export(args: argparse.Namespace) -> int:
-    from takeover.storage.exports import robomimic
-
+    writer = importlib.import_module(f"takeover.storage.exports.{FORMATS[args.format]}")
+    settings = _settings(args)
     out = Path(args.out)
     with open_store(args) as store:
         chosen = choose(store, args.tag, args.episodes, args.labels)
         try:
             with export_folder(out, args.format, chosen) as folder:
-                steps = robomimic.write_robomimic(
-                    store, chosen, folder, progress=True, say=lambda line: print(line, file=sys.stderr)
+                steps = writer.write(
+                    store,
+                    chosen,
+                    folder,
+                    settings,
+                    progress=True,
+                    say=lambda line: print(line, file=sys.stderr),
                 )
         except OSError as exc:  # e.g. a full disk: the partial export is already removed
             raise ExportError(
                 f"cannot write the export into {out.absolute().parent}: {exc.strerror or exc}; "
                 "nothing was left there"
             ) from None
-    print(f"exported {args.tag} (version {chosen.digest[:12]}) as {args.format}: {out / robomimic.FILE}")
+    print(f"exported {args.tag} (version {chosen.digest[:12]}) as {args.format}: {out / writer.MAIN}")
     print(f"{len(chosen.entries)} episodes, {steps} steps; provenance in {out / 'provenance.json'}")
     return 0
 
@@ -57,11 +81,20 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         "provenance.json naming the version.",
     )
     p.add_argument("tag", metavar="TAG")
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--format", required=True, choices=sorted(FORMATS))
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to make (must not exist)")
     p.add_argument("--episodes", nargs="+", metavar="ID", help="only these episodes of the version")
     p.add_argument(
         "--labels", type=_labels, metavar="L,L", help=f"only episodes with these labels ({', '.join(LABELS)})"
+    )
+    video = p.add_argument_group("video (formats that store camera frames as video)")
+    video.add_argument("--codec", choices=sorted(CODECS), help="video codec (default av1, as LeRobot)")
+    video.add_argument("--gop", type=int, metavar="N", help="frames between keyframes (default 2)")
+    video.add_argument("--crf", type=int, metavar="Q", help="quality, lower is better (default 30 for av1)")
+    video.add_argument(
+        "--videos",
+        action="store_true",
+        help="zarr: camera images as videos/<episode>/<camera>.mp4 beside the arrays, not uint8 arrays",
     )
     add_store_option(p)
     p.set_defaults(func=run_export)

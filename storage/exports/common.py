@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from takeover.storage.errors import StorageError
 from takeover.storage.manifest import ManifestEntry
 from takeover.storage.schema import ControlSource, Episode, EventKind
 from takeover.storage.store import Store
+from takeover.storage.video import VideoParams
 
 LABELS = ("success", "near_success", "failure")
 
@@ -38,6 +39,17 @@ def label_of(entry: ManifestEntry) -> str:
     if entry.outcome in LABELS:
         return entry.outcome
     return "success" if entry.success else "failure"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How the formats that can hold video encode it, and whether the replay buffer puts its
+    images in videos beside the arrays."""
+
+    video: VideoParams = field(default_factory=lambda: VideoParams("av1", gop=2, crf=30))
+    """LeRobot's own defaults: AV1, a keyframe every 2 frames, crf 30."""
+    zarr_videos: bool = False
+    """diffusion_policy replay buffer: ``videos/<episode>/<camera>.mp4`` instead of uint8 arrays."""
 
 
 @dataclass(frozen=True)

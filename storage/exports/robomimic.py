@@ -27,6 +27,7 @@ import numpy as np
 
 from takeover.storage.exports.common import (
     Chosen,
+    ExportSettings,
     check_uniform,
     frames_at_steps,
     human_steps,
@@ -38,12 +39,21 @@ from takeover.storage.progress import progress_bar
 from takeover.storage.store import Store
 
 FILE = "demo.hdf5"
+MAIN = FILE
+"""What the command points to when the export is done."""
 
 
-def write_robomimic(
-    store: Store, chosen: Chosen, folder: Path, *, progress: bool = False, say: Callable[[str], None] = print
+def write(
+    store: Store,
+    chosen: Chosen,
+    folder: Path,
+    settings: ExportSettings | None = None,
+    *,
+    progress: bool = False,
+    say: Callable[[str], None] = print,
 ) -> int:
-    """Write ``chosen`` into ``folder / demo.hdf5``; returns the number of steps written."""
+    """Write ``chosen`` into ``folder / demo.hdf5``; returns the number of steps written.
+    (``settings`` has nothing for this format: images are stored as uint8 arrays.)"""
     episodes = [store.read_episode(e.episode_id) for e in chosen.entries]
     check_uniform(episodes, "robomimic HDF5")
     masks: dict[str, list[str]] = {

@@ -169,7 +169,7 @@ def test_mixed_dimensions_an_existing_folder_and_a_failed_export_are_one_line(
     def broken(*args: object, **kw: object) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(robomimic, "write_robomimic", broken)
+    monkeypatch.setattr(robomimic, "write", broken)
     assert main(["data", "export", "v1", *base]) == 2
     assert "cannot write the export" in _one_error(capsys)
     # Nothing that looks finished, and no temporary folder left behind.
