@@ -258,6 +258,62 @@ def check_encoder(params: VideoParams) -> None:
         encode_video([jpeg], np.zeros(1), np.zeros(1, dtype=np.int64), (64, 64), params, Path(tmp) / "x.mp4")
 
 
+class StreamEncoder:
+    """Frames (RGB, H x W x 3 uint8) into one video stream of an open MP4 ``container``, one frame
+    per call, in order, without B-frame reordering; presentation time ``k / rate`` for the k-th
+    frame. An odd size is encoded padded by one row or column with the edge (4:2:0 video needs
+    even sizes): :attr:`encoded_size` says what a reader decodes."""
+
+    def __init__(
+        self,
+        container: av.container.OutputContainer,
+        params: VideoParams,
+        rate: Fraction | int,
+        size: tuple[int, int],
+    ) -> None:
+        _, encoder, _ = _codec(params.codec)
+        p = params.resolved()
+        self.size = size
+        self.encoded_size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+        options = {"crf": str(p.crf), "preset": p.preset}
+        if encoder == "libx264":
+            options["bf"] = "0"  # no reordering: packet i is frame i
+        if encoder == "libsvtav1":
+            _quiet_encoder_logs()
+        self.encoder = encoder
+        self._container = container
+        stream = cast(av.VideoStream, container.add_stream(encoder, rate=rate, options=options))
+        stream.height, stream.width = self.encoded_size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = p.gop
+        stream.codec_context.max_b_frames = 0
+        self._stream = stream
+        self.frames = 0
+        self.bytes = 0
+        """Bytes of the packets muxed so far (the file's size, less the container's own)."""
+
+    def add(self, rgb: np.ndarray) -> None:
+        if rgb.shape[:2] != self.size:
+            h, w = rgb.shape[:2]
+            raise VideoError(f"frame {self.frames} is {w}x{h}, the stream {self.size[1]}x{self.size[0]}")
+        if self.encoded_size != self.size:
+            (height, width), (ph, pw) = self.size, self.encoded_size
+            rgb = np.pad(rgb, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        vf.pts = self.frames
+        self._mux(self._stream.encode(vf))
+        self.frames += 1
+
+    def flush(self) -> None:
+        """Encode what the encoder still holds (call once, after the last frame)."""
+        self._mux(self._stream.encode(None))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self.bytes += packet.size
+        self._container.mux(packets)
+
+
 def encode_video(
     frames: Iterable[bytes],
     timestamps: np.ndarray,
@@ -270,44 +326,23 @@ def encode_video(
     """Encode the JPEG ``frames`` of one camera (``size``: height, width) into a new MP4 at ``out``
     and return its index. ``between_frames`` is called before each frame (to pause). An odd size
     is encoded padded by one row or column (4:2:0 video needs even sizes); reading crops it off."""
-    _, encoder, _ = _codec(params.codec)
-    p = params.resolved()
-    height, width = size
     if len(timestamps) == 0:
         raise VideoError("a camera stream without frames has nothing to transcode")
-    padded = (height + height % 2, width + width % 2)
-    options = {"crf": str(p.crf), "preset": p.preset}
-    if encoder == "libx264":
-        options["bf"] = "0"  # no reordering: packet i is frame i
-    if encoder == "libsvtav1":
-        _quiet_encoder_logs()
+    encoder = _codec(params.codec)[1]
     count = 0
     try:
         with av.open(str(out), "w", format="mp4") as container:
-            added = container.add_stream(encoder, rate=_frame_rate(timestamps), options=options)
-            stream = cast(av.VideoStream, added)
-            stream.height, stream.width = padded
-            stream.pix_fmt = "yuv420p"
-            stream.codec_context.gop_size = p.gop
-            stream.codec_context.max_b_frames = 0
+            stream = StreamEncoder(container, params, _frame_rate(timestamps), size)
             for jpeg in frames:
                 between_frames()
-                rgb = decode_jpeg_rgb(jpeg)
-                if rgb.shape[:2] != (height, width):
-                    h, w = rgb.shape[:2]
-                    raise VideoError(f"frame {count} is {w}x{h}, the stream {width}x{height}")
-                if padded != size:
-                    rgb = np.pad(rgb, ((0, padded[0] - height), (0, padded[1] - width), (0, 0)), mode="edge")
-                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                vf.pts = count
-                container.mux(stream.encode(vf))
+                stream.add(decode_jpeg_rgb(jpeg))
                 count += 1
-            container.mux(stream.encode(None))
+            stream.flush()
     except av.FFmpegError as exc:
         raise VideoError(f"{encoder} failed at frame {count}: {str(exc).splitlines()[0][:160]}") from None
     if count != len(timestamps) or count != len(step_index):
         raise VideoError(f"the stream has {count} frames but {len(timestamps)} timestamps")
-    return read_index(out, p.codec, timestamps, step_index, size)
+    return read_index(out, params.resolved().codec, timestamps, step_index, size)
 
 
 def read_index(
