@@ -14,6 +14,7 @@ from takeover.storage.exports.common import LABELS, ExportError, ExportSettings,
 from takeover.storage.video import CODECS, VideoParams
 
 FORMATS = {
+    "lerobot": "lerobot",
     "robomimic": "robomimic",
 }
 """Format name -> module of `takeover.storage.exports` with ``write(...)`` and ``MAIN``."""
