@@ -16,6 +16,7 @@ from takeover.storage.video import CODECS, VideoParams
 FORMATS = {
     "lerobot": "lerobot",
     "robomimic": "robomimic",
+    "zarr": "zarr_replay",
 }
 """Format name -> module of `takeover.storage.exports` with ``write(...)`` and ``MAIN``."""
 
@@ -78,7 +79,9 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         help="write a version in a format training code reads as it is",
         description="Write the version TAG names into a new folder OUT, in a format training code "
         "reads as it is: robomimic HDF5 (demo.hdf5, with mask/ filter keys success, near_success, "
-        "failure, has_intervention, human_only). The folder appears only when complete, with "
+        "failure, has_intervention, human_only) or a diffusion_policy replay buffer (replay_buffer.zarr "
+        "in zarr format 2, camera images as uint8 arrays or, with --videos, "
+        "videos/<episode>/<camera index>.mp4 beside it). The folder appears only when complete, with "
         "provenance.json naming the version.",
     )
     p.add_argument("tag", metavar="TAG")
