@@ -78,9 +78,10 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
         "export",
         help="write a version in a format training code reads as it is",
         description="Write the version TAG names into a new folder OUT, in a format training code "
-        "reads as it is: robomimic HDF5 (demo.hdf5, with mask/ filter keys success, near_success, "
-        "failure, has_intervention, human_only) or a diffusion_policy replay buffer (replay_buffer.zarr "
-        "in zarr format 2, camera images as uint8 arrays or, with --videos, "
+        "reads as it is: a LeRobot v3.0 dataset (meta/, data/ parquet, videos/ mp4; load it with "
+        "LeRobotDataset(repo_id, root=OUT)), robomimic HDF5 (demo.hdf5, with mask/ filter keys "
+        "success, near_success, failure, has_intervention, human_only), or a diffusion_policy replay "
+        "buffer (replay_buffer.zarr in zarr format 2, camera images as uint8 arrays or, with --videos, "
         "videos/<episode>/<camera index>.mp4 beside it). The folder appears only when complete, with "
         "provenance.json naming the version.",
     )
