@@ -8,7 +8,8 @@ recorded store's own size per hour (JPEG frames).
 Sources:
 - ``--source sim`` (default): the episodes are recorded here by ``takeover run --headless
   --operator scripted`` on the simulated Meta-World station (2 cameras, 224x168, the scripted
-  operator taking over), through the real recorder;
+  operator taking over), through the real recorder, in real time (unpaced, the loop outruns the
+  free-running cameras and an attempt can end with no frame at all);
 - ``--source synthetic``: 640x480 JPEG frames at quality 90 (gradients, sines and noise, ~66 KB
   each, as ``bench/pull.py`` makes them), one per step per camera, at 20 Hz.
 
@@ -53,7 +54,7 @@ def record_sim(store: Path, episodes: int, steps: int) -> None:
     takeover = [sys.executable, "-m", "takeover.app.cli"]
     subprocess.run([*takeover, "data", "init", "--store", str(store)], check=True, stdout=subprocess.DEVNULL)
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    run = [*takeover, "run", "--headless", "--operator", "scripted", "--no-pacing", "--store", str(store)]
+    run = [*takeover, "run", "--headless", "--operator", "scripted", "--store", str(store)]
     subprocess.run([*run, "--episodes", str(episodes), "--max-steps", str(steps)], check=True, env=env)
 
 

@@ -100,6 +100,23 @@ def check_uniform(episodes: Sequence[Episode], fmt: str) -> None:
             )
 
 
+def uniform_cameras(episodes: Sequence[Episode], fmt: str, holder: str) -> dict[str, tuple[int, int]]:
+    """The cameras (sorted) and their (height, width), the same in every episode, or one line
+    saying which episodes differ (``fmt`` holds one ``holder`` per camera)."""
+    seen: dict[str, str] = {}
+    for ep in episodes:
+        shown = ", ".join(f"{n} {c.width}x{c.height}" for n, c in sorted(ep.cameras.items())) or "none"
+        seen.setdefault(shown, ep.meta.episode_id)
+    if len(seen) > 1:
+        listed = "; ".join(f"{v} ({eid})" for v, eid in seen.items())
+        raise ExportError(
+            f"{fmt} holds one {holder} per camera, and these episodes have different "
+            f"cameras or sizes: {listed}; export them separately (--episodes)"
+        )
+    first = episodes[0].cameras
+    return {name: (int(first[name].height), int(first[name].width)) for name in sorted(first)}
+
+
 def _partial_name(out: Path) -> str:
     return f".{out.name}.partial-"
 

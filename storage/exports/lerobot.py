@@ -59,6 +59,7 @@ from takeover.storage.exports.common import (
     human_steps,
     interventions,
     label_of,
+    uniform_cameras,
 )
 from takeover.storage.jpeg import decode_rgb
 from takeover.storage.progress import progress_bar
@@ -190,27 +191,7 @@ class _Writer:
                 f"at {rate:g} Hz"
             )
         self.fps = round(rate)
-        cams: dict[str, tuple[int, int]] = {}
-        first_seen: dict[str, str] = {}
-        for ep in episodes:
-            for name, cam in ep.cameras.items():
-                size = (int(cam.height), int(cam.width))
-                if cams.setdefault(name, size) != size:
-                    (h0, w0), (h1, w1) = cams[name], size
-                    raise ExportError(
-                        f"LeRobot holds one frame size per camera, and camera {name} is {w0}x{h0} in "
-                        f"episode {first_seen[name]} but {w1}x{h1} in episode {ep.meta.episode_id}; "
-                        "export them separately (--episodes)"
-                    )
-                first_seen.setdefault(name, ep.meta.episode_id)
-        for ep in episodes:
-            missing = sorted(set(cams) - set(ep.cameras))
-            if missing:
-                raise ExportError(
-                    f"LeRobot needs every camera in every episode, and episode {ep.meta.episode_id} "
-                    f"has no {', '.join(missing)}; export it separately (--episodes)"
-                )
-        self.cameras = dict(sorted(cams.items()))
+        self.cameras = uniform_cameras(episodes, "LeRobot", "video feature")
         state_dim = int(np.asarray(first.state).shape[1])
         action_dim = int(np.asarray(first.action).shape[1])
 

@@ -33,6 +33,7 @@ from takeover.storage.exports.common import (
     human_steps,
     interventions,
     label_of,
+    uniform_cameras,
 )
 from takeover.storage.jpeg import decode_rgb
 from takeover.storage.progress import progress_bar
@@ -56,6 +57,7 @@ def write(
     (``settings`` has nothing for this format: images are stored as uint8 arrays.)"""
     episodes = [store.read_episode(e.episode_id) for e in chosen.entries]
     check_uniform(episodes, "robomimic HDF5")
+    uniform_cameras(episodes, "robomimic HDF5", "image key")
     masks: dict[str, list[str]] = {
         k: [] for k in ("success", "near_success", "failure", "has_intervention", "human_only")
     }

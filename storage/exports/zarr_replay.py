@@ -50,6 +50,7 @@ from takeover.storage.exports.common import (
     human_steps,
     interventions,
     label_of,
+    uniform_cameras,
 )
 from takeover.storage.jpeg import decode_rgb
 from takeover.storage.progress import progress_bar
@@ -180,23 +181,13 @@ def _write_meta(meta: zarr.Group, chosen: Chosen, episodes: Sequence[Episode], e
 
 
 def _uniform_cameras(episodes: Sequence[Episode]) -> dict[str, tuple[int, int]]:
-    """The cameras (sorted) and their (height, width), the same in every episode (one array each),
-    or one line saying which episodes differ."""
-    seen: dict[str, str] = {}
-    for ep in episodes:
-        shown = ", ".join(f"{n} {c.width}x{c.height}" for n, c in sorted(ep.cameras.items())) or "none"
-        seen.setdefault(shown, ep.meta.episode_id)
-    if len(seen) > 1:
-        listed = "; ".join(f"{v} ({eid})" for v, eid in seen.items())
-        raise ExportError(
-            f"the replay buffer holds one array per camera, and these episodes have different "
-            f"cameras or sizes: {listed}; export them separately (--episodes)"
-        )
+    """:func:`uniform_cameras`, and no camera named as a low-dimensional array."""
+    cameras = uniform_cameras(episodes, "the replay buffer", "array")
     first = episodes[0].cameras
     clash = sorted(set(LOWDIM) & set(first))
     if clash:
         raise ExportError(f"a camera named {clash[0]!r} would overwrite that array of the replay buffer")
-    return {name: (int(first[name].height), int(first[name].width)) for name in sorted(first)}
+    return cameras
 
 
 def _lowdim(ep: Episode, start: int, stop: int, rate: float) -> dict[str, np.ndarray]:

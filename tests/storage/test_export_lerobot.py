@@ -352,9 +352,9 @@ def test_what_lerobot_cannot_hold_is_one_line(tmp_path: Path, capsys: pytest.Cap
     assert (
         main(["data", "export", "cams", "--out", str(out), *base, "--episodes", "two-cams", "one-cam"]) == 2
     )
-    assert "episode one-cam has no wrist" in _one_error(capsys)
+    assert "front 16x8 (one-cam); front 16x8, wrist 16x8 (two-cams)" in _one_error(capsys)
     assert main(["data", "export", "cams", "--out", str(out), *base, "--episodes", "one-cam", "big"]) == 2
-    assert "camera front is 32x16 in episode big but 16x8 in episode one-cam" in _one_error(capsys)
+    assert "front 32x16 (big); front 16x8 (one-cam)" in _one_error(capsys)
     assert main(["data", "export", "cams", "--out", str(out), *base, "--codec", "h264", "--crf", "99"]) == 2
     assert "crf for h264 is 0..51" in _one_error(capsys)
     assert main(["data", "export", "cams", "--out", str(out), *base, "--gop", "0"]) == 2
