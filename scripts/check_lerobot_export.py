@@ -33,28 +33,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from export_check import Failures, first_line
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 TORCH_DTYPES = {"float32": "torch.float32", "float64": "torch.float64", "int64": "torch.int64"}
 TORCH_DTYPES |= {"int32": "torch.int32", "bool": "torch.bool", "video": "torch.float32"}
 TORCH_DTYPES |= {"image": "torch.float32", "uint8": "torch.uint8"}
-
-
-class Failures:
-    """The problems found so far, each one line for a person."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-        print(f"FAIL: {line}", flush=True)
-
-    def check(self, ok: bool, line: str) -> bool:
-        if not ok:
-            self.add(line)
-        return ok
 
 
 def expected_shape(feature: dict[str, Any]) -> tuple[int, ...]:
@@ -214,43 +200,40 @@ def check_batches(ds: Any, root: Path, args: argparse.Namespace, failures: Failu
     seen: list[int] = []
     frames = dict.fromkeys(meta.video_keys, 0)
     batches = 0
-    reported: set[str] = set()
-
-    def once(key: str, line: str) -> None:
-        if key not in reported:
-            reported.add(key)
-            failures.add(line)
-
     for batch in loader:
         batches += 1
         n = len(batch["index"])
         missing = wanted - set(batch)
         if missing:
-            once("missing", f"batch {batches} lacks {sorted(missing)}")
+            failures.once("missing", f"batch {batches} lacks {sorted(missing)}")
         for name, shape in expected.items():
             if name not in batch:
                 continue
             value = batch[name]
             got = tuple(value.shape)
             if got != (n, *shape):
-                once(f"shape {name}", f"{name}: batch shape {got}, expected {(n, *shape)}")
+                failures.once(f"shape {name}", f"{name}: batch shape {got}, expected {(n, *shape)}")
+            if value.is_floating_point() and not bool(value.isfinite().all()):
+                failures.once(f"finite {name}", f"{name} holds NaN or infinity: normalisation stats break")
             want_dtype = TORCH_DTYPES.get(features[name]["dtype"])
             if want_dtype and str(value.dtype) != want_dtype:
-                once(f"dtype {name}", f"{name}: dtype {value.dtype}, expected {want_dtype}")
+                failures.once(f"dtype {name}", f"{name}: dtype {value.dtype}, expected {want_dtype}")
         for key in meta.video_keys:
             if key in batch:
                 pixels = batch[key]
                 frames[key] += len(pixels)
                 if pixels.min() < 0 or pixels.max() > 1:
-                    once(f"range {key}", f"{key}: decoded pixels outside [0, 1]")
+                    failures.once(f"range {key}", f"{key}: decoded pixels outside [0, 1]")
         for ep, index, text in zip(
             batch["episode_index"], batch["task_index"], batch.get("task", []), strict=False
         ):
             if text != task_names.get(int(index)) or text not in episode_tasks.get(int(ep), []):
-                once("task", f"sample of episode {int(ep)}: task {text!r} is not its task in meta/")
+                failures.once("task", f"sample of episode {int(ep)}: task {text!r} is not its task in meta/")
         drift = (batch["timestamp"].double() - batch["frame_index"].double() / fps).abs().max()
         if drift > 1e-4:
-            once("timestamp", f"timestamp differs from frame_index / fps by up to {float(drift):.6f} s")
+            failures.once(
+                "timestamp", f"timestamp differs from frame_index / fps by up to {float(drift):.6f} s"
+            )
         seen.extend(int(i) for i in batch["index"])
     failures.check(
         sorted(seen) == list(range(meta.total_frames)),
@@ -363,11 +346,6 @@ def check_interventions(root: Path, rows: list[dict[str, Any]], column: str, fai
     )
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else "")[:200]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="the export folder (with meta/info.json)")
@@ -411,12 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         ("window", lambda: check_window(LeRobotDataset, root, repo_id, backend, failures)),
         ("filters", lambda: check_filters(LeRobotDataset, root, repo_id, backend, args, failures)),
     ]
-    results: dict[str, Any] = {}
-    for name, step in steps:
-        try:
-            results[name] = step()
-        except Exception as exc:
-            failures.add(f"{name}: {type(exc).__name__}: {first_line(exc)}")
+    results = failures.run(steps)
     seconds = time.monotonic() - started
     print("episode_filter")
     for line in results.get("filters") or []:
@@ -428,11 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         f"episodes {ds.meta.total_episodes}, {ds.meta.total_frames / ds.meta.fps:.1f} s of data, "
         f"frames decoded: {cameras or 'no cameras'}; checked in {seconds:.1f} s"
     )
-    if failures.lines:
-        print(f"FAILED: {len(failures.lines)} problem(s)")
-        return 1
-    print("OK: LeRobot loads this dataset as a training job would")
-    return 0
+    return failures.verdict("LeRobot loads this dataset as a training job would")
 
 
 if __name__ == "__main__":
