@@ -38,7 +38,9 @@ from export_check import Failures, first_line
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
-TORCH_DTYPES = {"float32": "torch.float32", "float64": "torch.float64", "int64": "torch.int64"}
+# The dtype LeRobot's loader hands out per feature dtype. float64 comes out as float32: the loader
+# makes tensors with torch.tensor() of Python floats (torch's default dtype).
+TORCH_DTYPES = {"float32": "torch.float32", "float64": "torch.float32", "int64": "torch.int64"}
 TORCH_DTYPES |= {"int32": "torch.int32", "bool": "torch.bool", "video": "torch.float32"}
 TORCH_DTYPES |= {"image": "torch.float32", "uint8": "torch.uint8"}
 
@@ -126,6 +128,9 @@ def print_meta(ds: Any) -> None:
         if ft["dtype"] == "video":
             extra = f"  {info.get('video.codec')} {info.get('video.pix_fmt')} {info.get('video.fps')} fps"
         print(f"  {name:32s} {ft['dtype']:8s} {tuple(ft['shape'])}{extra}")
+    wide = [name for name, ft in meta.features.items() if ft["dtype"] == "float64"]
+    if wide:
+        print(f"note: LeRobot hands these float64 features out as float32: {', '.join(wide)}")
     print(f"episodes table {', '.join(meta.episodes.column_names)}")
     tasks = meta.tasks
     print(f"tasks          {dict(zip(tasks.index, tasks['task_index'], strict=True))}")
@@ -198,6 +203,7 @@ def check_batches(ds: Any, root: Path, args: argparse.Namespace, failures: Failu
     task_names = read_tasks(root)
     episode_tasks = {row["episode_index"]: list(row["tasks"]) for row in read_episodes_table(root)}
     seen: list[int] = []
+    nonfinite: set[str] = set()
     frames = dict.fromkeys(meta.video_keys, 0)
     batches = 0
     for batch in loader:
@@ -214,7 +220,10 @@ def check_batches(ds: Any, root: Path, args: argparse.Namespace, failures: Failu
             if got != (n, *shape):
                 failures.once(f"shape {name}", f"{name}: batch shape {got}, expected {(n, *shape)}")
             if value.is_floating_point() and not bool(value.isfinite().all()):
-                failures.once(f"finite {name}", f"{name} holds NaN or infinity: normalisation stats break")
+                if name.startswith(("observation", "action")):
+                    failures.once(f"finite {name}", f"{name} holds NaN or infinity: a policy input or target")
+                else:
+                    nonfinite.add(name)
             want_dtype = TORCH_DTYPES.get(features[name]["dtype"])
             if want_dtype and str(value.dtype) != want_dtype:
                 failures.once(f"dtype {name}", f"{name}: dtype {value.dtype}, expected {want_dtype}")
@@ -240,6 +249,9 @@ def check_batches(ds: Any, root: Path, args: argparse.Namespace, failures: Failu
         f"the loader gave {len(seen)} samples ({len(set(seen))} distinct), "
         f"expected each of {meta.total_frames} once",
     )
+    if nonfinite:
+        # LeRobot policies take observation.* as inputs and action* as targets, and skip the rest.
+        print(f"note: NaN or infinity in {', '.join(sorted(nonfinite))} (no policy input or target)")
     for key, count in frames.items():
         failures.check(
             count == meta.total_frames, f"{key}: decoded {count} frames, expected {meta.total_frames}"
