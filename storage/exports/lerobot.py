@@ -427,7 +427,8 @@ class _Writer:
             pa.Table.from_pylist(self.rows), self.folder / EPISODES_PATH.format(chunk_index=0, file_index=0)
         )
         tasks = pd.DataFrame(
-            {"task_index": list(self.tasks.values())}, index=pd.Index(list(self.tasks), name="task")
+            {"task_index": np.array(list(self.tasks.values()), dtype=np.int64)},
+            index=pd.Index(list(self.tasks), name="task", dtype=object),  # Arrow "string", as LeRobot's
         )
         tasks.to_parquet(meta / "tasks.parquet")
         stats = {}
@@ -469,12 +470,13 @@ class _Writer:
                 "video.width": stream.width,
                 "video.codec": stream.codec_context.codec.canonical_name,
                 "video.pix_fmt": stream.pix_fmt,
-                "video.is_depth_map": False,
                 "video.fps": self.fps,
                 "video.channels": 3,
+                "has_audio": False,
                 "video.g": params.gop,
                 "video.crf": params.crf,
-                "has_audio": False,
+                "video.preset": params.preset,
+                "is_depth_map": False,
             }
 
 

@@ -6,8 +6,10 @@ Layout::
       demo_<i>/           attrs num_samples, episode_id, label, interventions, start_step
         actions (T, A) float32        rewards (T,) float32 (1 at the last step of a success)
         dones (T,) uint8 (1 at the last step)         states (T, S) float32
-        obs/<key>, next_obs/<key>     state, proposed_action, control_source, intervention,
-                                      <camera>_image (T, H, W, 3) uint8, <camera>_image_valid
+        obs/<key>, next_obs/<key>     state, proposed_action (0 where there was none),
+                                      proposed_action_valid (T, 1), control_source (T, 1),
+                                      intervention (T, 1), <camera>_image (T, H, W, 3) uint8,
+                                      <camera>_image_valid (T, 1)
     mask/<filter>         demo names (bytes): success, near_success, failure,
                           has_intervention, human_only
 
@@ -100,11 +102,16 @@ def write(
             dones = np.zeros(n, dtype=np.uint8)
             dones[-1] = 1
             g.create_dataset("dones", data=dones)
+            proposed = np.asarray(ep.proposed_action, dtype=np.float32)[start:stop]
+            proposed_valid = ~np.isnan(proposed).any(axis=1)
+            # robomimic's algorithms index every observation as (batch, time, feature): single
+            # values get a feature axis of one; NaN (no proposal) would poison its normalisation.
             obs: dict[str, np.ndarray] = {
                 "state": np.asarray(ep.state, dtype=np.float32)[start:stop],
-                "proposed_action": np.asarray(ep.proposed_action, dtype=np.float32)[start:stop],
-                "control_source": source.astype(np.int64),
-                "intervention": human,
+                "proposed_action": np.nan_to_num(proposed, nan=0.0),
+                "proposed_action_valid": proposed_valid[:, None],
+                "control_source": source.astype(np.int64)[:, None],
+                "intervention": human[:, None],
             }
             for camera in sorted(ep.cameras):
                 at, h, w = frames_at_steps(ep, camera, start, stop)
@@ -120,7 +127,7 @@ def write(
                         f"{int((~valid).sum())} step(s): zeros there, {camera}_image_valid false"
                     )
                 obs[f"{camera}_image"] = images
-                obs[f"{camera}_image_valid"] = valid
+                obs[f"{camera}_image_valid"] = valid[:, None]
             for group, shift in (("obs", 0), ("next_obs", 1)):
                 og = g.create_group(group)
                 for key, values in obs.items():

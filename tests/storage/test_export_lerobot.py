@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -362,3 +363,58 @@ def test_what_lerobot_cannot_hold_is_one_line(tmp_path: Path, capsys: pytest.Cap
     assert main(["data", "export", "cams", "--out", str(out), *base, "--episodes", "odd-rate"]) == 2
     assert "whole number of frames per second" in _one_error(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+REFERENCE = Path(__file__).with_name("golden") / "lerobot_v30_reference.json"
+
+
+def _sized(arrow_type: str) -> str:
+    """An Arrow type with vector lengths left out (the reference's dimensions are not ours)."""
+    return re.sub(r"\[\d+\]", "[n]", arrow_type)
+
+
+def test_the_layout_matches_what_lerobot_itself_writes(store: Path, tmp_path: Path) -> None:
+    """Against a dataset LeRobot 0.6.1's own writer made (same cameras, the same per-step columns
+    of ours): every column it writes we write with the same Arrow type, info.json has its fields,
+    each video feature's info its stream keys, the statistics its names and shapes, and
+    tasks.parquet its pandas index."""
+    ref = json.loads(REFERENCE.read_text())
+    out = tmp_path / "out"
+    assert (
+        main(["data", "export", "v1", "--format", "lerobot", "--out", str(out), "--store", str(store)]) == 0
+    )
+    ours_info = json.loads((out / "meta" / "info.json").read_text())
+    assert set(ours_info) == set(ref["info"])
+    for key, ft in ref["info"]["features"].items():
+        assert ours_info["features"][key]["dtype"] == ft["dtype"], key
+        assert len(ours_info["features"][key]["shape"]) == len(ft["shape"]), key
+        if ft["dtype"] == "video":
+            stream_keys = {k for k in ft["info"] if not k.startswith("video.") or k in _STREAM_KEYS}
+            assert stream_keys <= set(ours_info["features"][key]["info"]), key
+            assert set(ours_info["features"][key]["info"]) <= set(ft["info"]), key
+    for rel, schema in ref["parquet_schemas"].items():
+        ours = {f.name: _sized(str(f.type)) for f in pq.read_schema(out / rel)}
+        for column, arrow_type in schema["columns"].items():
+            if column.startswith("stats/") and column.split("/")[1] not in ours_info["features"]:
+                continue
+            assert ours.get(column) == _sized(arrow_type), (rel, column)
+    assert json.loads(pq.read_schema(out / "meta" / "tasks.parquet").metadata[b"pandas"])[
+        "index_columns"
+    ] == ["task"]
+    stats = json.loads((out / "meta" / "stats.json").read_text())
+    for key, shapes in ref["stats_shapes"].items():
+        assert set(stats[key]) == set(shapes), key
+        for stat, shape in shapes.items():
+            ours_shape = list(np.asarray(stats[key][stat]).shape)
+            assert len(ours_shape) == len(shape) and (len(shape) != 3 or ours_shape == shape), (key, stat)
+    assert set(ref["files"]) <= {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+
+
+_STREAM_KEYS = {
+    "video.height",
+    "video.width",
+    "video.codec",
+    "video.pix_fmt",
+    "video.fps",
+    "video.channels",
+}

@@ -5,6 +5,7 @@ file, the filter keys, the folder that appears only when complete, and the one-l
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -95,6 +96,8 @@ def test_robomimic_export_reads_back_with_h5py(
 
     with h5py.File(out / "demo.hdf5", "r") as f:
         layout = _layout(f)
+        if os.environ.get("TAKEOVER_WRITE_GOLDEN"):
+            GOLDEN.write_text(json.dumps(layout, indent=1, sort_keys=True) + "\n")
         assert layout == json.loads(GOLDEN.read_text())
         data = f["data"]
         assert data.attrs["total"] == 8 + 9 + 10
@@ -107,13 +110,18 @@ def test_robomimic_export_reads_back_with_h5py(
             np.testing.assert_array_equal(g["actions"][()], ep.action[start:stop])
             np.testing.assert_array_equal(g["obs/state"][()], ep.state[start:stop])
             np.testing.assert_array_equal(g["next_obs/state"][()][:-1], ep.state[start + 1 : stop])
-            np.testing.assert_array_equal(g["obs/control_source"][()], ep.control_source[start:stop])
-            assert g["obs/intervention"][()].tolist() == (ep.control_source[start:stop] == 1).tolist()
+            np.testing.assert_array_equal(g["obs/control_source"][()][:, 0], ep.control_source[start:stop])
+            assert g["obs/intervention"][()][:, 0].tolist() == (ep.control_source[start:stop] == 1).tolist()
+            proposed = ep.proposed_action[start:stop]
+            has = ~np.isnan(proposed).any(axis=1)
+            assert g["obs/proposed_action_valid"][()][:, 0].tolist() == has.tolist()
+            np.testing.assert_array_equal(g["obs/proposed_action"][()][has], proposed[has])
+            assert not g["obs/proposed_action"][()][~has].any()
             assert g["dones"][()].tolist() == [0] * (n - 1) + [1]
             assert g["rewards"][()][-1] == (1.0 if eid == "a-ok" else 0.0)
             for cam in ("front", "wrist"):
                 stream = ep.cameras[cam]
-                images, valid = g[f"obs/{cam}_image"][()], g[f"obs/{cam}_image_valid"][()]
+                images, valid = g[f"obs/{cam}_image"][()], g[f"obs/{cam}_image_valid"][()][:, 0]
                 assert images.shape == (n, 24, 32, 3) and images.dtype == np.uint8
                 for k, step in enumerate(range(start, stop)):
                     earlier = np.flatnonzero(np.asarray(stream.step_index) <= step)
