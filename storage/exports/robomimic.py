@@ -103,7 +103,7 @@ def write(
             dones[-1] = 1
             g.create_dataset("dones", data=dones)
             proposed = np.asarray(ep.proposed_action, dtype=np.float32)[start:stop]
-            proposed_valid = ~np.isnan(proposed).any(axis=1)
+            proposed_valid = np.asarray(~np.isnan(proposed).any(axis=1), dtype=bool)
             # robomimic's algorithms index every observation as (batch, time, feature): single
             # values get a feature axis of one; NaN (no proposal) would poison its normalisation.
             obs: dict[str, np.ndarray] = {
