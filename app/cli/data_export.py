@@ -34,11 +34,12 @@ def _labels(text: str) -> list[str]:
 def _settings(args: argparse.Namespace) -> ExportSettings:
     base = ExportSettings()
     try:
+        lerobots = args.codec in (None, "av1")  # LeRobot's AV1 settings, else the codec's own
         video = VideoParams(
             args.codec or base.video.codec,
             base.video.gop if args.gop is None else args.gop,
-            # crf 30 is LeRobot's AV1 default; another codec gets its own default unless given
-            args.crf if args.crf is not None else (base.video.crf if args.codec in (None, "av1") else None),
+            args.crf if args.crf is not None else (base.video.crf if lerobots else None),
+            base.video.preset if lerobots else "",
         )
     except ValueError as exc:
         raise ExportError(str(exc)) from None
