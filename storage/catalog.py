@@ -43,6 +43,7 @@ from takeover.storage.errors import (
     UnknownVersionError,
 )
 from takeover.storage.gcpause import pausing_cycle_collector
+from takeover.storage.label_revisions import LabelRevisions
 from takeover.storage.manifest import Manifest
 from takeover.storage.manifest_store import ManifestDoc
 from takeover.storage.references import References
@@ -377,6 +378,11 @@ class Catalog:
     def count_episodes(self) -> int:
         with self._tx() as s:
             return int(s.scalar(select(func.count()).select_from(EpisodeRow)) or 0)
+
+    @property
+    def labels(self) -> LabelRevisions:
+        """The episodes' label revisions (:mod:`takeover.storage.label_revisions`)."""
+        return LabelRevisions(self._tx, self._clock)
 
     # -- soft deletion (takeover.storage.deletions) ------------------------------------------
     def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:

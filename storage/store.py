@@ -64,6 +64,7 @@ from takeover.storage.errors import (
     VersionChangeError,
 )
 from takeover.storage.gcpause import pausing_cycle_collector
+from takeover.storage.label_revisions import LabelRevisions
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
@@ -262,6 +263,12 @@ class Store:
     def list_episodes(self, **filters: Any) -> list[EpisodeRecord]:
         """See :meth:`Catalog.list_episodes` for the filters."""
         return self.catalog.list_episodes(**filters)
+
+    @property
+    def labels(self) -> LabelRevisions:
+        """The episodes' label revisions: append, history, each annotator's newest
+        (:mod:`takeover.storage.label_revisions`; writes are refused when the store is read-only)."""
+        return self.catalog.labels
 
     def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
         """Delete episodes softly (:mod:`takeover.storage.deletions`): left out of listings and new
