@@ -181,6 +181,8 @@ class Resolution:
     label: LabelRevision
     """The newest of those revisions (its quality, category, progress, notes and tags)."""
     agreement: float
+    annotators: int
+    """How many annotators' newest revisions it was chosen from."""
     tie: bool = False
     """True when ``majority`` broke a tie (towards the more cautious outcome)."""
     rule: Rule = field(default=Rule.LEAD)
@@ -196,7 +198,7 @@ def resolve(heads: Sequence[LabelRevision], rule: Rule = Rule.LEAD) -> Resolutio
     if rule is Rule.LEAD:
         lead = _newest_lead(heads)
         if lead is not None:
-            return Resolution(lead.outcome, "lead", (lead.id,), lead, share, rule=rule)
+            return Resolution(lead.outcome, "lead", (lead.id,), lead, share, len(heads), rule=rule)
     counts = Counter(h.outcome for h in heads)
     most = max(counts.values())
     tied = [o for o in CAUTION if counts[o] == most]
@@ -204,7 +206,7 @@ def resolve(heads: Sequence[LabelRevision], rule: Rule = Rule.LEAD) -> Resolutio
     backing = sorted((h for h in heads if h.outcome == outcome), key=lambda h: h.id)
     source = "majority" if len(heads) > 1 else heads[0].role
     ids = tuple(h.id for h in backing)
-    return Resolution(outcome, source, ids, backing[-1], share, tie=len(tied) > 1, rule=rule)
+    return Resolution(outcome, source, ids, backing[-1], share, len(heads), tie=len(tied) > 1, rule=rule)
 
 
 def disagreement_queue(store: Store, episode_ids: Sequence[str] | None = None) -> list[str]:
