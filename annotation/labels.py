@@ -29,7 +29,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from takeover.storage.errors import InvalidLabelError
-from takeover.storage.label_revisions import OUTCOMES, QUALITIES, Draft, Label, LabelRevision
+from takeover.storage.label_revisions import (
+    OUTCOMES,
+    QUALITIES,
+    Draft,
+    Label,
+    LabelResolver,
+    LabelRevision,
+    PinnedLabel,
+    pin_text,
+)
 
 if TYPE_CHECKING:  # the configuration reads the vocabulary without loading the store's modules
     from takeover.storage.store import Store
@@ -228,3 +237,26 @@ def resolve_many(
         if res is not None:
             out[episode_id] = res
     return out
+
+
+def _only_the_verdict(heads: Sequence[LabelRevision]) -> bool:
+    """True if the episode's one revision is the operator's verdict (revision 1), which the
+    episode record, and so a version's entry, already holds."""
+    return len(heads) == 1 and heads[0].role == "operator" and heads[0].parent_id is None
+
+
+def version_labels(store: Store, rule: Rule = Rule.LEAD) -> LabelResolver:
+    """What :meth:`Store.commit <takeover.storage.store.Store.commit>` gives each episode a new version
+    takes: its label resolved under ``rule``, pinned as ``RULE:REVISIONS`` (e.g. ``lead:7``). An
+    episode whose only revision is the operator's verdict gets no pin: its entry is the verdict,
+    as it always was, so a version of unrelabelled episodes has the digest it had before labels."""
+
+    def labels(episode_ids: Sequence[str]) -> dict[str, PinnedLabel]:
+        out = {}
+        for episode_id, heads in store.labels.heads(episode_ids).items():
+            res = resolve(heads, rule)
+            if res is not None and not _only_the_verdict(heads):
+                out[episode_id] = PinnedLabel(res.outcome, pin_text(rule.value, res.revisions))
+        return out
+
+    return labels

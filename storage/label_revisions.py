@@ -13,7 +13,7 @@ rules) and the vocabulary of failure categories are :mod:`takeover.annotation.la
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Any
@@ -124,6 +124,28 @@ class Draft:
             raise InvalidLabelError(
                 f"an annotator is named by 1 to {_NAME_MAX} printable characters, got {name!r}"
             )
+
+
+@dataclass(frozen=True)
+class PinnedLabel:
+    """The label a version gives an episode, and the pin that says where it comes from."""
+
+    outcome: str
+    pin: str
+    """``RULE:REVISIONS``, e.g. ``lead:7`` or ``majority:1,4``: the resolution rule used and the
+    ids of the revisions the label rests on (the manifest entry's ``labels``)."""
+
+
+LabelResolver = Callable[[Sequence[str]], Mapping[str, PinnedLabel]]
+"""Episode ids -> the label a new version gives each (an episode without a key keeps its own
+verdict). :mod:`takeover.annotation.labels` makes them; storage only applies them."""
+
+
+def pin_text(rule: str, revisions: Sequence[int]) -> str:
+    """The manifest pin of a label resolved by ``rule`` from ``revisions``: ``lead:7``."""
+    if not rule.isidentifier() or not revisions:
+        raise ValueError(f"a label pin names a rule and at least one revision, got {rule!r}, {revisions!r}")
+    return f"{rule}:{','.join(str(int(r)) for r in revisions)}"
 
 
 def operator_verdict(attempt: AttemptSummary) -> Label | None:

@@ -51,10 +51,6 @@ def when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def yes_no(value: bool | None) -> str:
-    return "-" if value is None else ("yes" if value else "no")
-
-
 def endpoint_type(*, bind: bool) -> Callable[[str], str]:
     """An argparse type for an endpoint to bind (``bind=True``) or to connect to."""
 

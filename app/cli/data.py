@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from takeover.annotation.labels import Rule, version_labels
 from takeover.app.cli import data_delete, data_episodes, data_transcode
-from takeover.app.cli.common import (
-    add_store_option,
-    grace_period_s,
-    open_store,
-    table,
-    user_errors,
-    when,
-    yes_no,
-)
+from takeover.app.cli.common import add_store_option, grace_period_s, open_store, table, user_errors, when
 from takeover.app.cli.data_export import add_export_parser
 from takeover.app.cli.data_pull import add_pull_parser
 from takeover.storage.child_version import parse_trim
@@ -57,6 +50,7 @@ def run_commit(args: argparse.Namespace) -> int:
             add=args.add or (),
             remove=args.remove or (),
             trim=trim,
+            labels=version_labels(store, Rule(args.resolve)),
         )
         stored = store.catalog.version_storage(digest)
     how = f"stored as its change from {args.parent}" if stored.delta else "stored whole"
@@ -64,6 +58,12 @@ def run_commit(args: argparse.Namespace) -> int:
         f"tagged {tag} -> version {digest}\n"
         f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps ({how}, {stored.bytes} bytes)"
     )
+    pinned = sum(1 for e in manifest.episodes if e.labels)
+    if pinned:
+        print(
+            f"labels: {pinned} episode(s) take the label their annotators' revisions resolve to (rule "
+            f"{args.resolve}, pinned in each entry's `labels`); the others, the operator's verdict"
+        )
     left_out = manifest.created_from.get("left_out", {})
     if left_out.get("interrupted"):
         print(f"left out {left_out['interrupted']} interrupted attempt(s) (--include-interrupted takes them)")
@@ -164,13 +164,13 @@ def run_show(args: argparse.Namespace) -> int:
         (
             e.episode_id,
             e.num_steps if e.steps is None else f"{e.length} ({e.start}:{e.stop} of {e.num_steps})",
-            yes_no(e.success),
-            e.outcome or "-",
+            verdict(e),
+            e.labels or "verdict",
             e.digest[:12],
         )
         for e in manifest.episodes
     ]
-    print(table(("id", "steps", "success", "outcome", "file"), rows))
+    print(table(("id", "steps", "label", "from", "file"), rows))
     return 0
 
 
@@ -284,6 +284,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="pin the transcoded videos of these cameras (none named: every transcoded camera); "
         "refused if a stream is not transcoded (`data transcode`)",
     )
+    data_episodes.add_resolve_option(p, "each episode's label")
     add_store_option(p)
     p.set_defaults(func=run_commit)
 

@@ -26,6 +26,7 @@ from takeover.annotation.labels import (
     relabel_many,
     resolve,
     resolve_many,
+    version_labels,
 )
 from takeover.storage.errors import InvalidLabelError, UnknownEpisodeError
 from takeover.storage.label_revisions import OUTCOMES, Label, LabelRevision
@@ -285,3 +286,27 @@ def test_the_stores_heads_and_resolutions_follow_the_history(
                 assert resolve_many(store, [episode_id], rule)[episode_id] == resolve(heads, rule)
             in_queue = episode_id in disagreement_queue(store)
             assert in_queue == disagrees(heads)
+
+
+def test_a_version_pins_the_resolved_labels_and_only_those(tmp_path: Path) -> None:
+    with Store.create(tmp_path / "store") as store:
+        for i, episode_id in enumerate(("ep-a", "ep-b", "ep-c")):
+            store.add_episode(make_episode(episode_id, 4, seed=i, cameras=()))
+        # Nothing relabelled: the same version, the same digest, with or without the labels.
+        plain, _ = store.commit("plain", episode_ids=["ep-a", "ep-b"])
+        same, _ = store.commit("same", episode_ids=["ep-a", "ep-b"], labels=version_labels(store))
+        assert same == plain
+        relabel(store, "ep-a", Label(outcome="near_success"), annotator="bo", role="lead")
+        _, v1 = store.commit("v1", episode_ids=["ep-a", "ep-b"], labels=version_labels(store))
+        relabel(store, "ep-b", Label(outcome="failure"), annotator="bo", role="lead")
+        relabel(store, "ep-c", Label(outcome="failure"), annotator="bo", role="lead")
+        # A child takes the labels of the episodes it adds; those it keeps stay as the parent froze them.
+        _, child = store.commit(
+            "v1+c", parent="v1", add=["ep-c"], labels=version_labels(store, Rule.MAJORITY)
+        )
+    pins = {e.episode_id: (e.outcome, e.labels) for e in v1.episodes}
+    assert pins == {"ep-a": ("near_success", "lead:4"), "ep-b": ("success", "")}
+    assert {e.episode_id: (e.outcome, e.labels) for e in child.episodes} == {
+        **pins,
+        "ep-c": ("failure", "majority:6"),  # the operator's success against one failure: a tie
+    }

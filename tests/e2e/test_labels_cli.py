@@ -270,3 +270,81 @@ def test_data_list_shows_one_label_with_its_source_and_filters_and_sorts(
     )
     assert _run(root, "data", "list", "--operator", "nobody") == 0
     assert capsys.readouterr().out == "no episodes match\n"
+
+
+def test_versions_freeze_the_resolved_labels_and_diff_shows_the_relabelling(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import h5py
+
+    from takeover.storage.exports.common import label_of
+    from takeover.storage.pull import pull
+
+    assert _run(root, "data", "commit", "v1") == 0
+    assert "labels:" not in capsys.readouterr().out
+    with Store.open(root) as s:
+        v1 = s.resolve("v1").manifest
+        # Nothing relabelled: the entries are the operator's verdicts, as before labels existed.
+        assert [(e.outcome, e.success, e.labels) for e in v1.episodes] == [
+            ("success", True, ""),
+            ("", None, ""),
+            ("", False, ""),
+        ]
+    assert (
+        _run(root, "label", "ep-a", "--outcome", "failure", "--category", "collision", "--annotator", "bo")
+        == 0
+    )
+    assert _run(root, "label", "ep-c", "--outcome", "near-success", "--annotator", "di", "--lead") == 0
+    capsys.readouterr()
+    assert _run(root, "data", "commit", "v2") == 0
+    out = capsys.readouterr().out
+    assert "labels: 2 episode(s) take the label their annotators' revisions resolve to (rule lead" in out
+    assert _run(root, "data", "commit", "v3", "--resolve", "majority") == 0
+    capsys.readouterr()
+    with Store.open(root) as s:
+        v2, v3 = s.resolve("v2").manifest, s.resolve("v3").manifest
+    assert [(e.episode_id, e.outcome, e.labels) for e in v2.episodes] == [
+        ("ep-a", "failure", "lead:3"),  # no lead: the majority, a tie going to the more cautious
+        ("ep-b", "", ""),
+        ("ep-c", "near_success", "lead:4"),  # the lead's word
+    ]
+    assert [(e.episode_id, e.outcome, e.labels) for e in v3.episodes] == [
+        ("ep-a", "failure", "majority:3"),
+        ("ep-b", "", ""),
+        ("ep-c", "failure", "majority:2"),  # the station's failure against the lead: a tie
+    ]
+    assert [e.success for e in v2.episodes] == [e.success for e in v1.episodes]  # the station's flags stay
+    assert _run(root, "data", "diff", "v1", "v2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "~ ep-a  relabelled success -> failure (labels lead:3)" in lines
+    assert "~ ep-c  relabelled failure -> near_success (labels lead:4)" in lines
+    assert "added 0, removed 0, relabelled 2, re-derived 0, trimmed 0" in lines
+    totals = {ln.split()[0]: ln.split()[1:] for ln in lines[lines.index("") + 2 :]}
+    assert totals["success"] == ["1", "->", "0", "(-1)"] and totals["near_success"] == [
+        "0",
+        "->",
+        "1",
+        "(+1)",
+    ]
+    assert _run(root, "data", "diff", "v2", "v3") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "~ ep-c  relabelled near_success (labels lead:4) -> failure (labels majority:2)" in lines
+    assert _run(root, "data", "show", "v2") == 0
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith(("id ", "ep-"))]
+    assert [r[:4] for r in rows] == [
+        ["id", "steps", "label", "from"],
+        ["ep-a", "7", "failure", "lead:3"],
+        ["ep-b", "4", "-", "verdict"],
+        ["ep-c", "9", "near_success", "lead:4"],
+    ]
+    # What training reads: the exports' label and the pulled `success` follow the version's labels.
+    assert [label_of(e) for e in v2.episodes] == ["failure", "failure", "near_success"]
+    out_dir = tmp_path / "robomimic"
+    assert _run(root, "data", "export", "v2", "--format", "robomimic", "--out", str(out_dir)) == 0
+    with h5py.File(out_dir / "demo.hdf5") as f:
+        exported = {str(g.attrs["episode_id"]): str(g.attrs["label"]) for g in f["data"].values()}
+    assert exported == {"ep-a": "failure", "ep-b": "failure", "ep-c": "near_success"}
+    for tag, first in (("v1", True), ("v2", False)):
+        ds = pull(tag, root, cache_dir=tmp_path / "cache")
+        assert bool(ds[0]["success"]) is first and int(ds[0]["episode_index"]) == 0
+        ds.close()
