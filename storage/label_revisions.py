@@ -183,20 +183,8 @@ def add_first(s: Session, attempt: AttemptSummary) -> None:
 
 
 def _revision(row: LabelRevisionRow) -> LabelRevision:
-    return LabelRevision(
-        id=row.id,
-        episode_id=row.episode_id,
-        parent_id=row.parent_id,
-        annotator=row.annotator,
-        role=row.role,
-        created_at=row.created_at,
-        outcome=row.outcome,
-        quality=row.quality,
-        failure_category=row.failure_category,
-        progress=row.progress,
-        notes=row.notes,
-        tags=tuple(json.loads(row.tags)),
-    )
+    values = {f.name: getattr(row, f.name) for f in fields(LabelRevision)}
+    return LabelRevision(**{**values, "tags": tuple(json.loads(row.tags))})
 
 
 def append(s: Session, drafts: Sequence[Draft], now: float) -> list[LabelRevision]:

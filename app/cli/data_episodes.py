@@ -28,7 +28,8 @@ from takeover.app.cli.common import table, when
 from takeover.app.cli.label import label_text, resolution_text, source_of
 from takeover.storage.catalog import EpisodeRecord
 from takeover.storage.errors import InvalidLabelError
-from takeover.storage.schema import END_REASONS
+from takeover.storage.label_revisions import LabelRevision
+from takeover.storage.schema import END_REASONS, Event
 from takeover.storage.store import Store
 
 SORTS: dict[str, Callable[[EpisodeRecord, str], tuple[Any, ...]]] = {
@@ -73,7 +74,7 @@ def list_episodes(store: Store, args: argparse.Namespace) -> tuple[list[tuple[An
     return [_row(e, res, h) for e, res, h in picked], deleted
 
 
-def _row(e: EpisodeRecord, res: Resolution | None, heads: list[Any]) -> tuple[Any, ...]:
+def _row(e: EpisodeRecord, res: Resolution | None, heads: list[LabelRevision]) -> tuple[Any, ...]:
     most = round(agreement(heads) * len(heads))
     return (
         e.episode_id,
@@ -236,15 +237,15 @@ def show_episode(store: Store, episode_id: str, args: argparse.Namespace) -> int
 
 def _episode_json(
     e: EpisodeRecord,
-    events: list[Any],
-    history: list[Any],
-    heads: list[Any],
+    events: list[Event],
+    history: list[LabelRevision],
+    heads: list[LabelRevision],
     res: Resolution | None,
     deleted: bool,
 ) -> dict[str, Any]:
     return {
         "episode": {**asdict(e), "deleted": deleted},
-        "events": [{"kind": str(ev.kind), "step": ev.step, "t": ev.t, "reason": ev.reason} for ev in events],
+        "events": [{**asdict(ev), "kind": str(ev.kind)} for ev in events],
         "labels": [{**asdict(r), "tags": list(r.tags)} for r in history],
         "agreement": agreement(heads),
         "disagreement": disagrees(heads),
