@@ -20,7 +20,15 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from takeover.storage import deletions, manifest_store, migrations, references, seeds, video_rows
+from takeover.storage import (
+    deletions,
+    label_revisions,
+    manifest_store,
+    migrations,
+    references,
+    seeds,
+    video_rows,
+)
 from takeover.storage.catalog_db import describe, open_engine, translate
 from takeover.storage.deletions import Deletion
 from takeover.storage.errors import (
@@ -35,6 +43,7 @@ from takeover.storage.errors import (
     UnknownVersionError,
 )
 from takeover.storage.gcpause import pausing_cycle_collector
+from takeover.storage.label_revisions import LabelRevisions
 from takeover.storage.manifest import Manifest
 from takeover.storage.manifest_store import ManifestDoc
 from takeover.storage.references import References
@@ -225,8 +234,8 @@ class Catalog:
         events: Sequence[Event],
         frame_blobs: Sequence[str] = (),
     ) -> None:
-        """Catalog an episode stored as blob ``digest`` whose file names the separate ``frame_blobs``.
-        Re-adding the same blob is a no-op."""
+        """Catalog an episode stored as blob ``digest`` whose file names the separate ``frame_blobs``,
+        with the operator's verdict as its first label revision. Re-adding the same blob is a no-op."""
         kinds = [EventKind(e.kind) for e in events]
         row = _episode_row(
             meta,
@@ -266,6 +275,7 @@ class Catalog:
                             reason=e.reason,
                         )
                     )
+                label_revisions.add_first(s, meta)
         except IntegrityError:
             # Another writer cataloged the same id between our check and our insert.
             existing_digest = self.get_episode(meta.episode_id).blob_digest
@@ -368,6 +378,11 @@ class Catalog:
     def count_episodes(self) -> int:
         with self._tx() as s:
             return int(s.scalar(select(func.count()).select_from(EpisodeRow)) or 0)
+
+    @property
+    def labels(self) -> LabelRevisions:
+        """The episodes' label revisions (:mod:`takeover.storage.label_revisions`)."""
+        return LabelRevisions(self._tx, self._clock)
 
     # -- soft deletion (takeover.storage.deletions) ------------------------------------------
     def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:

@@ -90,3 +90,8 @@ class SchemaTooNewError(StorageError):
 class VersionChangeError(StorageError):
     """A change to a parent version that cannot be made (an id it lacks, a step range outside an
     episode, ...)."""
+
+
+class InvalidLabelError(StorageError):
+    """A label or label revision that cannot be stored as given (a value outside its vocabulary, a
+    quality on a failure, a parent of another episode, ...)."""

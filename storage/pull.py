@@ -38,7 +38,7 @@ from takeover.storage.episode_file import (
     read_timeline,
 )
 from takeover.storage.errors import EpisodeFileError, StorageError
-from takeover.storage.manifest import Manifest
+from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.paths import default_cache_root, default_store_root
 from takeover.storage.schema import EpisodeMeta
 from takeover.storage.store import Store
@@ -76,13 +76,14 @@ class KeyChoiceError(StorageError, ValueError):
     """``keys`` or ``deltas`` that name no key of the version, or windows that cannot be made."""
 
 
-def episode_success(meta: EpisodeMeta) -> bool:
-    """The operator's verdict if given ('success'/'failure'), else the station's flag, else False."""
-    if meta.outcome == "success":
+def episode_success(entry: ManifestEntry) -> bool:
+    """The label the version gives the episode if it is 'success'/'failure' (the operator's verdict,
+    or the label it pins), else the station's flag, else False."""
+    if entry.outcome == "success":
         return True
-    if meta.outcome == "failure":
+    if entry.outcome == "failure":
         return False
-    return bool(meta.success)
+    return bool(entry.success)
 
 
 def decode_rgb_chw(jpeg: bytes) -> np.ndarray:
@@ -180,7 +181,7 @@ class EpisodeDataset(Dataset[Item]):
             [m.episode_id for m in self.episodes], shown
         )
         """Per camera, how much of the version has a real frame of it (see :meth:`CameraCoverage.line`)."""
-        self._success = [episode_success(h.meta) for h in headers]
+        self._success = [episode_success(e) for e in manifest.episodes]
         lengths = np.array([b - a for a, b in self._ranges], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self._length = int(self._offsets[-1])

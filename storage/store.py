@@ -29,6 +29,7 @@ import errno
 import json
 import os
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -64,6 +65,7 @@ from takeover.storage.errors import (
     VersionChangeError,
 )
 from takeover.storage.gcpause import pausing_cycle_collector
+from takeover.storage.label_revisions import LabelResolver, LabelRevisions
 from takeover.storage.manifest import Manifest, ManifestEntry
 from takeover.storage.schema import Episode, FrameBlob
 from takeover.storage.seeds import SeedRange
@@ -263,6 +265,12 @@ class Store:
         """See :meth:`Catalog.list_episodes` for the filters."""
         return self.catalog.list_episodes(**filters)
 
+    @property
+    def labels(self) -> LabelRevisions:
+        """The episodes' label revisions: append, history, each annotator's newest
+        (:mod:`takeover.storage.label_revisions`; writes are refused when the store is read-only)."""
+        return self.catalog.labels
+
     def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
         """Delete episodes softly (:mod:`takeover.storage.deletions`): left out of listings and new
         versions, readable while a version holds them; `gc` removes them after the retention."""
@@ -335,6 +343,7 @@ class Store:
         add: Sequence[str] = (),
         remove: Sequence[str] = (),
         trim: Mapping[str, tuple[int, int]] | None = None,
+        labels: LabelResolver | None = None,
     ) -> tuple[str, Manifest]:
         """Freeze episodes as a version and name it ``tag``; returns its digest and manifest.
 
@@ -345,7 +354,10 @@ class Store:
         ``include_interrupted``; ``parent`` then only records the lineage (`data log`). Deleted
         episodes are never taken (``created_from`` counts those left out). ``videos``: pin the
         transcoded camera streams of the episodes taken (of a child: of those added; True: of
-        every camera transcoded, or the cameras named), refused if any is missing.
+        every camera transcoded, or the cameras named), refused if any is missing. ``labels``: the
+        label each episode taken gets (of a child: each episode added), with its pin
+        (:class:`~takeover.storage.label_revisions.PinnedLabel`); without it, or for an episode it
+        gives none, the operator's verdict in the episode record.
         """
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
@@ -362,7 +374,9 @@ class Store:
                     "--episodes names the whole selection; --add, --remove and --trim change the parent's: "
                     "use one or the other"
                 )
-            return self._commit_changes(tag, message, parent, parent_digest, add, remove, trim or {}, videos)
+            return self._commit_changes(
+                tag, message, parent, parent_digest, add, remove, trim or {}, videos, labels
+            )
         deleted = set(self.catalog.deletions())
         if episode_ids is None:
             out = () if include_interrupted else ("interrupted",)
@@ -385,7 +399,7 @@ class Store:
             records = self._records(tag, wanted, deleted)
             created_from = {"selection": "episode_ids"}
         # Everything comes from the catalog: no episode file is opened (`check` verifies the blobs).
-        entries = self._pinned(tag, [entry_of(r) for r in records], videos, every=episode_ids is None)
+        entries = self._pinned(tag, _labelled(records, labels), videos, every=episode_ids is None)
         manifest = Manifest.build(entries, created_from, parent=parent_digest)
         digest = self.catalog.commit_version(manifest, tag, message)
         return digest, manifest
@@ -426,12 +440,13 @@ class Store:
         remove: Sequence[str],
         trim: Mapping[str, tuple[int, int]],
         videos: bool | Sequence[str],
+        labels: LabelResolver | None,
     ) -> tuple[str, Manifest]:
         base = self.catalog.version_doc(parent_digest)
         added = self._records(tag, sorted(set(add)), ()) if add else []
         if videos and not added:
             raise VersionChangeError("--videos pins the videos of the episodes added: add some (--add ID)")
-        entries = self._pinned(tag, [entry_of(r) for r in added], videos)
+        entries = self._pinned(tag, _labelled(added, labels), videos)
         deleted = self.catalog.deletions()
         child = derive(base, parent_digest, parent, entries, set(remove), trim, deleted)
         digest = self.catalog.commit_version(child, tag, message, parent=base)
@@ -469,6 +484,18 @@ class Store:
         """Enter an explicitly chosen seed, so the store never hands it out; False if used before."""
         self.require_writable(f"enter seed {seed}")
         return self.catalog.claim_seed(seed)
+
+
+def _labelled(records: Sequence[EpisodeRecord], labels: LabelResolver | None) -> list[ManifestEntry]:
+    """The manifest entries of ``records``, each with the label ``labels`` gives it and its pin."""
+    entries = [entry_of(r) for r in records]
+    if labels is None or not entries:
+        return entries
+    pinned = labels([e.episode_id for e in entries])
+    return [
+        replace(e, outcome=p.outcome, labels=p.pin) if (p := pinned.get(e.episode_id)) is not None else e
+        for e in entries
+    ]
 
 
 def _safe(text: str) -> str:

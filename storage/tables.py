@@ -1,4 +1,5 @@
-"""The catalog's tables: the SQL schema of episodes, events, recoveries, versions, tags and seeds.
+"""The catalog's tables: the SQL schema of episodes, events, recoveries, versions, tags, seeds and
+label revisions.
 
 The database is made and upgraded by the migrations in :mod:`takeover.storage.migrations`, never
 from these classes; a test checks that the migrated schema equals them.
@@ -10,7 +11,7 @@ Rows are the catalog's business; everyone else sees the frozen records of
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -155,3 +156,33 @@ class EpisodeVideoRow(Base):
     frame_index: Mapped[str] = mapped_column(Text)
     """JSON of the frame index (:class:`~takeover.storage.video.VideoIndex`)."""
     created_at: Mapped[float] = mapped_column(Double)
+
+
+class LabelRevisionRow(Base):
+    """A revision of an episode's labels (:mod:`takeover.storage.label_revisions`). Append-only: a
+    row is never updated or deleted, except with its episode when `gc` removes a deleted one.
+
+    ``id`` grows with every revision and is never reused (SQLite ``AUTOINCREMENT``, a sequence on
+    PostgreSQL), so a version that pins a revision by id always means the same one."""
+
+    __tablename__ = "label_revisions"
+    __table_args__ = (
+        Index("ix_label_revisions_heads", "episode_id", "annotator", "id"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("label_revisions.id"), nullable=True)
+    """The revision this one edits (None for an episode's first)."""
+    annotator: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    """'operator' (the verdict at the end of the attempt), 'annotator' or 'lead'."""
+    created_at: Mapped[float] = mapped_column(Double)
+    """Wall-clock time, seconds since the epoch."""
+    outcome: Mapped[str] = mapped_column(String(32))
+    quality: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    failure_category: Mapped[str | None] = mapped_column(Text, nullable=True)
+    progress: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    notes: Mapped[str] = mapped_column(Text)
+    tags: Mapped[str] = mapped_column(Text)
+    """JSON list of strings."""

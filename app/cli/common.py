@@ -7,9 +7,10 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from takeover.app.net.endpoints import EndpointError, check_endpoint
 from takeover.storage.durations import parse_duration
@@ -35,6 +36,19 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE_EXIT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Rows under their headers, each column as wide as its widest cell."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def when(t: float) -> str:
+    """A wall-clock time as people read it (local time, to the second)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def endpoint_type(*, bind: bool) -> Callable[[str], str]:

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Sequence
 from typing import Any
 
-from takeover.app.cli import data_delete, data_transcode
-from takeover.app.cli.common import add_store_option, grace_period_s, open_store, user_errors
+from takeover.annotation.labels import Rule, version_labels
+from takeover.app.cli import data_delete, data_episodes, data_transcode
+from takeover.app.cli.common import add_store_option, grace_period_s, open_store, table, user_errors, when
 from takeover.app.cli.data_export import add_export_parser
 from takeover.app.cli.data_pull import add_pull_parser
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
 from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
-from takeover.storage.errors import StorageError
+from takeover.storage.errors import StorageError, UnknownTagError
 from takeover.storage.fsck import fsck
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
-
-
-def _yes_no(value: bool | None) -> str:
-    return "-" if value is None else ("yes" if value else "no")
-
-
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+from takeover.storage.store import Store
+from takeover.storage.tags import unknown_tag_message
 
 
 @user_errors()
@@ -44,31 +30,7 @@ def run_init(args: argparse.Namespace) -> int:
 @user_errors()
 def run_list(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        episodes = store.list_episodes()
-        deleted = len(store.catalog.deletions())
-    hidden = f"{deleted} deleted episode(s) not shown (`takeover data undelete ID` takes them back)"
-    if not episodes:
-        print("no episodes" + (f"; {hidden}" if deleted else ""))
-        return 0
-    rows = [
-        (
-            e.episode_id,
-            e.task,
-            "-" if e.seed is None else e.seed,
-            e.num_steps,
-            e.num_takeovers,
-            _yes_no(e.success),
-            e.outcome or "-",
-            e.end_reason or "-",
-            f"cut {_when(e.cut_at)}" if e.cut_at is not None else "-",
-        )
-        for e in episodes
-    ]
-    headers = ("id", "task", "seed", "steps", "takeovers", "success", "outcome", "ended", "recovered")
-    print(_table(headers, rows))
-    if deleted:
-        print(hidden)
-    return 0
+        return data_episodes.run_list(store, args)
 
 
 @user_errors()
@@ -88,6 +50,7 @@ def run_commit(args: argparse.Namespace) -> int:
             add=args.add or (),
             remove=args.remove or (),
             trim=trim,
+            labels=version_labels(store, Rule(args.resolve)),
         )
         stored = store.catalog.version_storage(digest)
     how = f"stored as its change from {args.parent}" if stored.delta else "stored whole"
@@ -95,6 +58,12 @@ def run_commit(args: argparse.Namespace) -> int:
         f"tagged {tag} -> version {digest}\n"
         f"{len(manifest.episodes)} episodes, {manifest.num_steps} steps ({how}, {stored.bytes} bytes)"
     )
+    pinned = sum(1 for e in manifest.episodes if e.labels)
+    if pinned:
+        print(
+            f"labels: {pinned} episode(s) take the label their annotators' revisions resolve to (rule "
+            f"{args.resolve}, pinned in each entry's `labels`); the others, the operator's verdict"
+        )
     left_out = manifest.created_from.get("left_out", {})
     if left_out.get("interrupted"):
         print(f"left out {left_out['interrupted']} interrupted attempt(s) (--include-interrupted takes them)")
@@ -116,7 +85,7 @@ def run_log(args: argparse.Namespace) -> int:
         tags = ", ".join(names.get(version.digest, [])) or "(no tag)"
         manifest = version.manifest
         print(f"version {version.digest}  {tags}")
-        print(f"  created   {_when(version.created_at)}")
+        print(f"  created   {when(version.created_at)}")
         if version.message:
             print(f"  message   {version.message}")
         print(f"  episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
@@ -134,19 +103,45 @@ def run_tags(args: argparse.Namespace) -> int:
         for t in tags:
             manifest = store.catalog.get_version(t.digest).manifest
             rows.append(
-                (t.name, t.digest[:12], len(manifest.episodes), manifest.num_steps, _when(t.created_at))
+                (t.name, t.digest[:12], len(manifest.episodes), manifest.num_steps, when(t.created_at))
             )
     if not rows:
         print("no tags")
         return 0
-    print(_table(("tag", "version", "episodes", "steps", "created"), rows))
+    print(table(("tag", "version", "episodes", "steps", "created"), rows))
     return 0
+
+
+def _shown(store: Store, args: argparse.Namespace) -> tuple[str, str]:
+    """('tag' or 'episode', its name): what `data show` was asked for."""
+    if args.tag is not None or args.episode is not None:
+        if args.name is not None:
+            raise StorageError("name what to show once: `data show NAME`, `--tag TAG` or `--episode ID`")
+        return ("tag", args.tag) if args.tag is not None else ("episode", args.episode)
+    if args.name is None:
+        raise StorageError("name a tag or an episode to show: `data show NAME`")
+    name = args.name
+    tags = [t.name for t in store.tags()]
+    is_episode = bool(store.list_episodes(episode_ids=[name], deleted=None))
+    if name in tags and is_episode:
+        raise StorageError(
+            f"{name!r} is both a tag and an episode id: `data show --tag {name}` shows the version, "
+            f"`data show --episode {name}` the episode"
+        )
+    if is_episode:
+        return "episode", name
+    if name not in tags:
+        raise UnknownTagError(f"{unknown_tag_message(name, tags[::-1])} (and no episode has that id)")
+    return "tag", name
 
 
 @user_errors()
 def run_show(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        version = store.resolve(args.tag)
+        kind, name = _shown(store, args)
+        if kind == "episode":
+            return data_episodes.show_episode(store, name, args)
+        version = store.resolve(name)
         manifest = version.manifest
         if args.json:
             print(manifest.canonical_json())
@@ -156,9 +151,9 @@ def run_show(args: argparse.Namespace) -> int:
             with store.open_blob(e.digest) as f:
                 timelines.append(read_timeline(f))
     cameras = coverage([e.episode_id for e in manifest.episodes], timelines)
-    print(f"tag       {args.tag}")
+    print(f"tag       {name}")
     print(f"version   {version.digest}")
-    print(f"created   {_when(version.created_at)}")
+    print(f"created   {when(version.created_at)}")
     if version.message:
         print(f"message   {version.message}")
     print(f"episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
@@ -169,13 +164,13 @@ def run_show(args: argparse.Namespace) -> int:
         (
             e.episode_id,
             e.num_steps if e.steps is None else f"{e.length} ({e.start}:{e.stop} of {e.num_steps})",
-            _yes_no(e.success),
-            e.outcome or "-",
+            verdict(e),
+            e.labels or "verdict",
             e.digest[:12],
         )
         for e in manifest.episodes
     ]
-    print(_table(("id", "steps", "success", "outcome", "file"), rows))
+    print(table(("id", "steps", "label", "from", "file"), rows))
     return 0
 
 
@@ -235,7 +230,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_store_option(p)
     p.set_defaults(func=run_init)
 
-    p = sub.add_parser("list", help="list recorded episodes", description="List the episodes in the store.")
+    p = sub.add_parser(
+        "list",
+        help="list recorded episodes with the label that counts",
+        description="List the episodes in the store, oldest first: when, task, operator, length, takeovers, "
+        "and one label (resolved from its annotators' revisions) with its source: lead, majority, annotator, "
+        "operator, or station (only the station's success flag). agree: how many annotators give that "
+        "outcome, of how many.",
+    )
+    data_episodes.add_list_options(p)
     add_store_option(p)
     p.set_defaults(func=run_list)
 
@@ -281,6 +284,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="pin the transcoded videos of these cameras (none named: every transcoded camera); "
         "refused if a stream is not transcoded (`data transcode`)",
     )
+    data_episodes.add_resolve_option(p, "each episode's label")
     add_store_option(p)
     p.set_defaults(func=run_commit)
 
@@ -289,10 +293,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=run_tags)
 
     p = sub.add_parser(
-        "show", help="show the version a tag names", description="Show the version a tag names."
+        "show",
+        help="show a version (by tag) or an episode",
+        description="Show the version a tag names, or an episode: its metadata, events, labels and their "
+        "history, the agreement between its annotators and the label that counts. A name that is both a "
+        "tag and an episode id is refused: say which with --tag or --episode.",
     )
-    p.add_argument("tag", metavar="TAG")
-    p.add_argument("--json", action="store_true", help="print the manifest as canonical JSON")
+    p.add_argument("name", nargs="?", metavar="TAG|EPISODE")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--tag", metavar="TAG", help="the version this tag names")
+    which.add_argument("--episode", metavar="ID", help="this episode")
+    p.add_argument(
+        "--json", action="store_true", help="print the manifest (of an episode: all of it) as JSON"
+    )
+    data_episodes.add_resolve_option(p, "an episode's label")
     add_store_option(p)
     p.set_defaults(func=run_show)
 

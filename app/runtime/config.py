@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from takeover.annotation.labels import DEFAULT_FAILURE_CATEGORIES, Vocabulary
 from takeover.app.control.loop import LoopConfig
 from takeover.app.net.endpoints import EndpointError, parse_endpoint
 from takeover.recorder.settings import RecorderConfig
 from takeover.storage.durations import DEFAULT_GRACE, parse_duration
+from takeover.storage.errors import InvalidLabelError
 from takeover.storage.seeds import MAX_SEED, SeedRange
 from takeover.teleop.keyboard import KeyboardConfig
 from takeover.teleop.spacemouse import SpaceMouseConfig
@@ -162,6 +164,21 @@ class StoreSection:
                 )
         if "://" in self.blob_url and self.blob_url.split("://", 1)[0] not in BLOB_SCHEMES:
             raise ConfigError(f"store.blob_url must be an s3:// URL or a folder, got {self.blob_url!r}")
+
+
+@dataclass(frozen=True)
+class LabelsSection:
+    failure_categories: tuple[str, ...] = DEFAULT_FAILURE_CATEGORIES
+    """Why an attempt failed: the categories a failure's label may name (words without spaces)."""
+
+    def __post_init__(self) -> None:
+        try:
+            self.vocabulary()
+        except InvalidLabelError as exc:
+            raise ConfigError(f"labels.failure_categories: {exc}") from None
+
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.failure_categories)
 
 
 CAMERA_KINDS = ("opencv", "synthetic")
@@ -320,6 +337,7 @@ class AppConfig:
     camera: tuple[CameraSection, ...] = ()
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     seeds: SeedsSection = field(default_factory=SeedsSection)
+    labels: LabelsSection = field(default_factory=LabelsSection)
     keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)
     """The console's keys as a teleop device (``[keyboard]``; docs/teleop.md)."""
     spacemouse: SpaceMouseConfig = field(default_factory=SpaceMouseConfig)

@@ -124,3 +124,12 @@ def test_the_operators_name_comes_from_the_file_or_the_command_line(tmp_path: Pa
     assert _config_from(args).operator.name == "Ada"
     with pytest.raises(ConfigError, match=r"operator\.name must be at most 200 printable"):
         load_config(write(tmp_path, '[operator]\nname = "a\\nb"\n'))
+
+
+def test_the_failure_categories_of_labels_are_configured(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[labels]\nfailure_categories = ["spilled", "late"]\n'))
+    assert cfg.labels.vocabulary().failure_categories == ("spilled", "late")
+    assert "collision" in AppConfig().labels.failure_categories
+    for bad, message in (("[]", "at least one"), ('["a", "a"]', "distinct"), ('["two words"]', "is a word")):
+        with pytest.raises(ConfigError, match=f"labels.failure_categories: .*{message}"):
+            load_config(write(tmp_path, f"[labels]\nfailure_categories = {bad}\n"))

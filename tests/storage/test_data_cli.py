@@ -37,10 +37,24 @@ def root(tmp_path: Path) -> Path:
 def test_list(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run("list", "--store", str(root)) == 0
     lines = capsys.readouterr().out.splitlines()
-    headers = ["id", "task", "seed", "steps", "takeovers", "success", "outcome", "ended", "recovered"]
-    assert lines[0].split() == headers
-    assert lines[1].split() == ["ep-a", "stack", "blocks", "1", "7", "1", "yes", "success", "-", "-"]
-    assert lines[2].split()[-7:] == ["2", "4", "0", "-", "-", "-", "-"]
+    headers = ["id", "date", "task", "operator", "seed", "steps", "duration", "takeovers", "label", "source"]
+    assert lines[0].split() == [*headers, "agree", "ended", "recovered"]
+    # One label and where it comes from (the operator's verdict; ep-b has none), no success/outcome pair.
+    assert lines[1].split()[3:] == [
+        "stack",
+        "blocks",
+        "ada",
+        "1",
+        "7",
+        "0.7",
+        "1",
+        "success",
+        "operator",
+        "1/1",
+        "-",
+        "-",
+    ]
+    assert lines[2].split()[-9:] == ["2", "4", "0.4", "0", "-", "-", "-", "-", "-"]
 
 
 def test_commit_tags_show(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

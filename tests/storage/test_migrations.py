@@ -77,6 +77,7 @@ def test_head_names_the_newest_migration() -> None:
         "0002_episode_blobs",
         "0003_versions",
         "0004_episode_videos",
+        "0005_label_revisions",
     }
 
 
