@@ -8,16 +8,17 @@ configured list), how far it got (**progress**, 0..100 %), notes and tags. Every
 revision; the operator's verdict at the end of the attempt is revision 1.
 
 Several people may label one episode. What counts is each annotator's newest revision, the
-episode's **heads** (the operator's verdict is the operator's head, so the operator counts as one
-annotator):
+episode's **heads**. The operator's verdict is a first word: once anyone has reviewed the episode
+(as annotator or lead), the **voters** are the reviewers' heads and the operator's verdict no
+longer votes, so one annotator can correct a verdict either way; until then the verdict is the
+only voter.
 
-- **agreement**: the fraction of annotators whose outcome is the most common one (1.0 with one);
-- **disagreement queue**: the episodes whose heads' outcomes differ, unless a lead's revision is
-  newer than every other head (a lead has settled it; a later change of mind reopens it);
+- **agreement**: the fraction of voters whose outcome is the most common one (1.0 with one);
+- **disagreement queue**: the episodes whose voters' outcomes differ, unless a lead's revision is
+  newer than every other voter's (a lead has settled it; a later change of mind reopens it);
 - **resolution**, by a rule: ``lead`` (default): the newest head made in the lead role wins, else
   ``majority``: the most common outcome, a tie going to the more cautious outcome (failure before
-  near-success before success). One annotator against the operator is such a tie: a relabelling
-  can make a label more cautious by itself, never less; a lead's word settles it either way.
+  near-success before success); a lead's word settles it either way.
 """
 
 from __future__ import annotations
@@ -156,9 +157,17 @@ def relabel(
 
 
 # -- agreement and resolution -------------------------------------------------------------------
+def voters(heads: Sequence[LabelRevision]) -> list[LabelRevision]:
+    """The heads that vote: the reviewers' (annotator or lead) once there is one, else all (the
+    operator's verdict)."""
+    reviewed = [h for h in heads if h.role != "operator"]
+    return reviewed or list(heads)
+
+
 def agreement(heads: Sequence[LabelRevision]) -> float:
-    """The fraction of annotators whose newest outcome is the most common one (1.0 with one
-    annotator, and with none: nothing to disagree about)."""
+    """The fraction of voters whose newest outcome is the most common one (1.0 with one voter,
+    and with none: nothing to disagree about)."""
+    heads = voters(heads)
     if not heads:
         return 1.0
     return max(Counter(h.outcome for h in heads).values()) / len(heads)
@@ -170,7 +179,8 @@ def _newest_lead(heads: Sequence[LabelRevision]) -> LabelRevision | None:
 
 
 def disagrees(heads: Sequence[LabelRevision]) -> bool:
-    """True if the heads' outcomes differ and no lead's revision is newer than every other head."""
+    """True if the voters' outcomes differ and no lead's revision is newer than every other voter's."""
+    heads = voters(heads)
     if len({h.outcome for h in heads}) < 2:
         return False
     lead = _newest_lead(heads)
@@ -204,6 +214,7 @@ def resolve(heads: Sequence[LabelRevision], rule: Rule = Rule.LEAD) -> Resolutio
     if not heads:
         return None
     share = agreement(heads)
+    heads = voters(heads)
     if rule is Rule.LEAD:
         lead = _newest_lead(heads)
         if lead is not None:

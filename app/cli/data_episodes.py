@@ -23,6 +23,7 @@ from takeover.annotation.labels import (
     parse_outcome,
     resolve,
     shown,
+    voters,
 )
 from takeover.app.cli.common import table, when
 from takeover.app.cli.label import label_text, resolution_text, source_of
@@ -75,7 +76,8 @@ def list_episodes(store: Store, args: argparse.Namespace) -> tuple[list[tuple[An
 
 
 def _row(e: EpisodeRecord, res: Resolution | None, heads: list[LabelRevision]) -> tuple[Any, ...]:
-    most = round(agreement(heads) * len(heads))
+    voting = voters(heads)
+    most = round(agreement(voting) * len(voting))
     return (
         e.episode_id,
         when(e.started_at)[:16],
@@ -87,7 +89,7 @@ def _row(e: EpisodeRecord, res: Resolution | None, heads: list[LabelRevision]) -
         e.num_takeovers,
         shown(res.outcome) if res else "-",
         source_of(res, e.outcome) if res else "-",
-        f"{most}/{len(heads)}" if heads else "-",
+        f"{most}/{len(voting)}" if voting else "-",
         e.end_reason or "-",
         f"cut {when(e.cut_at)}" if e.cut_at is not None else "-",
     )
@@ -203,8 +205,8 @@ def show_episode(store: Store, episode_id: str, args: argparse.Namespace) -> int
     print()
     print(f"label     {resolution_text(res, e.outcome) if res else 'none (no verdict, no revision)'}")
     print(
-        f"          rule {args.resolve}; {len(heads)} annotator(s), agreement {agreement(heads):.2f}"
-        + ("; in the disagreement queue" if disagrees(heads) else "")
+        f"          rule {args.resolve}; {len(voters(heads))} voting annotator(s), "
+        f"agreement {agreement(heads):.2f}" + ("; in the disagreement queue" if disagrees(heads) else "")
     )
     if history:
         print()

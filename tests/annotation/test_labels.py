@@ -27,6 +27,7 @@ from takeover.annotation.labels import (
     resolve,
     resolve_many,
     version_labels,
+    voters,
 )
 from takeover.storage.errors import InvalidLabelError, UnknownEpisodeError
 from takeover.storage.label_revisions import OUTCOMES, Label, LabelRevision
@@ -122,6 +123,7 @@ def test_the_disagreement_queue_and_the_resolved_labels_of_a_store(store: Store)
     _catalog(store, "agreed", "split", "settled", "reopened", "three")
     relabel(store, "agreed", Label(outcome="success"), annotator="bo")
     relabel(store, "split", Label(outcome="failure"), annotator="bo")
+    relabel(store, "split", Label(outcome="success"), annotator="cy")
     relabel(store, "settled", Label(outcome="failure"), annotator="bo")
     relabel(store, "settled", Label(outcome="success"), annotator="di", role="lead")
     relabel(store, "reopened", Label(outcome="failure"), annotator="bo")
@@ -129,12 +131,13 @@ def test_the_disagreement_queue_and_the_resolved_labels_of_a_store(store: Store)
     relabel(store, "reopened", Label(outcome="near_success"), annotator="cy")  # after the lead's word
     relabel(store, "three", Label(outcome="failure"), annotator="bo")
     relabel(store, "three", Label(outcome="near_success"), annotator="cy")
-    assert disagreement_queue(store) == ["three", "reopened", "split"]  # lowest agreement first
+    # The operator's verdict (success, every episode here) no longer votes once someone reviewed.
+    assert disagreement_queue(store) == ["reopened", "split", "three"]  # lowest agreement first
     assert disagreement_queue(store, ["agreed", "split"]) == ["split"]
     lead = resolve_many(store)
     majority = resolve_many(store, rule=Rule.MAJORITY)
     assert {k: (r.outcome, r.source) for k, r in lead.items()} == {
-        "agreed": ("success", "majority"),
+        "agreed": ("success", "annotator"),  # one reviewer: the verdict does not vote
         "split": ("failure", "majority"),  # one against one: the more cautious
         "settled": ("success", "lead"),
         "reopened": ("success", "lead"),  # the lead's word still counts under `lead`
@@ -143,11 +146,23 @@ def test_the_disagreement_queue_and_the_resolved_labels_of_a_store(store: Store)
     assert {k: r.outcome for k, r in majority.items()} == {
         "agreed": "success",
         "split": "failure",
-        "settled": "success",  # 2 successes (operator, lead) against 1 failure
-        "reopened": "success",
+        "settled": "failure",  # the lead's success against one failure, without the lead rule: a tie
+        "reopened": "failure",  # one each
         "three": "failure",
     }
-    assert lead["split"].tie and not lead["agreed"].tie and lead["three"].agreement == pytest.approx(1 / 3)
+    assert lead["split"].tie and not lead["agreed"].tie and lead["three"].agreement == pytest.approx(1 / 2)
+    assert lead["reopened"].agreement == pytest.approx(1 / 3)
+
+
+def test_one_annotator_corrects_the_operators_verdict_either_way(store: Store) -> None:
+    _catalog(store, "ep-a", "ep-b")
+    relabel(store, "ep-a", Label(outcome="failure"), annotator="bo")
+    relabel(store, "ep-b", Label(outcome="failure"), annotator="bo")
+    relabel(store, "ep-b", Label(outcome="success", quality="clean"), annotator="bo")
+    for rule in Rule:
+        got = {k: (r.outcome, r.source, r.agreement) for k, r in resolve_many(store, rule=rule).items()}
+        assert got == {"ep-a": ("failure", "annotator", 1.0), "ep-b": ("success", "annotator", 1.0)}
+    assert disagreement_queue(store) == []
 
 
 def test_resolution_of_one_revision_says_whose_it_is(store: Store) -> None:
@@ -186,17 +201,18 @@ def heads_st(draw: st.DrawFn, min_size: int = 1, max_size: int = 8) -> list[Labe
 
 @given(heads_st())
 def test_agreement_is_the_share_of_the_most_common_outcome(heads: list[LabelRevision]) -> None:
-    share = agreement(heads)
-    assert 1 / len(heads) <= share <= 1.0
-    assert (share == 1.0) == (len({h.outcome for h in heads}) == 1)
+    share, voting = agreement(heads), voters(heads)
+    assert 1 / len(voting) <= share <= 1.0
+    assert (share == 1.0) == (len({h.outcome for h in voting}) == 1)
     assert agreement(heads[:1]) == 1.0
+    assert voting == ([h for h in heads if h.role != "operator"] or heads)
 
 
 @given(heads_st(), st.data())
 def test_adding_an_agreeing_annotator_never_lowers_agreement(
     heads: list[LabelRevision], data: st.DataObject
 ) -> None:
-    counts = Counter(h.outcome for h in heads)
+    counts = Counter(h.outcome for h in voters(heads))
     most_common = [o for o, n in counts.items() if n == max(counts.values())]
     outcome = data.draw(st.sampled_from(most_common))
     role = data.draw(st.sampled_from(("annotator", "lead")))
@@ -221,18 +237,19 @@ def test_majority_takes_the_most_common_outcome_and_breaks_ties_towards_caution(
 ) -> None:
     res = resolve(heads, Rule.MAJORITY)
     assert res is not None
-    counts = Counter(h.outcome for h in heads)
+    voting = voters(heads)
+    counts = Counter(h.outcome for h in voting)
     tied = [o for o in OUTCOMES if counts[o] == max(counts.values())]
     assert res.outcome in tied and CAUTION.index(res.outcome) == min(CAUTION.index(o) for o in tied)
     assert res.tie == (len(tied) > 1)
     # It rests on every head that says so, the newest of them gives the label, and neither the
     # order of the heads nor who holds which role changes it.
-    assert res.revisions == tuple(sorted(h.id for h in heads if h.outcome == res.outcome))
+    assert res.revisions == tuple(sorted(h.id for h in voting if h.outcome == res.outcome))
     assert res.label.id == res.revisions[-1]
     shuffled = list(heads)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
     assert resolve(shuffled, Rule.MAJORITY) == res
-    plain = [replace(h, role="annotator") for h in heads]
+    plain = [replace(h, role="annotator") if h.role == "lead" else h for h in heads]
     again = resolve(plain, Rule.MAJORITY)
     assert again is not None and (again.outcome, again.revisions) == (res.outcome, res.revisions)
 
@@ -308,5 +325,5 @@ def test_a_version_pins_the_resolved_labels_and_only_those(tmp_path: Path) -> No
     assert pins == {"ep-a": ("near_success", "lead:4"), "ep-b": ("success", "")}
     assert {e.episode_id: (e.outcome, e.labels) for e in child.episodes} == {
         **pins,
-        "ep-c": ("failure", "majority:6"),  # the operator's success against one failure: a tie
+        "ep-c": ("failure", "majority:6"),  # one reviewer's failure: the operator's success does not vote
     }

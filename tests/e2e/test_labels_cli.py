@@ -61,13 +61,13 @@ def test_label_appends_a_revision_and_prints_it_with_the_label_that_counts(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("ep-a: revision 3 (edits 1) by bo as annotator, ")
     assert out[0].endswith(": near-success, progress 80 %; tags grasp, slow; notes: late")
-    # One against the operator is a tie: the more cautious of success and near-success counts.
-    assert out[1] == (
-        "  the label that counts (rule lead): near-success, progress 80 %: majority, 1 of 2 annotators: "
-        "a tie, which goes to the more cautious outcome (revisions 3)"
+    # A reviewer's word replaces the operator's verdict (and the station's flag), either way.
+    assert (
+        out[1]
+        == "  the label that counts (rule lead): near-success, progress 80 %: the annotator's (revision 3)"
     )
     assert out[2].startswith("ep-c: revision 4 (edits 2) by bo")
-    assert "failure: majority, 1 of 2 annotators" in out[3]  # the station's failure is more cautious
+    assert "near-success, progress 80 %: the annotator's (revision 4)" in out[3]
     assert _run(root, "label", "ep-a", "--outcome", "near_success", "--annotator", "bo") == 0
     assert "revision 5 (edits 3) by bo" in capsys.readouterr().out  # bo edits bo's own revision
     assert _run(root, "label", "ep-a", "--outcome", "success", "--quality", "side-effects", "--lead") == 0
@@ -146,10 +146,10 @@ def test_data_show_an_episode_with_its_labels_history_agreement_and_resolution(
     lines = out.splitlines()
     assert lines[0] == "episode   ep-a" and "task      stack blocks" in lines
     assert (
-        "label     failure: collision: majority, 1 of 3 annotators: a tie, which goes to the more cautious "
+        "label     failure: collision: majority, 1 of 2 annotators: a tie, which goes to the more cautious "
         "outcome (revisions 3)" in lines
     )
-    assert "          rule lead; 3 annotator(s), agreement 0.33; in the disagreement queue" in lines
+    assert "          rule lead; 2 voting annotator(s), agreement 0.50; in the disagreement queue" in lines
     at = lines.index("label history (oldest first; * = the annotator's current revision)")
     assert lines[at + 1].split() == [
         "rev",
@@ -177,7 +177,11 @@ def test_data_show_an_episode_with_its_labels_history_agreement_and_resolution(
     out = capsys.readouterr().out
     assert "label     success: the lead's word (revision 5)" in out and "disagreement queue" not in out
     assert _run(root, "data", "show", "ep-a", "--resolve", "majority") == 0
-    assert "label     success: majority, 2 of 4 annotators (revisions 1, 5)" in capsys.readouterr().out
+    # Under majority the three reviewers (not the operator) vote one each: the most cautious.
+    assert (
+        "label     failure: collision: majority, 1 of 3 annotators: a tie, which goes to the more cautious "
+        "outcome (revisions 3)" in capsys.readouterr().out
+    )
     assert _run(root, "data", "show", "ep-a", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["resolved"] == {
@@ -187,7 +191,7 @@ def test_data_show_an_episode_with_its_labels_history_agreement_and_resolution(
         "revisions": [5],
         "tie": False,
     }
-    assert [r["id"] for r in doc["labels"]] == [1, 3, 4, 5] and doc["agreement"] == 0.5
+    assert [r["id"] for r in doc["labels"]] == [1, 3, 4, 5] and doc["agreement"] == pytest.approx(1 / 3)
     assert doc["episode"]["episode_id"] == "ep-a" and [e["kind"] for e in doc["events"]] == [
         "start",
         "takeover",
@@ -241,6 +245,7 @@ def test_data_list_shows_one_label_with_its_source_and_filters_and_sorts(
     assert (rows["ep-a"]["operator"], rows["ep-a"]["steps"], rows["ep-a"]["duration"]) == ("ada", "7", "0.7")
     assert rows["ep-c"]["takeovers"] == "2" and not {"success", "outcome"} & rows["ep-a"].keys()
     assert _run(root, "label", "ep-a", "--outcome", "failure", "--annotator", "bo") == 0
+    assert _run(root, "label", "ep-a", "--outcome", "success", "--annotator", "cy") == 0
     assert _run(root, "label", "ep-c", "--outcome", "near-success", "--annotator", "bo", "--lead") == 0
     capsys.readouterr()
 
@@ -252,11 +257,11 @@ def test_data_list_shows_one_label_with_its_source_and_filters_and_sorts(
     assert [(r["label"], r["source"], r["agree"]) for r in rows.values()] == [
         ("failure", "majority", "1/2"),
         ("-", "-", "-"),
-        ("near-success", "lead", "1/2"),
+        ("near-success", "lead", "1/1"),
     ]
     assert list(listed("--label", "near-success")) == ["ep-c"]
     assert list(listed("--label", "none")) == ["ep-b"]
-    assert list(listed("--label", "failure", "--resolve", "majority")) == ["ep-a", "ep-c"]
+    assert list(listed("--label", "failure", "--resolve", "majority")) == ["ep-a"]
     assert list(listed("--annotator", "bo")) == ["ep-a", "ep-c"]
     assert list(listed("--disagreements")) == ["ep-a"]  # ep-c's lead settled it
     assert list(listed("--sort", "label")) == ["ep-a", "ep-c", "ep-b"]  # failure first, unlabelled last
@@ -311,7 +316,7 @@ def test_versions_freeze_the_resolved_labels_and_diff_shows_the_relabelling(
     assert [(e.episode_id, e.outcome, e.labels) for e in v3.episodes] == [
         ("ep-a", "failure", "majority:3"),
         ("ep-b", "", ""),
-        ("ep-c", "failure", "majority:2"),  # the station's failure against the lead: a tie
+        ("ep-c", "near_success", "majority:4"),  # the one reviewer's word; the station's flag does not vote
     ]
     assert [e.success for e in v2.episodes] == [e.success for e in v1.episodes]  # the station's flags stay
     assert _run(root, "data", "diff", "v1", "v2") == 0
@@ -328,7 +333,7 @@ def test_versions_freeze_the_resolved_labels_and_diff_shows_the_relabelling(
     ]
     assert _run(root, "data", "diff", "v2", "v3") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "~ ep-c  relabelled near_success (labels lead:4) -> failure (labels majority:2)" in lines
+    assert "~ ep-c  relabelled near_success (labels lead:4) -> near_success (labels majority:4)" in lines
     assert _run(root, "data", "show", "v2") == 0
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith(("id ", "ep-"))]
     assert [r[:4] for r in rows] == [
