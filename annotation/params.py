@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from takeover.annotation.blend import PROFILES
+from takeover.annotation.param_files import CanonicalParams, ParamsError
+
+__all__ = ["PAUSE_KINDS", "ParamsError", "SmoothingParams", "load_params"]
 
 PAUSE_KINDS = ("takeover", "handback")
 
 
-class ParamsError(ValueError):
-    """Smoothing parameters a person must fix (the message says which and how)."""
-
-
 @dataclass(frozen=True)
-class SmoothingParams:
+class SmoothingParams(CanonicalParams):
     """How boundary smoothing decides what to remove and what to blend.
 
     The defaults suit the simulated Sawyer station: actions are (dx, dy, dz, gripper) in [-1, 1],
     and the state starts with the end-effector position in metres.
     """
+
+    TABLE: ClassVar[str] = "smoothing"
 
     motion_action_dims: tuple[int, ...] = (0, 1, 2)
     """Action components that move the robot (checked for idleness, blended at jumps)."""
@@ -96,44 +94,7 @@ class SmoothingParams:
                 "first action can stay clear of both"
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values (tuples become lists), in field order."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-    def digest(self) -> str:
-        """sha256 of the canonical JSON: equal parameters, equal digest."""
-        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SmoothingParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ParamsError(f"unknown smoothing parameter(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**values)
-        except TypeError as exc:  # e.g. a string where a list was expected
-            raise ParamsError(f"invalid smoothing parameters: {exc}") from None
-
 
 def load_params(path: Path | str) -> SmoothingParams:
     """Read parameters from a TOML file: top-level keys, or a ``[smoothing]`` table."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParamsError(f"parameter file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ParamsError(f"cannot read parameter file {p}: {exc}") from None
-    table = data.get("smoothing", data)
-    if "smoothing" in data and len(data) > 1:
-        raise ParamsError(f"{p}: put every parameter in the [smoothing] table, found {sorted(data)}")
-    if not isinstance(table, dict):
-        raise ParamsError(f"{p}: [smoothing] must be a table")
-    try:
-        return SmoothingParams.from_dict(table)
-    except ParamsError as exc:
-        raise ParamsError(f"{p}: {exc}") from None
+    return SmoothingParams.load(path)

@@ -1,4 +1,5 @@
-"""`takeover annotate ...`: derived annotations of recorded episodes (boundary smoothing)."""
+"""`takeover annotate ...`: derived annotations of recorded episodes (boundary smoothing, training
+labels)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from takeover.annotation.params import ParamsError, SmoothingParams, load_params
 from takeover.app.cli.common import add_store_option, open_store, user_errors
+from takeover.storage.errors import UnknownTagError
 from takeover.storage.store import Store
 
 
@@ -84,10 +86,69 @@ def run_plot_boundary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_outcome(outcome: str, success: bool | None) -> str:
+    """The operator's verdict if given, else the station's success flag."""
+    if outcome in ("success", "near_success", "failure"):
+        return outcome
+    return "success" if success else "failure"
+
+
+def _labelled_batch(store: Store, targets: list[str]) -> tuple[str, dict[str, str]]:
+    """What ``targets`` names (a tag, or episode ids) and the outcome label of each episode."""
+    if len(targets) == 1:
+        try:
+            entries = store.episodes_in(targets[0])
+        except UnknownTagError:
+            pass
+        else:
+            return f"version {targets[0]}", {
+                e.episode_id: _operator_outcome(e.outcome, e.success) for e in entries
+            }
+    labels: dict[str, str] = {}
+    for episode_id in dict.fromkeys(targets):
+        record = store.get_episode(episode_id)  # unknown ids fail here, before any work
+        labels[episode_id] = _operator_outcome(record.outcome, record.success)
+    return f"{len(labels)} episodes", labels
+
+
+@user_errors(ParamsError, AnnotateError, IndexError, ValueError)
+def run_derive_labels(args: argparse.Namespace) -> int:
+    from takeover.annotation.training_labels import ControlClass
+    from takeover.annotation.training_params import TrainingLabelParams
+    from takeover.annotation.training_store import derive_and_store
+
+    params = TrainingLabelParams.load(args.params) if args.params else TrainingLabelParams()
+    with open_store(args) as store:
+        what, labels = _labelled_batch(store, args.targets)
+        if not labels:
+            raise AnnotateError(f"{what} holds no episodes")
+        result, created = derive_and_store(store, list(labels), params, labels)
+    steps = sum(e.control_class.size for e in result.episodes)
+    outcomes = {
+        o: sum(e.outcome == o for e in result.episodes) for o in ("success", "near_success", "failure")
+    }
+    print(
+        f"training labels of {what}: {len(result.episodes)} episodes, {steps} steps "
+        f"({', '.join(f'{n} {o}' for o, n in outcomes.items())}); parameters {params.digest()[:12]}"
+    )
+    for cls in ControlClass:
+        n = sum(int((e.control_class == cls).sum()) for e in result.episodes)
+        print(f"  {cls.name.lower():<17} {n:>8} steps  {100 * n / steps:5.1f} %")
+    sources = ", ".join(f"{name} ({n} episodes)" for name, n in result.value_sources.items())
+    print(
+        f"improvement: {100 * result.positive_fraction:.1f} % of {result.non_human_steps} non-human steps "
+        f"positive (target {100 * params.positive_fraction:.1f} %), threshold {result.threshold:.6g} on the "
+        f"advantage; human steps positive; value estimate: {sources}; horizon {result.horizon_steps} steps"
+    )
+    state = f"stored for {created} episodes" if created else "already stored"
+    print(f"{state} (derivation training_labels)")
+    return 0
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "annotate",
-        help="derive annotations of recorded episodes (boundary smoothing)",
+        help="derive annotations of recorded episodes (boundary smoothing, training labels)",
         description="Derived annotations of recorded episodes; raw data is never changed.",
     )
     sub = p.add_subparsers(dest="annotate_command", required=True, metavar="SUBCOMMAND")
@@ -121,3 +182,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     plot.add_argument("--out", required=True, metavar="FILE.png")
     common(plot)
     plot.set_defaults(func=run_plot_boundary)
+
+    derive = sub.add_parser(
+        "derive-labels",
+        help="derive training labels (control classes, value targets, improvement) and store them",
+        description="Derive per-step training labels for a batch of episodes and store them next to "
+        "each episode (docs/training_labels.md): control-source classes with pre-intervention "
+        "windows, RECAP value targets and the improvement indicator. The batch is the episodes of a "
+        "tagged version (a single name that is a tag) or the episodes named; the outcome label of each "
+        "is the operator's verdict, else the station's success flag. A batch derived before with the "
+        "same parameters and labels is not computed again.",
+    )
+    derive.add_argument("targets", nargs="+", metavar="TAG|EPISODE")
+    add_store_option(derive)
+    derive.add_argument(
+        "--params", metavar="FILE.toml", help="training-label parameters (docs/training_labels.md)"
+    )
+    derive.set_defaults(func=run_derive_labels)

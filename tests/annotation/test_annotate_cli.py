@@ -101,3 +101,49 @@ def test_user_errors_are_one_line(
 def test_missing_store_is_a_user_error(tmp_path: Path, capsys) -> None:
     assert main(["annotate", "smooth", "--store", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.startswith("error: no dataset store")
+
+
+def test_derive_labels_of_a_tag_then_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from takeover.annotation.derivation_catalog import list_derivations as all_derivations
+    from takeover.annotation.training_params import TrainingLabelParams
+    from takeover.annotation.training_store import load_training_labels
+
+    root = tmp_path / "store"
+    with Store.create(root) as store:
+        store.add_episode(make_episode("s", 30, seed=1, takeover_at=20))
+        store.add_episode(make_episode("f", 40, seed=2, success=False, outcome="failure"))
+        store.add_episode(make_episode("n", 20, seed=3, success=False, outcome="near_success"))
+        store.add_episode(make_episode("x", 10, seed=4, success=True, outcome=""))
+        store.commit("v1", ["s", "f", "n"])
+    params = tmp_path / "labels.toml"
+    params.write_text('pre_window = 4\npre_window_unit = "steps"\n')
+    args = ["annotate", "derive-labels", "v1", "--store", str(root), "--params", str(params)]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(
+        "training labels of version v1: 3 episodes, 90 steps (1 success, 1 near_success, 1 failure)"
+    )
+    counts = {line.split()[0]: int(line.split()[1]) for line in out[1:6]}
+    assert counts == {"policy": 76, "human": 10, "hold": 0, "ramp": 0, "pre_intervention": 4}
+    assert "of 80 non-human steps positive (target 30.0 %)" in out[6] and "baseline (3 episodes)" in out[6]
+    assert out[7] == "stored for 3 episodes (derivation training_labels)"
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "already stored (derivation training_labels)"
+    with Store.open(root) as store:
+        labels = {"s": "success", "f": "failure", "n": "near_success"}
+        p = TrainingLabelParams(pre_window=4, pre_window_unit="steps")
+        assert load_training_labels(store, list(labels), p, labels) is not None
+        assert len(all_derivations(store, name="training_labels")) == 3
+    # Episodes by id; one without the operator's verdict takes the station's flag.
+    assert main(["annotate", "derive-labels", "x", "s", "--store", str(root)]) == 0
+    assert "2 episodes, 40 steps (2 success, 0 near_success, 0 failure)" in capsys.readouterr().out
+
+
+def test_derive_labels_errors_are_one_line(store_root: Path, tmp_path: Path, capsys) -> None:
+    assert main(["annotate", "derive-labels", "nope", "--store", str(store_root)]) == 2
+    assert capsys.readouterr().err.strip() == "error: no episode 'nope' in the catalog"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("failure_penalty = 0.2\n")
+    assert main(["annotate", "derive-labels", "v1", "--store", str(store_root), "--params", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: failure_penalty must be >= 1") and "\n" not in err
