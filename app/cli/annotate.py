@@ -94,7 +94,11 @@ def _operator_outcome(outcome: str, success: bool | None) -> str:
 
 
 def _labelled_batch(store: Store, targets: list[str]) -> tuple[str, dict[str, str]]:
-    """What ``targets`` names (a tag, or episode ids) and the outcome label of each episode."""
+    """What ``targets`` names (a tag, or episode ids) and the outcome label of each episode: the
+    label the version froze (its resolved label), or for episodes named the label that counts now
+    (their revisions resolved by the default rule), else the station's flag."""
+    from takeover.annotation.labels import resolve_many
+
     if len(targets) == 1:
         try:
             entries = store.episodes_in(targets[0])
@@ -108,6 +112,8 @@ def _labelled_batch(store: Store, targets: list[str]) -> tuple[str, dict[str, st
     for episode_id in dict.fromkeys(targets):
         record = store.get_episode(episode_id)  # unknown ids fail here, before any work
         labels[episode_id] = _operator_outcome(record.outcome, record.success)
+    for episode_id, resolution in resolve_many(store, list(labels)).items():
+        labels[episode_id] = resolution.outcome
     return f"{len(labels)} episodes", labels
 
 

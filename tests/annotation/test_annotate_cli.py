@@ -137,6 +137,10 @@ def test_derive_labels_of_a_tag_then_again(tmp_path: Path, capsys: pytest.Captur
     # Episodes by id; one without the operator's verdict takes the station's flag.
     assert main(["annotate", "derive-labels", "x", "s", "--store", str(root)]) == 0
     assert "2 episodes, 40 steps (2 success, 0 near_success, 0 failure)" in capsys.readouterr().out
+    # Named episodes take the label that counts now: an annotator's relabelling.
+    assert main(["label", "s", "--outcome", "near-success", "--annotator", "bo", "--store", str(root)]) == 0
+    assert main(["annotate", "derive-labels", "x", "s", "--store", str(root)]) == 0
+    assert "2 episodes, 40 steps (1 success, 1 near_success, 0 failure)" in capsys.readouterr().out
 
 
 def test_derive_labels_errors_are_one_line(store_root: Path, tmp_path: Path, capsys) -> None:
