@@ -22,9 +22,10 @@ from takeover.annotation.labels import (
     resolve_many,
     shown,
 )
+from takeover.annotation.labels import label_source as source_of
 from takeover.app.cli.common import add_store_option, open_store, user_errors, when
 from takeover.storage.errors import StorageError
-from takeover.storage.label_revisions import OUTCOMES, Label, LabelRevision
+from takeover.storage.label_revisions import Label, LabelRevision
 
 
 def configured() -> tuple[Vocabulary, str]:
@@ -60,15 +61,6 @@ def revision_text(r: LabelRevision) -> str:
     if r.notes:
         text += f"; notes: {r.notes}"
     return text
-
-
-def source_of(res: Resolution, operator_outcome: str) -> str:
-    """Who gave the label that counts: 'lead', 'majority', 'annotator', 'operator', or 'station'
-    when it is the operator's revision 1 made from the station's success flag alone
-    (``operator_outcome``, the episode's own verdict, is then '')."""
-    if res.source == "operator" and operator_outcome not in OUTCOMES:
-        return "station"
-    return res.source
 
 
 def resolution_text(res: Resolution, operator_outcome: str) -> str:
