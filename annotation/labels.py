@@ -85,6 +85,18 @@ def shown(outcome: str) -> str:
     return outcome.replace("_", "-")
 
 
+def label_text(label: Label, *, progress: bool = True) -> str:
+    """'success (clean), progress 100 %', 'failure: collision', 'near-success'."""
+    text = shown(label.outcome)
+    if label.quality:
+        text += f" ({shown(label.quality)})"
+    if label.failure_category:
+        text += f": {label.failure_category}"
+    if progress and label.progress is not None:
+        text += f", progress {label.progress} %"
+    return text
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """The words a label may use beyond the fixed outcomes and qualities: the failure categories."""

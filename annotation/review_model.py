@@ -135,7 +135,7 @@ COLUMNS: tuple[Column, ...] = (
     _record_column("station", "station"),
     _record_column("policy", "policy_id"),
     _record_column("steps", "num_steps", numeric=True),
-    Column("duration", "s", lambda r: f"{r.duration_s:.1f}", lambda r: (r.duration_s, r.episode_id), True),
+    Column("duration", "secs", lambda r: f"{r.duration_s:.1f}", lambda r: (r.duration_s, r.episode_id), True),
     _record_column("takeovers", "num_takeovers", numeric=True),
     Column(
         "label",

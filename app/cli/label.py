@@ -17,10 +17,10 @@ from takeover.annotation.labels import (
     Resolution,
     Rule,
     Vocabulary,
+    label_text,
     parse_outcome,
     relabel_many,
     resolve_many,
-    shown,
 )
 from takeover.annotation.labels import label_source as source_of
 from takeover.app.cli.common import add_store_option, open_store, user_errors, when
@@ -38,18 +38,6 @@ def configured() -> tuple[Vocabulary, str]:
     except ConfigError as exc:
         raise StorageError(f"cannot read the configuration for the labels: {exc}") from None
     return config.labels.vocabulary(), config.operator.name
-
-
-def label_text(label: Label, *, progress: bool = True) -> str:
-    """'success (clean), progress 100 %', 'failure: collision', 'near-success'."""
-    text = shown(label.outcome)
-    if label.quality:
-        text += f" ({shown(label.quality)})"
-    if label.failure_category:
-        text += f": {label.failure_category}"
-    if progress and label.progress is not None:
-        text += f", progress {label.progress} %"
-    return text
 
 
 def revision_text(r: LabelRevision) -> str:

@@ -43,6 +43,21 @@ def display_available(env: Mapping[str, str] | None = None, platform: str | None
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
+def gui_application(no_display_message: str) -> QApplication | None:
+    """The running ``QApplication``, else a new one; None (and a message on stderr) when there is
+    no display, or when a non-GUI Qt application already runs in this process."""
+    existing = QApplication.instance()
+    if existing is None:
+        if not display_available():
+            print(no_display_message, file=sys.stderr)
+            return None
+        return QApplication(sys.argv[:1])
+    if isinstance(existing, QApplication):
+        return existing
+    print("takeover: a non-GUI Qt application is already running in this process", file=sys.stderr)
+    return None
+
+
 def run_gui(
     status_endpoint: str,
     command_endpoint: str,
@@ -60,16 +75,8 @@ def run_gui(
     Returns :data:`NO_DISPLAY_EXIT_CODE` with a message on stderr when there is no display.
     Reuses a running ``QApplication`` if there is one.
     """
-    existing = QApplication.instance()
-    if existing is None:
-        if not display_available():
-            print(NO_DISPLAY_MESSAGE, file=sys.stderr)
-            return NO_DISPLAY_EXIT_CODE
-        app = QApplication(sys.argv[:1])
-    elif isinstance(existing, QApplication):
-        app = existing
-    else:
-        print("takeover: a non-GUI Qt application is already running in this process", file=sys.stderr)
+    app = gui_application(NO_DISPLAY_MESSAGE)
+    if app is None:
         return NO_DISPLAY_EXIT_CODE
     app.setApplicationName(title)
 

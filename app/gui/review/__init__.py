@@ -1,0 +1,1 @@
+"""The review screen: annotators scrub recorded attempts and label them by keyboard."""

@@ -1,0 +1,128 @@
+"""The hand-over boundaries of the episode under review: for each takeover and hand-back, the
+executed action around it as recorded (left) and as boundary smoothing derives it (right), on the
+same axes, with what smoothing did there in words.
+
+Viewing only: moving a boundary or marking a pre-intervention window (edits stored as revisions)
+is not part of this screen yet.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from takeover.annotation.review_boundaries import AFTER_S, BEFORE_S, HandOver, HandOvers
+from takeover.app.gui.review.plots import PALETTE
+
+ORIGIN_TEXT = {
+    "stored": "smoothed: the stored derivation",
+    "computed": "smoothed: computed now, not stored (`takeover annotate smooth` stores it)",
+    "none": "no smoothing",
+}
+NOT_HERE = (
+    "Viewing only: moving a boundary or marking a pre-intervention window is not done on this screen yet."
+)
+
+
+class BoundariesView(QWidget):
+    """Raw and smoothed hand-overs side by side; emits ``seek(step)`` from 'Go to'."""
+
+    seek = pyqtSignal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hand_overs: HandOvers | None = None
+        self.picker = QComboBox()
+        self.picker.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.picker.currentIndexChanged.connect(self._show)
+        self.go = QPushButton("Go to boundary")
+        self.go.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.go.clicked.connect(lambda _checked=False: self._go())
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.origin = QLabel("")
+        self.origin.setObjectName("boundaryOrigin")
+        self.raw = self._plot("raw (as recorded)")
+        self.smoothed = self._plot("smoothed")
+        self.smoothed.setXLink(self.raw)
+        self.smoothed.setYLink(self.raw)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("hand-over"))
+        top.addWidget(self.picker, 1)
+        top.addWidget(self.go)
+        plots = QHBoxLayout()
+        plots.addWidget(self.raw, 1)
+        plots.addWidget(self.smoothed, 1)
+        note = QLabel(NOT_HERE)
+        note.setObjectName("boundaryNote")
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 4, 4)
+        box.addLayout(top)
+        box.addWidget(self.summary)
+        box.addLayout(plots, 1)
+        box.addWidget(self.origin)
+        box.addWidget(note)
+        self.set_hand_overs(None)
+
+    @staticmethod
+    def _plot(title: str) -> pg.PlotWidget:
+        plot = pg.PlotWidget(background="w")
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setMouseEnabled(x=False, y=False)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setTitle(title, size="9pt")
+        plot.setLabel("bottom", "seconds from the boundary")
+        plot.addLine(x=0, pen=pg.mkPen("#616161", width=1, style=Qt.PenStyle.DashLine))
+        plot.setXRange(-BEFORE_S, AFTER_S, padding=0.02)
+        return plot
+
+    def set_hand_overs(self, hand_overs: HandOvers | None) -> None:
+        self.hand_overs = hand_overs
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        items = hand_overs.items if hand_overs is not None else ()
+        for i, item in enumerate(items):
+            b = item.boundary
+            self.picker.addItem(
+                f"{i + 1}. {b.kind} at step {b.step}" + (f" ({b.reason})" if b.reason else "")
+            )
+        self.picker.blockSignals(False)
+        self.picker.setEnabled(bool(items))
+        self.go.setEnabled(bool(items))
+        if hand_overs is None:
+            origin = "reading the episode…"
+        elif not items:
+            origin = "this attempt has no takeover or hand-back"
+        else:
+            origin = ORIGIN_TEXT[hand_overs.origin]
+            if hand_overs.problem:
+                origin = f"{origin}; {hand_overs.problem}"
+        self.origin.setText(origin)
+        self._show()
+
+    def current(self) -> HandOver | None:
+        if self.hand_overs is None or not self.hand_overs.items:
+            return None
+        return self.hand_overs.items[max(0, self.picker.currentIndex())]
+
+    def _show(self) -> None:
+        item = self.current()
+        for plot in (self.raw, self.smoothed):
+            for curve in plot.listDataItems():
+                plot.removeItem(curve)
+        if item is None:
+            self.summary.setText("")
+            return
+        self.summary.setText(item.summary())
+        for k, name in enumerate(item.components):
+            pen = pg.mkPen(PALETTE[k % len(PALETTE)], width=2)
+            self.raw.plot(item.raw_t, item.raw_action[:, k], pen=pen, symbol="o", symbolSize=3, name=name)
+            if item.smooth_t.size:
+                self.smoothed.plot(item.smooth_t, item.smooth_action[:, k], pen=pen, symbol="o", symbolSize=3)
+
+    def _go(self) -> None:
+        item = self.current()
+        if item is not None:
+            self.seek.emit(item.boundary.step)

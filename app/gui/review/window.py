@@ -1,0 +1,593 @@
+"""The review screen: an annotator's whole day in one window.
+
+Left: the episode list with its filters, and the labelling panel. Right: the episode under the
+cursor: every camera at the cursor's step, the timeline (who drove, events, the label that counts),
+the transport (step, time, play at 0.5×/1×/2×), and the plots or the hand-over boundaries.
+
+It is a view: the store is read by :class:`StoreThread`, labels are written by
+:class:`LabelWriter`, frames decoded by :class:`FrameThread` (app/gui/review/workers.py); the
+window only asks and shows what comes back. A label is given with one key (1, 2, 3) and the
+window moves on to the next episode (unless told not to), so a batch is labelled with keys alone,
+while the next episode loads. Closing the window waits until every label given is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PyQt6.QtCore import QItemSelection, Qt, QTimer
+from PyQt6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
+from PyQt6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from takeover.annotation.labels import Rule, Vocabulary, label_text, shown
+from takeover.annotation.params import SmoothingParams
+from takeover.annotation.review_boundaries import HandOvers
+from takeover.annotation.review_episode import ReviewEpisode
+from takeover.annotation.review_frames import DEFAULT_CACHE_BYTES
+from takeover.annotation.review_model import COLUMN_NAMES, ReviewFilter, ReviewList, ReviewRow
+from takeover.app.gui.review.boundaries_view import BoundariesView
+from takeover.app.gui.review.cameras import CameraRow
+from takeover.app.gui.review.episode_list import EpisodeList
+from takeover.app.gui.review.fields import NumberField
+from takeover.app.gui.review.keys import KEYS, key_of
+from takeover.app.gui.review.label_panel import LabelPanel
+from takeover.app.gui.review.plots import Plots
+from takeover.app.gui.review.timeline import Timeline
+from takeover.app.gui.review.workers import FramesAt, FrameThread, LabelWriter, ListSource, StoreThread
+from takeover.storage.errors import InvalidLabelError
+from takeover.storage.label_revisions import LabelRevision
+from takeover.storage.store import Store
+
+SPEEDS = (0.5, 1.0, 2.0)
+WINDOW_SIZE = (1600, 980)
+LEFT_WIDTH = 600
+PLAY_TICK_MS = 10
+
+
+@dataclass(frozen=True)
+class ReviewOptions:
+    """What the screen reviews and who labels."""
+
+    open_store: Callable[[], Store]
+    """Opens the store (on the store thread: a failure is shown in the window)."""
+    annotator: str
+    role: str = "annotator"
+    """'annotator', or 'lead' for a data lead settling disagreements."""
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    rule: Rule = Rule.LEAD
+    tag: str | None = None
+    filter: ReviewFilter = field(default_factory=ReviewFilter)
+    """The filters the list starts with."""
+    sort: str = "date"
+    smoothing: SmoothingParams | None = None
+    """Parameters of the smoothing shown beside the raw hand-overs (default parameters if None)."""
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+    title: str = "Takeover review"
+
+
+class ReviewWindow(QMainWindow):
+    """The review window; call :meth:`start` after constructing it."""
+
+    def __init__(self, options: ReviewOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.listing: ReviewList | None = None
+        self.store: Store | None = None
+        self.current: str | None = None
+        """The episode selected (it may still be loading)."""
+        self.episode: ReviewEpisode | None = None
+        """The episode shown (loaded)."""
+        self.at_step = 0
+        self.direction = 1
+        self.speed = 1
+        """Index into :data:`SPEEDS`."""
+        self._play_from: tuple[float, int] | None = None
+        self._closed = False
+        self._first_list = True
+        self.setWindowTitle(options.title)
+        self.resize(*WINDOW_SIZE)
+
+        self.store_thread = StoreThread(
+            options.open_store, ListSource(options.annotator, options.rule, options.tag), options.smoothing
+        )
+        self.frames = FrameThread(options.cache_bytes)
+        self.writer: LabelWriter | None = None
+
+        self.list_panel = EpisodeList()
+        self.label_panel = LabelPanel(options.vocabulary, options.annotator, options.role)
+        self.header = QLabel("opening the store…")
+        self.header.setObjectName("episodeHeader")
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.problem = QLabel("")
+        self.problem.setObjectName("problemBanner")
+        self.problem.setWordWrap(True)
+        self.problem.hide()
+        self.cameras = CameraRow()
+        self.timeline = Timeline()
+        self.plots = Plots()
+        self.boundaries = BoundariesView()
+        self.tabs = QTabWidget()
+        self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.tabs.addTab(self.plots, "Plots")
+        self.tabs.addTab(self.boundaries, f"Boundaries ({key_of('boundaries').shown})")
+        self.step_box = NumberField()
+        self.step_box.setFixedWidth(90)
+        self.step_box.setRange(0, 0)
+        self.step_total = QLabel("/ 0")
+        self.time_value = QLabel("—")
+        self.time_value.setObjectName("timeValue")
+        self.play_button = self._button("▶  Play", self.toggle_play)
+        self.speed_box = QComboBox()
+        self.speed_box.addItems([f"{s:g}×" for s in SPEEDS])
+        self.speed_box.setCurrentIndex(self.speed)
+        self.speed_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.speed_box.currentIndexChanged.connect(self._set_speed)
+        self.message = QLabel("")
+        self.keys_strip = QLabel(keys_strip_text())
+        self.keys_strip.setObjectName("keysStrip")
+        self.keys_strip.setWordWrap(True)
+        self._play_timer = QTimer(self)
+        self._play_timer.setInterval(PLAY_TICK_MS)
+        self._play_timer.timeout.connect(self._play_tick)
+
+        self.setCentralWidget(self._build_layout())
+        self.statusBar().addWidget(self.message, 1)  # type: ignore[union-attr]
+        self._apply_style()
+        self._install_keys()
+        self._connect()
+
+    # ------------------------------------------------------------------ layout
+    def _button(self, text: str, handler: Callable[[], None]) -> QPushButton:
+        button = QPushButton(text)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        button.clicked.connect(lambda _checked=False: handler())
+        return button
+
+    def _build_layout(self) -> QWidget:
+        left = QWidget()
+        left_box = QVBoxLayout(left)
+        left_box.setContentsMargins(6, 6, 6, 6)
+        left_box.addWidget(self.list_panel, 1)
+        left_box.addWidget(self.label_panel)
+        left.setMinimumWidth(440)
+
+        transport = QHBoxLayout()
+        transport.setSpacing(4)
+        for text, handler in (
+            ("|◀", lambda: self.seek(0)),
+            ("◀ 1 s", lambda: self.step_by(-self._second())),
+            ("◀", lambda: self.step_by(-1)),
+        ):
+            transport.addWidget(self._button(text, handler))
+        transport.addWidget(self.play_button)
+        for text, handler in (
+            ("▶", lambda: self.step_by(1)),
+            ("1 s ▶", lambda: self.step_by(self._second())),
+            ("▶|", lambda: self.seek(self._last())),
+        ):
+            transport.addWidget(self._button(text, handler))
+        transport.addWidget(self.speed_box)
+        transport.addSpacing(16)
+        transport.addWidget(QLabel(f"step ({key_of('goto').shown})"))
+        transport.addWidget(self.step_box)
+        transport.addWidget(self.step_total)
+        transport.addSpacing(16)
+        transport.addWidget(self.time_value)
+        transport.addStretch(1)
+
+        right = QWidget()
+        right_box = QVBoxLayout(right)
+        right_box.setContentsMargins(6, 6, 6, 6)
+        right_box.setSpacing(4)
+        right_box.addWidget(self.header)
+        right_box.addWidget(self.problem)
+        right_box.addWidget(self.cameras, 5)
+        right_box.addWidget(self.timeline)
+        right_box.addLayout(transport)
+        right_box.addWidget(self.tabs, 4)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([LEFT_WIDTH, WINDOW_SIZE[0] - LEFT_WIDTH])
+        split.setChildrenCollapsible(False)
+        root = QWidget()
+        box = QVBoxLayout(root)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(split, 1)
+        box.addWidget(self.keys_strip)
+        return root
+
+    def _apply_style(self) -> None:
+        base = QFont(self.font())
+        base.setPointSize(10)
+        self.setFont(base)
+        big = QFont(base)
+        big.setPointSize(12)
+        self.header.setFont(big)
+        bold = QFont(base)
+        bold.setBold(True)
+        for label in (self.time_value, self.label_panel.counts):
+            label.setFont(bold)
+        self.setStyleSheet(
+            "QLabel#problemBanner { background: #ffebee; color: #b71c1c; padding: 4px 8px;"
+            " border: 1px solid #ef9a9a; border-radius: 4px; }"
+            "QLabel#keysStrip { background: #263238; color: #eceff1; padding: 4px 10px; }"
+            "QLabel#labelStatus { color: #455a64; }"
+            "QLabel#listCount { color: #616161; }"
+            "QLabel#boundaryNote { color: #757575; }"
+        )
+
+    def _install_keys(self) -> None:
+        panel = self.label_panel
+        handlers: dict[str, Callable[[], None]] = {
+            "success": lambda: self.give_label("success"),
+            "near_success": lambda: self.give_label("near_success"),
+            "failure": lambda: self.give_label("failure"),
+            "quality": lambda: panel.cycle(panel.quality),
+            "category": lambda: panel.cycle(panel.category),
+            "notes": lambda: panel.notes.setFocus(Qt.FocusReason.ShortcutFocusReason),
+            "next": lambda: self.move_episode(1),
+            "previous": lambda: self.move_episode(-1),
+            "step_forward": lambda: self.step_by(1),
+            "step_back": lambda: self.step_by(-1),
+            "second_forward": lambda: self.step_by(self._second()),
+            "second_back": lambda: self.step_by(-self._second()),
+            "first": lambda: self.seek(0),
+            "last": lambda: self.seek(self._last()),
+            "play": self.toggle_play,
+            "faster": lambda: self.speed_box.setCurrentIndex(min(len(SPEEDS) - 1, self.speed + 1)),
+            "slower": lambda: self.speed_box.setCurrentIndex(max(0, self.speed - 1)),
+            "goto": self._goto,
+            "boundaries": lambda: self.tabs.setCurrentIndex(1 - self.tabs.currentIndex()),
+            "reload": self.store_thread.request_list,
+        }
+        self.shortcuts: list[QShortcut] = []
+        for key in KEYS:
+            for sequence in key.keys:
+                shortcut = QShortcut(QKeySequence(sequence), self)
+                shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+                shortcut.activated.connect(handlers[key.action])
+                self.shortcuts.append(shortcut)
+
+    def _connect(self) -> None:
+        t = self.store_thread
+        t.opened.connect(self._on_opened)
+        t.open_failed.connect(self._on_open_failed)
+        t.listed.connect(self._on_listed)
+        t.list_failed.connect(lambda text: self.show_problem(f"the list could not be read: {text}"))
+        t.episode_loaded.connect(self._on_episode)
+        t.episode_failed.connect(self._on_episode_failed)
+        t.hand_overs.connect(self._on_hand_overs)
+        self.frames.ready.connect(self._on_frames)
+        self.frames.failed.connect(lambda _r, text: self.show_problem(text))
+        selection = self.list_panel.table.selectionModel()
+        assert selection is not None
+        selection.selectionChanged.connect(self._on_selection)
+        self.list_panel.model.modelReset.connect(self._after_refilter)
+        self.label_panel.outcome_chosen.connect(self.give_label)
+        self.timeline.seek.connect(self.seek)
+        self.plots.seek.connect(self.seek)
+        self.boundaries.seek.connect(self.seek)
+        self.step_box.editingFinished.connect(lambda: self.seek(self.step_box.value()))
+
+    def start(self) -> None:
+        """Open the store and start reading (on the worker threads)."""
+        self.frames.start()
+        self.store_thread.start()
+
+    # ------------------------------------------------------------------ store and list
+    def _on_opened(self, store: Store) -> None:
+        self.store = store
+        self.writer = LabelWriter(store, self.options.annotator, self.options.role, self.options.vocabulary)
+        self.writer.saved.connect(self._on_saved)
+        self.writer.failed.connect(self._on_label_failed)
+        self.writer.start()
+        if store.read_only:
+            self.show_problem("this store can only be read: labels cannot be saved here")
+        self.show_message(f"store: {store.where}")
+
+    def _on_open_failed(self, text: str) -> None:
+        self.header.setText("no store")
+        self.show_problem(f"the store could not be opened: {text}")
+
+    def _on_listed(self, listing: ReviewList) -> None:
+        keep = self.current
+        self.listing = listing
+        self.list_panel.set_listing(listing)
+        if self._first_list:
+            self._first_list = False
+            self.list_panel.filters.set_filter(self.options.filter)
+            column = COLUMN_NAMES.index(self.options.sort)
+            self.list_panel.table.sortByColumn(column, Qt.SortOrder.AscendingOrder)
+            self.list_panel.apply_filter()
+        if not listing.rows:
+            self.header.setText("the store holds no episodes" if self.options.tag is None else "no episodes")
+        at = self.list_panel.model.position(keep) if keep is not None else None
+        self.list_panel.select(at if at is not None else 0)
+
+    def _after_refilter(self) -> None:
+        """After the filters or the sort changed: keep the episode selected if it is still listed."""
+        if self.current is None:
+            return
+        at = self.list_panel.model.position(self.current)
+        if at is not None:
+            self.list_panel.select(at)
+        elif self.list_panel.model.rows:
+            self.list_panel.select(0)
+
+    def _on_selection(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        episode_id = self.list_panel.selected()
+        if episode_id is not None and episode_id != self.current:
+            self.open_episode(episode_id)
+
+    def move_episode(self, by: int) -> None:
+        """Select the episode ``by`` rows down the list (up if negative)."""
+        at = self.list_panel.model.position(self.current) if self.current is not None else None
+        self.list_panel.select(0 if at is None else at + by)
+
+    # ------------------------------------------------------------------ one episode
+    def row(self) -> ReviewRow | None:
+        if self.listing is None or self.current is None:
+            return None
+        return self.listing.rows.get(self.current)
+
+    def open_episode(self, episode_id: str) -> None:
+        """Show ``episode_id``: its labels at once, its data when read."""
+        self.stop_play()
+        self.current = episode_id
+        self.hide_problem()
+        row = self.row()
+        self.label_panel.set_row(row)
+        if row is not None:
+            self._show_header(row, loading=True)
+            self._show_timeline_label(row)
+        self.boundaries.set_hand_overs(None)
+        self.store_thread.request_episode(episode_id)
+
+    def _show_header(self, row: ReviewRow, loading: bool = False) -> None:
+        r = row.record
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at))
+        takeovers = f"{r.num_takeovers} takeover{'s' if r.num_takeovers != 1 else ''}"
+        parts = [
+            f"<b>{_html(r.episode_id)}</b>",
+            _html(r.task),
+            f"{_html(r.operator)} at {_html(r.station)}",
+            _html(r.policy_id),
+            when,
+            f"{r.num_steps} steps at {r.rate_hz:g} Hz",
+            takeovers,
+        ]
+        self.header.setText("  ·  ".join(parts) + ("  <i>(reading…)</i>" if loading else ""))
+
+    def _show_timeline_label(self, row: ReviewRow) -> None:
+        res = row.resolution
+        if res is None:
+            self.timeline.set_label("", "no label")
+            return
+        agree = f", agreement {res.agreement:.2f}" if res.annotators > 1 else ""
+        flag = "  DISAGREEMENT" if row.disagrees else ""
+        self.timeline.set_label(res.outcome, f"{label_text(res.label)}  ({row.source}{agree}){flag}")
+
+    def _on_episode(self, episode: ReviewEpisode) -> None:
+        if episode.episode_id != self.current:
+            return
+        self.episode = episode
+        row = self.row()
+        if row is not None:
+            self._show_header(row)
+        self.cameras.set_cameras(list(episode.cameras))
+        self.timeline.set_episode(episode)
+        self.plots.set_episode(episode)
+        self.step_box.blockSignals(True)
+        self.step_box.setRange(0, episode.last_step)
+        self.step_box.blockSignals(False)
+        self.step_total.setText(f"/ {episode.last_step}")
+        self.at_step = -1
+        self.seek(0)
+
+    def _on_episode_failed(self, episode_id: str, text: str) -> None:
+        if episode_id != self.current:
+            return
+        self.episode = None
+        self.cameras.set_cameras([])
+        self.timeline.set_episode(None)
+        self.plots.set_episode(None)
+        self.show_problem(f"episode {episode_id}: {text}")
+        row = self.row()
+        if row is not None:
+            self._show_header(row)
+
+    def _on_hand_overs(self, hand_overs: HandOvers) -> None:
+        if hand_overs.episode_id == self.current:
+            self.boundaries.set_hand_overs(hand_overs)
+
+    # ------------------------------------------------------------------ the cursor
+    def _second(self) -> int:
+        return self.episode.steps_per_second if self.episode is not None else 1
+
+    def _last(self) -> int:
+        return self.episode.last_step if self.episode is not None else 0
+
+    def step_by(self, steps: int) -> None:
+        self.stop_play()
+        self.seek(self.at_step + steps)
+
+    def seek(self, step: int) -> None:
+        """Put the cursor on ``step`` (clamped): the timeline, the plots and the step box follow at
+        once; the cameras when their frames are decoded."""
+        ep = self.episode
+        if ep is None:
+            return
+        step = ep.clamp(step)
+        if step == self.at_step:
+            return
+        self.direction = 1 if step >= self.at_step else -1
+        self.at_step = step
+        self.timeline.set_cursor(step)
+        self.plots.set_cursor(step)
+        self.step_box.blockSignals(True)
+        self.step_box.setValue(step)
+        self.step_box.blockSignals(False)
+        self.time_value.setText(f"{ep.time_of(step):.2f} s of {ep.time_of(ep.last_step):.2f} s")
+        self.frames.request(ep, step, self.direction)
+
+    def _on_frames(self, frames: FramesAt) -> None:
+        ep = self.episode
+        if ep is None or frames.episode_id != ep.episode_id:
+            return
+        for camera, shown_frame in frames.shown.items():
+            view = self.cameras.views.get(camera)
+            if view is None:
+                continue
+            index = shown_frame.index
+            frame_step = int(ep.cameras[camera].steps[index]) if index is not None else None
+            try:
+                view.show_frame(frames.step, shown_frame, frame_step)
+            except ValueError as exc:
+                self.show_problem(f"camera {camera}: {exc}")
+
+    def _goto(self) -> None:
+        self.step_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.step_box.selectAll()
+
+    # ------------------------------------------------------------------ playing
+    def toggle_play(self) -> None:
+        if self._play_timer.isActive():
+            self.stop_play()
+        elif self.episode is not None:
+            if self.at_step >= self._last():
+                self.seek(0)
+            self._play_from = (time.monotonic(), self.at_step)
+            self._play_timer.start()
+            self.play_button.setText("❚❚  Pause")
+
+    def stop_play(self) -> None:
+        if self._play_timer.isActive():
+            self._play_timer.stop()
+        self.play_button.setText("▶  Play")
+
+    @property
+    def playing(self) -> bool:
+        return self._play_timer.isActive()
+
+    def _set_speed(self, index: int) -> None:
+        self.speed = index
+        if self.playing:
+            self._play_from = (time.monotonic(), self.at_step)
+
+    def _play_tick(self) -> None:
+        ep = self.episode
+        if ep is None or self._play_from is None:
+            self.stop_play()
+            return
+        began, from_step = self._play_from
+        step = from_step + int((time.monotonic() - began) * ep.record.rate_hz * SPEEDS[self.speed])
+        self.seek(step)
+        if step >= ep.last_step:
+            self.stop_play()
+
+    # ------------------------------------------------------------------ labelling
+    def give_label(self, outcome: str) -> None:
+        """Label the episode selected with ``outcome`` and the panel's fields; move on if asked."""
+        episode_id = self.current
+        if episode_id is None:
+            self.show_message("no episode selected")
+            return
+        if self.writer is None:
+            self.show_problem("labels cannot be saved: the store is not open")
+            return
+        label = self.label_panel.label(outcome)
+        try:
+            self.options.vocabulary.check(label)
+        except InvalidLabelError as exc:
+            self.label_panel.status.setText(f"not saved: {exc}")
+            return
+        self.writer.submit(episode_id, label)
+        self.label_panel.status.setText(f"saving {shown(outcome)} for {episode_id}…")
+        if self.label_panel.advance.isChecked():
+            self.move_episode(1)
+
+    def _on_saved(self, revision: LabelRevision, heads: list[LabelRevision]) -> None:
+        if self.listing is None or revision.episode_id not in self.listing.rows:
+            return
+        row = self.listing.update(revision.episode_id, heads)
+        self.list_panel.model.update_row(row)
+        if revision.episode_id == self.current:
+            self.label_panel.show_labels(row)
+            self._show_timeline_label(row)
+        self.label_panel.status.setText(
+            f"saved revision {revision.id}: {revision.episode_id} {label_text(revision)}"
+        )
+
+    def _on_label_failed(self, episode_id: str, text: str) -> None:
+        self.label_panel.status.setText(f"NOT saved for {episode_id}")
+        self.show_problem(f"the label of {episode_id} was not saved: {text}")
+
+    # ------------------------------------------------------------------ messages
+    def show_problem(self, text: str) -> None:
+        self.problem.setText(text)
+        self.problem.setToolTip(text)
+        self.problem.show()
+
+    def hide_problem(self) -> None:
+        self.problem.hide()
+        self.problem.setText("")
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+
+    # ------------------------------------------------------------------ close
+    def closeEvent(self, event: QCloseEvent | None) -> None:
+        if not self._closed:
+            self._closed = True
+            self.stop_play()
+            if self.writer is not None:
+                if self.writer.waiting:
+                    self.show_message(f"saving {self.writer.waiting} label(s)…")
+                    QApplication.processEvents()
+                self.writer.finish()
+                self.writer.wait()
+            self.frames.stop()
+            self.store_thread.stop()
+            self.frames.wait()
+            self.store_thread.wait()
+        super().closeEvent(event)
+
+
+def keys_strip_text() -> str:
+    """The keys in one line for the strip at the bottom of the window."""
+    groups = (
+        ("1 / 2 / 3", "success / near-success / failure"),
+        ("J / K", "next / previous"),
+        ("← / →", "step"),
+        ("Shift+← / →", "1 s"),
+        ("Home / End", "ends"),
+        ("Space", "play"),
+        ("[ / ]", "speed"),
+        (key_of("goto").shown, "go to step"),
+        (f"{key_of('quality').shown} / {key_of('category').shown}", "quality / category"),
+        (key_of("notes").shown, "notes"),
+        (key_of("boundaries").shown, "boundaries"),
+        (key_of("reload").shown, "reload"),
+    )
+    return "     ".join(f"{keys}  {what}" for keys, what in groups)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,333 @@
+"""The review screen, driven through its real widgets and keys against a real store: labelling a
+batch by keys alone (checked from another store connection), frame-exact scrubbing across three
+cameras (pixels compared with the JPEG decoded here), filters, the disagreement queue, playing,
+the boundaries view, closing mid-label, and errors shown in the window."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import Qt
+
+from takeover.annotation.labels import relabel
+from takeover.annotation.review_model import ReviewFilter
+from takeover.app.gui.review.cameras import BACKGROUND
+from takeover.app.gui.review.window import ReviewOptions, ReviewWindow
+from takeover.storage.jpeg import decode_rgb
+from takeover.storage.label_revisions import Label
+from takeover.storage.schema import TimedStream
+from takeover.storage.store import Store
+from takeover.storage.testing import frames_in_a_log, make_episode
+
+pytestmark = pytest.mark.gui
+
+CAMERAS = ("front", "side", "wrist")
+FRAME_EVERY = {"front": 1, "side": 2, "wrist": 3}
+FIRST_FRAME = {"front": 0, "side": 2, "wrist": 5}
+N_PLAIN = 21
+"""Episodes without cameras (catalog and low-dimensional data only)."""
+
+
+def _camera_episode(episode_id: str, seed: int, log_dir: Path) -> Any:
+    ep = make_episode(episode_id, 60, seed=seed, cameras=(), takeover_at=20, image_size=(48, 64))
+    for ci, cam in enumerate(CAMERAS):
+        one = make_episode(
+            episode_id,
+            60,
+            seed=seed,
+            cameras=(cam,),
+            frame_every=FRAME_EVERY[cam],
+            first_frame_step=FIRST_FRAME[cam],
+            image_size=(48, 64),
+        )
+        stream = one.cameras[cam]
+        # distinct pixels per camera: make_episode colours by camera index, here always 0
+        stream.frames = [_recolour(f, ci) for f in stream.frames]
+        ep.cameras[cam] = stream
+    frames_in_a_log(ep, "side", log_dir / f"{episode_id}-side.log")  # one camera in a frame blob
+    ep.streams["value"] = TimedStream(ep.timestamps[::2] + 0.01, np.linspace(-1.0, 0.0, 30)[:, None])
+    return ep
+
+
+def _recolour(jpeg: bytes, camera_index: int) -> bytes:
+    from takeover.storage.testing import encode_rgb_jpeg
+
+    rgb = decode_rgb(jpeg)
+    rgb[..., 1] = (90 * camera_index + 30) % 256
+    return encode_rgb_jpeg(rgb)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store: two episodes with three cameras (a takeover at step 20), then plain ones of two
+    tasks, two operators, with and without takeovers; one failure."""
+    root = tmp_path_factory.mktemp("review") / "store"
+    with Store.create(root) as store:
+        for i in range(2):
+            store.add_episode(_camera_episode(f"cam-{i}", i, root.parent))
+        for i in range(N_PLAIN):
+            ep = make_episode(
+                f"ep-{i:02d}",
+                30,
+                seed=10 + i,
+                cameras=(),
+                takeover_at=12 if i % 3 == 0 else None,
+                task="stack" if i < 14 else "pour",
+                outcome="failure" if i == 5 else "success",
+            )
+            ep.meta = replace(ep.meta, operator="ada" if i % 2 else "bo")
+            store.add_episode(ep)
+    return root
+
+
+@pytest.fixture
+def store_root(template: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "store"
+    shutil.copytree(template, root)
+    return root
+
+
+def _open(
+    qtbot: Any, root: Path, annotator: str = "cy", flt: ReviewFilter | None = None, wait: bool = True
+) -> ReviewWindow:
+    options = ReviewOptions(
+        open_store=lambda: Store.open(root), annotator=annotator, filter=flt or ReviewFilter()
+    )
+    window = ReviewWindow(options)
+    qtbot.addWidget(window)
+    window.start()
+    with qtbot.waitExposed(window):
+        window.show()
+    if wait:
+        qtbot.waitUntil(lambda: window.listing is not None and window.episode is not None, timeout=5000)
+    return window
+
+
+@pytest.fixture
+def window(qtbot: Any, store_root: Path) -> Iterator[ReviewWindow]:
+    yield _open(qtbot, store_root)
+
+
+def _ids(window: ReviewWindow) -> list[str]:
+    return [r.episode_id for r in window.list_panel.model.rows]
+
+
+def test_a_batch_of_20_is_labelled_with_keys_alone(
+    qtbot: Any, window: ReviewWindow, store_root: Path
+) -> None:
+    batch = _ids(window)[:20]
+    assert window.current == batch[0]
+    keys = [Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_1]
+    outcomes = {Qt.Key.Key_1: "success", Qt.Key.Key_2: "near_success", Qt.Key.Key_3: "failure"}
+    expected = {}
+    for i, episode_id in enumerate(batch):
+        key = keys[i % len(keys)]
+        if i == 0:
+            qtbot.keyClick(window, Qt.Key.Key_Q)  # quality: clean
+        if i == 2:
+            qtbot.keyClick(window, Qt.Key.Key_C)  # the first failure category
+        qtbot.keyClick(window, key)
+        expected[episode_id] = outcomes[key]
+    assert window.current == _ids(window)[20]  # moved on after each label
+    qtbot.waitUntil(lambda: window.writer is not None and window.writer.waiting == 0, timeout=5000)
+    qtbot.waitUntil(lambda: all(window.listing.rows[e].mine is not None for e in batch), timeout=5000)  # type: ignore[union-attr]
+
+    with Store.open(store_root) as other:  # another connection sees every revision
+        heads = other.labels.heads(batch)
+    mine = {e: next(h for h in heads[e] if h.annotator == "cy") for e in batch}
+    assert {e: r.outcome for e, r in mine.items()} == expected
+    assert mine[batch[0]].quality == "clean"
+    assert mine[batch[2]].failure_category == "missed_grasp"
+    assert all(r.role == "annotator" and r.parent_id is not None for r in mine.values())
+    model = window.list_panel.model
+    row = model.rows[model.position(batch[1])]  # type: ignore[index]
+    assert row.outcome == "near_success" and row.source == "annotator"
+    assert "saved revision" in window.label_panel.status.text()
+
+
+def _frame_of(ep: Any, camera: str, step: int) -> int | None:
+    steps = ep.cameras[camera].step_index
+    before = np.flatnonzero(steps <= step)
+    return int(before[-1]) if before.size else None
+
+
+def _check_frames(qtbot: Any, window: ReviewWindow, store_root: Path, step: int) -> None:
+    qtbot.waitUntil(
+        lambda: window.at_step == step and all(v.step == step for v in window.cameras.views.values()),
+        timeout=3000,
+    )
+    with Store.open(store_root) as other:
+        raw = other.read_episode(window.current or "")
+        for camera, view in window.cameras.views.items():
+            index = _frame_of(raw, camera, step)
+            assert view.index == index, (camera, step)
+            if index is None:
+                assert view.image is None and view.pixels is None and view.caption() == camera
+                painted = view.grab().toImage().pixelColor(view.rect().center())
+                assert painted.name() == BACKGROUND.name()  # the placeholder, not a stale frame
+                continue
+            expected = decode_rgb(raw.cameras[camera].frames[index])
+            assert np.array_equal(view.pixels, expected), (camera, step)
+            shown = view.image
+            assert shown is not None
+            bits = shown.constBits()
+            assert bits is not None
+            bits.setsize(shown.sizeInBytes())
+            on_screen = np.frombuffer(bits, np.uint8).reshape(shown.height(), shown.bytesPerLine())
+            assert np.array_equal(on_screen[:, : 3 * shown.width()].reshape(expected.shape), expected)
+            centre = view.picture_rect().center()
+            painted = view.grab().toImage().pixelColor(centre)
+            assert abs(painted.red() - int(expected[24, 32, 0])) <= 3, (camera, step)
+
+
+def test_scrubbing_is_frame_exact_across_all_cameras(
+    qtbot: Any, window: ReviewWindow, store_root: Path
+) -> None:
+    assert window.current == "cam-0"
+    assert list(window.cameras.views) == list(CAMERAS)
+    _check_frames(qtbot, window, store_root, 0)
+    assert window.cameras.views["wrist"].index is None  # its first frame comes at step 5
+    for _ in range(3):
+        qtbot.keyClick(window, Qt.Key.Key_Right)
+    _check_frames(qtbot, window, store_root, 3)
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)  # one second: 10 steps
+    _check_frames(qtbot, window, store_root, 13)
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    _check_frames(qtbot, window, store_root, 12)
+    qtbot.keyClick(window, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)
+    _check_frames(qtbot, window, store_root, 2)
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    assert window.step_box.hasFocus() or window.focusWidget() is window.step_box
+    qtbot.keyClicks(window.step_box, "41")
+    qtbot.keyClick(window.step_box, Qt.Key.Key_Return)
+    _check_frames(qtbot, window, store_root, 41)
+    assert window.plots.cursor_step() == 41 and window.timeline.at_step == 41
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    _check_frames(qtbot, window, store_root, 59)
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    _check_frames(qtbot, window, store_root, 0)
+    # a click on the timeline seeks
+    timeline = window.timeline
+    qtbot.mouseClick(timeline, Qt.MouseButton.LeftButton, pos=timeline.rect().center())
+    qtbot.waitUntil(lambda: 25 <= window.at_step <= 34, timeout=2000)
+
+
+def test_filters_narrow_the_list(qtbot: Any, window: ReviewWindow) -> None:
+    filters = window.list_panel.filters
+    assert len(_ids(window)) == 2 + N_PLAIN
+    filters.combos["task"].setCurrentText("pour")
+    assert _ids(window) == [f"ep-{i:02d}" for i in range(14, N_PLAIN)]
+    assert window.list_panel.count.text() == f"7 of {2 + N_PLAIN} episodes"
+    filters.combos["operator"].setCurrentText("bo")
+    assert _ids(window) == ["ep-14", "ep-16", "ep-18", "ep-20"]
+    filters.intervention.setCurrentText("with takeovers")
+    assert _ids(window) == ["ep-18"]
+    filters.combos["task"].setCurrentText("any")
+    filters.combos["operator"].setCurrentText("any")
+    filters.intervention.setCurrentText("any")
+    filters.label.setCurrentText("failure")
+    assert _ids(window) == ["ep-05"]
+    assert window.current == "ep-05"  # the selection follows the list
+    filters.label.setCurrentText("any")
+    filters.since.setDate(filters.since.date().addYears(100))
+    assert _ids(window) == []
+    assert window.list_panel.count.text() == f"0 of {2 + N_PLAIN} episodes"
+
+
+def test_the_disagreement_queue(qtbot: Any, store_root: Path) -> None:
+    with Store.open(store_root) as store:
+        relabel(store, "ep-03", Label(outcome="success"), annotator="dee")
+        relabel(store, "ep-03", Label(outcome="failure"), annotator="eve")
+        relabel(store, "ep-04", Label(outcome="failure"), annotator="dee")
+        relabel(store, "ep-04", Label(outcome="failure"), annotator="eve")
+    window = _open(qtbot, store_root, annotator="lee")
+    window.list_panel.filters.disagreement.setChecked(True)
+    assert _ids(window) == ["ep-03"]
+    assert "DISAGREEMENT" in window.timeline.label_text
+    window.list_panel.filters.combos["annotator"].setCurrentText("dee")
+    assert _ids(window) == ["ep-03"]
+    window.list_panel.filters.disagreement.setChecked(False)
+    assert _ids(window) == ["ep-03", "ep-04"]
+
+
+def test_the_list_starts_with_the_command_line_filters(qtbot: Any, store_root: Path) -> None:
+    window = _open(qtbot, store_root, flt=ReviewFilter(task="pour", intervention=False))
+    assert _ids(window) == ["ep-14", "ep-16", "ep-17", "ep-19", "ep-20"]
+    assert window.list_panel.filters.combos["task"].currentText() == "pour"
+
+
+def test_play_advances_at_the_chosen_speed_and_pauses(qtbot: Any, window: ReviewWindow) -> None:
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)  # 2x
+    assert window.speed_box.currentText() == "2×"
+    started = time.monotonic()
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.playing
+    qtbot.waitUntil(lambda: window.at_step >= 10, timeout=3000)  # 10 steps at 10 Hz x 2: 0.5 s
+    assert time.monotonic() - started >= 0.45
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not window.playing
+    paused_at = window.at_step
+    qtbot.wait(150)
+    assert window.at_step == paused_at
+    qtbot.waitUntil(lambda: all(v.step == paused_at for v in window.cameras.views.values()), timeout=2000)
+
+
+def test_the_boundaries_view_shows_raw_beside_smoothed(qtbot: Any, window: ReviewWindow) -> None:
+    view = window.boundaries
+    qtbot.waitUntil(lambda: view.hand_overs is not None, timeout=5000)
+    assert view.picker.count() == 1 and "takeover at step 20" in view.picker.currentText()
+    assert view.origin.text().startswith("smoothed: computed now")
+    assert view.raw.listDataItems() and view.smoothed.listDataItems()
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    assert window.tabs.currentWidget() is view
+    qtbot.mouseClick(view.go, Qt.MouseButton.LeftButton)
+    assert window.at_step == 20
+
+
+def test_closing_mid_write_keeps_the_label(qtbot: Any, window: ReviewWindow, store_root: Path) -> None:
+    blocker = sqlite3.connect(store_root / "catalog.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer waits for this lock
+    episode_id = window.current
+    qtbot.keyClick(window, Qt.Key.Key_3)
+    assert window.writer is not None and window.writer.waiting == 1
+    release = threading.Timer(0.3, lambda: blocker.execute("ROLLBACK"))
+    release.start()
+    began = time.monotonic()
+    window.close()  # waits for the writer
+    assert time.monotonic() - began >= 0.25
+    release.join()
+    blocker.close()
+    with Store.open(store_root) as other:
+        heads = other.labels.heads([episode_id or ""])[episode_id or ""]
+    assert [h.outcome for h in heads if h.annotator == "cy"] == ["failure"]
+
+
+def test_a_store_that_does_not_open_is_said_in_the_window(qtbot: Any, tmp_path: Path) -> None:
+    window = _open(qtbot, tmp_path / "nowhere", wait=False)
+    qtbot.waitUntil(lambda: window.problem.isVisible(), timeout=3000)
+    assert "the store could not be opened: no dataset store at" in window.problem.text()
+    qtbot.keyClick(window, Qt.Key.Key_1)  # nothing to label: said, not raised
+    assert window.current is None
+
+
+def test_a_missing_episode_file_is_said_in_the_window(
+    qtbot: Any, window: ReviewWindow, store_root: Path
+) -> None:
+    with Store.open(store_root) as store:
+        digest = store.get_episode("ep-02").blob_digest
+        next(p for p in (store_root / "blobs").rglob(digest)).unlink()
+    at = window.list_panel.model.position("ep-02")
+    window.list_panel.select(at or 0)
+    qtbot.waitUntil(lambda: window.problem.isVisible(), timeout=3000)
+    assert "episode ep-02:" in window.problem.text() and "missing" in window.problem.text()
+    qtbot.keyClick(window, Qt.Key.Key_2)  # it can still be labelled
+    qtbot.waitUntil(lambda: window.listing.rows["ep-02"].mine is not None, timeout=3000)  # type: ignore[union-attr]
