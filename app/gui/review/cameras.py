@@ -35,6 +35,8 @@ class FrameView(QWidget):
         """The step the shown frame was captured at."""
         self.step: int | None = None
         """The cursor step the view was last given."""
+        self.painted_step: int | None = None
+        """The cursor step of the last paint (what is on screen, not only asked for)."""
         self.setMinimumSize(QSize(200, 150 + CAPTION_HEIGHT))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
@@ -86,6 +88,7 @@ class FrameView(QWidget):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             painter.drawImage(self.picture_rect(), self.image)
         painter.end()
+        self.painted_step = self.step
 
 
 class CameraRow(QWidget):

@@ -45,48 +45,68 @@ class Plots(QWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         """By title: 'action', 'state', then each stream's name."""
         self.cursors: list[pg.InfiniteLine] = []
+        self.curves: dict[str, list[pg.PlotDataItem]] = {}
+        """Each plot's curves, reused from one episode to the next."""
         self.episode: ReviewEpisode | None = None
         self.view.scene().sigMouseClicked.connect(self._clicked)
 
     def set_episode(self, episode: ReviewEpisode | None) -> None:
+        """Plot ``episode``. The plots of the previous episode are reused when they have the same
+        names (the usual case): only their data change, so moving on to the next episode costs
+        little on the GUI thread."""
+        self.episode = episode
+        wanted: list[tuple[str, list[tuple[Series, Qt.PenStyle]]]] = []
+        if episode is not None and episode.num_steps > 0:
+            executed, proposed = episode.action_series()
+            wanted.append(("action", [(executed, Qt.PenStyle.SolidLine), (proposed, Qt.PenStyle.DashLine)]))
+            wanted.append(("state", [(episode.state_series(), Qt.PenStyle.SolidLine)]))
+            wanted.extend((s.name, [(s, Qt.PenStyle.SolidLine)]) for s in episode.stream_series())
+        if [title for title, _ in wanted] != list(self.plots):
+            self._make([title for title, _ in wanted])
+        for title, series in wanted:
+            self._fill(title, series)
+        if episode is not None and self.plots:
+            next(iter(self.plots.values())).setXRange(0, max(1, episode.last_step), padding=0.01)
+
+    def _make(self, titles: list[str]) -> None:
         self.view.clear()
         self.plots.clear()
         self.cursors.clear()
-        self.episode = episode
-        if episode is None or episode.num_steps == 0:
-            return
-        executed, proposed = episode.action_series()
-        self._add("action", [(executed, Qt.PenStyle.SolidLine), (proposed, Qt.PenStyle.DashLine)])
-        self._add("state", [(episode.state_series(), Qt.PenStyle.SolidLine)])
-        for series in episode.stream_series():
-            self._add(series.name, [(series, Qt.PenStyle.SolidLine)])
-        first = next(iter(self.plots.values()))
-        for plot in self.plots.values():
-            if plot is not first:
-                plot.setXLink(first)
-        first.setXRange(0, max(1, episode.last_step), padding=0.01)
-        list(self.plots.values())[-1].setLabel("bottom", "step")
+        self.curves.clear()
+        for title in titles:
+            plot: pg.PlotItem = self.view.addPlot(row=len(self.plots), col=0)
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            plot.setMouseEnabled(x=False, y=False)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.getAxis("left").setWidth(44)
+            plot.getAxis("left").setStyle(maxTickLevel=1)
+            cursor = pg.InfiniteLine(pos=0, angle=90, pen=CURSOR_PEN, movable=False)
+            plot.addItem(cursor, ignoreBounds=True)
+            self.cursors.append(cursor)
+            if self.plots:
+                plot.setXLink(next(iter(self.plots.values())))
+                list(self.plots.values())[-1].hideAxis("bottom")
+            self.plots[title] = plot
+            self.curves[title] = []
+        if self.plots:
+            list(self.plots.values())[-1].setLabel("bottom", "step")
 
-    def _add(self, title: str, series: list[tuple[Series, Qt.PenStyle]]) -> None:
-        plot: pg.PlotItem = self.view.addPlot(row=len(self.plots), col=0)
-        plot.setMenuEnabled(False)
-        plot.hideButtons()
-        plot.setMouseEnabled(x=False, y=False)
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.getAxis("left").setWidth(44)
-        plot.getAxis("left").setStyle(maxTickLevel=1)
+    def _fill(self, title: str, series: list[tuple[Series, Qt.PenStyle]]) -> None:
+        plot, curves = self.plots[title], self.curves[title]
         plot.setTitle(plot_title(title, series[0][0].components), size="9pt", justify="left")
+        used = 0
         for s, style in series:
             for k in range(s.values.shape[1]):
                 pen = pg.mkPen(PALETTE[k % len(PALETTE)], width=1.5, style=style)
-                plot.plot(s.x, s.values[:, k], pen=pen, connect="finite")
-        cursor = pg.InfiniteLine(pos=0, angle=90, pen=CURSOR_PEN, movable=False)
-        plot.addItem(cursor, ignoreBounds=True)
-        self.cursors.append(cursor)
-        if self.plots:
-            last = list(self.plots.values())[-1]
-            last.hideAxis("bottom")
-        self.plots[title] = plot
+                if used == len(curves):
+                    curves.append(plot.plot(connect="finite"))
+                curves[used].setPen(pen)
+                curves[used].setData(s.x, s.values[:, k], connect="finite")
+                used += 1
+        for curve in curves[used:]:
+            curve.setData([], [])
+        plot.enableAutoRange(axis="y")
 
     def set_cursor(self, step: int) -> None:
         for line in self.cursors:
