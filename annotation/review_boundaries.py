@@ -49,6 +49,10 @@ class HandOver:
     smooth_action: np.ndarray
     """(M, K) smoothed executed action."""
     components: tuple[str, ...]
+    blended: tuple[float, float] | None = None
+    """Seconds from the boundary spanned by the steps whose action smoothing blended."""
+    removed: tuple[float, float] | None = None
+    """Seconds from the boundary spanned by the pause smoothing removed."""
 
     def summary(self) -> str:
         """What smoothing did here, in one line."""
@@ -108,7 +112,14 @@ def hand_overs(
         else:
             smooth_t, smooth_a = np.zeros(0), np.zeros((0, len(dims)))
         names = tuple(f"a{d}" for d in dims)
-        items.append(HandOver(b, changes.get(b.step), raw_t, raw_a, smooth_t, smooth_a, names))
+        change = changes.get(b.step)
+        blended = removed = None
+        if change is not None and change.blended_steps:
+            spans = ts[list(change.blended_steps)] - t0
+            blended = (float(spans.min()), float(spans.max()))
+        if change is not None and change.removed_steps:
+            removed = (float(ts[change.removed_start] - t0), float(ts[change.removed_stop - 1] - t0))
+        items.append(HandOver(b, change, raw_t, raw_a, smooth_t, smooth_a, names, blended, removed))
     return HandOvers(episode.meta.episode_id, tuple(items), origin, params, problem)
 
 

@@ -98,6 +98,8 @@ class Series:
     """(N, K) float64, K <= :data:`MAX_CURVES` (NaN: no value)."""
     components: tuple[str, ...]
     """A name per column of ``values``."""
+    total: int = 0
+    """How many components the stream has (more than shown when above :data:`MAX_CURVES`)."""
 
 
 def _columns(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -163,14 +165,14 @@ class ReviewEpisode:
         x = np.arange(self.num_steps, dtype=np.float64)
         out = []
         for name, values in (("executed", self.episode.action), ("proposed", self.episode.proposed_action)):
-            cols, _ = _columns(values)
-            out.append(Series(name, x, cols, tuple(f"a{i}" for i in range(cols.shape[1]))))
+            cols, total = _columns(values)
+            out.append(Series(name, x, cols, tuple(f"a{i}" for i in range(cols.shape[1])), total))
         return out[0], out[1]
 
     def state_series(self) -> Series:
-        cols, _ = _columns(self.episode.state)
+        cols, total = _columns(self.episode.state)
         x = np.arange(self.num_steps, dtype=np.float64)
-        return Series("state", x, cols, tuple(f"s{i}" for i in range(cols.shape[1])))
+        return Series("state", x, cols, tuple(f"s{i}" for i in range(cols.shape[1])), total)
 
     def stream_series(self) -> list[Series]:
         """Each recorded stream (policy outputs such as value estimates, the loop's timing), its
@@ -185,7 +187,7 @@ class ReviewEpisode:
             x = np.interp(np.asarray(stream.timestamps, dtype=np.float64), ts, steps)
             cols, total = _columns(stream.values)
             names = tuple(f"{name}[{i}]" if total > 1 else name for i in range(cols.shape[1]))
-            out.append(Series(name, x, cols, names))
+            out.append(Series(name, x, cols, names, total))
         return out
 
 

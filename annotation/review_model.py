@@ -101,7 +101,8 @@ class Column:
 
 
 def _date(row: ReviewRow) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(row.record.started_at))
+    """Month, day and time (the year is in the tooltip and the episode's header)."""
+    return time.strftime("%m-%d %H:%M", time.localtime(row.record.started_at))
 
 
 def _outcome_rank(outcome: str) -> int:
@@ -130,13 +131,6 @@ def _record_column(name: str, attr: str, *, numeric: bool = False) -> Column:
 COLUMNS: tuple[Column, ...] = (
     Column("date", "date", _date, lambda r: (r.record.started_at, r.episode_id)),
     Column("episode", "episode", lambda r: r.episode_id, lambda r: r.episode_id),
-    _record_column("task", "task"),
-    _record_column("operator", "operator"),
-    _record_column("station", "station"),
-    _record_column("policy", "policy_id"),
-    _record_column("steps", "num_steps", numeric=True),
-    Column("duration", "secs", lambda r: f"{r.duration_s:.1f}", lambda r: (r.duration_s, r.episode_id), True),
-    _record_column("takeovers", "num_takeovers", numeric=True),
     Column(
         "label",
         "label",
@@ -151,8 +145,16 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: shown(r.mine.outcome) if r.mine is not None else "-",
         lambda r: (_outcome_rank(r.mine.outcome) if r.mine is not None else len(CAUTION) + 1,),
     ),
+    _record_column("takeovers", "num_takeovers", numeric=True),
+    Column("duration", "secs", lambda r: f"{r.duration_s:.1f}", lambda r: (r.duration_s, r.episode_id), True),
+    _record_column("steps", "num_steps", numeric=True),
+    _record_column("operator", "operator"),
+    _record_column("station", "station"),
+    _record_column("policy", "policy_id"),
+    _record_column("task", "task"),
 )
-"""The list's columns, left to right; 'mine' is the outcome the screen's annotator gave."""
+"""The list's columns, left to right (the long task text last); 'mine' is the outcome the screen's
+annotator gave."""
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 _BY_NAME = {c.name: c for c in COLUMNS}
 

@@ -331,3 +331,34 @@ def test_a_missing_episode_file_is_said_in_the_window(
     assert "episode ep-02:" in window.problem.text() and "missing" in window.problem.text()
     qtbot.keyClick(window, Qt.Key.Key_2)  # it can still be labelled
     qtbot.waitUntil(lambda: window.listing.rows["ep-02"].mine is not None, timeout=3000)  # type: ignore[union-attr]
+
+
+def test_the_command_line_filters_and_its_errors(tmp_path: Path) -> None:
+    import datetime
+    import os
+    import subprocess
+    import sys
+
+    from takeover.app.cli.main import build_parser
+    from takeover.app.cli.review import review_filter
+
+    named = ["--task", "pour", "--label", "none", "--interventions", "no", "--labelled-by", "dee"]
+    args = build_parser().parse_args(
+        ["review", *named, "--since", "2024-01-02", "--until", "2024-01-03", "--todo"]
+    )
+    flt = review_filter(args)
+    day = datetime.datetime(2024, 1, 2).timestamp()
+    assert (flt.task, flt.label, flt.intervention, flt.annotator, flt.todo) == (
+        "pour",
+        "",
+        False,
+        "dee",
+        True,
+    )
+    assert (flt.since, flt.until) == (day, day + 2 * 86400)
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    command = [sys.executable, "-m", "takeover.app.cli", "review", "--store", str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no display available for the review screen" in done.stderr
+    done = subprocess.run([*command, "--sort", "nope"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "invalid choice: 'nope'" in done.stderr

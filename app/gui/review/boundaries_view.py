@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from takeover.annotation.review_boundaries import AFTER_S, BEFORE_S, HandOver, HandOvers
 from takeover.app.gui.review.plots import PALETTE
@@ -21,8 +21,20 @@ ORIGIN_TEXT = {
     "none": "no smoothing",
 }
 NOT_HERE = (
-    "Viewing only: moving a boundary or marking a pre-intervention window is not done on this screen yet."
+    "Shaded: steps smoothing blended (amber) or removed (blue). Viewing only: boundaries are not moved "
+    "here (nor pre-intervention windows marked) yet."
 )
+
+
+BLENDED_COLOR = pg.mkBrush(255, 224, 130, 110)
+REMOVED_COLOR = pg.mkBrush(144, 202, 249, 110)
+
+
+def _title(side: str, components: tuple[str, ...]) -> str:
+    names = "  ".join(
+        f"<span style='color:{PALETTE[k % len(PALETTE)]}'>{name}</span>" for k, name in enumerate(components)
+    )
+    return f"<b>{side}</b>&nbsp;&nbsp;{names}"
 
 
 class BoundariesView(QWidget):
@@ -35,16 +47,18 @@ class BoundariesView(QWidget):
         self.hand_overs: HandOvers | None = None
         self.picker = QComboBox()
         self.picker.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.picker.setMinimumContentsLength(24)
         self.picker.currentIndexChanged.connect(self._show)
         self.go = QPushButton("Go to boundary")
         self.go.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.go.clicked.connect(lambda _checked=False: self._go())
         self.summary = QLabel("")
-        self.summary.setWordWrap(True)
         self.origin = QLabel("")
         self.origin.setObjectName("boundaryOrigin")
-        self.raw = self._plot("raw (as recorded)")
-        self.smoothed = self._plot("smoothed")
+        self.raw = self._plot()
+        self.smoothed = self._plot()
+        self.spans: list[pg.LinearRegionItem] = []
         self.smoothed.setXLink(self.raw)
         self.smoothed.setYLink(self.raw)
         top = QHBoxLayout()
@@ -56,6 +70,10 @@ class BoundariesView(QWidget):
         plots.addWidget(self.smoothed, 1)
         note = QLabel(NOT_HERE)
         note.setObjectName("boundaryNote")
+        note.setToolTip(NOT_HERE)
+        # One line each, never widening the window or taking height from the cameras.
+        for label in (self.summary, self.origin, note):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         box = QVBoxLayout(self)
         box.setContentsMargins(4, 4, 4, 4)
         box.addLayout(top)
@@ -66,13 +84,12 @@ class BoundariesView(QWidget):
         self.set_hand_overs(None)
 
     @staticmethod
-    def _plot(title: str) -> pg.PlotWidget:
+    def _plot() -> pg.PlotWidget:
         plot = pg.PlotWidget(background="w")
         plot.setMenuEnabled(False)
         plot.hideButtons()
         plot.setMouseEnabled(x=False, y=False)
         plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setTitle(title, size="9pt")
         plot.setLabel("bottom", "seconds from the boundary")
         plot.addLine(x=0, pen=pg.mkPen("#616161", width=1, style=Qt.PenStyle.DashLine))
         plot.setXRange(-BEFORE_S, AFTER_S, padding=0.02)
@@ -112,10 +129,24 @@ class BoundariesView(QWidget):
         for plot in (self.raw, self.smoothed):
             for curve in plot.listDataItems():
                 plot.removeItem(curve)
+        for region in self.spans:
+            region.getViewBox().removeItem(region)
+        self.spans.clear()
+        names = item.components if item is not None else ()
+        self.raw.setTitle(_title("raw (as recorded)", names), size="9pt")
+        self.smoothed.setTitle(_title("smoothed", names), size="9pt")
         if item is None:
             self.summary.setText("")
             return
         self.summary.setText(item.summary())
+        for span, color in ((item.blended, BLENDED_COLOR), (item.removed, REMOVED_COLOR)):
+            if span is None:
+                continue
+            for plot in (self.raw, self.smoothed):
+                region = pg.LinearRegionItem(values=span, brush=color, movable=False)
+                region.setZValue(-10)
+                plot.addItem(region)
+                self.spans.append(region)
         for k, name in enumerate(item.components):
             pen = pg.mkPen(PALETTE[k % len(PALETTE)], width=2)
             self.raw.plot(item.raw_t, item.raw_action[:, k], pen=pen, symbol="o", symbolSize=3, name=name)

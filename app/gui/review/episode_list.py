@@ -48,6 +48,8 @@ ROW_COLORS = {
 """Row tints by the label that counts (success rows stay white: most rows are)."""
 DISAGREE_COLOR = QColor("#ef6c00")
 HIDDEN_COLUMNS = ("station", "policy", "steps")
+MAX_COLUMN_WIDTH = 220
+"""A column is never made wider than this (a long task text is cut, its tooltip shows it all)."""
 """Columns hidden at first (their filters are above the list); a right click on the header shows them."""
 
 
@@ -96,7 +98,8 @@ class EpisodeTable(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column.name == "agree" and row.disagrees:
             return QBrush(DISAGREE_COLOR)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{row.episode_id}: {row.record.task}"
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.record.started_at))
+            return f"{row.episode_id}, {when}: {row.record.task}"
         return None
 
     def headerData(
@@ -309,6 +312,8 @@ class EpisodeList(QWidget):
         self.model.set_listing(listing)
         self._count()
         self.table.resizeColumnsToContents()
+        for at in range(len(COLUMNS)):
+            self.table.setColumnWidth(at, min(self.table.columnWidth(at), MAX_COLUMN_WIDTH))
 
     def apply_filter(self) -> None:
         self.model.filter = self.filters.filter()

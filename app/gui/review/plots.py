@@ -19,12 +19,17 @@ PALETTE = ("#c62828", "#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5
 CURSOR_PEN = pg.mkPen("#d32f2f", width=2)
 
 
-def plot_title(title: str, components: tuple[str, ...]) -> str:
+def plot_title(title: str, series: Series) -> str:
     """The plot's name, then each component's name in its curve's colour (the legend)."""
     words = {"action": "action <span style='color:#757575'>(solid: executed, dashed: proposed)</span>"}
     names = "  ".join(
-        f"<span style='color:{PALETTE[k % len(PALETTE)]}'>{name}</span>" for k, name in enumerate(components)
+        f"<span style='color:{PALETTE[k % len(PALETTE)]}'>{name}</span>"
+        for k, name in enumerate(series.components)
+        if name != title
     )
+    more = len(series.components)
+    if series.total > more:
+        names += f"&nbsp;&nbsp;<span style='color:#757575'>(the first {more} of {series.total})</span>"
     return f"<b>{words.get(title, title)}</b>&nbsp;&nbsp;&nbsp;{names}"
 
 
@@ -94,7 +99,7 @@ class Plots(QWidget):
 
     def _fill(self, title: str, series: list[tuple[Series, Qt.PenStyle]]) -> None:
         plot, curves = self.plots[title], self.curves[title]
-        plot.setTitle(plot_title(title, series[0][0].components), size="9pt", justify="left")
+        plot.setTitle(plot_title(title, series[0][0]), size="9pt", justify="left")
         used = 0
         for s, style in series:
             for k in range(s.values.shape[1]):

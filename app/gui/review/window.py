@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PyQt6.QtCore import QItemSelection, Qt, QTimer
-from PyQt6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
+from PyQt6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut, QShowEvent
 from PyQt6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -97,6 +98,7 @@ class ReviewWindow(QMainWindow):
         self._play_from: tuple[float, int] | None = None
         self._closed = False
         self._first_list = True
+        self._shown = False
         self.setWindowTitle(options.title)
         self.resize(*WINDOW_SIZE)
 
@@ -111,6 +113,8 @@ class ReviewWindow(QMainWindow):
         self.header = QLabel("opening the store…")
         self.header.setObjectName("episodeHeader")
         self.header.setTextFormat(Qt.TextFormat.RichText)
+        # A long task text is cut at the window's edge, never widening the window.
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.problem = QLabel("")
         self.problem.setObjectName("problemBanner")
         self.problem.setWordWrap(True)
@@ -198,8 +202,11 @@ class ReviewWindow(QMainWindow):
         right_box.addWidget(self.timeline)
         right_box.addLayout(transport)
         right_box.addWidget(self.tabs, 4)
+        # The cameras and the tabs share the height 5:4 whichever tab shows.
+        self.tabs.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.cameras.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = self.split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
@@ -286,6 +293,12 @@ class ReviewWindow(QMainWindow):
         self.boundaries.seek.connect(self.seek)
         self.step_box.editingFinished.connect(lambda: self.seek(self.step_box.value()))
 
+    def showEvent(self, event: QShowEvent | None) -> None:
+        super().showEvent(event)
+        if not self._shown:  # the list's width, now that the window has its own
+            self._shown = True
+            self.split.setSizes([LEFT_WIDTH, max(1, self.width() - LEFT_WIDTH)])
+
     def start(self) -> None:
         """Open the store and start reading (on the worker threads)."""
         self.frames.start()
@@ -361,19 +374,22 @@ class ReviewWindow(QMainWindow):
         self.store_thread.request_episode(episode_id)
 
     def _show_header(self, row: ReviewRow, loading: bool = False) -> None:
+        """Two lines: the episode and its task; who, where, with which policy, when, how long."""
         r = row.record
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at))
         takeovers = f"{r.num_takeovers} takeover{'s' if r.num_takeovers != 1 else ''}"
-        parts = [
-            f"<b>{_html(r.episode_id)}</b>",
-            _html(r.task),
+        details = [
             f"{_html(r.operator)} at {_html(r.station)}",
-            _html(r.policy_id),
+            f"policy {_html(r.policy_id)}",
             when,
             f"{r.num_steps} steps at {r.rate_hz:g} Hz",
             takeovers,
         ]
-        self.header.setText("  ·  ".join(parts) + ("  <i>(reading…)</i>" if loading else ""))
+        reading = "  <i>(reading…)</i>" if loading else ""
+        self.header.setText(
+            f"<b>{_html(r.episode_id)}</b>&nbsp;&nbsp;{_html(r.task)}{reading}<br>"
+            f"<span style='font-size:small; color:#546e7a'>{'  ·  '.join(details)}</span>"
+        )
 
     def _show_timeline_label(self, row: ReviewRow) -> None:
         res = row.resolution
