@@ -29,21 +29,22 @@ from takeover.storage.testing import frames_in_a_log, make_episode
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.create(tmp_path / "store") as s:
-        for i in range(6):
-            ep = make_episode(
-                f"ep-{i}",
-                20,
-                seed=i,
-                cameras=(),
-                takeover_at=8 if i % 2 else None,
-                outcome="failure" if i == 5 else "success",
-                task="stack" if i < 3 else "pour",
-            )
-            ep.meta = replace(ep.meta, operator="ada" if i < 4 else "bo", station=f"sim-{i % 2}")
-            s.add_episode(ep)
-        yield s
+def store(any_store: Store) -> Iterator[Store]:
+    """Six episodes of two tasks, two operators and two stations, every other one with a takeover,
+    one failure; in each catalog and blob store the suite runs against."""
+    for i in range(6):
+        ep = make_episode(
+            f"ep-{i}",
+            20,
+            seed=i,
+            cameras=(),
+            takeover_at=8 if i % 2 else None,
+            outcome="failure" if i == 5 else "success",
+            task="stack" if i < 3 else "pour",
+        )
+        ep.meta = replace(ep.meta, operator="ada" if i < 4 else "bo", station=f"sim-{i % 2}")
+        any_store.add_episode(ep)
+    yield any_store
 
 
 def test_the_list_costs_two_catalog_queries_whatever_its_length(store: Store) -> None:
@@ -117,13 +118,12 @@ def test_sorting_by_every_column(store: Store) -> None:
         listing.select(sort="nope")
 
 
-def test_frames_by_step_across_cameras(tmp_path: Path) -> None:
+def test_frames_by_step_across_cameras(any_store: Store, tmp_path: Path) -> None:
     ep = make_episode("cams", 30, cameras=("front", "wrist"), frame_every=4, first_frame_step=2)
     frames_in_a_log(ep, "wrist", tmp_path / "wrist.log")  # one camera in a frame blob
     ep.streams["value"] = TimedStream(ep.timestamps[::2] + 0.01, np.linspace(0, 1, 15)[:, None])
-    with Store.create(tmp_path / "store") as store:
-        store.add_episode(ep)
-        rev = load_review_episode(store, "cams")
+    any_store.add_episode(ep)
+    rev = load_review_episode(any_store, "cams")
     assert list(rev.cameras) == ["front", "wrist"]
     assert rev.frame_indices(0) == {"front": None, "wrist": None}
     assert rev.frame_indices(2) == {"front": 0, "wrist": 0}

@@ -206,9 +206,9 @@ def test_scrubbing_is_frame_exact_across_all_cameras(
     qtbot.keyClick(window, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)
     _check_frames(qtbot, window, store_root, 2)
     qtbot.keyClick(window, Qt.Key.Key_G)
-    assert window.step_box.hasFocus() or window.focusWidget() is window.step_box
-    qtbot.keyClicks(window.step_box, "41")
-    qtbot.keyClick(window.step_box, Qt.Key.Key_Return)
+    assert window.transport.step_box.hasFocus() or window.focusWidget() is window.transport.step_box
+    qtbot.keyClicks(window.transport.step_box, "41")
+    qtbot.keyClick(window.transport.step_box, Qt.Key.Key_Return)
     _check_frames(qtbot, window, store_root, 41)
     assert window.plots.cursor_step() == 41 and window.timeline.at_step == 41
     qtbot.keyClick(window, Qt.Key.Key_End)
@@ -267,14 +267,14 @@ def test_the_list_starts_with_the_command_line_filters(qtbot: Any, store_root: P
 
 def test_play_advances_at_the_chosen_speed_and_pauses(qtbot: Any, window: ReviewWindow) -> None:
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)  # 2x
-    assert window.speed_box.currentText() == "2×"
+    assert window.transport.speed_box.currentText() == "2×"
     started = time.monotonic()
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    assert window.playing
+    assert window.transport.playing
     qtbot.waitUntil(lambda: window.at_step >= 10, timeout=3000)  # 10 steps at 10 Hz x 2: 0.5 s
     assert time.monotonic() - started >= 0.45
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    assert not window.playing
+    assert not window.transport.playing
     paused_at = window.at_step
     qtbot.wait(150)
     assert window.at_step == paused_at
@@ -362,3 +362,32 @@ def test_the_command_line_filters_and_its_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "no display available for the review screen" in done.stderr
     done = subprocess.run([*command, "--sort", "nope"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "invalid choice: 'nope'" in done.stderr
+
+
+@pytest.mark.postgres
+def test_a_fleet_store_scrubs_and_labels(qtbot: Any, tmp_path: Path, s3_url: str) -> None:
+    """PostgreSQL catalog, frames in S3: the worker threads read and write it as they do a folder."""
+    from takeover.storage.testing_postgres import POSTGRES_URL, postgres_test_schema
+
+    with postgres_test_schema() as schema:
+        kw: dict[str, Any] = {"catalog_schema": schema, "blob_url": s3_url}
+        with Store.create(tmp_path / "store", POSTGRES_URL, **kw) as store:
+            store.add_episode(_camera_episode("cam-0", 0, tmp_path))
+            store.add_episode(make_episode("ep-00", 10, cameras=()))
+        window = ReviewWindow(
+            ReviewOptions(
+                open_store=lambda: Store.open(tmp_path / "store", POSTGRES_URL, **kw), annotator="cy"
+            )
+        )
+        qtbot.addWidget(window)
+        window.start()
+        window.show()
+        qtbot.waitUntil(lambda: window.episode is not None, timeout=10000)
+        window.seek(7)
+        qtbot.waitUntil(lambda: all(v.step == 7 for v in window.cameras.views.values()), timeout=5000)
+        assert {c: v.index for c, v in window.cameras.views.items()} == {"front": 7, "side": 2, "wrist": 0}
+        qtbot.keyClick(window, Qt.Key.Key_2)
+        window.close()  # the label is written before the window goes
+        with Store.open(tmp_path / "store", POSTGRES_URL, **kw) as other:
+            heads = other.labels.heads(["cam-0"])["cam-0"]
+        assert [h.outcome for h in heads if h.annotator == "cy"] == ["near_success"]

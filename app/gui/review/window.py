@@ -17,15 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PyQt6.QtCore import QItemSelection, Qt, QTimer
+from PyQt6.QtCore import QItemSelection, Qt
 from PyQt6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut, QShowEvent
 from PyQt6.QtWidgets import (
     QApplication,
-    QComboBox,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QPushButton,
     QSizePolicy,
     QSplitter,
     QTabWidget,
@@ -42,20 +39,18 @@ from takeover.annotation.review_model import COLUMN_NAMES, ReviewFilter, ReviewL
 from takeover.app.gui.review.boundaries_view import BoundariesView
 from takeover.app.gui.review.cameras import CameraRow
 from takeover.app.gui.review.episode_list import EpisodeList
-from takeover.app.gui.review.fields import NumberField
 from takeover.app.gui.review.keys import KEYS, key_of
 from takeover.app.gui.review.label_panel import LabelPanel
 from takeover.app.gui.review.plots import Plots
 from takeover.app.gui.review.timeline import Timeline
+from takeover.app.gui.review.transport import Transport
 from takeover.app.gui.review.workers import FramesAt, FrameThread, LabelWriter, ListSource, StoreThread
 from takeover.storage.errors import InvalidLabelError
 from takeover.storage.label_revisions import LabelRevision
 from takeover.storage.store import Store
 
-SPEEDS = (0.5, 1.0, 2.0)
 WINDOW_SIZE = (1600, 980)
 LEFT_WIDTH = 600
-PLAY_TICK_MS = 10
 
 
 @dataclass(frozen=True)
@@ -93,9 +88,6 @@ class ReviewWindow(QMainWindow):
         """The episode shown (loaded)."""
         self.at_step = 0
         self.direction = 1
-        self.speed = 1
-        """Index into :data:`SPEEDS`."""
-        self._play_from: tuple[float, int] | None = None
         self._closed = False
         self._first_list = True
         self._shown = False
@@ -127,26 +119,11 @@ class ReviewWindow(QMainWindow):
         self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.tabs.addTab(self.plots, "Plots")
         self.tabs.addTab(self.boundaries, f"Boundaries ({key_of('boundaries').shown})")
-        self.step_box = NumberField()
-        self.step_box.setFixedWidth(90)
-        self.step_box.setRange(0, 0)
-        self.step_total = QLabel("/ 0")
-        self.time_value = QLabel("—")
-        self.time_value.setObjectName("timeValue")
-        self.play_button = self._button("▶  Play", self.toggle_play)
-        self.speed_box = QComboBox()
-        self.speed_box.addItems([f"{s:g}×" for s in SPEEDS])
-        self.speed_box.setCurrentIndex(self.speed)
-        self.speed_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.speed_box.currentIndexChanged.connect(self._set_speed)
+        self.transport = Transport()
         self.message = QLabel("")
         self.keys_strip = QLabel(keys_strip_text())
         self.keys_strip.setObjectName("keysStrip")
         self.keys_strip.setWordWrap(True)
-        self._play_timer = QTimer(self)
-        self._play_timer.setInterval(PLAY_TICK_MS)
-        self._play_timer.timeout.connect(self._play_tick)
-
         self.setCentralWidget(self._build_layout())
         self.statusBar().addWidget(self.message, 1)  # type: ignore[union-attr]
         self._apply_style()
@@ -154,12 +131,6 @@ class ReviewWindow(QMainWindow):
         self._connect()
 
     # ------------------------------------------------------------------ layout
-    def _button(self, text: str, handler: Callable[[], None]) -> QPushButton:
-        button = QPushButton(text)
-        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        button.clicked.connect(lambda _checked=False: handler())
-        return button
-
     def _build_layout(self) -> QWidget:
         left = QWidget()
         left_box = QVBoxLayout(left)
@@ -167,30 +138,6 @@ class ReviewWindow(QMainWindow):
         left_box.addWidget(self.list_panel, 1)
         left_box.addWidget(self.label_panel)
         left.setMinimumWidth(440)
-
-        transport = QHBoxLayout()
-        transport.setSpacing(4)
-        for text, handler in (
-            ("|◀", lambda: self.seek(0)),
-            ("◀ 1 s", lambda: self.step_by(-self._second())),
-            ("◀", lambda: self.step_by(-1)),
-        ):
-            transport.addWidget(self._button(text, handler))
-        transport.addWidget(self.play_button)
-        for text, handler in (
-            ("▶", lambda: self.step_by(1)),
-            ("1 s ▶", lambda: self.step_by(self._second())),
-            ("▶|", lambda: self.seek(self._last())),
-        ):
-            transport.addWidget(self._button(text, handler))
-        transport.addWidget(self.speed_box)
-        transport.addSpacing(16)
-        transport.addWidget(QLabel(f"step ({key_of('goto').shown})"))
-        transport.addWidget(self.step_box)
-        transport.addWidget(self.step_total)
-        transport.addSpacing(16)
-        transport.addWidget(self.time_value)
-        transport.addStretch(1)
 
         right = QWidget()
         right_box = QVBoxLayout(right)
@@ -200,7 +147,7 @@ class ReviewWindow(QMainWindow):
         right_box.addWidget(self.problem)
         right_box.addWidget(self.cameras, 5)
         right_box.addWidget(self.timeline)
-        right_box.addLayout(transport)
+        right_box.addWidget(self.transport)
         right_box.addWidget(self.tabs, 4)
         # The cameras and the tabs share the height 5:4 whichever tab shows.
         self.tabs.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
@@ -229,7 +176,7 @@ class ReviewWindow(QMainWindow):
         self.header.setFont(big)
         bold = QFont(base)
         bold.setBold(True)
-        for label in (self.time_value, self.label_panel.counts):
+        for label in (self.transport.time_value, self.label_panel.counts):
             label.setFont(bold)
         self.setStyleSheet(
             "QLabel#problemBanner { background: #ffebee; color: #b71c1c; padding: 4px 8px;"
@@ -241,7 +188,7 @@ class ReviewWindow(QMainWindow):
         )
 
     def _install_keys(self) -> None:
-        panel = self.label_panel
+        panel, transport = self.label_panel, self.transport
         handlers: dict[str, Callable[[], None]] = {
             "success": lambda: self.give_label("success"),
             "near_success": lambda: self.give_label("near_success"),
@@ -251,16 +198,16 @@ class ReviewWindow(QMainWindow):
             "notes": lambda: panel.notes.setFocus(Qt.FocusReason.ShortcutFocusReason),
             "next": lambda: self.move_episode(1),
             "previous": lambda: self.move_episode(-1),
-            "step_forward": lambda: self.step_by(1),
-            "step_back": lambda: self.step_by(-1),
-            "second_forward": lambda: self.step_by(self._second()),
-            "second_back": lambda: self.step_by(-self._second()),
-            "first": lambda: self.seek(0),
-            "last": lambda: self.seek(self._last()),
-            "play": self.toggle_play,
-            "faster": lambda: self.speed_box.setCurrentIndex(min(len(SPEEDS) - 1, self.speed + 1)),
-            "slower": lambda: self.speed_box.setCurrentIndex(max(0, self.speed - 1)),
-            "goto": self._goto,
+            "step_forward": lambda: transport.step_by(1),
+            "step_back": lambda: transport.step_by(-1),
+            "second_forward": lambda: transport.step_by(transport.second()),
+            "second_back": lambda: transport.step_by(-transport.second()),
+            "first": transport.first,
+            "last": transport.last,
+            "play": transport.toggle_play,
+            "faster": transport.faster,
+            "slower": transport.slower,
+            "goto": transport.goto,
             "boundaries": lambda: self.tabs.setCurrentIndex(1 - self.tabs.currentIndex()),
             "reload": self.store_thread.request_list,
         }
@@ -291,7 +238,7 @@ class ReviewWindow(QMainWindow):
         self.timeline.seek.connect(self.seek)
         self.plots.seek.connect(self.seek)
         self.boundaries.seek.connect(self.seek)
-        self.step_box.editingFinished.connect(lambda: self.seek(self.step_box.value()))
+        self.transport.seek.connect(self.seek)
 
     def showEvent(self, event: QShowEvent | None) -> None:
         super().showEvent(event)
@@ -306,6 +253,8 @@ class ReviewWindow(QMainWindow):
 
     # ------------------------------------------------------------------ store and list
     def _on_opened(self, store: Store) -> None:
+        if self._closed:  # arrived after the window closed: the store thread closes the store
+            return
         self.store = store
         self.writer = LabelWriter(store, self.options.annotator, self.options.role, self.options.vocabulary)
         self.writer.saved.connect(self._on_saved)
@@ -362,7 +311,7 @@ class ReviewWindow(QMainWindow):
 
     def open_episode(self, episode_id: str) -> None:
         """Show ``episode_id``: its labels at once, its data when read."""
-        self.stop_play()
+        self.transport.stop_play()
         self.current = episode_id
         self.hide_problem()
         row = self.row()
@@ -410,10 +359,7 @@ class ReviewWindow(QMainWindow):
         self.cameras.set_cameras(list(episode.cameras))
         self.timeline.set_episode(episode)
         self.plots.set_episode(episode)
-        self.step_box.blockSignals(True)
-        self.step_box.setRange(0, episode.last_step)
-        self.step_box.blockSignals(False)
-        self.step_total.setText(f"/ {episode.last_step}")
+        self.transport.set_episode(episode)
         self.at_step = -1
         self.seek(0)
 
@@ -424,6 +370,7 @@ class ReviewWindow(QMainWindow):
         self.cameras.set_cameras([])
         self.timeline.set_episode(None)
         self.plots.set_episode(None)
+        self.transport.set_episode(None)
         self.show_problem(f"episode {episode_id}: {text}")
         row = self.row()
         if row is not None:
@@ -434,16 +381,6 @@ class ReviewWindow(QMainWindow):
             self.boundaries.set_hand_overs(hand_overs)
 
     # ------------------------------------------------------------------ the cursor
-    def _second(self) -> int:
-        return self.episode.steps_per_second if self.episode is not None else 1
-
-    def _last(self) -> int:
-        return self.episode.last_step if self.episode is not None else 0
-
-    def step_by(self, steps: int) -> None:
-        self.stop_play()
-        self.seek(self.at_step + steps)
-
     def seek(self, step: int) -> None:
         """Put the cursor on ``step`` (clamped): the timeline, the plots and the step box follow at
         once; the cameras when their frames are decoded."""
@@ -457,10 +394,7 @@ class ReviewWindow(QMainWindow):
         self.at_step = step
         self.timeline.set_cursor(step)
         self.plots.set_cursor(step)
-        self.step_box.blockSignals(True)
-        self.step_box.setValue(step)
-        self.step_box.blockSignals(False)
-        self.time_value.setText(f"{ep.time_of(step):.2f} s of {ep.time_of(ep.last_step):.2f} s")
+        self.transport.show_step(step)
         self.frames.request(ep, step, self.direction)
 
     def _on_frames(self, frames: FramesAt) -> None:
@@ -477,46 +411,6 @@ class ReviewWindow(QMainWindow):
                 view.show_frame(frames.step, shown_frame, frame_step)
             except ValueError as exc:
                 self.show_problem(f"camera {camera}: {exc}")
-
-    def _goto(self) -> None:
-        self.step_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.step_box.selectAll()
-
-    # ------------------------------------------------------------------ playing
-    def toggle_play(self) -> None:
-        if self._play_timer.isActive():
-            self.stop_play()
-        elif self.episode is not None:
-            if self.at_step >= self._last():
-                self.seek(0)
-            self._play_from = (time.monotonic(), self.at_step)
-            self._play_timer.start()
-            self.play_button.setText("❚❚  Pause")
-
-    def stop_play(self) -> None:
-        if self._play_timer.isActive():
-            self._play_timer.stop()
-        self.play_button.setText("▶  Play")
-
-    @property
-    def playing(self) -> bool:
-        return self._play_timer.isActive()
-
-    def _set_speed(self, index: int) -> None:
-        self.speed = index
-        if self.playing:
-            self._play_from = (time.monotonic(), self.at_step)
-
-    def _play_tick(self) -> None:
-        ep = self.episode
-        if ep is None or self._play_from is None:
-            self.stop_play()
-            return
-        began, from_step = self._play_from
-        step = from_step + int((time.monotonic() - began) * ep.record.rate_hz * SPEEDS[self.speed])
-        self.seek(step)
-        if step >= ep.last_step:
-            self.stop_play()
 
     # ------------------------------------------------------------------ labelling
     def give_label(self, outcome: str) -> None:
@@ -572,7 +466,7 @@ class ReviewWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent | None) -> None:
         if not self._closed:
             self._closed = True
-            self.stop_play()
+            self.transport.stop_play()
             if self.writer is not None:
                 if self.writer.waiting:
                     self.show_message(f"saving {self.writer.waiting} label(s)…")
