@@ -391,3 +391,21 @@ def test_a_fleet_store_scrubs_and_labels(qtbot: Any, tmp_path: Path, s3_url: str
         with Store.open(tmp_path / "store", POSTGRES_URL, **kw) as other:
             heads = other.labels.heads(["cam-0"])["cam-0"]
         assert [h.outcome for h in heads if h.annotator == "cy"] == ["near_success"]
+
+
+def test_notes_keep_their_digits_and_the_keys_come_back(
+    qtbot: Any, window: ReviewWindow, store_root: Path
+) -> None:
+    episode_id = window.current
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    notes = window.label_panel.notes
+    assert notes.hasFocus()
+    qtbot.keyClicks(notes, "cube 1 fell at 3 s")
+    assert window.writer is not None and window.writer.waiting == 0  # the digits were text
+    qtbot.keyClick(notes, Qt.Key.Key_Return)
+    assert not notes.hasFocus()
+    qtbot.keyClick(window, Qt.Key.Key_3)
+    qtbot.waitUntil(lambda: window.writer is not None and window.writer.waiting == 0, timeout=3000)
+    with Store.open(store_root) as other:
+        (mine,) = [h for h in other.labels.heads([episode_id or ""])[episode_id or ""] if h.annotator == "cy"]
+    assert (mine.outcome, mine.notes) == ("failure", "cube 1 fell at 3 s")
