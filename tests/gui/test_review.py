@@ -313,8 +313,8 @@ def test_closing_mid_write_keeps_the_label(qtbot: Any, window: ReviewWindow, sto
 
 def test_a_store_that_does_not_open_is_said_in_the_window(qtbot: Any, tmp_path: Path) -> None:
     window = _open(qtbot, tmp_path / "nowhere", wait=False)
-    qtbot.waitUntil(lambda: window.problem.isVisible(), timeout=3000)
-    assert "the store could not be opened: no dataset store at" in window.problem.text()
+    qtbot.waitUntil(lambda: window.alert.isVisible(), timeout=3000)
+    assert "the store could not be opened: no dataset store at" in window.alert.text()
     qtbot.keyClick(window, Qt.Key.Key_1)  # nothing to label: said, not raised
     assert window.current is None
 
@@ -409,3 +409,21 @@ def test_notes_keep_their_digits_and_the_keys_come_back(
     with Store.open(store_root) as other:
         (mine,) = [h for h in other.labels.heads([episode_id or ""])[episode_id or ""] if h.annotator == "cy"]
     assert (mine.outcome, mine.notes) == ("failure", "cube 1 fell at 3 s")
+
+
+def test_a_label_that_cannot_be_saved_is_said_until_one_is(
+    qtbot: Any, window: ReviewWindow, store_root: Path
+) -> None:
+    with Store.open(store_root) as other:  # `gc` takes ep-03 out of the catalog meanwhile
+        other.delete_episodes(["ep-03"])
+        assert other.catalog.forget_episodes(["ep-03"], deleted_before=time.time() + 1) == ["ep-03"]
+    window.list_panel.select(window.list_panel.model.position("ep-03") or 0)
+    qtbot.waitUntil(lambda: window.problem.isVisible(), timeout=3000)  # its file is not in the catalog
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    qtbot.waitUntil(lambda: window.alert.isVisible(), timeout=3000)
+    assert window.alert.text().startswith("the label of ep-03 was not saved: no such episode")
+    assert "NOT saved" in window.label_panel.status.text()
+    assert window.current == "ep-04" and window.alert.isVisible()  # moving on does not hide it
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    qtbot.waitUntil(lambda: not window.alert.isVisible(), timeout=3000)
+    assert window.listing is not None and window.listing.rows["ep-03"].mine is None

@@ -111,6 +111,10 @@ class ReviewWindow(QMainWindow):
         self.problem.setObjectName("problemBanner")
         self.problem.setWordWrap(True)
         self.problem.hide()
+        self.alert = QLabel("")
+        self.alert.setObjectName("problemBanner")
+        self.alert.setWordWrap(True)
+        self.alert.hide()
         self.cameras = CameraRow()
         self.timeline = Timeline()
         self.plots = Plots()
@@ -135,6 +139,7 @@ class ReviewWindow(QMainWindow):
         left = QWidget()
         left_box = QVBoxLayout(left)
         left_box.setContentsMargins(6, 6, 6, 6)
+        left_box.addWidget(self.alert)
         left_box.addWidget(self.list_panel, 1)
         left_box.addWidget(self.label_panel)
         left.setMinimumWidth(440)
@@ -224,7 +229,7 @@ class ReviewWindow(QMainWindow):
         t.opened.connect(self._on_opened)
         t.open_failed.connect(self._on_open_failed)
         t.listed.connect(self._on_listed)
-        t.list_failed.connect(lambda text: self.show_problem(f"the list could not be read: {text}"))
+        t.list_failed.connect(lambda text: self.show_alert(f"the list could not be read: {text}"))
         t.episode_loaded.connect(self._on_episode)
         t.episode_failed.connect(self._on_episode_failed)
         t.hand_overs.connect(self._on_hand_overs)
@@ -261,12 +266,12 @@ class ReviewWindow(QMainWindow):
         self.writer.failed.connect(self._on_label_failed)
         self.writer.start()
         if store.read_only:
-            self.show_problem("this store can only be read: labels cannot be saved here")
+            self.show_alert("this store can only be read: labels cannot be saved here")
         self.show_message(f"store: {store.where}")
 
     def _on_open_failed(self, text: str) -> None:
         self.header.setText("no store")
-        self.show_problem(f"the store could not be opened: {text}")
+        self.show_alert(f"the store could not be opened: {text}")
 
     def _on_listed(self, listing: ReviewList) -> None:
         keep = self.current
@@ -420,7 +425,7 @@ class ReviewWindow(QMainWindow):
             self.show_message("no episode selected")
             return
         if self.writer is None:
-            self.show_problem("labels cannot be saved: the store is not open")
+            self.show_alert("labels cannot be saved: the store is not open")
             return
         label = self.label_panel.label(outcome)
         try:
@@ -444,13 +449,17 @@ class ReviewWindow(QMainWindow):
         self.label_panel.status.setText(
             f"saved revision {revision.id}: {revision.episode_id} {label_text(revision)}"
         )
+        if self.alert.text().startswith("the label of"):
+            self.alert.hide()
 
     def _on_label_failed(self, episode_id: str, text: str) -> None:
         self.label_panel.status.setText(f"NOT saved for {episode_id}")
-        self.show_problem(f"the label of {episode_id} was not saved: {text}")
+        self.show_alert(f"the label of {episode_id} was not saved: {text}")
 
     # ------------------------------------------------------------------ messages
     def show_problem(self, text: str) -> None:
+        """Say what is wrong with the episode shown, in the red bar over the cameras (it goes when
+        another episode is shown)."""
         self.problem.setText(text)
         self.problem.setToolTip(text)
         self.problem.show()
@@ -458,6 +467,13 @@ class ReviewWindow(QMainWindow):
     def hide_problem(self) -> None:
         self.problem.hide()
         self.problem.setText("")
+
+    def show_alert(self, text: str) -> None:
+        """Say what is wrong beyond one episode (the store, a label not saved), in the red bar
+        over the list; it stays until a label is saved."""
+        self.alert.setText(text)
+        self.alert.setToolTip(text)
+        self.alert.show()
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)
