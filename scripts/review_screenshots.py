@@ -86,7 +86,7 @@ def shoot(store_root: Path, out: Path) -> None:
     window.boundaries.picker.setCurrentIndex(blended)
     window.seek(items[blended].boundary.step + 3 if items else 0)
     _wait(app, lambda: all(v.painted_step == window.at_step for v in window.cameras.views.values()))
-    window.label_panel.notes.setText("")
+    window.show_message("")  # it names the store's folder, a path of this machine
     _settle(app)
     out.mkdir(parents=True, exist_ok=True)
     for name, tab in (("review.png", 0), ("review-boundaries.png", 1)):
