@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +181,33 @@ def frames_at_steps(ep: Episode, camera: str, start: int, stop: int) -> tuple[li
         pos = int(np.searchsorted(ordered, step, side="right")) - 1
         out.append(None if pos < 0 else int(order[pos]))
     return out, int(cam.height), int(cam.width)
+
+
+class EarlySteps:
+    """Steps before a camera's first frame, gathered over an export and said once per camera at
+    the end (a line per episode would bury the rest of the output of a large export)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[str, int]]] = {}
+
+    def add(self, camera: str, episode_id: str, valid: np.ndarray) -> None:
+        missing = int((~np.asarray(valid, dtype=bool)).sum())
+        if missing:
+            self.seen.setdefault(camera, []).append((episode_id, missing))
+
+    def report(self, say: Callable[[str], None], filled: str, flag: Callable[[str], str]) -> None:
+        """One line per camera: how many first steps of which episodes had no frame yet, what
+        stands there (``filled``) and the flag that marks them (``flag(camera)``)."""
+        for camera, items in sorted(self.seen.items()):
+            counts = [n for _, n in items]
+            span = str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+            ids = [eid for eid, _ in items]
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            episodes = "1 episode" if len(ids) == 1 else f"{len(ids)} episodes"
+            say(
+                f"camera {camera} has no frame yet for the first {span} step(s) of {episodes} "
+                f"({shown}): {filled} there, {flag(camera)} false"
+            )
 
 
 def interventions(ep: Episode, start: int, stop: int) -> int:

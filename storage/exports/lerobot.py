@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 
 from takeover.storage.exports.common import (
     Chosen,
+    EarlySteps,
     ExportError,
     ExportSettings,
     check_uniform,
@@ -180,6 +181,7 @@ class _Writer:
         self.features: dict[str, dict[str, Any]] = {}
         self.fps = 0
         self.cameras: dict[str, tuple[int, int]] = {}
+        self.early = EarlySteps()
 
     # -- the dataset's shape ---------------------------------------------------------------------
 
@@ -372,11 +374,7 @@ class _Writer:
                 f"{str(exc).splitlines()[0][:160]}"
             ) from None
         valid = np.array([a is not None for a in at], dtype=bool)
-        if not valid.all():
-            self.say(
-                f"episode {ep.meta.episode_id}: camera {camera} has no frame yet for "
-                f"{int((~valid).sum())} step(s): black there, image_valid.{camera} false"
-            )
+        self.early.add(camera, ep.meta.episode_id, valid)
         place = {
             f"videos/{key}/chunk_index": vf.slot[0],
             f"videos/{key}/file_index": vf.slot[1],
@@ -504,6 +502,7 @@ def write(
                 writer.add(i, ep, entry.start, entry.stop, label_of(entry))
                 advance(1)
         writer.finish()
+        writer.early.report(say, "black", lambda camera: f"image_valid.{camera}")
     finally:
         writer.close()
     return writer.frames_total

@@ -29,6 +29,7 @@ import numpy as np
 
 from takeover.storage.exports.common import (
     Chosen,
+    EarlySteps,
     ExportSettings,
     check_uniform,
     frames_at_steps,
@@ -64,6 +65,7 @@ def write(
         k: [] for k in ("success", "near_success", "failure", "has_intervention", "human_only")
     }
     total = 0
+    early = EarlySteps()
     env_args = {
         "env_name": episodes[0].meta.task or episodes[0].meta.robot,
         "type": 2,  # robomimic's EnvType.GYM_TYPE: an environment robomimic does not build itself
@@ -121,11 +123,7 @@ def write(
                     if frame is not None:
                         images[k] = decode_rgb(frames[frame])
                 valid = np.array([a is not None for a in at])
-                if not valid.all():
-                    say(
-                        f"episode {ep.meta.episode_id}: camera {camera} has no frame yet for "
-                        f"{int((~valid).sum())} step(s): zeros there, {camera}_image_valid false"
-                    )
+                early.add(camera, ep.meta.episode_id, valid)
                 obs[f"{camera}_image"] = images
                 obs[f"{camera}_image_valid"] = valid[:, None]
             for group, shift in (("obs", 0), ("next_obs", 1)):
@@ -146,4 +144,5 @@ def write(
         mask = f.create_group("mask")
         for key, names in masks.items():
             mask.create_dataset(key, data=np.array(names, dtype="S"))
+    early.report(say, "zeros", lambda camera: f"{camera}_image_valid")
     return total

@@ -43,6 +43,7 @@ import zarr
 from takeover.storage.exports.common import (
     LABELS,
     Chosen,
+    EarlySteps,
     ExportError,
     ExportSettings,
     check_uniform,
@@ -120,6 +121,7 @@ def write(
         for cam, (h, w) in cameras.items():
             images[cam] = _array(data, cam, (total, h, w, 3), np.uint8, 1)
     columns: dict[str, list[np.ndarray]] = {}
+    early = EarlySteps()
     with progress_bar("exporting episodes", len(episodes), enabled=progress, unit="episodes") as advance:
         for i, (entry, ep) in enumerate(zip(chosen.entries, episodes, strict=True)):
             start, stop = entry.start, entry.stop
@@ -129,12 +131,7 @@ def write(
                 at, h, w = frames_at_steps(ep, cam, start, stop)
                 valid = np.array([a is not None for a in at])
                 steps[f"{cam}_valid"] = valid
-                if not valid.all():
-                    zeros = "black video frames" if videos else "zeros"
-                    say(
-                        f"episode {ep.meta.episode_id}: camera {cam} has no frame yet for "
-                        f"{int((~valid).sum())} step(s): {zeros} there, {cam}_valid false"
-                    )
+                early.add(cam, ep.meta.episode_id, valid)
                 if videos:
                     out = folder / VIDEOS / str(i) / f"{c}.mp4"
                     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +147,7 @@ def write(
         _array(data, key, values.shape, values.dtype, rows)[...] = values
 
     _write_meta(root.create_group("meta"), chosen, episodes, ends)
+    early.report(say, "black video frames" if videos else "zeros", lambda camera: f"{camera}_valid")
     root.attrs.update(
         {
             "rate_hz": rate,
