@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from takeover.storage.blobs import BlobStore, LocalBlobStore, LocalFile, open_blob_store
+from takeover.storage.boundary_edits import BoundaryEdits
 from takeover.storage.catalog import (
     Catalog,
     EpisodeRecord,
@@ -270,6 +271,12 @@ class Store:
         """The episodes' label revisions: append, history, each annotator's newest
         (:mod:`takeover.storage.label_revisions`; writes are refused when the store is read-only)."""
         return self.catalog.labels
+
+    @property
+    def boundaries(self) -> BoundaryEdits:
+        """The edits of the episodes' takeovers and hand-backs: append, history, the edit that
+        counts of each (:mod:`takeover.storage.boundary_edits`)."""
+        return self.catalog.boundaries
 
     def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
         """Delete episodes softly (:mod:`takeover.storage.deletions`): left out of listings and new
