@@ -14,12 +14,13 @@ The only storage module that imports torch. Three ways to read a version:
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -152,7 +153,8 @@ class EpisodeDataset(Dataset[Item]):
         lengths = np.array([b - a for a, b in self._ranges], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self._length = int(self._offsets[-1])
-        self._arrays = [k for k in (*STEP_ARRAYS, *self._derived.keys) if self.wants(k)]
+        self._arrays = [k for k in STEP_ARRAYS if self.wants(k)]
+        self._derived_keys = [k for k in self._derived.keys if self.wants(k)]
         self._readers = [EpisodeReader(f, blobs) for f in self.files]
         self._blobs = blobs
         self._streamed = streamed
@@ -251,25 +253,29 @@ class EpisodeDataset(Dataset[Item]):
         h, w = self.image_size if train is not None and self.image_size else self._shapes[ep][camera]
         return np.zeros((3, h, w), dtype=np.uint8), False
 
-    def _values(self, ep: int, key: str, steps: int | np.ndarray) -> np.ndarray:
-        """The values of a step array or a derived key at ``steps`` of episode ``ep``."""
-        if key in STEP_ARRAYS:
-            name, dtype = STEP_ARRAYS[key]
-            return np.array(self._reader(ep).array(name)[steps], dtype=dtype)
-        return self._derived.at(key, ep, self._ranges[ep][0], steps)
+    def _put(
+        self, item: Item, key: str, at: Callable[[Any], np.ndarray], step: int, start: int, stop: int
+    ) -> None:
+        """``item[key]``: the values ``at`` gives at ``step``, or at its window (with ``.pad``)."""
+        offsets = self._windows.get(key)
+        if offsets is None:
+            item[key] = torch.from_numpy(at(step))
+        else:
+            steps, pad = window(step, offsets, start, stop)
+            item[key] = torch.from_numpy(at(steps))
+            item[f"{key}.pad"] = torch.from_numpy(pad)
 
     def __getitem__(self, index: int) -> Item:
         ep, step = self.locate(int(index))
         start, stop = self._ranges[ep]
         item: Item = {}
-        for key in self._arrays:
-            offsets = self._windows.get(key)
-            if offsets is None:
-                item[key] = torch.from_numpy(self._values(ep, key, step))
-            else:
-                steps, pad = window(step, offsets, start, stop)
-                item[key] = torch.from_numpy(self._values(ep, key, steps))
-                item[f"{key}.pad"] = torch.from_numpy(pad)
+        if self._arrays:
+            r = self._reader(ep)
+            for key in self._arrays:
+                name, dtype = STEP_ARRAYS[key]
+                self._put(item, key, functools.partial(_taken, r.array(name), dtype), step, start, stop)
+        for key in self._derived_keys:
+            self._put(item, key, functools.partial(self._derived.at, key, ep, start), step, start, stop)
         if self.wants("episode_index"):
             item["episode_index"] = torch.tensor(ep, dtype=torch.int64)
         if self.wants("step_index"):
@@ -339,6 +345,10 @@ class EpisodeDataset(Dataset[Item]):
             self._decoders = {}
         if isinstance(self._blobs, HoldsFiles):
             self._blobs.close()
+
+
+def _taken(values: np.ndarray, dtype: type[np.generic], steps: int | np.ndarray) -> np.ndarray:
+    return np.array(values[steps], dtype=dtype)
 
 
 def _pinned_videos(
