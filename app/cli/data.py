@@ -180,6 +180,10 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
     for i, cam in enumerate(cameras.values()):
         print(f"{'cameras' if i == 0 else '':<10}{cam.line()}")
+    pins = [dict(e.derivations) for e in manifest.episodes]
+    for i, pinned in enumerate(sorted({n for p in pins for n in p})):
+        count = sum(pinned in p for p in pins)
+        print(f"{'derived' if i == 0 else '':<10}{pinned}: pinned for {count} of {len(pins)} episodes")
     print()
     rows = [
         (

@@ -72,6 +72,10 @@ def test_label_freeze_with_training_labels_and_pull_them(
         pinned = s.resolve("v1-labels")
         assert pinned.message == "for training" and pinned.manifest.parent == s.resolve("v1").digest
         assert [e.outcome for e in pinned.manifest.episodes] == [e.outcome for e in s.episodes_in("v1")]
+    assert _run(root, "data", "show", "v1-labels") == 0
+    assert "derived   training_labels: pinned for 3 of 3 episodes" in capsys.readouterr().out.splitlines()
+    assert _run(root, "data", "show", "v1") == 0
+    assert "derived" not in capsys.readouterr().out
     assert _run(root, "data", "fsck") == 0
 
 
