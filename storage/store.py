@@ -6,7 +6,7 @@ Layout::
     <root>/catalog.db       SQLite catalog (unless an external catalog URL is used)
     <root>/blobs/sha256/..  episode HDF5 files and frame blobs, named by their sha256 (unless the
                             blobs live elsewhere: ``blob_url``, e.g. ``s3://bucket/prefix``)
-    <root>/derived/blobs/.. results derived from episodes (annotation's smoothing)
+    <root>/derived/blobs/.. results derived from episodes (annotation's smoothing, training labels)
     <root>/tmp/             episode files being written
     <root>/wal/<episode>/   the recorder's write-ahead logs of attempts being recorded
 
@@ -110,7 +110,8 @@ class Store:
         self.blob_url = blob_url
         self.blobs: BlobStore = open_blob_store(blob_url) if blob_url else LocalBlobStore(self.root)
         self.derived_blobs: BlobStore = self.blobs.sub("derived")
-        """Blobs derived from episodes (annotation's smoothing), apart from the episode blobs."""
+        """Blobs derived from episodes (annotation's smoothing and training labels), apart from the
+        episode blobs."""
 
     def _frame_blobs_of(self, digest: str) -> Sequence[str]:
         """The frame blobs the episode file ``digest`` names (upgrading a catalog made before the

@@ -141,3 +141,21 @@ def test_pinned_blobs_come_through_the_verified_cache(root: Path, tmp_path: Path
     bad.write_bytes(b"not a blob either")
     with pytest.raises(CorruptBlobError, match="is corrupt"):
         pull("v2", root, tmp_path / "fresh", keys=KEYS)
+
+
+def test_a_blob_holding_pickled_objects_is_refused_not_unpickled() -> None:
+    import io
+    import json
+    import zipfile
+
+    from takeover.storage.derived import DerivedError, read_blob
+
+    buf, npy = io.BytesIO(), io.BytesIO()
+    np.save(npy, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("record.json", json.dumps({"format": "takeover.derivation/1", "name": "training_labels"}))
+        zf.writestr("value_target.npy", npy.getvalue())
+    with pytest.raises(DerivedError, match=r"not a readable derivation blob: .*allow_pickle"):
+        read_blob(buf.getvalue(), "training_labels")
+    with pytest.raises(DerivedError, match="not a readable derivation blob"):
+        read_blob(b"PK not a zip", "training_labels")
