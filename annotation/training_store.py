@@ -39,11 +39,12 @@ from takeover.annotation.training_labels import (
 )
 from takeover.annotation.training_params import TrainingLabelParams
 from takeover.storage.boundary_edits import BoundaryEdit
+from takeover.storage.derived import TRAINING_LABELS
 from takeover.storage.errors import StorageError
-from takeover.storage.manifest import canonical_json
+from takeover.storage.manifest import ManifestEntry, canonical_json, label_of
 from takeover.storage.store import Store
 
-DERIVATION_NAME = "training_labels"
+DERIVATION_NAME = TRAINING_LABELS
 ARRAY_DTYPES: dict[str, type[np.generic]] = {
     "control_class": np.uint8,
     "value_target": np.float32,
@@ -219,3 +220,36 @@ def derive_and_store(
         )
         created += store_blob(store, record, data)[1]
     return result, created
+
+
+class TrainingLabelPins:
+    """The training labels a new version pins (a :data:`~takeover.storage.derived.DerivationPins`
+    for :meth:`Store.commit` and :meth:`Store.pin_derived`): derives and stores the labels of the
+    version's episodes as one batch, with the label the version gives each (computed once: a
+    batch derived before is read back), and names each episode's blob. After the call,
+    :attr:`result` holds the labels and :attr:`created` how many episodes' were newly stored."""
+
+    def __init__(
+        self, store: Store, params: TrainingLabelParams, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store, self.params, self.clock = store, params, clock
+        self.result: TrainingLabels | None = None
+        self.created = 0
+
+    def __call__(self, entries: Sequence[ManifestEntry]) -> dict[str, dict[str, str]]:
+        labels = {e.episode_id: label_of(e) for e in entries}
+        inputs = batch_inputs(self.store, list(labels), labels)
+        other = [e.episode_id for e in entries if inputs.file_digests[e.episode_id] != e.digest]
+        if other:
+            raise StorageError(
+                f"the catalog holds other data for {', '.join(other[:3])} than the version: training "
+                "labels are derived from the catalog's data, so they cannot be pinned for it"
+            )
+        try:
+            self.result, self.created = derive_and_store(
+                self.store, list(labels), self.params, labels, clock=self.clock
+            )
+        except ValueError as exc:  # inputs these parameters cannot label, e.g. beyond the horizon
+            raise StorageError(f"cannot derive the version's training labels: {exc}") from None
+        records = _records(self.store, self.params, inputs)
+        return {i: {DERIVATION_NAME: r.digest} for i, r in records.items() if r is not None}

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from takeover.annotation.params import ParamsError, SmoothingParams, load_params
 from takeover.app.cli.common import add_store_option, open_store, user_errors
+from takeover.storage.derived import TRAINING_KEYS
 from takeover.storage.errors import UnknownTagError
 from takeover.storage.store import Store
+
+if TYPE_CHECKING:
+    from takeover.annotation.training_labels import TrainingLabels
+    from takeover.annotation.training_params import TrainingLabelParams
 
 
 class AnnotateError(Exception):
@@ -117,18 +123,11 @@ def _labelled_batch(store: Store, targets: list[str]) -> tuple[str, dict[str, st
     return f"{len(labels)} episodes", labels
 
 
-@user_errors(ParamsError, AnnotateError, IndexError, ValueError)
-def run_derive_labels(args: argparse.Namespace) -> int:
+def print_training_labels(what: str, result: TrainingLabels, created: int) -> None:
+    """What a batch of derived training labels holds: classes, the indicator and its figures."""
     from takeover.annotation.training_labels import ControlClass
-    from takeover.annotation.training_params import TrainingLabelParams
-    from takeover.annotation.training_store import derive_and_store
 
-    params = TrainingLabelParams.load(args.params) if args.params else TrainingLabelParams()
-    with open_store(args) as store:
-        what, labels = _labelled_batch(store, args.targets)
-        if not labels:
-            raise AnnotateError(f"{what} holds no episodes")
-        result, created = derive_and_store(store, list(labels), params, labels)
+    params = result.params
     steps = sum(e.control_class.size for e in result.episodes)
     outcomes = {
         o: sum(e.outcome == o for e in result.episodes) for o in ("success", "near_success", "failure")
@@ -148,6 +147,38 @@ def run_derive_labels(args: argparse.Namespace) -> int:
     )
     state = f"stored for {created} episodes" if created else "already stored"
     print(f"{state} (derivation training_labels)")
+
+
+def training_params(path: str | None) -> TrainingLabelParams:
+    from takeover.annotation.training_params import TrainingLabelParams
+
+    return TrainingLabelParams.load(path) if path else TrainingLabelParams()
+
+
+@user_errors(ParamsError, AnnotateError, IndexError, ValueError)
+def run_derive_labels(args: argparse.Namespace) -> int:
+    from takeover.annotation.training_store import TrainingLabelPins, derive_and_store
+
+    params = training_params(args.params)
+    with open_store(args) as store:
+        if args.commit is not None:
+            if len(args.targets) != 1:
+                raise AnnotateError("--commit freezes one version's episodes again: name one tag")
+            pins = TrainingLabelPins(store, params)
+            digest, manifest = store.pin_derived(args.commit, args.targets[0], pins, args.message)
+            assert pins.result is not None
+            result, created, what = pins.result, pins.created, f"version {args.targets[0]}"
+        else:
+            what, labels = _labelled_batch(store, args.targets)
+            if not labels:
+                raise AnnotateError(f"{what} holds no episodes")
+            result, created = derive_and_store(store, list(labels), params, labels)
+    print_training_labels(what, result, created)
+    if args.commit is not None:
+        print(
+            f"tagged {args.commit} -> version {digest}: the {len(manifest.episodes)} episodes of "
+            f"{args.targets[0]}, each pinning its training labels (pull keys {', '.join(TRAINING_KEYS)})"
+        )
     return 0
 
 
@@ -257,14 +288,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "each episode (docs/training_labels.md): control-source classes with pre-intervention "
         "windows, RECAP value targets and the improvement indicator. The batch is the episodes of a "
         "tagged version (a single name that is a tag) or the episodes named; the outcome label of each "
-        "is the operator's verdict, else the station's success flag. A batch derived before with the "
-        "same parameters and labels is not computed again.",
+        "is the one the version froze, or for episodes named the one that counts now (their label "
+        "revisions resolved), else the station's success flag. A batch derived before with the same "
+        "parameters and labels is not computed again. With --commit, a new version of the tag's "
+        "episodes pins them.",
     )
     derive.add_argument("targets", nargs="+", metavar="TAG|EPISODE")
     add_store_option(derive)
     derive.add_argument(
         "--params", metavar="FILE.toml", help="training-label parameters (docs/training_labels.md)"
     )
+    derive.add_argument(
+        "--commit",
+        metavar="NEW",
+        help="with one TAG: also freeze its episodes again (labels, step ranges and videos as they "
+        "are) as a new version NEW, a child of TAG, each entry pinning its training labels, so "
+        "`pull` offers them as keys and the exports write them",
+    )
+    derive.add_argument("--message", "-m", default="", metavar="M", help="with --commit: what NEW is for")
     derive.set_defaults(func=run_derive_labels)
 
     boundary = sub.add_parser(

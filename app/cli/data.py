@@ -6,12 +6,16 @@ import argparse
 from typing import Any
 
 from takeover.annotation.labels import Rule, version_labels
+from takeover.annotation.param_files import ParamsError
+from takeover.annotation.training_store import TrainingLabelPins
 from takeover.app.cli import data_delete, data_episodes, data_transcode
+from takeover.app.cli.annotate import print_training_labels, training_params
 from takeover.app.cli.common import add_store_option, grace_period_s, open_store, table, user_errors, when
 from takeover.app.cli.data_export import add_export_parser
 from takeover.app.cli.data_pull import add_pull_parser
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
+from takeover.storage.derived import TRAINING_KEYS, TRAINING_LABELS
 from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
 from takeover.storage.errors import StorageError, UnknownTagError
@@ -33,13 +37,16 @@ def run_list(args: argparse.Namespace) -> int:
         return data_episodes.run_list(store, args)
 
 
-@user_errors()
+@user_errors(ParamsError)
 def run_commit(args: argparse.Namespace) -> int:
     if (args.new_tag is None) == (args.tag is None):
         raise StorageError("name the new version once: `data commit NEW ...` or `data commit --tag NEW ...`")
     tag = args.new_tag or args.tag
     trim = dict(parse_trim(t) for t in args.trim or ())
+    if args.derived_params and not args.derived:
+        raise StorageError("--derived-params gives the parameters of --derived training_labels: add that")
     with open_store(args) as store:
+        pins = TrainingLabelPins(store, training_params(args.derived_params)) if args.derived else None
         digest, manifest = store.commit(
             tag,
             episode_ids=args.episodes,
@@ -51,8 +58,10 @@ def run_commit(args: argparse.Namespace) -> int:
             remove=args.remove or (),
             trim=trim,
             labels=version_labels(store, Rule(args.resolve)),
+            derived=pins,
         )
         stored = store.catalog.version_storage(digest)
+        dropped = not pins and (args.add or args.remove or trim) and _pins_training_labels(store, args.parent)
     how = f"stored as its change from {args.parent}" if stored.delta else "stored whole"
     print(
         f"tagged {tag} -> version {digest}\n"
@@ -64,6 +73,14 @@ def run_commit(args: argparse.Namespace) -> int:
             f"labels: {pinned} episode(s) take the label their annotators' revisions resolve to (rule "
             f"{args.resolve}, pinned in each entry's `labels`); the others, the operator's verdict"
         )
+    if pins is not None and pins.result is not None:
+        print_training_labels(f"version {tag}", pins.result, pins.created)
+        print(f"pinned in each entry's `derivations`: pull keys {', '.join(TRAINING_KEYS)}")
+    elif dropped:
+        print(
+            f"{args.parent} pins training labels, derived for its episodes; {tag} pins none "
+            "(add --derived training_labels to pin those of its own episodes)"
+        )
     left_out = manifest.created_from.get("left_out", {})
     if left_out.get("interrupted"):
         print(f"left out {left_out['interrupted']} interrupted attempt(s) (--include-interrupted takes them)")
@@ -72,6 +89,10 @@ def run_commit(args: argparse.Namespace) -> int:
             f"left out {left_out['deleted']} deleted episode(s) (`takeover data undelete ID` takes them back)"
         )
     return 0
+
+
+def _pins_training_labels(store: Store, tag: str) -> bool:
+    return any(dict(e.derivations).get(TRAINING_LABELS) for e in store.resolve(tag).manifest.episodes)
 
 
 @user_errors()
@@ -159,6 +180,10 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
     for i, cam in enumerate(cameras.values()):
         print(f"{'cameras' if i == 0 else '':<10}{cam.line()}")
+    pins = [dict(e.derivations) for e in manifest.episodes]
+    for i, pinned in enumerate(sorted({n for p in pins for n in p})):
+        count = sum(pinned in p for p in pins)
+        print(f"{'derived' if i == 0 else '':<10}{pinned}: pinned for {count} of {len(pins)} episodes")
     print()
     rows = [
         (
@@ -283,6 +308,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="CAMERA",
         help="pin the transcoded videos of these cameras (none named: every transcoded camera); "
         "refused if a stream is not transcoded (`data transcode`)",
+    )
+    p.add_argument(
+        "--derived",
+        nargs="+",
+        choices=[TRAINING_LABELS],
+        metavar="NAME",
+        help="derive and pin, per episode of the version, its training labels (training_labels: "
+        "derived for the version's episodes as one batch, with the labels the version gives them; "
+        "a batch derived before is not computed again), so `pull` offers them as keys and the "
+        "exports write them",
+    )
+    p.add_argument(
+        "--derived-params",
+        metavar="FILE.toml",
+        help="with --derived: training-label parameters (docs/training_labels.md; default: the defaults)",
     )
     data_episodes.add_resolve_option(p, "each episode's label")
     add_store_option(p)

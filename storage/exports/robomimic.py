@@ -9,11 +9,16 @@ Layout::
         obs/<key>, next_obs/<key>     state, proposed_action (0 where there was none),
                                       proposed_action_valid (T, 1), control_source (T, 1),
                                       intervention (T, 1), <camera>_image (T, H, W, 3) uint8,
-                                      <camera>_image_valid (T, 1)
+                                      <camera>_image_valid (T, 1); with pinned training labels
+                                      control_class (T, 1) int64, value_target (T, 1) float32,
+                                      improvement (T, 1) bool
     mask/<filter>         demo names (bytes): success, near_success, failure,
                           has_intervention, human_only
 
-``next_obs`` is ``obs`` one step on (the last step repeats). A step before a camera's first frame
+``next_obs`` is ``obs`` one step on (the last step repeats). The training labels a version pins
+(:mod:`takeover.storage.derived`) are observations like the control source: robomimic's loaders
+read per-step data of a demo from ``obs`` by the keys a config names (``obs_keys``), and a version
+that pins none is written as before. A step before a camera's first frame
 has zeros in ``<camera>_image`` and false in ``<camera>_image_valid``, and the export says how many
 such steps there are.
 """
@@ -115,6 +120,8 @@ def write(
                 "control_source": source.astype(np.int64)[:, None],
                 "intervention": human[:, None],
             }
+            if chosen.training is not None:
+                obs.update({k: v[:, None] for k, v in chosen.training.steps[i].items()})
             for camera in sorted(ep.cameras):
                 at, h, w = frames_at_steps(ep, camera, start, stop)
                 images = np.zeros((n, h, w, 3), dtype=np.uint8)

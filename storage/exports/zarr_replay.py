@@ -8,6 +8,8 @@ and ``.zarray`` files, Blosc-compressed chunks). Layout::
       data/<key>                   the episodes' steps one after another along axis 0, chunked along it
         action (N, A) float32      state (N, S) float32      proposed_action (N, A) float32 (NaN: none)
         control_source (N,) int64  intervention (N,) bool (the human drove)
+        control_class (N,) int64   value_target (N,) float32   improvement (N,) bool
+                                   (only when the version pins training labels)
         timestamp (N,) float64     the step's slot on the control grid (see below)
         recorded_timestamp (N,) float64    when the step's observation was produced (monotonic)
         <camera> (N, H, W, 3) uint8 RGB, one step per chunk     <camera>_valid (N,) bool
@@ -40,6 +42,7 @@ import numcodecs
 import numpy as np
 import zarr
 
+from takeover.storage.derived import TRAINING_KEYS
 from takeover.storage.exports.common import (
     LABELS,
     Chosen,
@@ -100,7 +103,7 @@ def write(
     settings = settings or ExportSettings()
     episodes = [store.read_episode(e.episode_id) for e in chosen.entries]
     check_uniform(episodes, "the diffusion_policy replay buffer")
-    cameras = _uniform_cameras(episodes)
+    cameras = _uniform_cameras(episodes, chosen.training is not None)
     videos = settings.zarr_videos and bool(cameras)
     if videos:
         check_encoder(settings.video)
@@ -127,6 +130,8 @@ def write(
             start, stop = entry.start, entry.stop
             offset = int(ends[i]) - (stop - start)
             steps = _lowdim(ep, start, stop, rate)
+            if chosen.training is not None:
+                steps.update(chosen.training.steps[i])
             for c, cam in enumerate(cameras):
                 at, h, w = frames_at_steps(ep, cam, start, stop)
                 valid = np.array([a is not None for a in at])
@@ -178,11 +183,12 @@ def _write_meta(meta: zarr.Group, chosen: Chosen, episodes: Sequence[Episode], e
         meta.create_array(name, data=values, chunks=values.shape, compressors=None)
 
 
-def _uniform_cameras(episodes: Sequence[Episode]) -> dict[str, tuple[int, int]]:
-    """:func:`uniform_cameras`, and no camera named as a low-dimensional array."""
+def _uniform_cameras(episodes: Sequence[Episode], training: bool) -> dict[str, tuple[int, int]]:
+    """:func:`uniform_cameras`, and no camera named as a low-dimensional array (``training``: or
+    as a training-label array)."""
     cameras = uniform_cameras(episodes, "the replay buffer", "array")
     first = episodes[0].cameras
-    clash = sorted(set(LOWDIM) & set(first))
+    clash = sorted((set(LOWDIM) | (set(TRAINING_KEYS) if training else set())) & set(first))
     if clash:
         raise ExportError(f"a camera named {clash[0]!r} would overwrite that array of the replay buffer")
     return cameras
