@@ -39,10 +39,11 @@ from takeover.storage.episode_file import (
     read_timeline,
 )
 from takeover.storage.errors import EpisodeFileError, StorageError
-from takeover.storage.manifest import Manifest, ManifestEntry
+from takeover.storage.manifest import Manifest, ManifestEntry, label_of
 from takeover.storage.paths import default_cache_root, default_store_root
 from takeover.storage.pull_keys import (
     IMAGE_PREFIX,
+    LABEL_CODES,
     STEP_ARRAYS,
     Deltas,
     DerivedSteps,
@@ -150,6 +151,10 @@ class EpisodeDataset(Dataset[Item]):
         )
         """Per camera, how much of the version has a real frame of it (see :meth:`CameraCoverage.line`)."""
         self._success = [episode_success(e) for e in manifest.episodes]
+        self.episode_labels: list[str] = [label_of(e) for e in manifest.episodes]
+        """Per episode, the outcome label the version gives it ('success', 'near_success' or
+        'failure': the label its annotators' revisions resolved to, else the operator's verdict,
+        else the station's flag); items carry it as ``label`` (:data:`LABEL_CODES`)."""
         lengths = np.array([b - a for a, b in self._ranges], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self._length = int(self._offsets[-1])
@@ -282,6 +287,8 @@ class EpisodeDataset(Dataset[Item]):
             item["step_index"] = torch.tensor(step, dtype=torch.int64)
         if self.wants("success"):
             item["success"] = torch.tensor(self._success[ep], dtype=torch.bool)
+        if self.wants("label"):
+            item["label"] = torch.tensor(LABEL_CODES[self.episode_labels[ep]], dtype=torch.int64)
         for cam in self.image_cameras:
             key = IMAGE_PREFIX + cam
             offsets = self._windows.get(key)

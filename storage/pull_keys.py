@@ -33,8 +33,12 @@ STEP_ARRAYS: dict[str, tuple[str, type[np.generic]]] = {
 }
 """Item keys read from a stream of one value per step (these, derived keys and images take
 windows): key -> (array in the episode file, item dtype)."""
-ITEM_KEYS = (*STEP_ARRAYS, "episode_index", "step_index", "success")
+ITEM_KEYS = (*STEP_ARRAYS, "episode_index", "step_index", "success", "label")
 """The keys every item can have besides ``images.<camera>`` and the derived keys."""
+
+
+LABEL_CODES = {"failure": 0, "near_success": 1, "success": 2}
+"""The ``label`` item key: the episode's outcome label as a number, most cautious first."""
 
 
 class KeyChoiceError(StorageError, ValueError):
