@@ -114,6 +114,10 @@ HEADERS = (
 
 def run_list(store: Store, args: argparse.Namespace) -> int:
     rows, deleted = list_episodes(store, args)
+    if getattr(args, "ids", False):  # for scripts: `takeover label $(takeover data list --ids ...)`
+        for row in rows:
+            print(row[0])
+        return 0
     hidden = f"{deleted} deleted episode(s) not shown (`takeover data undelete ID` takes them back)"
     if not rows:
         print("no episodes" + (" match" if _filtered(args) else "") + (f"; {hidden}" if deleted else ""))
@@ -155,6 +159,7 @@ def add_list_options(p: argparse.ArgumentParser) -> None:
         "--reverse", action="store_true", help="the other way round (e.g. most interventions first)"
     )
     add_resolve_option(p, "the label shown")
+    p.add_argument("--ids", action="store_true", help="print only the ids, one per line (for scripts)")
 
 
 def add_resolve_option(p: argparse.ArgumentParser, what: str) -> None:
