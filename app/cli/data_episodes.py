@@ -239,6 +239,43 @@ def show_episode(store: Store, episode_id: str, args: argparse.Namespace) -> int
         t0 = events[0].t
         steps = [(ev.step, f"{ev.t - t0:.3f}", str(ev.kind), ev.reason or "-") for ev in events]
         print(table(("step", "t (s)", "event", "reason"), steps))
+    edits = store.boundaries.history(episode_id)
+    if edits:
+        print()
+        print(
+            "boundary edits (oldest first; the newest of each boundary counts; "
+            "the recorded control source is kept)"
+        )
+        rows_b = [
+            (
+                b.id,
+                "-" if b.parent_id is None else b.parent_id,
+                f"{b.kind} at {b.recorded_step}",
+                b.step,
+                "-" if b.pre_window_start is None else f"{b.pre_window_start}..{b.step - 1}",
+                b.annotator,
+                b.role,
+                when(b.created_at),
+                b.notes or "-",
+            )
+            for b in edits
+        ]
+        print(
+            table(
+                (
+                    "edit",
+                    "parent",
+                    "boundary",
+                    "counts from",
+                    "pre-window",
+                    "annotator",
+                    "role",
+                    "time",
+                    "notes",
+                ),
+                rows_b,
+            )
+        )
     return 0
 
 

@@ -166,6 +166,12 @@ def test_the_command_shows_moves_and_marks_boundaries(
         assert said in err and len(err.splitlines()) == 1, err
     with Store.open(root) as store:
         assert len(store.boundaries.history("ep")) == 1
+    assert main(["data", "show", "ep", "--store", str(root)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    at = shown.index(
+        "boundary edits (oldest first; the newest of each boundary counts; the recorded control source is kept)"
+    )
+    assert shown[at + 2].split()[:7] == ["1", "-", "takeover", "at", "12", "10", "6..9"]
 
 
 def test_gc_removes_an_episodes_edits_with_it(store: Store) -> None:
