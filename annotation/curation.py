@@ -130,7 +130,7 @@ class EpisodeFacts:
         metadata=_query(Kind.NUMBER, "share of steps the human drove", unit=Unit.FRACTION)
     )
     derived: frozenset[str] = field(
-        metadata=_query(Kind.SET, "derivations stored (smoothing, training_labels)")
+        metadata=_query(Kind.SET, "names of the derivations stored (boundary_smoothing, training_labels)")
     )
 
     record: EpisodeRecord = field(repr=False)

@@ -335,7 +335,7 @@ class _Parser:
         if spec is None:
             near = difflib.get_close_matches(tok.text.lower(), list(self.fields), n=1)
             hint = f"; did you mean {self.fields[near[0]].name!r}?" if near else ""
-            raise self.fail(f"unknown field {tok.text!r}{hint} (the fields: docs/curation.md)", tok)
+            raise self.fail(f"unknown field {tok.text!r}{hint} (docs/curation.md lists the fields)", tok)
         return spec
 
     def comparison(self) -> Node:
