@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from takeover.annotation.curation import freeze, parse_query
+from takeover.annotation.curation_session import diff_lines
 from takeover.annotation.labels import Rule, version_labels
 from takeover.annotation.query_language import QueryError
 from takeover.app.cli import data_delete, data_episodes, data_transcode
@@ -227,25 +228,8 @@ def run_diff(args: argparse.Namespace) -> int:
         first, second = store.resolve(args.first), store.resolve(args.second)
     change = diff_manifests(first.manifest, second.manifest)
     print(f"{args.first} ({first.digest[:12]}) -> {args.second} ({second.digest[:12]})")
-    if change.empty:
-        print(
-            "same episodes, same labels, same data" if first.digest != second.digest else "the same version"
-        )
-        return 0
-    for entry in change.added:
-        print(f"+ {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
-    for entry in change.removed:
-        print(f"- {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
-    for r in change.relabelled:
-        print(f"~ {r.episode_id}  relabelled {r.before} -> {r.after}")
-    for d in change.rederived:
-        print(f"* {d.episode_id}  re-derived ({d.what})")
-    for t in change.trimmed:
-        print(f"> {t.episode_id}  trimmed steps {t.before[0]}:{t.before[1]} -> {t.after[0]}:{t.after[1]}")
-    print()
-    print(change.counts())
-    for name, (x, y) in change.totals.items():
-        print(f"{name:<14}{x:>8} -> {y:<8} ({y - x:+d})")
+    for line in diff_lines(change, same=first.digest == second.digest):
+        print(line)
     return 0
 
 

@@ -139,3 +139,21 @@ def test_commit_query_with_parent_and_errors(root: Path, capsys: pytest.CaptureF
     assert capsys.readouterr().err.splitlines()[1:] == ["  steps >> 1", "         ^"]
     with Store.open(root) as other:
         assert [t.name for t in other.tags()] == ["all-v1", "two-v1", "bo-v1"]
+
+
+def test_curate_without_a_display_says_what_to_use_instead(root: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run(
+        [sys.executable, "-m", "takeover.app.cli", "curate", "--store", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no display available for the curation screen" in done.stderr
+    assert "takeover data query" in done.stderr
