@@ -181,3 +181,18 @@ def test_pick_keeps_order_and_adds_up_the_selection() -> None:
     assert s.agreement is None and s.annotated == 0
     assert pick(eps, "label == none").ids == ["c"]
     assert pick(eps, "").ids == ["a", "b", "c"]
+
+
+def test_the_docs_list_every_field_alias_and_operator() -> None:
+    from pathlib import Path
+
+    from takeover.annotation.query_language import OPS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "curation.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| `")}
+    for spec in FIELDS:
+        assert f"`{spec.name}`" in rows, spec.name
+        for alias in spec.aliases:
+            assert f"`{alias}`" in doc, alias
+    for op in {o for ops in OPS.values() for o in ops}:
+        assert f"`{op}" in doc, op
