@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
+from sqlalchemy.exc import DBAPIError
 
 from takeover.annotation.derivation_catalog import derivations_table
 from takeover.annotation.labels import (
@@ -36,6 +37,7 @@ from takeover.annotation.labels import (
 )
 from takeover.annotation.query_language import FieldSpec, Kind, Node, Unit, matcher, parse, to_text
 from takeover.storage.catalog import EpisodeRecord
+from takeover.storage.catalog_db import translate
 from takeover.storage.errors import EmptySelectionError
 from takeover.storage.label_revisions import OUTCOMES, QUALITIES, LabelRevision, operator_verdict
 from takeover.storage.manifest import Manifest
@@ -212,19 +214,26 @@ def _control_events(store: Store) -> dict[str, list[tuple[str, int]]]:
         .order_by(t.episode_id, t.seq)
     )
     out: dict[str, list[tuple[str, int]]] = {}
-    with store.catalog.engine.connect() as conn:
-        for episode_id, kind, step in conn.execute(q):
-            out.setdefault(episode_id, []).append((kind, step))
+    for episode_id, kind, step in _rows(store, q):
+        out.setdefault(episode_id, []).append((kind, step))
     return out
+
+
+def _rows(store: Store, query: Executable) -> list[tuple[Any, ...]]:
+    """The rows of a read of the catalog (a database error as one line, as the catalog's own)."""
+    try:
+        with store.catalog.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+    except DBAPIError as exc:
+        raise translate(exc, store.catalog.url) from None
 
 
 def _derived_names(store: Store) -> dict[str, frozenset[str]]:
     t = derivations_table
     q = select(t.c.episode_id, t.c.name).distinct()
     out: dict[str, set[str]] = {}
-    with store.catalog.engine.connect() as conn:
-        for episode_id, name in conn.execute(q):
-            out.setdefault(episode_id, set()).add(name)
+    for episode_id, name in _rows(store, q):
+        out.setdefault(episode_id, set()).add(name)
     return {k: frozenset(v) for k, v in out.items()}
 
 

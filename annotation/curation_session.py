@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from takeover.annotation.curation import FIELDS, EpisodeFacts, Selection, freeze, gather, parse_query, pick
+from takeover.annotation.curation import FIELDS, EpisodeFacts, Selection, freeze, gather, pick
 from takeover.annotation.labels import Rule
 from takeover.annotation.query_language import Kind, Node, value_text
 from takeover.storage.diff import VersionDiff, diff_manifests, verdict
@@ -105,7 +105,6 @@ class CurationSession:
     def freeze(self, tag: str, query: str, message: str = "", parent: str = "") -> Frozen:
         """Freeze the episodes ``query`` matches now as version ``tag`` (reads the store afresh:
         what is frozen is what the query matches at this moment)."""
-        parse_query(query)
         digest, manifest, _ = freeze(self.store, tag, query, message=message, rule=self.rule, parent=parent)
         pinned = sum(1 for e in manifest.episodes if e.labels)
         return Frozen(tag, digest, len(manifest.episodes), manifest.num_steps, pinned)
