@@ -35,7 +35,8 @@ from takeover.annotation.labels import (
     version_labels,
     voters,
 )
-from takeover.annotation.query_language import FieldSpec, Kind, Node, Unit, matcher, parse, to_text
+from takeover.annotation.query_language import FieldSpec, Kind, Node, Unit, matcher, to_text
+from takeover.annotation.query_parser import parse
 from takeover.storage.catalog import EpisodeRecord
 from takeover.storage.catalog_db import translate
 from takeover.storage.errors import EmptySelectionError

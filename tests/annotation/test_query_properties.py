@@ -27,8 +27,8 @@ from takeover.annotation.query_language import (
     Or,
     Unit,
     matcher,
-    parse,
 )
+from takeover.annotation.query_parser import parse
 from takeover.app.control.arbitration import EVENTS, SOURCE
 from takeover.storage.label_revisions import OUTCOMES, QUALITIES
 from takeover.storage.schema import END_REASONS, ControlSource
