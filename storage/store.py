@@ -354,6 +354,7 @@ class Store:
         trim: Mapping[str, tuple[int, int]] | None = None,
         labels: LabelResolver | None = None,
         derived: DerivationPins | None = None,
+        query: str = "",
     ) -> tuple[str, Manifest]:
         """Freeze episodes as a version and name it ``tag``; returns its digest and manifest.
 
@@ -370,13 +371,22 @@ class Store:
         gives none, the operator's verdict in the episode record. ``derived``: the derivations
         every entry of the version pins (called with all its entries, labels applied; see
         :mod:`takeover.storage.derived`); a version made from a parent never keeps the parent's.
+        ``query``: the curation query that chose ``episode_ids`` (:mod:`takeover.annotation.curation`),
+        recorded in the manifest's ``created_from`` as ``{"selection": "query", "query": ...}``.
         """
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
         parent_digest = self.catalog.resolve_tag(parent) if parent else ""
         if tag in {t.name for t in self.catalog.list_tags()}:
             raise TagExistsError(tag_exists_message(tag))
+        if query and episode_ids is None:
+            raise VersionChangeError("a query names the episodes it chose: pass them (episode_ids)")
         if add or remove or trim:
+            if query:
+                raise VersionChangeError(
+                    "--query chooses the whole selection; --add, --remove and --trim change the parent's: "
+                    "use one or the other"
+                )
             if not parent:
                 raise VersionChangeError(
                     "adding, removing or trimming changes a version: name it (--parent TAG)"
@@ -409,7 +419,7 @@ class Store:
             if not wanted:
                 raise EmptySelectionError("nothing to commit: the selection names no episodes")
             records = self._records(tag, wanted, deleted)
-            created_from = {"selection": "episode_ids"}
+            created_from = {"selection": "query", "query": query} if query else {"selection": "episode_ids"}
         # Everything comes from the catalog: no episode file is opened (`check` verifies the blobs).
         entries = self._pinned(tag, _labelled(records, labels), videos, every=episode_ids is None)
         if derived is not None:

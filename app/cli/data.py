@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from takeover.annotation.curation import freeze, parse_query
+from takeover.annotation.curation_session import diff_lines
 from takeover.annotation.labels import Rule, version_labels
 from takeover.annotation.param_files import ParamsError
+from takeover.annotation.query_language import QueryError
 from takeover.annotation.training_store import TrainingLabelPins
 from takeover.app.cli import data_delete, data_episodes, data_transcode
 from takeover.app.cli.annotate import print_training_labels, training_params
 from takeover.app.cli.common import add_store_option, grace_period_s, open_store, table, user_errors, when
 from takeover.app.cli.data_export import add_export_parser
 from takeover.app.cli.data_pull import add_pull_parser
+from takeover.app.cli.data_query import add_query_parser, query_error
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
 from takeover.storage.derived import TRAINING_KEYS, TRAINING_LABELS
@@ -37,6 +41,26 @@ def run_list(args: argparse.Namespace) -> int:
         return data_episodes.run_list(store, args)
 
 
+def _query_conflicts(args: argparse.Namespace) -> None:
+    """Refuse options that choose episodes too when a query chooses them."""
+    given = [
+        name
+        for name, value in (
+            ("--episodes", args.episodes),
+            ("--add", args.add),
+            ("--remove", args.remove),
+            ("--trim", args.trim),
+            ("--include-interrupted", args.include_interrupted),
+        )
+        if value
+    ]
+    if given:
+        raise StorageError(
+            f"--query chooses the episodes; it does not go with {', '.join(given)} "
+            "(say it in the query, e.g. `end_reason != interrupted`)"
+        )
+
+
 @user_errors(ParamsError)
 def run_commit(args: argparse.Namespace) -> int:
     if (args.new_tag is None) == (args.tag is None):
@@ -45,23 +69,44 @@ def run_commit(args: argparse.Namespace) -> int:
     trim = dict(parse_trim(t) for t in args.trim or ())
     if args.derived_params and not args.derived:
         raise StorageError("--derived-params gives the parameters of --derived training_labels: add that")
+    videos = True if args.videos == [] else (args.videos or False)
+    if args.query is not None:
+        _query_conflicts(args)
+        try:
+            parse_query(args.query)  # before the store is opened: a typo costs nothing
+        except QueryError as exc:
+            return query_error(exc)
     with open_store(args) as store:
         pins = TrainingLabelPins(store, training_params(args.derived_params)) if args.derived else None
-        digest, manifest = store.commit(
-            tag,
-            episode_ids=args.episodes,
-            message=args.message,
-            include_interrupted=args.include_interrupted,
-            parent=args.parent or "",
-            videos=True if args.videos == [] else (args.videos or False),
-            add=args.add or (),
-            remove=args.remove or (),
-            trim=trim,
-            labels=version_labels(store, Rule(args.resolve)),
-            derived=pins,
-        )
+        if args.query is not None:
+            digest, manifest, chosen = freeze(
+                store,
+                tag,
+                args.query,
+                message=args.message,
+                rule=Rule(args.resolve),
+                parent=args.parent or "",
+                videos=videos,
+                derived=pins,
+            )
+        else:
+            digest, manifest = store.commit(
+                tag,
+                episode_ids=args.episodes,
+                message=args.message,
+                include_interrupted=args.include_interrupted,
+                parent=args.parent or "",
+                videos=videos,
+                add=args.add or (),
+                remove=args.remove or (),
+                trim=trim,
+                labels=version_labels(store, Rule(args.resolve)),
+                derived=pins,
+            )
         stored = store.catalog.version_storage(digest)
         dropped = not pins and (args.add or args.remove or trim) and _pins_training_labels(store, args.parent)
+    if args.query is not None:
+        print(f"query {chosen.query.strip() or 'all'}: {len(chosen.episodes)} episode(s) match")
     how = f"stored as its change from {args.parent}" if stored.delta else "stored whole"
     print(
         f"tagged {tag} -> version {digest}\n"
@@ -109,6 +154,8 @@ def run_log(args: argparse.Namespace) -> int:
         print(f"  created   {when(version.created_at)}")
         if version.message:
             print(f"  message   {version.message}")
+        if manifest.created_from.get("selection") == "query":
+            print(f"  query     {manifest.created_from.get('query', '')}")
         print(f"  episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
         if i + 1 < len(chain):
             print(f"  from its parent: {diff_manifests(chain[i + 1].manifest, manifest).counts()}")
@@ -177,6 +224,8 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"created   {when(version.created_at)}")
     if version.message:
         print(f"message   {version.message}")
+    if manifest.created_from.get("selection") == "query":
+        print(f"query     {manifest.created_from.get('query', '')}")
     print(f"episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
     for i, cam in enumerate(cameras.values()):
         print(f"{'cameras' if i == 0 else '':<10}{cam.line()}")
@@ -205,25 +254,8 @@ def run_diff(args: argparse.Namespace) -> int:
         first, second = store.resolve(args.first), store.resolve(args.second)
     change = diff_manifests(first.manifest, second.manifest)
     print(f"{args.first} ({first.digest[:12]}) -> {args.second} ({second.digest[:12]})")
-    if change.empty:
-        print(
-            "same episodes, same labels, same data" if first.digest != second.digest else "the same version"
-        )
-        return 0
-    for entry in change.added:
-        print(f"+ {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
-    for entry in change.removed:
-        print(f"- {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
-    for r in change.relabelled:
-        print(f"~ {r.episode_id}  relabelled {r.before} -> {r.after}")
-    for d in change.rederived:
-        print(f"* {d.episode_id}  re-derived ({d.what})")
-    for t in change.trimmed:
-        print(f"> {t.episode_id}  trimmed steps {t.before[0]}:{t.before[1]} -> {t.after[0]}:{t.after[1]}")
-    print()
-    print(change.counts())
-    for name, (x, y) in change.totals.items():
-        print(f"{name:<14}{x:>8} -> {y:<8} ({y - x:+d})")
+    for line in diff_lines(change, same=first.digest == second.digest):
+        print(line)
     return 0
 
 
@@ -272,7 +304,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="freeze episodes as a version and tag it",
         description="Freeze episodes (all but interrupted attempts by default) as an immutable version and "
         "name it with a new tag, or make a version from a parent (--parent) with episodes added, removed "
-        "and trimmed. Deleted episodes are never taken. Tags are never moved or reused.",
+        "and trimmed, or freeze the episodes a query matches (--query). Deleted episodes are never taken. "
+        "Tags are never moved or reused.",
     )
     p.add_argument("new_tag", nargs="?", metavar="NEW", help="new tag name for the version")
     p.add_argument("--tag", metavar="NEW", help="the same as NEW")
@@ -286,6 +319,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--include-interrupted",
         action="store_true",
         help="without --episodes: take interrupted attempts too (cut short with nobody to say how they went)",
+    )
+    p.add_argument(
+        "--query",
+        metavar="EXPR",
+        help="the episodes this query matches (`data query` shows them; docs/curation.md), recorded "
+        "in the version; each one's label is resolved with --resolve, as the query read it",
     )
     p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
     p.add_argument(
@@ -384,6 +423,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_store_option(p)
     p.set_defaults(func=run_fsck)
+    add_query_parser(sub)
     data_transcode.add_parser(sub)
     add_pull_parser(sub)
     add_export_parser(sub)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -72,10 +72,11 @@ def list_episodes(store: Store, args: argparse.Namespace) -> tuple[list[tuple[An
             continue
         picked.append((e, res, h))
     picked.sort(key=lambda t: SORTS[args.sort](t[0], t[1].outcome if t[1] else ""), reverse=args.reverse)
-    return [_row(e, res, h) for e, res, h in picked], deleted
+    return [episode_row(e, res, h) for e, res, h in picked], deleted
 
 
-def _row(e: EpisodeRecord, res: Resolution | None, heads: list[LabelRevision]) -> tuple[Any, ...]:
+def episode_row(e: EpisodeRecord, res: Resolution | None, heads: Sequence[LabelRevision]) -> tuple[Any, ...]:
+    """An episode as a row of `data list` (the columns of :data:`HEADERS`)."""
     voting = voters(heads)
     most = round(agreement(voting) * len(voting))
     return (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 
+from takeover.annotation.curation import label_source
 from takeover.annotation.labels import (
     SUCCESS_QUALITIES,
     Resolution,
@@ -24,7 +25,7 @@ from takeover.annotation.labels import (
 )
 from takeover.app.cli.common import add_store_option, open_store, user_errors, when
 from takeover.storage.errors import StorageError
-from takeover.storage.label_revisions import OUTCOMES, Label, LabelRevision
+from takeover.storage.label_revisions import Label, LabelRevision
 
 
 def configured() -> tuple[Vocabulary, str]:
@@ -62,13 +63,7 @@ def revision_text(r: LabelRevision) -> str:
     return text
 
 
-def source_of(res: Resolution, operator_outcome: str) -> str:
-    """Who gave the label that counts: 'lead', 'majority', 'annotator', 'operator', or 'station'
-    when it is the operator's revision 1 made from the station's success flag alone
-    (``operator_outcome``, the episode's own verdict, is then '')."""
-    if res.source == "operator" and operator_outcome not in OUTCOMES:
-        return "station"
-    return res.source
+source_of = label_source
 
 
 def resolution_text(res: Resolution, operator_outcome: str) -> str:

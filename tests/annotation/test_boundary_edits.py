@@ -168,7 +168,7 @@ def test_the_command_shows_moves_and_marks_boundaries(
         assert len(store.boundaries.history("ep")) == 1
     assert main(["data", "show", "ep", "--store", str(root)]) == 0
     shown = capsys.readouterr().out.splitlines()
-    at = [k for k, line in enumerate(shown) if line.startswith("boundary edits (oldest first;")][0]
+    at = next(k for k, line in enumerate(shown) if line.startswith("boundary edits (oldest first;"))
     assert shown[at + 2].split()[:7] == ["1", "-", "takeover", "at", "12", "10", "6..9"]
 
 
