@@ -32,11 +32,12 @@ import numpy as np
 from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 
-from takeover.storage.errors import BlobNotFoundError, CorruptBlobError, StorageError
+from takeover.storage.derived import BLOB_FORMAT
+from takeover.storage.derived import read_blob as read_derived
+from takeover.storage.errors import BlobNotFoundError, CorruptBlobError
 from takeover.storage.store import Store
 from takeover.storage.tables import DerivationRow
 
-BLOB_FORMAT = "takeover.derivation/1"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 derivations_table: Table = DerivationRow.__table__  # type: ignore[assignment]
@@ -81,22 +82,9 @@ def encode_blob(record: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def decode_blob(data: bytes, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The record and the arrays of a derivation blob of derivation ``name``."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            record: dict[str, Any] = json.loads(zf.read("record.json").decode("utf-8"))
-            arrays = {
-                n[: -len(".npy")]: np.lib.format.read_array(io.BytesIO(zf.read(n)), allow_pickle=False)
-                for n in zf.namelist()
-                if n.endswith(".npy")
-            }
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise StorageError(f"not a readable derivation blob: {exc}") from None
-    if record.get("format") != BLOB_FORMAT:
-        raise StorageError(f"unsupported derivation blob format {record.get('format')!r}")
-    if record.get("name") != name:
-        raise StorageError(f"a derivation blob of {record.get('name')!r}, not of {name!r}")
-    return record, arrays
+    """The record and the arrays of a derivation blob of derivation ``name`` (read the way storage
+    reads pinned derivations: :func:`takeover.storage.derived.read_blob`)."""
+    return read_derived(data, name)
 
 
 # -- catalog ---------------------------------------------------------------------------------------

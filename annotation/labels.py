@@ -241,15 +241,6 @@ def resolve(heads: Sequence[LabelRevision], rule: Rule = Rule.LEAD) -> Resolutio
     return Resolution(outcome, source, ids, backing[-1], share, len(heads), tie=len(tied) > 1, rule=rule)
 
 
-def label_source(res: Resolution, operator_outcome: str) -> str:
-    """Who gave the label that counts: 'lead', 'majority', 'annotator', 'operator', or 'station'
-    when it is the operator's revision 1 made from the station's success flag alone
-    (``operator_outcome``, the episode's own verdict, is then '')."""
-    if res.source == "operator" and operator_outcome not in OUTCOMES:
-        return "station"
-    return res.source
-
-
 def disagreement_queue(store: Store, episode_ids: Sequence[str] | None = None) -> list[str]:
     """The episodes (of ``episode_ids``, or all) whose annotators disagree with nothing settling it
     (:func:`disagrees`), lowest agreement first, then by id. One catalog query per 10,000 episodes."""

@@ -6,22 +6,27 @@ executed action around the boundary as recorded and as boundary smoothing derive
 samples at their shifted times). The smoothing is the stored derivation with the given parameters
 when there is one, else computed here and not stored (viewing changes nothing).
 
-Moving a boundary, or marking a pre-intervention window, is not done here: those are edits, to be
-stored as revisions, and this view only shows what the data and the derivation say.
+Boundary edits (a takeover or hand-back moved, a pre-intervention window marked; made with
+``takeover annotate boundary``, :mod:`takeover.annotation.boundary_edits`) are shown as they count
+now: where the boundary counts from and the window, beside the recorded step. This view does not
+make edits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from takeover.annotation.boundaries import INTERVENTION_KINDS, Boundary, find_boundaries
+from takeover.annotation.boundary_edits import effective_boundaries
 from takeover.annotation.derivations import load_smoothed
 from takeover.annotation.params import SmoothingParams
 from takeover.annotation.smoothed import BoundaryChange, SmoothedEpisode
 from takeover.annotation.smoothing import smooth_episode
+from takeover.storage.boundary_edits import BoundaryEdit
 from takeover.storage.errors import StorageError
 from takeover.storage.schema import Episode
 
@@ -53,12 +58,28 @@ class HandOver:
     """Seconds from the boundary spanned by the steps whose action smoothing blended."""
     removed: tuple[float, float] | None = None
     """Seconds from the boundary spanned by the pause smoothing removed."""
+    edit: BoundaryEdit | None = None
+    """The edit of this boundary that counts (None: as recorded)."""
+    moved_to: float | None = None
+    """Seconds from the recorded boundary to where the edit moved it (None: not moved)."""
+    pre_window: tuple[float, float] | None = None
+    """Seconds from the recorded boundary spanned by the marked pre-intervention window."""
 
     def summary(self) -> str:
-        """What smoothing did here, in one line."""
+        """What smoothing did here, and the boundary's edit, in one line."""
         c = self.change
-        if c is None:
-            return "no smoothing"
+        parts = [] if c is None else self._smoothing()
+        e = self.edit
+        if e is not None:
+            edited = f"moved to step {e.step}" if e.step != e.recorded_step else "not moved"
+            if e.pre_window_start is not None:
+                edited += f", pre-intervention window from step {e.pre_window_start}"
+            parts.append(f"edit {e.id} by {e.annotator}: {edited}")
+        return "; ".join(parts) if parts else "no smoothing"
+
+    def _smoothing(self) -> list[str]:
+        c = self.change
+        assert c is not None
         parts = []
         if c.removed_steps:
             parts.append(f"removed a {c.removed_s:.2f} s pause ({c.removed_steps} steps)")
@@ -69,7 +90,7 @@ class HandOver:
         else:
             parts.append(f"action jump {c.action_jump:.2f}, not blended")
         parts.extend(c.notes)
-        return "; ".join(parts)
+        return parts
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,13 +117,16 @@ def hand_overs(
     params: SmoothingParams,
     origin: str,
     problem: str = "",
+    edits: Sequence[BoundaryEdit] = (),
 ) -> HandOvers:
-    """The hand-overs of ``episode`` with their smoothed side from ``smoothed`` (None: raw only)."""
+    """The hand-overs of ``episode`` with their smoothed side from ``smoothed`` (None: raw only)
+    and the ``edits`` of its boundaries that count."""
     bounds = find_boundaries(episode, INTERVENTION_KINDS)
     n_dims = episode.action.shape[1] if episode.action.ndim == 2 else 0
     dims = [d for d in params.motion_action_dims if d < n_dims] or list(range(min(n_dims, 3)))
     ts = np.asarray(episode.timestamps, dtype=np.float64)
     changes = {c.raw_step: c for c in smoothed.changes} if smoothed is not None else {}
+    edited = {(e.kind.value, e.recorded_step): e for e in effective_boundaries(episode, edits)}
     items = []
     for b in bounds:
         t0 = float(ts[b.step])
@@ -119,7 +143,18 @@ def hand_overs(
             blended = (float(spans.min()), float(spans.max()))
         if change is not None and change.removed_steps:
             removed = (float(ts[change.removed_start] - t0), float(ts[change.removed_stop - 1] - t0))
-        items.append(HandOver(b, change, raw_t, raw_a, smooth_t, smooth_a, names, blended, removed))
+        eff = edited.get((b.kind.value, b.step))
+        moved_to = pre = None
+        if eff is not None and eff.moved:
+            moved_to = float(ts[eff.step] - t0)
+        if eff is not None and eff.pre_window_start is not None:
+            pre = (float(ts[eff.pre_window_start] - t0), float(ts[eff.step] - t0))
+        edit = eff.edit if eff is not None else None
+        items.append(
+            HandOver(
+                b, change, raw_t, raw_a, smooth_t, smooth_a, names, blended, removed, edit, moved_to, pre
+            )
+        )
     return HandOvers(episode.meta.episode_id, tuple(items), origin, params, problem)
 
 
@@ -129,6 +164,7 @@ def load_hand_overs(store: Store, episode: Episode, params: SmoothingParams | No
     params = params if params is not None else SmoothingParams()
     if not find_boundaries(episode, INTERVENTION_KINDS):
         return hand_overs(episode, None, params, "none")
+    edits = store.boundaries.current([episode.meta.episode_id]).get(episode.meta.episode_id, [])
     try:
         stored = load_smoothed(store, episode.meta.episode_id, params)
     except StorageError as exc:
@@ -136,9 +172,9 @@ def load_hand_overs(store: Store, episode: Episode, params: SmoothingParams | No
     else:
         problem = ""
     if stored is not None:
-        return hand_overs(episode, stored, params, "stored")
+        return hand_overs(episode, stored, params, "stored", edits=edits)
     try:
         computed = smooth_episode(episode, params)
     except ValueError as exc:  # parameters that do not fit this episode's streams
-        return hand_overs(episode, None, params, "none", f"smoothing does not apply: {exc}")
-    return hand_overs(episode, computed, params, "computed", problem)
+        return hand_overs(episode, None, params, "none", f"smoothing does not apply: {exc}", edits)
+    return hand_overs(episode, computed, params, "computed", problem, edits)

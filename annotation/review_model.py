@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from takeover.annotation.curation import label_source
 from takeover.annotation.labels import (
     CAUTION,
     Resolution,
     Rule,
     agreement,
     disagrees,
-    label_source,
     resolve,
     shown,
     voters,

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from takeover.annotation.boundaries import BoundaryKind, find_boundaries
+from takeover.annotation.boundaries import BoundaryKind
+from takeover.annotation.boundary_edits import effective_boundaries
 from takeover.annotation.training_params import BASELINE, TrainingLabelParams
+from takeover.storage.boundary_edits import BoundaryEdit
 from takeover.storage.schema import ControlSource, Episode, TimedStream
 
 OUTCOMES = ("success", "near_success", "failure")
@@ -46,12 +48,15 @@ class LabelInput:
     control_source: np.ndarray
     """(T,) :class:`ControlSource` per step."""
     takeover_steps: tuple[int, ...]
-    """First human step of each takeover."""
+    """First human step of each takeover (where it counts from, after boundary edits)."""
     outcome: str
     """'success', 'near_success' or 'failure'."""
     rate_hz: float
     model_value: np.ndarray | None = None
     """(T,) the recorded value estimate named by ``value_source`` at each step, if the episode has it."""
+    window_starts: tuple[int | None, ...] = ()
+    """Per takeover (aligned with ``takeover_steps``), the first step of a pre-intervention window an
+    annotator marked (:mod:`takeover.annotation.boundary_edits`); None or absent: the default window."""
 
     @property
     def num_steps(self) -> int:
@@ -116,19 +121,26 @@ class TrainingLabels:
 
 
 # -- control-source classes ------------------------------------------------------------------------
-def control_classes(control_source: np.ndarray, takeover_steps: Sequence[int], pre_window: int) -> np.ndarray:
+def control_classes(
+    control_source: np.ndarray,
+    takeover_steps: Sequence[int],
+    pre_window: int,
+    window_starts: Sequence[int | None] = (),
+) -> np.ndarray:
     """(T,) uint8 :class:`ControlClass`: the control source, with the policy steps among the
-    ``pre_window`` steps before each takeover marked pre-intervention."""
+    ``pre_window`` steps before each takeover marked pre-intervention (or from the takeover's
+    entry of ``window_starts``, where an annotator marked the window)."""
     cs = np.asarray(control_source)
     known = np.isin(cs, [int(c) for c in ControlSource])
     if cs.ndim != 1 or not known.all():
         raise ValueError("control_source must be one ControlSource value per step")
     classes = cs.astype(np.uint8)
     policy = cs == int(ControlSource.POLICY)
-    for step in takeover_steps:
+    for k, step in enumerate(takeover_steps):
         if not 0 <= step <= cs.shape[0]:
             raise ValueError(f"takeover at step {step} outside 0..{cs.shape[0]}")
-        lo = max(0, int(step) - pre_window)
+        marked = window_starts[k] if k < len(window_starts) else None
+        lo = max(0, int(step) - pre_window) if marked is None else max(0, min(int(marked), int(step)))
         window = classes[lo:step]
         window[policy[lo:step]] = ControlClass.PRE_INTERVENTION
     return classes
@@ -222,10 +234,22 @@ def choose_threshold(values: np.ndarray, fraction: float) -> float:
 
 
 # -- inputs from an episode ------------------------------------------------------------------------
-def label_input(episode: Episode, outcome: str, params: TrainingLabelParams) -> LabelInput:
+def label_input(
+    episode: Episode, outcome: str, params: TrainingLabelParams, edits: Sequence[BoundaryEdit] = ()
+) -> LabelInput:
     """The inputs of one recorded episode: its control source, its takeovers (from
-    :func:`find_boundaries`) and the recorded value stream the parameters name, if it has one."""
-    takeovers = tuple(b.step for b in find_boundaries(episode, (BoundaryKind.TAKEOVER,)))
+    :func:`find_boundaries`, where they count from after ``edits``, with the windows marked there)
+    and the recorded value stream the parameters name, if it has one."""
+    takeover_bounds = [b for b in effective_boundaries(episode, edits) if b.kind is BoundaryKind.TAKEOVER]
+    default = params.pre_window_steps(float(episode.meta.rate_hz))
+    ends, starts = [], []
+    for b in takeover_bounds:
+        # A takeover moved earlier: the policy steps up to where it was recorded were already being
+        # taken over, so the window runs on to the recorded step.
+        ends.append(max(b.step, b.recorded_step))
+        marked = b.pre_window_start
+        starts.append(marked if marked is not None else (max(0, b.step - default) if b.moved else None))
+    takeovers = tuple(ends)
     model_value = None
     if params.value_source != BASELINE and params.value_source in episode.streams:
         model_value = stream_per_step(
@@ -238,6 +262,7 @@ def label_input(episode: Episode, outcome: str, params: TrainingLabelParams) -> 
         outcome=outcome,
         rate_hz=float(episode.meta.rate_hz),
         model_value=model_value,
+        window_starts=tuple(starts) if any(w is not None for w in starts) else (),
     )
 
 
@@ -263,7 +288,7 @@ def derive_training_labels(inputs: Sequence[LabelInput], params: TrainingLabelPa
     for item, v in zip(batch, targets, strict=True):
         window = params.pre_window_steps(item.rate_hz)
         windows.append(window)
-        classes.append(control_classes(item.control_source, item.takeover_steps, window))
+        classes.append(control_classes(item.control_source, item.takeover_steps, window, item.window_starts))
         if params.value_source != BASELINE and item.model_value is not None:
             est, source = np.asarray(item.model_value, dtype=np.float64), params.value_source
         else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,11 +38,13 @@ from takeover.annotation.training_labels import (
     label_input,
 )
 from takeover.annotation.training_params import TrainingLabelParams
+from takeover.storage.boundary_edits import BoundaryEdit
+from takeover.storage.derived import TRAINING_LABELS
 from takeover.storage.errors import StorageError
-from takeover.storage.manifest import canonical_json
+from takeover.storage.manifest import ManifestEntry, canonical_json, label_of
 from takeover.storage.store import Store
 
-DERIVATION_NAME = "training_labels"
+DERIVATION_NAME = TRAINING_LABELS
 ARRAY_DTYPES: dict[str, type[np.generic]] = {
     "control_class": np.uint8,
     "value_target": np.float32,
@@ -63,17 +65,34 @@ class BatchInputs:
 
     file_digests: dict[str, str]
     outcomes: dict[str, str]
+    edits: dict[str, tuple[BoundaryEdit, ...]] = field(default_factory=dict)
+    """The boundary edits that count, of the episodes that have any."""
+
+    def _edits(self, i: str) -> list[list[Any]]:
+        return [[e.kind, e.recorded_step, e.step, e.pre_window_start] for e in self.edits.get(i, ())]
 
     @property
     def digest(self) -> str:
-        return _sha256([[i, self.file_digests[i], self.outcomes[i]] for i in sorted(self.file_digests)])
+        return _sha256(
+            [
+                [i, self.file_digests[i], self.outcomes[i], *([self._edits(i)] if self.edits.get(i) else [])]
+                for i in sorted(self.file_digests)
+            ]
+        )
 
     def input_digests(self) -> dict[str, str]:
         batch = self.digest
-        return {
-            i: _sha256({"episode": self.file_digests[i], "outcome": self.outcomes[i], "batch": batch})
-            for i in sorted(self.file_digests)
-        }
+        out = {}
+        for i in sorted(self.file_digests):
+            doc: dict[str, Any] = {
+                "episode": self.file_digests[i],
+                "outcome": self.outcomes[i],
+                "batch": batch,
+            }
+            if self.edits.get(i):
+                doc["boundaries"] = self._edits(i)
+            out[i] = _sha256(doc)
+        return out
 
 
 def batch_inputs(store: Store, episode_ids: Sequence[str], labels: Mapping[str, str]) -> BatchInputs:
@@ -85,7 +104,8 @@ def batch_inputs(store: Store, episode_ids: Sequence[str], labels: Mapping[str, 
     wrong = sorted({labels[i] for i in ids} - set(OUTCOMES))
     if wrong:
         raise ValueError(f"outcome labels must be one of {list(OUTCOMES)}, got {wrong}")
-    return BatchInputs({i: store.get_episode(i).blob_digest for i in ids}, {i: labels[i] for i in ids})
+    edits = {i: tuple(e) for i, e in store.boundaries.current(ids).items()}
+    return BatchInputs({i: store.get_episode(i).blob_digest for i in ids}, {i: labels[i] for i in ids}, edits)
 
 
 def encode_labels(labels: TrainingLabels, episode: EpisodeLabels, inputs: BatchInputs) -> bytes:
@@ -178,7 +198,11 @@ def derive_and_store(
         return stored, 0
     inputs = batch_inputs(store, episode_ids, labels)
     result = derive_training_labels(
-        [label_input(store.read_episode(i), inputs.outcomes[i], params) for i in inputs.file_digests], params
+        [
+            label_input(store.read_episode(i), inputs.outcomes[i], params, inputs.edits.get(i, ()))
+            for i in inputs.file_digests
+        ],
+        params,
     )
     created = 0
     digests = inputs.input_digests()
@@ -196,3 +220,36 @@ def derive_and_store(
         )
         created += store_blob(store, record, data)[1]
     return result, created
+
+
+class TrainingLabelPins:
+    """The training labels a new version pins (a :data:`~takeover.storage.derived.DerivationPins`
+    for :meth:`Store.commit` and :meth:`Store.pin_derived`): derives and stores the labels of the
+    version's episodes as one batch, with the label the version gives each (computed once: a
+    batch derived before is read back), and names each episode's blob. After the call,
+    :attr:`result` holds the labels and :attr:`created` how many episodes' were newly stored."""
+
+    def __init__(
+        self, store: Store, params: TrainingLabelParams, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store, self.params, self.clock = store, params, clock
+        self.result: TrainingLabels | None = None
+        self.created = 0
+
+    def __call__(self, entries: Sequence[ManifestEntry]) -> dict[str, dict[str, str]]:
+        labels = {e.episode_id: label_of(e) for e in entries}
+        inputs = batch_inputs(self.store, list(labels), labels)
+        other = [e.episode_id for e in entries if inputs.file_digests[e.episode_id] != e.digest]
+        if other:
+            raise StorageError(
+                f"the catalog holds other data for {', '.join(other[:3])} than the version: training "
+                "labels are derived from the catalog's data, so they cannot be pinned for it"
+            )
+        try:
+            self.result, self.created = derive_and_store(
+                self.store, list(labels), self.params, labels, clock=self.clock
+            )
+        except ValueError as exc:  # inputs these parameters cannot label, e.g. beyond the horizon
+            raise StorageError(f"cannot derive the version's training labels: {exc}") from None
+        records = _records(self.store, self.params, inputs)
+        return {i: {DERIVATION_NAME: r.digest} for i, r in records.items() if r is not None}

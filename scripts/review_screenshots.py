@@ -4,7 +4,8 @@ The real review window (offscreen, 1600x980) on attempts recorded by the simulat
 the scripted operator taking over (``takeover run --headless --episodes 8 --operator scripted
 --seed 11``, run here into a temporary store unless ``--store`` names one that holds such
 attempts), a few of them labelled by two annotators (one disagreement), the cursor just after the
-takeover of the attempt of seed 17 where boundary smoothing blends the operator's first actions.
+takeover of the attempt of seed 17 where boundary smoothing blends the operator's first actions
+(an annotator moved that takeover two steps later and marked a pre-intervention window).
 
 Run from the repository root: ``QT_QPA_PLATFORM=offscreen MUJOCO_GL=egl python scripts/review_screenshots.py
 [--store DIR] [--out DIR]``
@@ -26,7 +27,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PyQt6.QtCore import QEventLoop
 from PyQt6.QtWidgets import QApplication
 
+from takeover.annotation.boundary_edits import edit_boundary
 from takeover.annotation.labels import relabel
+from takeover.annotation.review_boundaries import load_hand_overs
 from takeover.app.gui.review.window import ReviewOptions, ReviewWindow
 from takeover.storage.label_revisions import Label
 from takeover.storage.store import Store
@@ -46,9 +49,18 @@ def record(store: Path) -> None:
 
 def label(store_root: Path) -> None:
     with Store.open(store_root) as store:
+        by_seed = {r.seed: r.episode_id for r in store.list_episodes()}
+        if not store.boundaries.current([by_seed[SEED]]):
+            # the takeover smoothing blends: the operator reacted two steps late, and the policy
+            # was going wrong eight steps before
+            shown = store.read_episode(by_seed[SEED])
+            blended = next(b for b in load_hand_overs(store, shown).items if b.blended is not None)
+            at, kind = blended.boundary.step, blended.boundary.kind.value
+            edit_boundary(
+                store, by_seed[SEED], kind, at, step=at + 2, pre_window_start=at - 8, annotator="cy"
+            )
         if any(h.annotator == "cy" for heads in store.labels.heads().values() for h in heads):
             return
-        by_seed = {r.seed: r.episode_id for r in store.list_episodes()}
         relabel(store, by_seed[11], Label(outcome="success", quality="clean"), annotator="cy")
         relabel(store, by_seed[12], Label(outcome="failure", failure_category="stuck"), annotator="cy")
         relabel(store, by_seed[13], Label(outcome="near_success", progress=80), annotator="cy")

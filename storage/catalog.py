@@ -29,6 +29,7 @@ from takeover.storage import (
     seeds,
     video_rows,
 )
+from takeover.storage.boundary_edits import BoundaryEdits
 from takeover.storage.catalog_db import describe, open_engine, translate
 from takeover.storage.deletions import Deletion
 from takeover.storage.errors import (
@@ -383,6 +384,11 @@ class Catalog:
     def labels(self) -> LabelRevisions:
         """The episodes' label revisions (:mod:`takeover.storage.label_revisions`)."""
         return LabelRevisions(self._tx, self._clock)
+
+    @property
+    def boundaries(self) -> BoundaryEdits:
+        """The edits of the episodes' boundaries (:mod:`takeover.storage.boundary_edits`)."""
+        return BoundaryEdits(self._tx, self._clock)
 
     # -- soft deletion (takeover.storage.deletions) ------------------------------------------
     def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:

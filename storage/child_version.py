@@ -4,7 +4,8 @@ Works on the parent's materialised manifest (:class:`~takeover.storage.manifest_
 touching only the entries that change, so its cost follows the change, not the parent. Trimming
 pins a step range in the entry (:attr:`ManifestEntry.steps`); no raw data is rewritten. Episodes
 the parent holds that have been deleted since are left out of the child (and counted in its
-``created_from``). Every mistake is one :class:`~takeover.storage.errors.VersionChangeError` line.
+``created_from``). The parent's derivation pins are not kept (:mod:`takeover.storage.derived`).
+Every mistake is one :class:`~takeover.storage.errors.VersionChangeError` line.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def derive(
     absent = set(remove) - parent.entries.keys()
     if absent:
         raise VersionChangeError(f"cannot remove {_listed(absent)}: version {parent_name} does not hold it")
-    entries = dict(parent.entries)
+    # The parent's derivation pins hold for the parent's episodes: a child pins its own.
+    entries = {i: e if "derivations" not in e else _unpinned(e) for i, e in parent.entries.items()}
     for episode_id in remove:
         del entries[episode_id]
     left_out = sorted(entries.keys() & set(deleted))
@@ -101,6 +103,10 @@ def derive(
         "parent": parent_digest,
     }
     return ManifestDoc(top, entries)
+
+
+def _unpinned(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "derivations"}
 
 
 def _trimmed(

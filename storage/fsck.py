@@ -7,7 +7,8 @@ what versions rely on:
 - every frozen manifest still reads (a version stored as a delta is materialised from the full
   manifest under it) and still hashes to the digest it is stored under;
 - every episode a version lists is in the catalog with the same file digest, and that file is
-  present and intact;
+  present and intact; every derived blob it pins (:mod:`takeover.storage.derived`) is present
+  and intact;
 - every tag names a version the catalog holds.
 
 Nothing is changed: each problem comes with the way out (``repair`` for what can be removed safely,
@@ -70,6 +71,8 @@ def fsck(store: Store, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S)
 
     videos = {eid: {(v.camera, v.digest) for v in vs} for eid, vs in store.catalog.videos_of().items()}
     versions: set[str] = set()
+    derived: dict[str, str] = {}
+    """Pinned derived blob -> what is wrong with it ('' for nothing)."""
     for digest, manifest, error in store.catalog.materialised_versions():
         report.versions += 1
         versions.add(digest)
@@ -91,11 +94,23 @@ def fsck(store: Store, *, verify: bool = True, grace_s: float = DEFAULT_GRACE_S)
             for camera, video in entry.videos:
                 if (camera, video) not in videos.get(entry.episode_id, set()):
                     problem(f"{where}: pins a video of {camera} ({video[:12]}) the catalog does not record")
+            for name, blob in entry.derivations:
+                if blob not in derived:
+                    derived[blob] = _derived_state(store, blob, verify)
+                    report.blobs_checked += 1
+                if derived[blob]:
+                    problem(f"{where}: the derived blob of {name} it pins ({blob[:12]}) is {derived[blob]}")
     for tag in store.tags():
         report.tags += 1
         if tag.digest not in versions:
             problem(f"tag {tag.name}: names version {tag.digest[:12]}, which the catalog lacks")
     return report
+
+
+def _derived_state(store: Store, digest: str, verify: bool) -> str:
+    if not store.derived_blobs.has(digest):
+        return "missing"
+    return "corrupt" if verify and not store.derived_blobs.verify(digest) else ""
 
 
 def _consistency_problems(base: StoreReport) -> list[Problem]:

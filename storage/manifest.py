@@ -15,6 +15,7 @@ from typing import Any
 from takeover.storage.schema import SCHEMA_VERSION
 
 MANIFEST_FORMAT = "takeover.manifest/1"
+LABELS = ("success", "near_success", "failure")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class ManifestEntry:
     """The label revision the version reads the episode's labels at ('' for the operator's verdict
     in the episode record, ``outcome``/``success`` above)."""
     derivations: tuple[tuple[str, str], ...] = ()
-    """Derived results the version pins, as (name, params digest) pairs sorted by name."""
+    """Derived results the version pins, as (name, derived blob digest) pairs sorted by name (see
+    :mod:`takeover.storage.derived`)."""
     videos: tuple[tuple[str, str], ...] = ()
     """Camera streams the version reads from a transcoded video blob instead of the recorded
     JPEG frames, as (camera, video blob digest) pairs sorted by camera."""
@@ -180,6 +182,14 @@ class Manifest:
             episode_schema_version=int(obj["episode_schema_version"]),
             parent=str(obj.get("parent", "")),
         )
+
+
+def label_of(entry: ManifestEntry) -> str:
+    """The outcome label a version gives an episode: the operator's verdict or the label the
+    version pins (``outcome``), else the station's success flag (success / failure)."""
+    if entry.outcome in LABELS:
+        return entry.outcome
+    return "success" if entry.success else "failure"
 
 
 def canonical_json(obj: Any) -> str:

@@ -14,12 +14,13 @@ The only storage module that imports torch. Three ways to read a version:
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -38,8 +39,21 @@ from takeover.storage.episode_file import (
     read_timeline,
 )
 from takeover.storage.errors import EpisodeFileError, StorageError
-from takeover.storage.manifest import Manifest, ManifestEntry
+from takeover.storage.manifest import Manifest, ManifestEntry, label_of
 from takeover.storage.paths import default_cache_root, default_store_root
+from takeover.storage.pull_keys import (
+    IMAGE_PREFIX,
+    LABEL_CODES,
+    STEP_ARRAYS,
+    Deltas,
+    DerivedSteps,
+    check_choice,
+    derived_wanted,
+    window,
+)
+from takeover.storage.pull_keys import (
+    KeyChoiceError as KeyChoiceError,  # what pull raises for keys, importable from here
+)
 from takeover.storage.schema import EpisodeMeta
 from takeover.storage.store import Store
 from takeover.storage.train_cache import FrameArray, Size, build, cache_path, is_built
@@ -48,21 +62,6 @@ if TYPE_CHECKING:
     from takeover.storage.video import VideoFrames, VideoIndex
 
 Item = dict[str, torch.Tensor]
-Deltas = Mapping[str, Sequence[int]]
-"""Key -> step offsets of a window, e.g. ``{"state": [-1, 0], "action": list(range(16))}``."""
-
-IMAGE_PREFIX = "images."
-STEP_ARRAYS: dict[str, tuple[str, type[np.generic]]] = {
-    "state": ("state", np.float32),
-    "action": ("action", np.float32),
-    "proposed_action": ("proposed_action", np.float32),
-    "control_source": ("control_source", np.int64),
-    "timestamp": ("timestamps", np.float64),
-}
-"""Item keys read from a stream of one value per step (these, and images, take windows):
-key -> (array in the episode file, item dtype)."""
-ITEM_KEYS = (*STEP_ARRAYS, "episode_index", "step_index", "success")
-"""The keys every item can have besides ``images.<camera>``."""
 
 
 @runtime_checkable
@@ -70,10 +69,6 @@ class HoldsFiles(Protocol):
     """A blob reader that keeps files open (:class:`OpenBlobs`), which :meth:`EpisodeDataset.close` closes."""
 
     def close(self) -> None: ...
-
-
-class KeyChoiceError(StorageError, ValueError):
-    """``keys`` or ``deltas`` that name no key of the version, or windows that cannot be made."""
 
 
 def episode_success(entry: ManifestEntry) -> bool:
@@ -95,36 +90,6 @@ def decode_rgb_chw(jpeg: bytes) -> np.ndarray:
     return np.stack((red, green, blue))
 
 
-def window(step: int, offsets: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """The steps ``step + offsets`` held to ``[start, stop)`` (the edge step repeated), and which
-    of them were moved (the padding mask)."""
-    wanted = step + offsets
-    steps = np.clip(wanted, start, stop - 1)
-    return steps, steps != wanted
-
-
-def _check_choice(
-    cameras: Sequence[str], keys: Sequence[str] | None, deltas: Deltas | None
-) -> tuple[frozenset[str] | None, dict[str, np.ndarray]]:
-    known = [*ITEM_KEYS, *(IMAGE_PREFIX + c for c in cameras)]
-    chosen = None if keys is None else frozenset(keys)
-    unknown = sorted((chosen or frozenset()) - set(known))
-    if unknown:
-        raise KeyChoiceError(f"no key {', '.join(unknown)} in this version: its keys are {', '.join(known)}")
-    windows: dict[str, np.ndarray] = {}
-    for key, offsets in (deltas or {}).items():
-        if key not in STEP_ARRAYS and not (key.startswith(IMAGE_PREFIX) and key in known):
-            windowed = ", ".join([*STEP_ARRAYS, *(IMAGE_PREFIX + c for c in cameras)])
-            raise KeyChoiceError(f"no window for key {key!r}: windows are taken of {windowed}")
-        if chosen is not None and key not in chosen:
-            raise KeyChoiceError(f"a window for key {key!r}, which keys= does not ask for")
-        arr = np.asarray(list(offsets))
-        if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
-            raise KeyChoiceError(f"the window of {key!r} is a non-empty list of whole step offsets")
-        windows[key] = arr.astype(np.int64)
-    return chosen, windows
-
-
 class EpisodeDataset(Dataset[Item]):
     """Every step of every episode of one version (the step range the version takes of each), in
     manifest order (episode id, then step).
@@ -142,6 +107,8 @@ class EpisodeDataset(Dataset[Item]):
     decoded when no image key is asked for. ``deltas`` turns a key into a window of the steps at
     those offsets, shape (K, ...), with ``<key>.pad`` bool (K,) true where the offset falls outside
     the episode's range and the edge step's value stands in (for images, ``.valid`` is (K,) too).
+    ``derived``: the derived keys of a version that pins training labels (``control_class`` int64,
+    ``value_target`` float32, ``improvement`` bool; :mod:`takeover.storage.pull_keys`).
 
     Nothing is opened here; each process (DataLoader worker) opens the files it reads, and at
     most ``max_open_files`` stay open per process.
@@ -161,6 +128,7 @@ class EpisodeDataset(Dataset[Item]):
         timelines: Sequence[Timeline] | None = None,
         streamed: BoundedBlobCache | None = None,
         videos: Sequence[Mapping[str, tuple[str, VideoIndex]]] | None = None,
+        derived: DerivedSteps | None = None,
     ) -> None:
         if len(files) != len(headers) or len(headers) != len(manifest.episodes):
             raise ValueError("one header per file, one file per episode of the manifest")
@@ -170,7 +138,8 @@ class EpisodeDataset(Dataset[Item]):
         self.episodes: list[EpisodeMeta] = [h.meta for h in headers]
         self.files = list(files)
         self.cameras: list[str] = sorted({c for h in headers for c in h.cameras})
-        self._keys, self._windows = _check_choice(self.cameras, keys, deltas)
+        self._derived = derived or DerivedSteps([], [])
+        self._keys, self._windows = check_choice(self.cameras, keys, deltas, self._derived.keys)
         shapes = {c: next(h.cameras[c] for h in headers if c in h.cameras) for c in self.cameras}
         self._shapes = [{**shapes, **h.cameras} for h in headers]
         timelines = timelines if timelines is not None else [read_timeline(f) for f in self.files]
@@ -182,10 +151,15 @@ class EpisodeDataset(Dataset[Item]):
         )
         """Per camera, how much of the version has a real frame of it (see :meth:`CameraCoverage.line`)."""
         self._success = [episode_success(e) for e in manifest.episodes]
+        self.episode_labels: list[str] = [label_of(e) for e in manifest.episodes]
+        """Per episode, the outcome label the version gives it ('success', 'near_success' or
+        'failure': the label its annotators' revisions resolved to, else the operator's verdict,
+        else the station's flag); items carry it as ``label`` (:data:`LABEL_CODES`)."""
         lengths = np.array([b - a for a, b in self._ranges], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self._length = int(self._offsets[-1])
         self._arrays = [k for k in STEP_ARRAYS if self.wants(k)]
+        self._derived_keys = [k for k in self._derived.keys if self.wants(k)]
         self._readers = [EpisodeReader(f, blobs) for f in self.files]
         self._blobs = blobs
         self._streamed = streamed
@@ -284,6 +258,18 @@ class EpisodeDataset(Dataset[Item]):
         h, w = self.image_size if train is not None and self.image_size else self._shapes[ep][camera]
         return np.zeros((3, h, w), dtype=np.uint8), False
 
+    def _put(
+        self, item: Item, key: str, at: Callable[[Any], np.ndarray], step: int, start: int, stop: int
+    ) -> None:
+        """``item[key]``: the values ``at`` gives at ``step``, or at its window (with ``.pad``)."""
+        offsets = self._windows.get(key)
+        if offsets is None:
+            item[key] = torch.from_numpy(at(step))
+        else:
+            steps, pad = window(step, offsets, start, stop)
+            item[key] = torch.from_numpy(at(steps))
+            item[f"{key}.pad"] = torch.from_numpy(pad)
+
     def __getitem__(self, index: int) -> Item:
         ep, step = self.locate(int(index))
         start, stop = self._ranges[ep]
@@ -292,19 +278,17 @@ class EpisodeDataset(Dataset[Item]):
             r = self._reader(ep)
             for key in self._arrays:
                 name, dtype = STEP_ARRAYS[key]
-                offsets = self._windows.get(key)
-                if offsets is None:
-                    item[key] = torch.from_numpy(np.array(r.array(name)[step], dtype=dtype))
-                else:
-                    steps, pad = window(step, offsets, start, stop)
-                    item[key] = torch.from_numpy(np.array(r.array(name)[steps], dtype=dtype))
-                    item[f"{key}.pad"] = torch.from_numpy(pad)
+                self._put(item, key, functools.partial(_taken, r.array(name), dtype), step, start, stop)
+        for key in self._derived_keys:
+            self._put(item, key, functools.partial(self._derived.at, key, ep, start), step, start, stop)
         if self.wants("episode_index"):
             item["episode_index"] = torch.tensor(ep, dtype=torch.int64)
         if self.wants("step_index"):
             item["step_index"] = torch.tensor(step, dtype=torch.int64)
         if self.wants("success"):
             item["success"] = torch.tensor(self._success[ep], dtype=torch.bool)
+        if self.wants("label"):
+            item["label"] = torch.tensor(LABEL_CODES[self.episode_labels[ep]], dtype=torch.int64)
         for cam in self.image_cameras:
             key = IMAGE_PREFIX + cam
             offsets = self._windows.get(key)
@@ -370,6 +354,10 @@ class EpisodeDataset(Dataset[Item]):
             self._blobs.close()
 
 
+def _taken(values: np.ndarray, dtype: type[np.generic], steps: int | np.ndarray) -> np.ndarray:
+    return np.array(values[steps], dtype=dtype)
+
+
 def _pinned_videos(
     store: Store, manifest: Manifest, keys: Sequence[str] | None
 ) -> list[dict[str, tuple[str, VideoIndex]]]:
@@ -428,7 +416,9 @@ def pull(
     blobs are fetched on first access into ``<cache_dir>/stream``, bounded by ``cache_max_bytes``
     (default: half the free space there). ``image_size=(H, W)`` reads the images from a training
     cache at that size (built once, then shared by every pull of the version). ``keys`` and
-    ``deltas``: see :class:`EpisodeDataset`. ``progress`` shows bars on a terminal.
+    ``deltas``: see :class:`EpisodeDataset`; the derived keys of a version that pins training
+    labels are read from their blobs, fetched verified into the cache (streaming too).
+    ``progress`` shows bars on a terminal.
     """
     own = not isinstance(store, Store)
     st = (
@@ -444,6 +434,12 @@ def pull(
         digests = [e.digest for e in entries]
         streamed: BoundedBlobCache | None = None
         cache = LocalBlobStore(root)
+        wanted_derived = derived_wanted(tag, entries, keys)  # before any big fetch: it may refuse
+        derived = (
+            DerivedSteps.fetch(tag, entries, wanted_derived, st.derived_blobs, cache, verify, stats)
+            if wanted_derived
+            else None
+        )
         opened: OpenBlobs | None = None
         if stream:
             bound = cache_max_bytes if cache_max_bytes is not None else default_stream_bound(root)
@@ -476,6 +472,7 @@ def pull(
             timelines=timelines,
             streamed=streamed,
             videos=_pinned_videos(st, version.manifest, keys),
+            derived=derived,
         )
         cams = ds.image_cameras
         sized = image_size is not None and all(

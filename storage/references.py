@@ -3,9 +3,9 @@
 A blob is referenced by any value of any column named ``digest`` or ending in ``_digest``, in any
 table of the catalog (found by reflection, so a table a later migration adds, such as the
 transcoder's ``episode_videos`` or a labels table, is covered without this code knowing it), and by
-every blob a version's manifest pins (episode files, transcoded videos). A version whose manifest
-cannot be read pins what nobody can tell: :attr:`References.unknown` then says so, and the callers
-remove nothing, since they cannot prove any blob unreferenced.
+every blob a version's manifest pins (episode files, transcoded videos, derived blobs). A version
+whose manifest cannot be read pins what nobody can tell: :attr:`References.unknown` then says so,
+and the callers remove nothing, since they cannot prove any blob unreferenced.
 
 Rows of the episodes in ``exclude`` (those `gc` is about to forget) are left out, through every
 table with an ``episode_id`` column.
@@ -82,6 +82,7 @@ def collect(s: Session, exclude: Collection[str] = ()) -> References:
         for entry in doc.entries.values():
             digests.add(str(entry["digest"]))
             digests.update(str(v) for v in entry.get("videos", {}).values())
+            digests.update(str(v) for v in entry.get("derivations", {}).values())
     return References(frozenset(d for d in digests if _DIGEST.match(d)), frozenset(held), unknown)
 
 

@@ -6,7 +6,7 @@ Layout::
     <root>/catalog.db       SQLite catalog (unless an external catalog URL is used)
     <root>/blobs/sha256/..  episode HDF5 files and frame blobs, named by their sha256 (unless the
                             blobs live elsewhere: ``blob_url``, e.g. ``s3://bucket/prefix``)
-    <root>/derived/blobs/.. results derived from episodes (annotation's smoothing)
+    <root>/derived/blobs/.. results derived from episodes (annotation's smoothing, training labels)
     <root>/tmp/             episode files being written
     <root>/wal/<episode>/   the recorder's write-ahead logs of attempts being recorded
 
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from takeover.storage.blobs import BlobStore, LocalBlobStore, LocalFile, open_blob_store
+from takeover.storage.boundary_edits import BoundaryEdits
 from takeover.storage.catalog import (
     Catalog,
     EpisodeRecord,
@@ -50,6 +51,7 @@ from takeover.storage.consistency import (
     repair_store,
 )
 from takeover.storage.deletions import Deletion
+from takeover.storage.derived import DerivationPins, with_pins
 from takeover.storage.episode_file import read_episode, read_header, write_episode
 from takeover.storage.errors import (
     BlobNotFoundError,
@@ -109,7 +111,8 @@ class Store:
         self.blob_url = blob_url
         self.blobs: BlobStore = open_blob_store(blob_url) if blob_url else LocalBlobStore(self.root)
         self.derived_blobs: BlobStore = self.blobs.sub("derived")
-        """Blobs derived from episodes (annotation's smoothing), apart from the episode blobs."""
+        """Blobs derived from episodes (annotation's smoothing and training labels), apart from the
+        episode blobs."""
 
     def _frame_blobs_of(self, digest: str) -> Sequence[str]:
         """The frame blobs the episode file ``digest`` names (upgrading a catalog made before the
@@ -271,6 +274,12 @@ class Store:
         (:mod:`takeover.storage.label_revisions`; writes are refused when the store is read-only)."""
         return self.catalog.labels
 
+    @property
+    def boundaries(self) -> BoundaryEdits:
+        """The edits of the episodes' takeovers and hand-backs: append, history, the edit that
+        counts of each (:mod:`takeover.storage.boundary_edits`)."""
+        return self.catalog.boundaries
+
     def delete_episodes(self, episode_ids: Sequence[str], reason: str = "") -> dict[str, Deletion]:
         """Delete episodes softly (:mod:`takeover.storage.deletions`): left out of listings and new
         versions, readable while a version holds them; `gc` removes them after the retention."""
@@ -344,6 +353,8 @@ class Store:
         remove: Sequence[str] = (),
         trim: Mapping[str, tuple[int, int]] | None = None,
         labels: LabelResolver | None = None,
+        derived: DerivationPins | None = None,
+        query: str = "",
     ) -> tuple[str, Manifest]:
         """Freeze episodes as a version and name it ``tag``; returns its digest and manifest.
 
@@ -357,14 +368,25 @@ class Store:
         every camera transcoded, or the cameras named), refused if any is missing. ``labels``: the
         label each episode taken gets (of a child: each episode added), with its pin
         (:class:`~takeover.storage.label_revisions.PinnedLabel`); without it, or for an episode it
-        gives none, the operator's verdict in the episode record.
+        gives none, the operator's verdict in the episode record. ``derived``: the derivations
+        every entry of the version pins (called with all its entries, labels applied; see
+        :mod:`takeover.storage.derived`); a version made from a parent never keeps the parent's.
+        ``query``: the curation query that chose ``episode_ids`` (:mod:`takeover.annotation.curation`),
+        recorded in the manifest's ``created_from`` as ``{"selection": "query", "query": ...}``.
         """
         check_tag_name(tag)
         self.require_writable(f"commit version {tag!r}")
         parent_digest = self.catalog.resolve_tag(parent) if parent else ""
         if tag in {t.name for t in self.catalog.list_tags()}:
             raise TagExistsError(tag_exists_message(tag))
+        if query and episode_ids is None:
+            raise VersionChangeError("a query names the episodes it chose: pass them (episode_ids)")
         if add or remove or trim:
+            if query:
+                raise VersionChangeError(
+                    "--query chooses the whole selection; --add, --remove and --trim change the parent's: "
+                    "use one or the other"
+                )
             if not parent:
                 raise VersionChangeError(
                     "adding, removing or trimming changes a version: name it (--parent TAG)"
@@ -375,7 +397,7 @@ class Store:
                     "use one or the other"
                 )
             return self._commit_changes(
-                tag, message, parent, parent_digest, add, remove, trim or {}, videos, labels
+                tag, message, parent, parent_digest, add, remove, trim or {}, videos, labels, derived
             )
         deleted = set(self.catalog.deletions())
         if episode_ids is None:
@@ -397,9 +419,11 @@ class Store:
             if not wanted:
                 raise EmptySelectionError("nothing to commit: the selection names no episodes")
             records = self._records(tag, wanted, deleted)
-            created_from = {"selection": "episode_ids"}
+            created_from = {"selection": "query", "query": query} if query else {"selection": "episode_ids"}
         # Everything comes from the catalog: no episode file is opened (`check` verifies the blobs).
         entries = self._pinned(tag, _labelled(records, labels), videos, every=episode_ids is None)
+        if derived is not None:
+            entries = with_pins(tag, entries, derived)
         manifest = Manifest.build(entries, created_from, parent=parent_digest)
         digest = self.catalog.commit_version(manifest, tag, message)
         return digest, manifest
@@ -441,6 +465,7 @@ class Store:
         trim: Mapping[str, tuple[int, int]],
         videos: bool | Sequence[str],
         labels: LabelResolver | None,
+        derived: DerivationPins | None,
     ) -> tuple[str, Manifest]:
         base = self.catalog.version_doc(parent_digest)
         added = self._records(tag, sorted(set(add)), ()) if add else []
@@ -449,8 +474,23 @@ class Store:
         entries = self._pinned(tag, _labelled(added, labels), videos)
         deleted = self.catalog.deletions()
         child = derive(base, parent_digest, parent, entries, set(remove), trim, deleted)
+        if derived is not None:
+            every = [ManifestEntry.from_checked_json(e) for e in child.entries.values()]
+            child.entries.update((e.episode_id, e.to_json()) for e in with_pins(tag, every, derived))
         digest = self.catalog.commit_version(child, tag, message, parent=base)
         return digest, child.manifest()
+
+    def pin_derived(
+        self, tag: str, parent: str, derived: DerivationPins, message: str = ""
+    ) -> tuple[str, Manifest]:
+        """Freeze version ``parent``'s episodes again (labels, step ranges and videos as they are)
+        as version ``tag``, each entry pinning what ``derived`` gives it."""
+        check_tag_name(tag)
+        self.require_writable(f"commit version {tag!r}")
+        parent_digest = self.catalog.resolve_tag(parent)
+        if tag in {t.name for t in self.catalog.list_tags()}:
+            raise TagExistsError(tag_exists_message(tag))
+        return self._commit_changes(tag, message, parent, parent_digest, (), (), {}, False, None, derived)
 
     def resolve(self, tag: str) -> VersionRecord:
         """The version a tag names (raises :class:`UnknownTagError`)."""

@@ -186,3 +186,32 @@ class LabelRevisionRow(Base):
     notes: Mapped[str] = mapped_column(Text)
     tags: Mapped[str] = mapped_column(Text)
     """JSON list of strings."""
+
+
+class BoundaryEditRow(Base):
+    """An edit of a recorded takeover or hand-back (:mod:`takeover.storage.boundary_edits`).
+    Append-only, like :class:`LabelRevisionRow`; ``id`` is never reused."""
+
+    __tablename__ = "boundary_edits"
+    __table_args__ = (
+        Index("ix_boundary_edits_heads", "episode_id", "kind", "recorded_step", "id"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.episode_id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("boundary_edits.id"), nullable=True)
+    """The edit of the same boundary this one replaces (None for a boundary's first edit)."""
+    annotator: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    """'annotator' or 'lead'."""
+    created_at: Mapped[float] = mapped_column(Double)
+    kind: Mapped[str] = mapped_column(String(16))
+    """'takeover' or 'handback'."""
+    recorded_step: Mapped[int] = mapped_column(Integer)
+    """The boundary as recorded (first step under the new control source): its identity."""
+    step: Mapped[int] = mapped_column(Integer)
+    """Where the boundary counts from after this edit."""
+    pre_window_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Takeovers only: the first step of the pre-intervention window (which ends at ``step``);
+    None: the derivation's default window."""
+    notes: Mapped[str] = mapped_column(Text)

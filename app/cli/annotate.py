@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from takeover.annotation.params import ParamsError, SmoothingParams, load_params
 from takeover.app.cli.common import add_store_option, open_store, user_errors
+from takeover.storage.derived import TRAINING_KEYS
 from takeover.storage.errors import UnknownTagError
 from takeover.storage.store import Store
+
+if TYPE_CHECKING:
+    from takeover.annotation.training_labels import TrainingLabels
+    from takeover.annotation.training_params import TrainingLabelParams
 
 
 class AnnotateError(Exception):
@@ -117,18 +123,11 @@ def _labelled_batch(store: Store, targets: list[str]) -> tuple[str, dict[str, st
     return f"{len(labels)} episodes", labels
 
 
-@user_errors(ParamsError, AnnotateError, IndexError, ValueError)
-def run_derive_labels(args: argparse.Namespace) -> int:
+def print_training_labels(what: str, result: TrainingLabels, created: int) -> None:
+    """What a batch of derived training labels holds: classes, the indicator and its figures."""
     from takeover.annotation.training_labels import ControlClass
-    from takeover.annotation.training_params import TrainingLabelParams
-    from takeover.annotation.training_store import derive_and_store
 
-    params = TrainingLabelParams.load(args.params) if args.params else TrainingLabelParams()
-    with open_store(args) as store:
-        what, labels = _labelled_batch(store, args.targets)
-        if not labels:
-            raise AnnotateError(f"{what} holds no episodes")
-        result, created = derive_and_store(store, list(labels), params, labels)
+    params = result.params
     steps = sum(e.control_class.size for e in result.episodes)
     outcomes = {
         o: sum(e.outcome == o for e in result.episodes) for o in ("success", "near_success", "failure")
@@ -148,7 +147,100 @@ def run_derive_labels(args: argparse.Namespace) -> int:
     )
     state = f"stored for {created} episodes" if created else "already stored"
     print(f"{state} (derivation training_labels)")
+
+
+def training_params(path: str | None) -> TrainingLabelParams:
+    from takeover.annotation.training_params import TrainingLabelParams
+
+    return TrainingLabelParams.load(path) if path else TrainingLabelParams()
+
+
+@user_errors(ParamsError, AnnotateError, IndexError, ValueError)
+def run_derive_labels(args: argparse.Namespace) -> int:
+    from takeover.annotation.training_store import TrainingLabelPins, derive_and_store
+
+    params = training_params(args.params)
+    with open_store(args) as store:
+        if args.commit is not None:
+            if len(args.targets) != 1:
+                raise AnnotateError("--commit freezes one version's episodes again: name one tag")
+            pins = TrainingLabelPins(store, params)
+            digest, manifest = store.pin_derived(args.commit, args.targets[0], pins, args.message)
+            assert pins.result is not None
+            result, created, what = pins.result, pins.created, f"version {args.targets[0]}"
+        else:
+            what, labels = _labelled_batch(store, args.targets)
+            if not labels:
+                raise AnnotateError(f"{what} holds no episodes")
+            result, created = derive_and_store(store, list(labels), params, labels)
+    print_training_labels(what, result, created)
+    if args.commit is not None:
+        print(
+            f"tagged {args.commit} -> version {digest}: the {len(manifest.episodes)} episodes of "
+            f"{args.targets[0]}, each pinning its training labels (pull keys {', '.join(TRAINING_KEYS)})"
+        )
     return 0
+
+
+@user_errors(AnnotateError)
+def run_boundary(args: argparse.Namespace) -> int:
+    import getpass
+
+    from takeover.annotation.boundary_edits import KEEP, edit_boundary, effective_boundaries
+    from takeover.app.cli.label import configured
+
+    editing = args.move_to is not None or args.pre_window_from is not None or args.default_window
+    chosen = [k for k in ("takeover", "handback") if getattr(args, k) is not None]
+    if editing and not chosen:
+        raise AnnotateError(
+            "say which boundary to edit: --takeover STEP or --handback STEP (its recorded step)"
+        )
+    with open_store(args) as store:
+        episode = store.read_episode(args.episode_id)
+        if editing:
+            kind = chosen[0]
+            window: int | str | None = KEEP
+            if args.default_window:
+                window = None
+            elif args.pre_window_from is not None:
+                window = args.pre_window_from
+            annotator = args.annotator or configured()[1] or getpass.getuser()
+            edit = edit_boundary(
+                store,
+                args.episode_id,
+                kind,
+                getattr(args, kind),
+                step=args.move_to,
+                pre_window_start=window,  # type: ignore[arg-type]
+                annotator=annotator,
+                role="lead" if args.lead else "annotator",
+                notes=args.note,
+                episode=episode,
+            )
+            said = _boundary_text(edit.kind, edit.recorded_step, edit.step, edit.pre_window_start)
+            print(f"edit {edit.id} by {edit.annotator} as {edit.role}: {said}")
+        edits = store.boundaries.current([args.episode_id]).get(args.episode_id, [])
+        history = store.boundaries.history(args.episode_id)
+    bounds = effective_boundaries(episode, edits)
+    if not bounds:
+        print(f"episode {args.episode_id} has no takeover or hand-back")
+        return 0
+    print(f"episode {args.episode_id}: {episode.num_steps} steps")
+    for b in bounds:
+        who = f"  (edit {b.edit.id} by {b.edit.annotator})" if b.edit else "  (as recorded)"
+        print("  " + _boundary_text(b.kind.value, b.recorded_step, b.step, b.pre_window_start) + who)
+    if history and not editing:
+        print(f"{len(history)} edit(s) in all; the newest of each boundary counts")
+    return 0
+
+
+def _boundary_text(kind: str, recorded_step: int, step: int, window: int | None) -> str:
+    where = f"recorded at {recorded_step}" + (f", counts from {step}" if step != recorded_step else "")
+    if kind == "takeover":
+        where += (
+            f"; pre-intervention window {window}..{step - 1}" if window is not None else "; default window"
+        )
+    return f"{kind} {where}"
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -196,12 +288,48 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "each episode (docs/training_labels.md): control-source classes with pre-intervention "
         "windows, RECAP value targets and the improvement indicator. The batch is the episodes of a "
         "tagged version (a single name that is a tag) or the episodes named; the outcome label of each "
-        "is the operator's verdict, else the station's success flag. A batch derived before with the "
-        "same parameters and labels is not computed again.",
+        "is the one the version froze, or for episodes named the one that counts now (their label "
+        "revisions resolved), else the station's success flag. A batch derived before with the same "
+        "parameters and labels is not computed again. With --commit, a new version of the tag's "
+        "episodes pins them.",
     )
     derive.add_argument("targets", nargs="+", metavar="TAG|EPISODE")
     add_store_option(derive)
     derive.add_argument(
         "--params", metavar="FILE.toml", help="training-label parameters (docs/training_labels.md)"
     )
+    derive.add_argument(
+        "--commit",
+        metavar="NEW",
+        help="with one TAG: also freeze its episodes again (labels, step ranges and videos as they "
+        "are) as a new version NEW, a child of TAG, each entry pinning its training labels, so "
+        "`pull` offers them as keys and the exports write them",
+    )
+    derive.add_argument("--message", "-m", default="", metavar="M", help="with --commit: what NEW is for")
     derive.set_defaults(func=run_derive_labels)
+
+    boundary = sub.add_parser(
+        "boundary",
+        help="show, move or mark an episode's takeovers and hand-backs (edits are revisions)",
+        description="Show an episode's takeovers and hand-backs as they count; or edit one, named by "
+        "its recorded step: --move-to S makes it count from step S (within its segment), "
+        "--pre-window-from S marks the pre-intervention window before a takeover from step S "
+        "(--default-window goes back to the training-label parameters' window). Each edit is a "
+        "revision by its annotator; the recorded control source never changes. Derived training "
+        "labels use the edits that count (docs/training_labels.md).",
+    )
+    boundary.add_argument("episode_id", metavar="EPISODE_ID")
+    which_b = boundary.add_mutually_exclusive_group()
+    which_b.add_argument("--takeover", type=int, metavar="STEP", help="the takeover recorded at STEP")
+    which_b.add_argument("--handback", type=int, metavar="STEP", help="the hand-back recorded at STEP")
+    boundary.add_argument("--move-to", type=int, metavar="S", help="count the boundary from step S")
+    window_b = boundary.add_mutually_exclusive_group()
+    window_b.add_argument("--pre-window-from", type=int, metavar="S", help="pre-intervention window from S")
+    window_b.add_argument("--default-window", action="store_true", help="the parameters' default window")
+    boundary.add_argument("--note", default="", help="why (stored with the edit)")
+    boundary.add_argument(
+        "--annotator", metavar="NAME", help="who edits (default: [operator] name, else the user)"
+    )
+    boundary.add_argument("--lead", action="store_true", help="edit as the lead")
+    add_store_option(boundary)
+    boundary.set_defaults(func=run_boundary)

@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from takeover.annotation.curation import freeze, parse_query
+from takeover.annotation.curation_session import diff_lines
 from takeover.annotation.labels import Rule, version_labels
+from takeover.annotation.param_files import ParamsError
+from takeover.annotation.query_language import QueryError
+from takeover.annotation.training_store import TrainingLabelPins
 from takeover.app.cli import data_delete, data_episodes, data_transcode
+from takeover.app.cli.annotate import print_training_labels, training_params
 from takeover.app.cli.common import add_store_option, grace_period_s, open_store, table, user_errors, when
 from takeover.app.cli.data_export import add_export_parser
 from takeover.app.cli.data_pull import add_pull_parser
+from takeover.app.cli.data_query import add_query_parser, query_error
 from takeover.storage.child_version import parse_trim
 from takeover.storage.coverage import coverage
+from takeover.storage.derived import TRAINING_KEYS, TRAINING_LABELS
 from takeover.storage.diff import diff_manifests, verdict
 from takeover.storage.episode_file import read_timeline
 from takeover.storage.errors import StorageError, UnknownTagError
@@ -33,26 +41,72 @@ def run_list(args: argparse.Namespace) -> int:
         return data_episodes.run_list(store, args)
 
 
-@user_errors()
+def _query_conflicts(args: argparse.Namespace) -> None:
+    """Refuse options that choose episodes too when a query chooses them."""
+    given = [
+        name
+        for name, value in (
+            ("--episodes", args.episodes),
+            ("--add", args.add),
+            ("--remove", args.remove),
+            ("--trim", args.trim),
+            ("--include-interrupted", args.include_interrupted),
+        )
+        if value
+    ]
+    if given:
+        raise StorageError(
+            f"--query chooses the episodes; it does not go with {', '.join(given)} "
+            "(say it in the query, e.g. `end_reason != interrupted`)"
+        )
+
+
+@user_errors(ParamsError)
 def run_commit(args: argparse.Namespace) -> int:
     if (args.new_tag is None) == (args.tag is None):
         raise StorageError("name the new version once: `data commit NEW ...` or `data commit --tag NEW ...`")
     tag = args.new_tag or args.tag
     trim = dict(parse_trim(t) for t in args.trim or ())
+    if args.derived_params and not args.derived:
+        raise StorageError("--derived-params gives the parameters of --derived training_labels: add that")
+    videos = True if args.videos == [] else (args.videos or False)
+    if args.query is not None:
+        _query_conflicts(args)
+        try:
+            parse_query(args.query)  # before the store is opened: a typo costs nothing
+        except QueryError as exc:
+            return query_error(exc)
     with open_store(args) as store:
-        digest, manifest = store.commit(
-            tag,
-            episode_ids=args.episodes,
-            message=args.message,
-            include_interrupted=args.include_interrupted,
-            parent=args.parent or "",
-            videos=True if args.videos == [] else (args.videos or False),
-            add=args.add or (),
-            remove=args.remove or (),
-            trim=trim,
-            labels=version_labels(store, Rule(args.resolve)),
-        )
+        pins = TrainingLabelPins(store, training_params(args.derived_params)) if args.derived else None
+        if args.query is not None:
+            digest, manifest, chosen = freeze(
+                store,
+                tag,
+                args.query,
+                message=args.message,
+                rule=Rule(args.resolve),
+                parent=args.parent or "",
+                videos=videos,
+                derived=pins,
+            )
+        else:
+            digest, manifest = store.commit(
+                tag,
+                episode_ids=args.episodes,
+                message=args.message,
+                include_interrupted=args.include_interrupted,
+                parent=args.parent or "",
+                videos=videos,
+                add=args.add or (),
+                remove=args.remove or (),
+                trim=trim,
+                labels=version_labels(store, Rule(args.resolve)),
+                derived=pins,
+            )
         stored = store.catalog.version_storage(digest)
+        dropped = not pins and (args.add or args.remove or trim) and _pins_training_labels(store, args.parent)
+    if args.query is not None:
+        print(f"query {chosen.query.strip() or 'all'}: {len(chosen.episodes)} episode(s) match")
     how = f"stored as its change from {args.parent}" if stored.delta else "stored whole"
     print(
         f"tagged {tag} -> version {digest}\n"
@@ -64,6 +118,14 @@ def run_commit(args: argparse.Namespace) -> int:
             f"labels: {pinned} episode(s) take the label their annotators' revisions resolve to (rule "
             f"{args.resolve}, pinned in each entry's `labels`); the others, the operator's verdict"
         )
+    if pins is not None and pins.result is not None:
+        print_training_labels(f"version {tag}", pins.result, pins.created)
+        print(f"pinned in each entry's `derivations`: pull keys {', '.join(TRAINING_KEYS)}")
+    elif dropped:
+        print(
+            f"{args.parent} pins training labels, derived for its episodes; {tag} pins none "
+            "(add --derived training_labels to pin those of its own episodes)"
+        )
     left_out = manifest.created_from.get("left_out", {})
     if left_out.get("interrupted"):
         print(f"left out {left_out['interrupted']} interrupted attempt(s) (--include-interrupted takes them)")
@@ -72,6 +134,10 @@ def run_commit(args: argparse.Namespace) -> int:
             f"left out {left_out['deleted']} deleted episode(s) (`takeover data undelete ID` takes them back)"
         )
     return 0
+
+
+def _pins_training_labels(store: Store, tag: str) -> bool:
+    return any(dict(e.derivations).get(TRAINING_LABELS) for e in store.resolve(tag).manifest.episodes)
 
 
 @user_errors()
@@ -88,6 +154,8 @@ def run_log(args: argparse.Namespace) -> int:
         print(f"  created   {when(version.created_at)}")
         if version.message:
             print(f"  message   {version.message}")
+        if manifest.created_from.get("selection") == "query":
+            print(f"  query     {manifest.created_from.get('query', '')}")
         print(f"  episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
         if i + 1 < len(chain):
             print(f"  from its parent: {diff_manifests(chain[i + 1].manifest, manifest).counts()}")
@@ -156,9 +224,15 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"created   {when(version.created_at)}")
     if version.message:
         print(f"message   {version.message}")
+    if manifest.created_from.get("selection") == "query":
+        print(f"query     {manifest.created_from.get('query', '')}")
     print(f"episodes  {len(manifest.episodes)} ({manifest.num_steps} steps)")
     for i, cam in enumerate(cameras.values()):
         print(f"{'cameras' if i == 0 else '':<10}{cam.line()}")
+    pins = [dict(e.derivations) for e in manifest.episodes]
+    for i, pinned in enumerate(sorted({n for p in pins for n in p})):
+        count = sum(pinned in p for p in pins)
+        print(f"{'derived' if i == 0 else '':<10}{pinned}: pinned for {count} of {len(pins)} episodes")
     print()
     rows = [
         (
@@ -180,25 +254,8 @@ def run_diff(args: argparse.Namespace) -> int:
         first, second = store.resolve(args.first), store.resolve(args.second)
     change = diff_manifests(first.manifest, second.manifest)
     print(f"{args.first} ({first.digest[:12]}) -> {args.second} ({second.digest[:12]})")
-    if change.empty:
-        print(
-            "same episodes, same labels, same data" if first.digest != second.digest else "the same version"
-        )
-        return 0
-    for entry in change.added:
-        print(f"+ {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
-    for entry in change.removed:
-        print(f"- {entry.episode_id}  {entry.num_steps} steps  {verdict(entry)}")
-    for r in change.relabelled:
-        print(f"~ {r.episode_id}  relabelled {r.before} -> {r.after}")
-    for d in change.rederived:
-        print(f"* {d.episode_id}  re-derived ({d.what})")
-    for t in change.trimmed:
-        print(f"> {t.episode_id}  trimmed steps {t.before[0]}:{t.before[1]} -> {t.after[0]}:{t.after[1]}")
-    print()
-    print(change.counts())
-    for name, (x, y) in change.totals.items():
-        print(f"{name:<14}{x:>8} -> {y:<8} ({y - x:+d})")
+    for line in diff_lines(change, same=first.digest == second.digest):
+        print(line)
     return 0
 
 
@@ -247,7 +304,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="freeze episodes as a version and tag it",
         description="Freeze episodes (all but interrupted attempts by default) as an immutable version and "
         "name it with a new tag, or make a version from a parent (--parent) with episodes added, removed "
-        "and trimmed. Deleted episodes are never taken. Tags are never moved or reused.",
+        "and trimmed, or freeze the episodes a query matches (--query). Deleted episodes are never taken. "
+        "Tags are never moved or reused.",
     )
     p.add_argument("new_tag", nargs="?", metavar="NEW", help="new tag name for the version")
     p.add_argument("--tag", metavar="NEW", help="the same as NEW")
@@ -261,6 +319,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--include-interrupted",
         action="store_true",
         help="without --episodes: take interrupted attempts too (cut short with nobody to say how they went)",
+    )
+    p.add_argument(
+        "--query",
+        metavar="EXPR",
+        help="the episodes this query matches (`data query` shows them; docs/curation.md), recorded "
+        "in the version; each one's label is resolved with --resolve, as the query read it",
     )
     p.add_argument("--message", "-m", default="", metavar="M", help="what this version is for")
     p.add_argument(
@@ -283,6 +347,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="CAMERA",
         help="pin the transcoded videos of these cameras (none named: every transcoded camera); "
         "refused if a stream is not transcoded (`data transcode`)",
+    )
+    p.add_argument(
+        "--derived",
+        nargs="+",
+        choices=[TRAINING_LABELS],
+        metavar="NAME",
+        help="derive and pin, per episode of the version, its training labels (training_labels: "
+        "derived for the version's episodes as one batch, with the labels the version gives them; "
+        "a batch derived before is not computed again), so `pull` offers them as keys and the "
+        "exports write them",
+    )
+    p.add_argument(
+        "--derived-params",
+        metavar="FILE.toml",
+        help="with --derived: training-label parameters (docs/training_labels.md; default: the defaults)",
     )
     data_episodes.add_resolve_option(p, "each episode's label")
     add_store_option(p)
@@ -344,6 +423,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_store_option(p)
     p.set_defaults(func=run_fsck)
+    add_query_parser(sub)
     data_transcode.add_parser(sub)
     add_pull_parser(sub)
     add_export_parser(sub)

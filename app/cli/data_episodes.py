@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -72,10 +72,11 @@ def list_episodes(store: Store, args: argparse.Namespace) -> tuple[list[tuple[An
             continue
         picked.append((e, res, h))
     picked.sort(key=lambda t: SORTS[args.sort](t[0], t[1].outcome if t[1] else ""), reverse=args.reverse)
-    return [_row(e, res, h) for e, res, h in picked], deleted
+    return [episode_row(e, res, h) for e, res, h in picked], deleted
 
 
-def _row(e: EpisodeRecord, res: Resolution | None, heads: list[LabelRevision]) -> tuple[Any, ...]:
+def episode_row(e: EpisodeRecord, res: Resolution | None, heads: Sequence[LabelRevision]) -> tuple[Any, ...]:
+    """An episode as a row of `data list` (the columns of :data:`HEADERS`)."""
     voting = voters(heads)
     most = round(agreement(voting) * len(voting))
     return (
@@ -114,6 +115,10 @@ HEADERS = (
 
 def run_list(store: Store, args: argparse.Namespace) -> int:
     rows, deleted = list_episodes(store, args)
+    if getattr(args, "ids", False):  # for scripts: `takeover label $(takeover data list --ids ...)`
+        for row in rows:
+            print(row[0])
+        return 0
     hidden = f"{deleted} deleted episode(s) not shown (`takeover data undelete ID` takes them back)"
     if not rows:
         print("no episodes" + (" match" if _filtered(args) else "") + (f"; {hidden}" if deleted else ""))
@@ -155,6 +160,7 @@ def add_list_options(p: argparse.ArgumentParser) -> None:
         "--reverse", action="store_true", help="the other way round (e.g. most interventions first)"
     )
     add_resolve_option(p, "the label shown")
+    p.add_argument("--ids", action="store_true", help="print only the ids, one per line (for scripts)")
 
 
 def add_resolve_option(p: argparse.ArgumentParser, what: str) -> None:
@@ -234,6 +240,43 @@ def show_episode(store: Store, episode_id: str, args: argparse.Namespace) -> int
         t0 = events[0].t
         steps = [(ev.step, f"{ev.t - t0:.3f}", str(ev.kind), ev.reason or "-") for ev in events]
         print(table(("step", "t (s)", "event", "reason"), steps))
+    edits = store.boundaries.history(episode_id)
+    if edits:
+        print()
+        print(
+            "boundary edits (oldest first; the newest of each boundary counts; "
+            "the recorded control source is kept)"
+        )
+        rows_b = [
+            (
+                b.id,
+                "-" if b.parent_id is None else b.parent_id,
+                f"{b.kind} at {b.recorded_step}",
+                b.step,
+                "-" if b.pre_window_start is None else f"{b.pre_window_start}..{b.step - 1}",
+                b.annotator,
+                b.role,
+                when(b.created_at),
+                b.notes or "-",
+            )
+            for b in edits
+        ]
+        print(
+            table(
+                (
+                    "edit",
+                    "parent",
+                    "boundary",
+                    "counts from",
+                    "pre-window",
+                    "annotator",
+                    "role",
+                    "time",
+                    "notes",
+                ),
+                rows_b,
+            )
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 
+from takeover.annotation.curation import label_source
 from takeover.annotation.labels import (
     SUCCESS_QUALITIES,
     Resolution,
@@ -22,7 +23,6 @@ from takeover.annotation.labels import (
     relabel_many,
     resolve_many,
 )
-from takeover.annotation.labels import label_source as source_of
 from takeover.app.cli.common import add_store_option, open_store, user_errors, when
 from takeover.storage.errors import StorageError
 from takeover.storage.label_revisions import Label, LabelRevision
@@ -49,6 +49,9 @@ def revision_text(r: LabelRevision) -> str:
     if r.notes:
         text += f"; notes: {r.notes}"
     return text
+
+
+source_of = label_source
 
 
 def resolution_text(res: Resolution, operator_outcome: str) -> str:

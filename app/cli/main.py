@@ -16,9 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from takeover.app.cli import annotate, console, data, doctor, label, policy, review, run, station
+    from takeover.app.cli import annotate, console, curate, data, doctor, label, policy, review, run, station
 
-    for group in (run, console, data, label, review, annotate, doctor, policy, station):
+    for group in (run, console, data, label, review, annotate, curate, doctor, policy, station):
         group.add_parser(sub)
     return parser
 

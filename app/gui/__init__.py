@@ -1,1 +1,2 @@
-"""The only place that imports Qt: the operator console (``console/``); review and curation follow."""
+"""The only place that imports Qt: the operator console (``console/``), the curation screen
+(``curate/``); review follows."""

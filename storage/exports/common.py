@@ -4,7 +4,9 @@ complete, a provenance file, and the per-step views (camera frames at each step,
 An export is written into a temporary folder beside ``out`` (``.<name>.partial-<pid>``) and
 renamed to ``out`` when it is complete, so an interrupted export leaves nothing that looks
 finished (a later export removes such leftovers of dead processes). ``provenance.json`` names the
-format, the tag, the version digest and the episodes.
+format, the tag, the version digest and the episodes, and when the version pins training labels
+(:mod:`takeover.storage.derived`, written by every format as per-step columns) their parameters
+and the batch's figures (``training_labels``).
 """
 
 from __future__ import annotations
@@ -13,32 +15,23 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from takeover.storage.derived import TrainingColumns, training_columns
 from takeover.storage.errors import StorageError
-from takeover.storage.manifest import ManifestEntry
+from takeover.storage.manifest import LABELS, ManifestEntry, label_of
 from takeover.storage.schema import ControlSource, Episode, EventKind
 from takeover.storage.store import Store
 from takeover.storage.video import VideoParams
 
-LABELS = ("success", "near_success", "failure")
-
 
 class ExportError(StorageError):
     """An export that cannot be made as asked (one line for a person)."""
-
-
-def label_of(entry: ManifestEntry) -> str:
-    """The outcome label a version gives an episode: the operator's verdict, else the station's
-    success flag (success / failure)."""
-    if entry.outcome in LABELS:
-        return entry.outcome
-    return "success" if entry.success else "failure"
 
 
 @dataclass(frozen=True)
@@ -58,6 +51,8 @@ class Chosen:
     tag: str
     digest: str
     entries: tuple[ManifestEntry, ...]
+    training: TrainingColumns | None = None
+    """The per-step training labels the version pins for the entries (None: it pins none)."""
 
 
 def choose(
@@ -79,7 +74,7 @@ def choose(
         entries = [e for e in entries if label_of(e) in set(labels)]
     if not entries:
         raise ExportError(f"nothing to export: no episode of {tag} is left by the filters")
-    return Chosen(tag, version.digest, tuple(entries))
+    return Chosen(tag, version.digest, tuple(entries), training_columns(store.derived_blobs, entries, tag))
 
 
 def check_uniform(episodes: Sequence[Episode], fmt: str) -> None:
@@ -162,6 +157,8 @@ def export_folder(out: Path, fmt: str, chosen: Chosen) -> Iterator[Path]:
             "episodes": [e.episode_id for e in chosen.entries],
             "exported_at": time.time(),
         }
+        if chosen.training is not None:
+            provenance["training_labels"] = chosen.training.figures
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n")
         os.rename(tmp, out)
     except BaseException:
@@ -181,6 +178,33 @@ def frames_at_steps(ep: Episode, camera: str, start: int, stop: int) -> tuple[li
         pos = int(np.searchsorted(ordered, step, side="right")) - 1
         out.append(None if pos < 0 else int(order[pos]))
     return out, int(cam.height), int(cam.width)
+
+
+class EarlySteps:
+    """Steps before a camera's first frame, gathered over an export and said once per camera at
+    the end (a line per episode would bury the rest of the output of a large export)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[str, int]]] = {}
+
+    def add(self, camera: str, episode_id: str, valid: np.ndarray) -> None:
+        missing = int((~np.asarray(valid, dtype=bool)).sum())
+        if missing:
+            self.seen.setdefault(camera, []).append((episode_id, missing))
+
+    def report(self, say: Callable[[str], None], filled: str, flag: Callable[[str], str]) -> None:
+        """One line per camera: how many first steps of which episodes had no frame yet, what
+        stands there (``filled``) and the flag that marks them (``flag(camera)``)."""
+        for camera, items in sorted(self.seen.items()):
+            counts = [n for _, n in items]
+            span = str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+            ids = [eid for eid, _ in items]
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            episodes = "1 episode" if len(ids) == 1 else f"{len(ids)} episodes"
+            say(
+                f"camera {camera} has no frame yet for the first {span} step(s) of {episodes} "
+                f"({shown}): {filled} there, {flag(camera)} false"
+            )
 
 
 def interventions(ep: Episode, start: int, stop: int) -> int:

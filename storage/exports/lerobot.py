@@ -20,7 +20,9 @@ policy's proposal, NaN where there was none), ``recorded_time`` (the recorded mo
 the step, in seconds since the episode's first exported step: LeRobot hands float columns over
 as float32, too coarse for absolute monotonic times; the episode's ``recorded_start`` adds back)
 and ``image_valid.<cam>`` (false for steps before the camera's first frame,
-whose picture is black).
+whose picture is black). A version that pins training labels (:mod:`takeover.storage.derived`)
+adds ``control_class`` (int64), ``value_target`` (float32) and ``improvement`` (bool), with their
+statistics like every feature; a version that pins none is written as before.
 
 Per episode, beside LeRobot's own columns: ``label`` (success / near_success / failure),
 ``interventions`` (takeovers within the exported steps), ``human_steps``, ``episode_id``,
@@ -50,8 +52,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from takeover.storage.derived import TRAINING_KEYS
 from takeover.storage.exports.common import (
     Chosen,
+    EarlySteps,
     ExportError,
     ExportSettings,
     check_uniform,
@@ -180,6 +184,7 @@ class _Writer:
         self.features: dict[str, dict[str, Any]] = {}
         self.fps = 0
         self.cameras: dict[str, tuple[int, int]] = {}
+        self.early = EarlySteps()
 
     # -- the dataset's shape ---------------------------------------------------------------------
 
@@ -236,13 +241,17 @@ class _Writer:
         )
         for camera in self.cameras:
             features[f"image_valid.{camera}"] = scalar("bool")
+        if self.chosen.training is not None:
+            features.update({key: scalar(np.dtype(t).name) for key, t in TRAINING_KEYS.items()})
         self.features = features
         for key, ft in features.items():
             self.stats[key] = _Stats(image=ft["dtype"] == "video")
 
     # -- one episode -------------------------------------------------------------------------------
 
-    def add(self, index: int, ep: Episode, start: int, stop: int, label: str) -> None:
+    def add(
+        self, index: int, ep: Episode, start: int, stop: int, label: str, derived: dict[str, np.ndarray]
+    ) -> None:
         n = stop - start
         if n <= 0:
             raise ExportError(f"episode {ep.meta.episode_id} has no steps in the version's range")
@@ -271,6 +280,7 @@ class _Writer:
             "control_source": source,
             "proposed_action": np.asarray(ep.proposed_action, dtype=np.float32)[start:stop],
             "recorded_time": recorded - recorded[0],
+            **derived,
         }
         row: dict[str, Any] = {"episode_index": index, "tasks": [task], "length": n}
         episode_stats: dict[str, dict[str, np.ndarray]] = {}
@@ -372,11 +382,7 @@ class _Writer:
                 f"{str(exc).splitlines()[0][:160]}"
             ) from None
         valid = np.array([a is not None for a in at], dtype=bool)
-        if not valid.all():
-            self.say(
-                f"episode {ep.meta.episode_id}: camera {camera} has no frame yet for "
-                f"{int((~valid).sum())} step(s): black there, image_valid.{camera} false"
-            )
+        self.early.add(camera, ep.meta.episode_id, valid)
         place = {
             f"videos/{key}/chunk_index": vf.slot[0],
             f"videos/{key}/file_index": vf.slot[1],
@@ -501,9 +507,11 @@ def write(
     try:
         with progress_bar("exporting episodes", len(episodes), enabled=progress, unit="episodes") as advance:
             for i, (entry, ep) in enumerate(zip(chosen.entries, episodes, strict=True)):
-                writer.add(i, ep, entry.start, entry.stop, label_of(entry))
+                derived = chosen.training.steps[i] if chosen.training is not None else {}
+                writer.add(i, ep, entry.start, entry.stop, label_of(entry), derived)
                 advance(1)
         writer.finish()
+        writer.early.report(say, "black", lambda camera: f"image_valid.{camera}")
     finally:
         writer.close()
     return writer.frames_total

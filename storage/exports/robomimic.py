@@ -9,11 +9,16 @@ Layout::
         obs/<key>, next_obs/<key>     state, proposed_action (0 where there was none),
                                       proposed_action_valid (T, 1), control_source (T, 1),
                                       intervention (T, 1), <camera>_image (T, H, W, 3) uint8,
-                                      <camera>_image_valid (T, 1)
+                                      <camera>_image_valid (T, 1); with pinned training labels
+                                      control_class (T, 1) int64, value_target (T, 1) float32,
+                                      improvement (T, 1) bool
     mask/<filter>         demo names (bytes): success, near_success, failure,
                           has_intervention, human_only
 
-``next_obs`` is ``obs`` one step on (the last step repeats). A step before a camera's first frame
+``next_obs`` is ``obs`` one step on (the last step repeats). The training labels a version pins
+(:mod:`takeover.storage.derived`) are observations like the control source: robomimic's loaders
+read per-step data of a demo from ``obs`` by the keys a config names (``obs_keys``), and a version
+that pins none is written as before. A step before a camera's first frame
 has zeros in ``<camera>_image`` and false in ``<camera>_image_valid``, and the export says how many
 such steps there are.
 """
@@ -29,6 +34,7 @@ import numpy as np
 
 from takeover.storage.exports.common import (
     Chosen,
+    EarlySteps,
     ExportSettings,
     check_uniform,
     frames_at_steps,
@@ -64,6 +70,7 @@ def write(
         k: [] for k in ("success", "near_success", "failure", "has_intervention", "human_only")
     }
     total = 0
+    early = EarlySteps()
     env_args = {
         "env_name": episodes[0].meta.task or episodes[0].meta.robot,
         "type": 2,  # robomimic's EnvType.GYM_TYPE: an environment robomimic does not build itself
@@ -113,6 +120,8 @@ def write(
                 "control_source": source.astype(np.int64)[:, None],
                 "intervention": human[:, None],
             }
+            if chosen.training is not None:
+                obs.update({k: v[:, None] for k, v in chosen.training.steps[i].items()})
             for camera in sorted(ep.cameras):
                 at, h, w = frames_at_steps(ep, camera, start, stop)
                 images = np.zeros((n, h, w, 3), dtype=np.uint8)
@@ -121,11 +130,7 @@ def write(
                     if frame is not None:
                         images[k] = decode_rgb(frames[frame])
                 valid = np.array([a is not None for a in at])
-                if not valid.all():
-                    say(
-                        f"episode {ep.meta.episode_id}: camera {camera} has no frame yet for "
-                        f"{int((~valid).sum())} step(s): zeros there, {camera}_image_valid false"
-                    )
+                early.add(camera, ep.meta.episode_id, valid)
                 obs[f"{camera}_image"] = images
                 obs[f"{camera}_image_valid"] = valid[:, None]
             for group, shift in (("obs", 0), ("next_obs", 1)):
@@ -146,4 +151,5 @@ def write(
         mask = f.create_group("mask")
         for key, names in masks.items():
             mask.create_dataset(key, data=np.array(names, dtype="S"))
+    early.report(say, "zeros", lambda camera: f"{camera}_image_valid")
     return total

@@ -8,6 +8,8 @@ and ``.zarray`` files, Blosc-compressed chunks). Layout::
       data/<key>                   the episodes' steps one after another along axis 0, chunked along it
         action (N, A) float32      state (N, S) float32      proposed_action (N, A) float32 (NaN: none)
         control_source (N,) int64  intervention (N,) bool (the human drove)
+        control_class (N,) int64   value_target (N,) float32   improvement (N,) bool
+                                   (only when the version pins training labels)
         timestamp (N,) float64     the step's slot on the control grid (see below)
         recorded_timestamp (N,) float64    when the step's observation was produced (monotonic)
         <camera> (N, H, W, 3) uint8 RGB, one step per chunk     <camera>_valid (N,) bool
@@ -40,9 +42,11 @@ import numcodecs
 import numpy as np
 import zarr
 
+from takeover.storage.derived import TRAINING_KEYS
 from takeover.storage.exports.common import (
     LABELS,
     Chosen,
+    EarlySteps,
     ExportError,
     ExportSettings,
     check_uniform,
@@ -99,7 +103,7 @@ def write(
     settings = settings or ExportSettings()
     episodes = [store.read_episode(e.episode_id) for e in chosen.entries]
     check_uniform(episodes, "the diffusion_policy replay buffer")
-    cameras = _uniform_cameras(episodes)
+    cameras = _uniform_cameras(episodes, chosen.training is not None)
     videos = settings.zarr_videos and bool(cameras)
     if videos:
         check_encoder(settings.video)
@@ -120,21 +124,19 @@ def write(
         for cam, (h, w) in cameras.items():
             images[cam] = _array(data, cam, (total, h, w, 3), np.uint8, 1)
     columns: dict[str, list[np.ndarray]] = {}
+    early = EarlySteps()
     with progress_bar("exporting episodes", len(episodes), enabled=progress, unit="episodes") as advance:
         for i, (entry, ep) in enumerate(zip(chosen.entries, episodes, strict=True)):
             start, stop = entry.start, entry.stop
             offset = int(ends[i]) - (stop - start)
             steps = _lowdim(ep, start, stop, rate)
+            if chosen.training is not None:
+                steps.update(chosen.training.steps[i])
             for c, cam in enumerate(cameras):
                 at, h, w = frames_at_steps(ep, cam, start, stop)
                 valid = np.array([a is not None for a in at])
                 steps[f"{cam}_valid"] = valid
-                if not valid.all():
-                    zeros = "black video frames" if videos else "zeros"
-                    say(
-                        f"episode {ep.meta.episode_id}: camera {cam} has no frame yet for "
-                        f"{int((~valid).sum())} step(s): {zeros} there, {cam}_valid false"
-                    )
+                early.add(cam, ep.meta.episode_id, valid)
                 if videos:
                     out = folder / VIDEOS / str(i) / f"{c}.mp4"
                     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +152,7 @@ def write(
         _array(data, key, values.shape, values.dtype, rows)[...] = values
 
     _write_meta(root.create_group("meta"), chosen, episodes, ends)
+    early.report(say, "black video frames" if videos else "zeros", lambda camera: f"{camera}_valid")
     root.attrs.update(
         {
             "rate_hz": rate,
@@ -180,11 +183,12 @@ def _write_meta(meta: zarr.Group, chosen: Chosen, episodes: Sequence[Episode], e
         meta.create_array(name, data=values, chunks=values.shape, compressors=None)
 
 
-def _uniform_cameras(episodes: Sequence[Episode]) -> dict[str, tuple[int, int]]:
-    """:func:`uniform_cameras`, and no camera named as a low-dimensional array."""
+def _uniform_cameras(episodes: Sequence[Episode], training: bool) -> dict[str, tuple[int, int]]:
+    """:func:`uniform_cameras`, and no camera named as a low-dimensional array (``training``: or
+    as a training-label array)."""
     cameras = uniform_cameras(episodes, "the replay buffer", "array")
     first = episodes[0].cameras
-    clash = sorted(set(LOWDIM) & set(first))
+    clash = sorted((set(LOWDIM) | (set(TRAINING_KEYS) if training else set())) & set(first))
     if clash:
         raise ExportError(f"a camera named {clash[0]!r} would overwrite that array of the replay buffer")
     return cameras

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from takeover.storage.errors import SchemaTooNewError
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0005_label_revisions"
+HEAD = "0006_boundary_edits"
 """The newest revision in ``versions/`` (a test keeps them equal): a catalog there is opened
 without loading Alembic at all."""
 _PG_LOCK_KEY = 0x74616B656F766572  # 'takeover'

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
+from takeover.annotation.boundary_edits import edit_boundary
 from takeover.annotation.derivations import smooth_and_store
 from takeover.annotation.labels import relabel
 from takeover.annotation.params import SmoothingParams
@@ -202,6 +203,11 @@ def test_hand_overs_stored_or_computed(tmp_path: Path) -> None:
         assert item.raw_t.min() >= -1.0 and item.raw_action.shape[1] == 3
         smooth_and_store(store, "to", SmoothingParams())
         assert load_hand_overs(store, raw).origin == "stored"
+        edit_boundary(store, "to", "takeover", 15, step=17, pre_window_start=11, annotator="cy", episode=raw)
+        (edited,) = load_hand_overs(store, raw).items
+        assert edited.edit is not None and edited.edit.step == 17
+        assert edited.moved_to == pytest.approx(0.2) and edited.pre_window == pytest.approx((-0.4, 0.2))
+        assert "moved to step 17, pre-intervention window from step 11" in edited.summary()
         bad = SmoothingParams(motion_action_dims=(7,))
         odd = load_hand_overs(store, raw, bad)
         assert odd.origin == "none" and "do not fit" in odd.problem

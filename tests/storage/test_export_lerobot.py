@@ -122,7 +122,7 @@ def test_lerobot_export_reads_back_with_pyarrow_and_pyav(
     argv = ["data", "export", "v1-trim", "--format", "lerobot", "--out", str(out), "--store", str(store)]
     assert main([*argv, "--codec", codec]) == 0
     captured = capsys.readouterr()
-    assert "episode b-near: camera front has no frame yet for 2 step(s)" in captured.err
+    assert "camera front has no frame yet for the first 2 step(s) of 1 episode (b-near)" in captured.err
     assert "as lerobot" in captured.out
     with Store.open(store) as st:
         version = st.resolve("v1-trim")

@@ -85,7 +85,7 @@ def test_robomimic_export_reads_back_with_h5py(
     )
     captured = capsys.readouterr()
     # b-near's cameras start at step 2: said, not filled silently.
-    assert "episode b-near: camera front has no frame yet for 2 step(s)" in captured.err
+    assert "camera front has no frame yet for the first 2 step(s) of 1 episode (b-near)" in captured.err
     provenance = json.loads((out / "provenance.json").read_text())
     with Store.open(store) as st:
         version = st.resolve("v1-trim")

@@ -111,7 +111,10 @@ def test_replay_buffer_reads_back_with_zarr(
     assert _export(store, out) == 0
     captured = capsys.readouterr()
     assert f"{out / 'replay_buffer.zarr'}" in captured.out
-    assert "episode b-near: camera front has no frame yet for 2 step(s): zeros there" in captured.err
+    assert (
+        "camera front has no frame yet for the first 2 step(s) of 1 episode (b-near): zeros there"
+        in captured.err
+    )
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["format"] == "zarr" and provenance["episodes"] == list(RANGES)
     assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "replay_buffer.zarr"]

@@ -78,6 +78,7 @@ def test_head_names_the_newest_migration() -> None:
         "0003_versions",
         "0004_episode_videos",
         "0005_label_revisions",
+        "0006_boundary_edits",
     }
 
 

@@ -199,3 +199,28 @@ def test_workers_started_by_spawn_read_the_same_items(store_with_blobs: Store, t
     direct = [ds[i] for i in range(len(ds))]
     for key in ("state", "action", "action.pad", "images.front", "images.front.valid"):
         torch.testing.assert_close(batch[key], torch.stack([d[key] for d in direct]))
+
+
+def test_items_carry_the_label_the_version_gives_their_episode(tmp_path: Path) -> None:
+    """``label``: the outcome label the version froze (an annotator's relabelling over the
+    operator's verdict), as LABEL_CODES; ``ds.episode_labels`` by episode."""
+    from takeover.annotation.labels import relabel, version_labels
+    from takeover.storage.label_revisions import Label
+    from takeover.storage.pull_keys import LABEL_CODES
+
+    root = tmp_path / "store"
+    with Store.create(root) as st:
+        st.add_episode(make_episode("a", 4, seed=1))
+        st.add_episode(make_episode("b", 3, seed=2, outcome="failure", success=False))
+        st.add_episode(make_episode("c", 2, seed=3))
+        relabel(st, "c", Label(outcome="near_success"), annotator="bo")
+        st.commit("v", labels=version_labels(st))
+    ds = pull("v", store=root, cache_dir=tmp_path / "cache", keys=["label", "success"])
+    assert ds.episode_labels == ["success", "failure", "near_success"]
+    assert [int(ds[i]["label"]) for i in range(len(ds))] == [2] * 4 + [0] * 3 + [1] * 2
+    assert LABEL_CODES == {"failure": 0, "near_success": 1, "success": 2}
+    assert [bool(ds[i]["success"]) for i in (0, 4, 7)] == [
+        True,
+        False,
+        True,
+    ]  # near-success: the station's flag

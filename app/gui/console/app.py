@@ -43,19 +43,22 @@ def display_available(env: Mapping[str, str] | None = None, platform: str | None
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-def gui_application(no_display_message: str) -> QApplication | None:
-    """The running ``QApplication``, else a new one; None (and a message on stderr) when there is
-    no display, or when a non-GUI Qt application already runs in this process."""
+def qt_application(name: str, no_display: str) -> QApplication | None:
+    """The running ``QApplication`` or a new one, named ``name``; None, with ``no_display`` (or
+    why not) printed on stderr, when no window can be opened here."""
     existing = QApplication.instance()
     if existing is None:
         if not display_available():
-            print(no_display_message, file=sys.stderr)
+            print(no_display, file=sys.stderr)
             return None
-        return QApplication(sys.argv[:1])
-    if isinstance(existing, QApplication):
-        return existing
-    print("takeover: a non-GUI Qt application is already running in this process", file=sys.stderr)
-    return None
+        app = QApplication(sys.argv[:1])
+    elif isinstance(existing, QApplication):
+        app = existing
+    else:
+        print("takeover: a non-GUI Qt application is already running in this process", file=sys.stderr)
+        return None
+    app.setApplicationName(name)
+    return app
 
 
 def run_gui(
@@ -75,10 +78,9 @@ def run_gui(
     Returns :data:`NO_DISPLAY_EXIT_CODE` with a message on stderr when there is no display.
     Reuses a running ``QApplication`` if there is one.
     """
-    app = gui_application(NO_DISPLAY_MESSAGE)
+    app = qt_application(title, NO_DISPLAY_MESSAGE)
     if app is None:
         return NO_DISPLAY_EXIT_CODE
-    app.setApplicationName(title)
 
     link = EngineLink(status_endpoint, command_endpoint, keys=keys, viewer=viewer or viewer_name())
     window = MainWindow(link, title=title)

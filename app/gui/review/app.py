@@ -7,7 +7,7 @@ import threading
 
 from PyQt6.QtCore import QTimer
 
-from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, gui_application
+from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, qt_application
 from takeover.app.gui.review.window import ReviewOptions, ReviewWindow
 
 NO_DISPLAY_MESSAGE = (
@@ -20,10 +20,9 @@ NO_DISPLAY_MESSAGE = (
 def run_review(options: ReviewOptions) -> int:
     """Show the review window until it is closed; return the exit code
     (:data:`NO_DISPLAY_EXIT_CODE` with a message on stderr when there is no display)."""
-    app = gui_application(NO_DISPLAY_MESSAGE)
+    app = qt_application(options.title, NO_DISPLAY_MESSAGE)
     if app is None:
         return NO_DISPLAY_EXIT_CODE
-    app.setApplicationName(options.title)
     window = ReviewWindow(options)
     previous = None
     if threading.current_thread() is threading.main_thread():

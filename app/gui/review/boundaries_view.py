@@ -1,9 +1,9 @@
 """The hand-over boundaries of the episode under review: for each takeover and hand-back, the
 executed action around it as recorded (left) and as boundary smoothing derives it (right), on the
-same axes, with what smoothing did there in words.
+same axes, with what smoothing did there in words, and the boundary's edit that counts (where it
+was moved to, the pre-intervention window marked).
 
-Viewing only: moving a boundary or marking a pre-intervention window (edits stored as revisions)
-is not part of this screen yet.
+Viewing only: edits are made with ``takeover annotate boundary`` (docs/labels.md), not here.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ ORIGIN_TEXT = {
     "none": "no smoothing",
 }
 NOT_HERE = (
-    "Shaded: steps smoothing blended (amber) or removed (blue). Viewing only: boundaries are not moved "
-    "here (nor pre-intervention windows marked) yet."
+    "Shaded: blended (amber), removed (blue), pre-intervention window (red); purple: an edited "
+    "boundary (edit with `takeover annotate boundary`)."
 )
 
 
 BLENDED_COLOR = pg.mkBrush(255, 224, 130, 110)
 REMOVED_COLOR = pg.mkBrush(144, 202, 249, 110)
+PRE_WINDOW_COLOR = pg.mkBrush(239, 154, 154, 90)
+MOVED_PEN = pg.mkPen("#6a1b9a", width=2, style=Qt.PenStyle.DashLine)
 
 
 def _title(side: str, components: tuple[str, ...]) -> str:
@@ -58,7 +60,8 @@ class BoundariesView(QWidget):
         self.origin.setObjectName("boundaryOrigin")
         self.raw = self._plot()
         self.smoothed = self._plot()
-        self.spans: list[pg.LinearRegionItem] = []
+        self.spans: list[pg.GraphicsObject] = []
+        """The shaded spans and lines of the hand-over shown."""
         self.smoothed.setXLink(self.raw)
         self.smoothed.setYLink(self.raw)
         top = QHBoxLayout()
@@ -102,9 +105,11 @@ class BoundariesView(QWidget):
         items = hand_overs.items if hand_overs is not None else ()
         for i, item in enumerate(items):
             b = item.boundary
-            self.picker.addItem(
-                f"{i + 1}. {b.kind} at step {b.step}" + (f" ({b.reason})" if b.reason else "")
+            moved = (
+                f", moved to {item.edit.step}" if item.edit is not None and item.edit.step != b.step else ""
             )
+            reason = f" ({b.reason})" if b.reason else ""
+            self.picker.addItem(f"{i + 1}. {b.kind} at step {b.step}{moved}{reason}")
         self.picker.blockSignals(False)
         self.picker.setEnabled(bool(items))
         self.go.setEnabled(bool(items))
@@ -129,8 +134,10 @@ class BoundariesView(QWidget):
         for plot in (self.raw, self.smoothed):
             for curve in plot.listDataItems():
                 plot.removeItem(curve)
-        for region in self.spans:
-            region.getViewBox().removeItem(region)
+        for mark in self.spans:
+            view = mark.getViewBox()
+            if view is not None:
+                view.removeItem(mark)
         self.spans.clear()
         names = item.components if item is not None else ()
         self.raw.setTitle(_title("raw (as recorded)", names), size="9pt")
@@ -139,7 +146,12 @@ class BoundariesView(QWidget):
             self.summary.setText("")
             return
         self.summary.setText(item.summary())
-        for span, color in ((item.blended, BLENDED_COLOR), (item.removed, REMOVED_COLOR)):
+        spans = (
+            (item.blended, BLENDED_COLOR),
+            (item.removed, REMOVED_COLOR),
+            (item.pre_window, PRE_WINDOW_COLOR),
+        )
+        for span, color in spans:
             if span is None:
                 continue
             for plot in (self.raw, self.smoothed):
@@ -147,6 +159,11 @@ class BoundariesView(QWidget):
                 region.setZValue(-10)
                 plot.addItem(region)
                 self.spans.append(region)
+        if item.moved_to is not None:
+            for plot in (self.raw, self.smoothed):
+                line = pg.InfiniteLine(pos=item.moved_to, angle=90, pen=MOVED_PEN, movable=False)
+                plot.addItem(line)
+                self.spans.append(line)
         for k, name in enumerate(item.components):
             pen = pg.mkPen(PALETTE[k % len(PALETTE)], width=2)
             self.raw.plot(item.raw_t, item.raw_action[:, k], pen=pen, symbol="o", symbolSize=3, name=name)

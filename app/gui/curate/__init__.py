@@ -1,0 +1,1 @@
+"""The curation screen: queries over episodes, their statistics, versions and exports."""
