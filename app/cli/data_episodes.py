@@ -44,7 +44,8 @@ SORTS: dict[str, Callable[[EpisodeRecord, str], tuple[Any, ...]]] = {
 first (failure, near-success, success, unlabelled)."""
 
 
-def _label_filter(text: str) -> str:
+def label_filter(text: str) -> str:
+    """An argparse type for a label filter: an outcome as people type it, or 'none' ('': unlabelled)."""
     if text.strip().lower() == "none":
         return ""
     try:
@@ -140,7 +141,7 @@ def add_list_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--station", metavar="NAME", help="only the episodes recorded at this station")
     p.add_argument(
         "--label",
-        type=_label_filter,
+        type=label_filter,
         metavar="L",
         help="only the episodes whose label is L: success, near-success, failure, or none (unlabelled)",
     )

@@ -14,11 +14,11 @@ import sys
 
 from takeover.annotation.labels import Rule
 from takeover.annotation.params import ParamsError, load_params
-from takeover.annotation.review_model import COLUMN_NAMES, UNLABELLED, ReviewFilter
+from takeover.annotation.review_model import COLUMN_NAMES, ReviewFilter
 from takeover.app.cli.common import add_store_option, error, open_store, store_root
-from takeover.app.cli.data_episodes import add_resolve_option
+from takeover.app.cli.data_episodes import add_resolve_option, label_filter
 from takeover.app.cli.label import configured
-from takeover.storage.errors import InvalidLabelError, StorageError
+from takeover.storage.errors import StorageError
 from takeover.storage.store import Store
 
 
@@ -29,17 +29,6 @@ def _day(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"a date is YYYY-MM-DD, got {text!r}") from None
     return datetime.datetime(day.year, day.month, day.day).timestamp()
-
-
-def _label(text: str) -> str:
-    from takeover.annotation.labels import parse_outcome
-
-    if text.strip().lower() == "none":
-        return UNLABELLED
-    try:
-        return parse_outcome(text)
-    except InvalidLabelError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}, or none") from None
 
 
 def review_filter(args: argparse.Namespace) -> ReviewFilter:
@@ -107,7 +96,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--policy", metavar="ID", help="start with the episodes of this policy")
     p.add_argument(
         "--label",
-        type=_label,
+        type=label_filter,
         metavar="L",
         help="start with the episodes whose label is L: success, near-success, failure or none",
     )
