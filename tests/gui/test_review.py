@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import Qt
 
-from takeover.annotation.labels import relabel
+from takeover.annotation.labels import disagreement_queue, relabel, resolve_many
 from takeover.annotation.review_model import ReviewFilter
 from takeover.app.gui.review.cameras import BACKGROUND
 from takeover.app.gui.review.window import ReviewOptions, ReviewWindow
@@ -259,6 +259,36 @@ def test_the_disagreement_queue(qtbot: Any, store_root: Path) -> None:
     assert _ids(window) == ["ep-03", "ep-04"]
 
 
+def test_a_lead_resolves_a_disagreement_by_keyboard(qtbot: Any, store_root: Path) -> None:
+    """Two annotators disagree on ep-03; the lead, reviewing the queue, presses 2: the lead's
+    near-success counts, another connection sees it, and the queue is empty."""
+    with Store.open(store_root) as store:
+        relabel(store, "ep-03", Label(outcome="success"), annotator="dee")
+        relabel(store, "ep-03", Label(outcome="failure"), annotator="eve")
+    options = ReviewOptions(
+        open_store=lambda: Store.open(store_root),
+        annotator="lee",
+        role="lead",
+        filter=ReviewFilter(disagreement=True),
+    )
+    window = ReviewWindow(options)
+    qtbot.addWidget(window)
+    window.start()
+    with qtbot.waitExposed(window):
+        window.show()
+    qtbot.waitUntil(lambda: window.listing is not None and window.current == "ep-03", timeout=5000)
+    assert _ids(window) == ["ep-03"]
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    qtbot.waitUntil(lambda: "saved revision" in window.label_panel.status.text(), timeout=5000)
+    with Store.open(store_root) as other:
+        res = resolve_many(other, ["ep-03"])["ep-03"]
+        assert (res.outcome, res.source, res.label.annotator) == ("near_success", "lead", "lee")
+        assert disagreement_queue(other) == []
+    window.list_panel.filters.disagreement.setChecked(False)
+    window.list_panel.filters.disagreement.setChecked(True)
+    qtbot.waitUntil(lambda: _ids(window) == [], timeout=5000)
+
+
 def test_the_list_starts_with_the_command_line_filters(qtbot: Any, store_root: Path) -> None:
     window = _open(qtbot, store_root, flt=ReviewFilter(task="pour", intervention=False))
     assert _ids(window) == ["ep-14", "ep-16", "ep-17", "ep-19", "ep-20"]
@@ -291,6 +321,38 @@ def test_the_boundaries_view_shows_raw_beside_smoothed(qtbot: Any, window: Revie
     assert window.tabs.currentWidget() is view
     qtbot.mouseClick(view.go, Qt.MouseButton.LeftButton)
     assert window.at_step == 20
+
+
+def test_a_boundary_is_moved_and_its_window_marked_in_the_boundaries_view(
+    qtbot: Any, window: ReviewWindow, store_root: Path
+) -> None:
+    """The takeover at step 20 made to count from 17, with the pre-intervention window from 12:
+    a revision another connection sees, and the view shows the edit; a step outside the segment
+    cannot be chosen; the recorded control source is kept."""
+    view = window.boundaries
+    qtbot.waitUntil(lambda: view.hand_overs is not None and view.save.isEnabled(), timeout=5000)
+    episode_id = window.current
+    qtbot.keyClick(window, Qt.Key.Key_B)  # the boundaries tab
+    assert window.tabs.currentWidget() is view
+    assert view.step_box.value() == 20 and view.step_box.minimum() == 1
+    assert view.window_on.isEnabled() and not view.window_on.isChecked()
+    view.step_box.setValue(17)
+    qtbot.mouseClick(view.window_on, Qt.MouseButton.LeftButton)
+    assert view.window_box.isEnabled()
+    view.window_box.setValue(12)
+    qtbot.mouseClick(view.save, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "saved boundary edit" in window.message.text(), timeout=5000)
+    with Store.open(store_root) as other:
+        (edit,) = other.boundaries.current([episode_id])[episode_id]
+        assert (edit.kind, edit.recorded_step, edit.step, edit.pre_window_start) == ("takeover", 20, 17, 12)
+        assert edit.annotator == "cy" and edit.role == "annotator"
+        recorded = other.read_episode(episode_id).control_source
+    qtbot.waitUntil(lambda: view.current() is not None and view.current().edit is not None, timeout=5000)
+    assert "moved to 17" in view.picker.currentText() and view.step_box.value() == 17
+    assert view.window_on.isChecked() and view.window_box.value() == 12
+    assert int(recorded[19]) == int(window.episode.episode.control_source[19])  # who drove is kept
+    view.step_box.setValue(10**6)  # past the end: held to the last step
+    assert view.step_box.value() == view.step_box.maximum() == window.episode.episode.num_steps - 1
 
 
 def test_closing_mid_write_keeps_the_label(qtbot: Any, window: ReviewWindow, store_root: Path) -> None:

@@ -3,14 +3,26 @@ executed action around it as recorded (left) and as boundary smoothing derives i
 same axes, with what smoothing did there in words, and the boundary's edit that counts (where it
 was moved to, the pre-intervention window marked).
 
-Viewing only: edits are made with ``takeover annotate boundary`` (docs/labels.md), not here.
+Under the plots, the boundary shown can be edited (a revision by the annotator, written by the
+window's writer thread; docs/labels.md): where it counts from, and for a takeover the first step of
+the pre-intervention window. ``takeover annotate boundary`` does the same from a shell.
 """
 
 from __future__ import annotations
 
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from takeover.annotation.review_boundaries import AFTER_S, BEFORE_S, HandOver, HandOvers
 from takeover.app.gui.review.plots import PALETTE
@@ -22,7 +34,7 @@ ORIGIN_TEXT = {
 }
 NOT_HERE = (
     "Shaded: blended (amber), removed (blue), pre-intervention window (red); purple: an edited "
-    "boundary (edit with `takeover annotate boundary`)."
+    "boundary. An edit never changes who drove: it says where the boundary counts from."
 )
 
 
@@ -40,13 +52,17 @@ def _title(side: str, components: tuple[str, ...]) -> str:
 
 
 class BoundariesView(QWidget):
-    """Raw and smoothed hand-overs side by side; emits ``seek(step)`` from 'Go to'."""
+    """Raw and smoothed hand-overs side by side; emits ``seek(step)`` from 'Go to', and
+    ``edited(kind, recorded_step, step, pre_window_start)`` from 'Save edit' (the window start
+    None: the default window)."""
 
     seek = pyqtSignal(int)
+    edited = pyqtSignal(str, int, int, object)
 
     def __init__(self) -> None:
         super().__init__()
         self.hand_overs: HandOvers | None = None
+        self.num_steps: int | None = None
         self.picker = QComboBox()
         self.picker.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -77,11 +93,29 @@ class BoundariesView(QWidget):
         # One line each, never widening the window or taking height from the cameras.
         for label in (self.summary, self.origin, note):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.step_box = QSpinBox()
+        self.window_on = QCheckBox("pre-intervention window from step")
+        self.window_box = QSpinBox()
+        self.save = QPushButton("Save edit")
+        for w in (self.step_box, self.window_box, self.window_on, self.save):
+            # Clicked, never tabbed into: the review keys (1/2/3, arrows) stay the window's.
+            w.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.window_on.toggled.connect(self.window_box.setEnabled)
+        self.save.clicked.connect(lambda _checked=False: self._save())
+        edit = QHBoxLayout()
+        edit.addWidget(QLabel("counts from step"))
+        edit.addWidget(self.step_box)
+        edit.addSpacing(12)
+        edit.addWidget(self.window_on)
+        edit.addWidget(self.window_box)
+        edit.addStretch(1)
+        edit.addWidget(self.save)
         box = QVBoxLayout(self)
         box.setContentsMargins(4, 4, 4, 4)
         box.addLayout(top)
         box.addWidget(self.summary)
         box.addLayout(plots, 1)
+        box.addLayout(edit)
         box.addWidget(self.origin)
         box.addWidget(note)
         self.set_hand_overs(None)
@@ -98,8 +132,10 @@ class BoundariesView(QWidget):
         plot.setXRange(-BEFORE_S, AFTER_S, padding=0.02)
         return plot
 
-    def set_hand_overs(self, hand_overs: HandOvers | None) -> None:
+    def set_hand_overs(self, hand_overs: HandOvers | None, num_steps: int | None = None) -> None:
+        """Show ``hand_overs`` (None: being read) of an episode of ``num_steps`` steps."""
         self.hand_overs = hand_overs
+        self.num_steps = num_steps
         self.picker.blockSignals(True)
         self.picker.clear()
         items = hand_overs.items if hand_overs is not None else ()
@@ -142,6 +178,7 @@ class BoundariesView(QWidget):
         names = item.components if item is not None else ()
         self.raw.setTitle(_title("raw (as recorded)", names), size="9pt")
         self.smoothed.setTitle(_title("smoothed", names), size="9pt")
+        self._show_edit(item)
         if item is None:
             self.summary.setText("")
             return
@@ -169,6 +206,42 @@ class BoundariesView(QWidget):
             self.raw.plot(item.raw_t, item.raw_action[:, k], pen=pen, symbol="o", symbolSize=3, name=name)
             if item.smooth_t.size:
                 self.smoothed.plot(item.smooth_t, item.smooth_action[:, k], pen=pen, symbol="o", symbolSize=3)
+
+    def _limits(self, index: int) -> tuple[int, int]:
+        """The steps the boundary at ``index`` may count from: between its neighbours."""
+        items = self.hand_overs.items if self.hand_overs is not None else ()
+        lo = items[index - 1].boundary.step + 1 if index > 0 else 1
+        last = (self.num_steps - 1) if self.num_steps else 10**9
+        hi = items[index + 1].boundary.step - 1 if index + 1 < len(items) else last
+        return lo, max(lo, hi)
+
+    def _show_edit(self, item: HandOver | None) -> None:
+        for w in (self.step_box, self.save):
+            w.setEnabled(item is not None)
+        takeover = item is not None and item.boundary.kind == "takeover"
+        self.window_on.setEnabled(takeover)
+        if item is None:
+            self.window_on.setChecked(False)
+            self.window_box.setEnabled(False)
+            return
+        index = max(0, self.picker.currentIndex())
+        lo, hi = self._limits(index)
+        self.step_box.setRange(lo, hi)
+        self.step_box.setValue(item.edit.step if item.edit is not None else item.boundary.step)
+        first = self.hand_overs.items[index - 1].boundary.step if index > 0 and self.hand_overs else 0
+        self.window_box.setRange(first, hi)
+        marked = item.edit.pre_window_start if item.edit is not None else None
+        self.window_on.setChecked(takeover and marked is not None)
+        self.window_box.setValue(marked if marked is not None else max(first, self.step_box.value() - 20))
+        self.window_box.setEnabled(takeover and marked is not None)
+
+    def _save(self) -> None:
+        item = self.current()
+        if item is None:
+            return
+        b = item.boundary
+        window = self.window_box.value() if self.window_on.isChecked() and b.kind == "takeover" else None
+        self.edited.emit(str(b.kind), int(b.step), self.step_box.value(), window)
 
     def _go(self) -> None:
         item = self.current()

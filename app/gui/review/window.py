@@ -44,7 +44,15 @@ from takeover.app.gui.review.label_panel import LabelPanel
 from takeover.app.gui.review.plots import Plots
 from takeover.app.gui.review.timeline import Timeline
 from takeover.app.gui.review.transport import Transport
-from takeover.app.gui.review.workers import FramesAt, FrameThread, LabelWriter, ListSource, StoreThread
+from takeover.app.gui.review.workers import (
+    BoundaryJob,
+    FramesAt,
+    FrameThread,
+    LabelWriter,
+    ListSource,
+    StoreThread,
+)
+from takeover.storage.boundary_edits import BoundaryEdit
 from takeover.storage.errors import InvalidLabelError
 from takeover.storage.label_revisions import LabelRevision
 from takeover.storage.store import Store
@@ -243,6 +251,7 @@ class ReviewWindow(QMainWindow):
         self.timeline.seek.connect(self.seek)
         self.plots.seek.connect(self.seek)
         self.boundaries.seek.connect(self.seek)
+        self.boundaries.edited.connect(self._edit_boundary)
         self.transport.seek.connect(self.seek)
 
     def showEvent(self, event: QShowEvent | None) -> None:
@@ -263,6 +272,10 @@ class ReviewWindow(QMainWindow):
         self.store = store
         self.writer = LabelWriter(store, self.options.annotator, self.options.role, self.options.vocabulary)
         self.writer.saved.connect(self._on_saved)
+        self.writer.boundary_saved.connect(self._on_boundary_saved)
+        self.writer.boundary_failed.connect(
+            lambda episode_id, text: self.show_problem(f"the boundary edit was not saved: {text}")
+        )
         self.writer.failed.connect(self._on_label_failed)
         self.writer.start()
         if store.read_only:
@@ -381,9 +394,34 @@ class ReviewWindow(QMainWindow):
         if row is not None:
             self._show_header(row)
 
+    def _edit_boundary(self, kind: str, recorded_step: int, step: int, window: int | None) -> None:
+        if self.writer is None or not self.current:
+            self.show_message("no store open: the edit cannot be saved")
+            return
+        self.writer.submit_boundary(BoundaryJob(self.current, kind, recorded_step, step, window))
+        self.show_message(f"saving the edit of the {kind} recorded at step {recorded_step}…")
+        self.setFocus()
+
+    def _on_boundary_saved(self, edit: BoundaryEdit) -> None:
+        self.show_message(
+            f"saved boundary edit {edit.id}: the {edit.kind} recorded at {edit.recorded_step} of "
+            f"{edit.episode_id} counts from {edit.step}"
+            + (
+                f", pre-intervention window from {edit.pre_window_start}"
+                if edit.pre_window_start is not None
+                else ""
+            )
+        )
+        if edit.episode_id == self.current:
+            self.store_thread.request_hand_overs(edit.episode_id)
+
     def _on_hand_overs(self, hand_overs: HandOvers) -> None:
         if hand_overs.episode_id == self.current:
-            self.boundaries.set_hand_overs(hand_overs)
+            ep = self.episode
+            steps = (
+                ep.episode.num_steps if ep is not None and ep.episode_id == hand_overs.episode_id else None
+            )
+            self.boundaries.set_hand_overs(hand_overs, steps)
 
     # ------------------------------------------------------------------ the cursor
     def seek(self, step: int) -> None:

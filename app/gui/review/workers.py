@@ -2,9 +2,9 @@
 
 - :class:`StoreThread` opens the store, lists its episodes and reads the one being reviewed (an
   episode asked for while another loads replaces it: pressing J five times reads one episode);
-- :class:`LabelWriter` writes each label as a revision, in the order given, and reports the
-  episode's new heads; :meth:`LabelWriter.finish` lets every queued label be written, so closing
-  the window never loses one;
+- :class:`LabelWriter` writes each label (and each boundary edit) as a revision, in the order
+  given, and reports the episode's new heads; :meth:`LabelWriter.finish` lets every queued label
+  be written, so closing the window never loses one;
 - :class:`FrameThread` decodes the frames of the step under the cursor, newest request first
   (stale ones are dropped), and decodes ahead while nothing is asked.
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from PyQt6.QtCore import QThread, pyqtSignal
 
+from takeover.annotation.boundary_edits import edit_boundary
 from takeover.annotation.labels import Rule, Vocabulary, relabel
 from takeover.annotation.params import SmoothingParams
 from takeover.annotation.review_boundaries import load_hand_overs
@@ -81,6 +82,7 @@ class StoreThread(QThread):
         self._wanted = ""
         """The episode asked for last: an older request still queued is skipped."""
         self.store: Store | None = None
+        self._loaded: ReviewEpisode | None = None
 
     def request_list(self) -> None:
         self._jobs.put(("list", ""))
@@ -88,6 +90,10 @@ class StoreThread(QThread):
     def request_episode(self, episode_id: str) -> None:
         self._wanted = episode_id
         self._jobs.put(("episode", episode_id))
+
+    def request_hand_overs(self, episode_id: str) -> None:
+        """The hand-overs of the episode shown again (after one of its boundaries was edited)."""
+        self._jobs.put(("hand_overs", episode_id))
 
     def stop(self) -> None:
         """Finish the job at hand, then end (the store is closed by the thread)."""
@@ -106,6 +112,8 @@ class StoreThread(QThread):
                 kind, episode_id = job
                 if kind == "list":
                     self._list(store)
+                elif kind == "hand_overs":
+                    self._hand_overs(store, episode_id)
                 elif episode_id == self._wanted:
                     self._episode(store, episode_id)
         finally:
@@ -130,20 +138,44 @@ class StoreThread(QThread):
         except Exception as exc:
             self.episode_failed.emit(episode_id, problem_text(exc, f"read episode {episode_id}"))
             return
+        self._loaded = episode
         self.episode_loaded.emit(episode)
         if episode_id != self._wanted:
             return
+        self._hand_overs(store, episode_id)
+
+    def _hand_overs(self, store: Store, episode_id: str) -> None:
+        loaded = self._loaded
+        if loaded is None or loaded.episode_id != episode_id or episode_id != self._wanted:
+            return
         try:
-            self.hand_overs.emit(load_hand_overs(store, episode.episode, self.smoothing))
+            self.hand_overs.emit(load_hand_overs(store, loaded.episode, self.smoothing))
         except Exception as exc:
             self.episode_failed.emit(episode_id, problem_text(exc, "find the hand-overs"))
 
 
+@dataclass(frozen=True)
+class BoundaryJob:
+    """An edit of one recorded boundary (:func:`edit_boundary`): where it counts from, and the
+    first step of the pre-intervention window (None: the default window)."""
+
+    episode_id: str
+    kind: str
+    recorded_step: int
+    step: int
+    pre_window_start: int | None
+
+
 class LabelWriter(QThread):
-    """Writes labels as revisions (:func:`relabel`), one at a time, in order."""
+    """Writes labels as revisions (:func:`relabel`) and boundary edits (:func:`edit_boundary`),
+    one at a time, in order."""
 
     saved = pyqtSignal(object, object)
     """The new :class:`LabelRevision`, and the episode's heads now."""
+    boundary_saved = pyqtSignal(object)
+    """The new :class:`~takeover.storage.boundary_edits.BoundaryEdit`."""
+    boundary_failed = pyqtSignal(str, str)
+    """Episode id, why the boundary edit was not written."""
     failed = pyqtSignal(str, str)
     """Episode id, why nothing was written."""
 
@@ -153,7 +185,7 @@ class LabelWriter(QThread):
         self.annotator = annotator
         self.role = role
         self.vocabulary = vocabulary
-        self._jobs: queue.SimpleQueue[tuple[str, Label] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[str, Label] | BoundaryJob | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._waiting = 0
 
@@ -168,12 +200,42 @@ class LabelWriter(QThread):
             self._waiting += 1
         self._jobs.put((episode_id, label))
 
+    def submit_boundary(self, job: BoundaryJob) -> None:
+        with self._lock:
+            self._waiting += 1
+        self._jobs.put(job)
+
     def finish(self) -> None:
         """Write what is queued, then end."""
         self._jobs.put(None)
 
+    def _boundary(self, job: BoundaryJob) -> None:
+        try:
+            edit = edit_boundary(
+                self.store,
+                job.episode_id,
+                job.kind,
+                job.recorded_step,
+                step=job.step,
+                pre_window_start=job.pre_window_start,
+                annotator=self.annotator,
+                role=self.role,
+            )
+        except Exception as exc:
+            self.boundary_failed.emit(
+                job.episode_id, problem_text(exc, f"edit a boundary of {job.episode_id}")
+            )
+        else:
+            self.boundary_saved.emit(edit)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
     def run(self) -> None:
         while (job := self._jobs.get()) is not None:
+            if isinstance(job, BoundaryJob):
+                self._boundary(job)
+                continue
             episode_id, label = job
             try:
                 revision = relabel(
