@@ -33,8 +33,8 @@ ORIGIN_TEXT = {
     "none": "no smoothing",
 }
 NOT_HERE = (
-    "Shaded: blended (amber), removed (blue), pre-intervention window (red); purple: where an "
-    "edited boundary counts from (who drove is never changed)."
+    "Shaded: blended (amber), removed (blue), pre-intervention (red); purple line: where an edited "
+    "boundary counts from."
 )
 
 
