@@ -55,8 +55,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     train = sub.add_parser(
         "train",
-        help="behaviour-clone a policy from a tagged dataset version",
-        description="Train the chunk MLP by behaviour cloning on a tagged dataset version.",
+        help="train a policy from a tagged dataset version (bc, filtered-bc, recap)",
+        description="Train the chunk MLP on a tagged dataset version (docs/learning.md).",
+    )
+    train.add_argument(
+        "--method",
+        choices=("bc", "filtered-bc", "recap"),
+        default="bc",
+        help="bc: every policy and human step; filtered-bc: steps of successes and human corrections; "
+        "recap: a value model, then a policy conditioned on the improvement indicator (default bc)",
     )
     train.add_argument("--tag", required=True, help="dataset tag to pull")
     train.add_argument("--out", required=True, metavar="PATH", help="checkpoint file to write (.safetensors)")
@@ -64,6 +71,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--epochs", type=int, default=200, metavar="N", help="passes over the data (default 200)"
     )
     train.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    recap = train.add_argument_group("recap")
+    recap.add_argument("--value-epochs", type=int, default=200, metavar="N", help="value model passes (200)")
+    recap.add_argument("--bins", type=int, default=51, metavar="K", help="value distribution bins (51)")
+    recap.add_argument("--lookahead", type=int, default=10, metavar="N", help="N-step advantage N (10)")
+    recap.add_argument(
+        "--positive-fraction", type=float, default=0.3, metavar="F", help="positive non-human steps (0.3)"
+    )
+    recap.add_argument("--drop", type=float, default=0.3, metavar="F", help="indicator dropout (0.3)")
+    recap.add_argument("--guidance", type=float, default=1.0, metavar="A", help="run-time guidance (1.0)")
     train.add_argument("--store", metavar="PATH", help="dataset store folder (default: the user's store)")
     add_store_option(train, urls_only=True)
     train.set_defaults(func=cmd_train)
@@ -106,27 +122,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from takeover.app.policy.checkpoint import save_checkpoint
-    from takeover.app.policy.train import TrainConfig, pull_items, train
+    from takeover.app.policy.methods import RecapConfig, pull_for, train_method
+    from takeover.app.policy.train import TrainConfig
 
     try:
         config = TrainConfig(epochs=args.epochs, seed=args.seed)
+        recap = RecapConfig(
+            bins=args.bins,
+            value_epochs=args.value_epochs,
+            lookahead=args.lookahead,
+            positive_fraction=args.positive_fraction,
+            drop=args.drop,
+            guidance=args.guidance,
+        )
     except ValueError as exc:
         return error(str(exc))
     from takeover.storage.errors import StorageError
 
     try:
         catalog_url, blob_url = store_urls(args)
-        items, version = pull_items(args.tag, args.store, catalog_url=catalog_url, blob_url=blob_url)
-        result = train(items, config)
+        pulled = pull_for(args.method, args.tag, args.store, catalog_url=catalog_url, blob_url=blob_url)
+        result = train_method(args.method, pulled.items, config, recap)
     except (StorageError, LookupError, ValueError, OSError) as exc:
         return error(f"cannot train on tag {args.tag!r}: {exc}")
-    record = result.record(config, tag=args.tag, version=version)
+    record = {**result.record, **pulled.record(args.tag)}
     try:
-        policy_id = save_checkpoint(result.model, args.out, record)
+        policy_id = save_checkpoint(result.policy.model, args.out, record, result.value)
     except OSError as exc:
         return error(f"cannot write {args.out}: {exc}")
+    trained = result.policy
     print(
-        f"trained {policy_id} on {result.samples} steps from {result.episodes} episodes "
-        f"in {result.seconds:.1f} s (final loss {result.losses[-1]:.4f}) -> {args.out}"
+        f"trained {policy_id} ({args.method}) on {trained.samples} steps from {trained.episodes} episodes "
+        f"in {trained.seconds:.1f} s (final loss {trained.losses[-1]:.4f}) -> {args.out}"
     )
+    indicator = record.get("indicator")
+    if indicator:
+        value = record["value_model"]
+        print(
+            f"value model loss {value['initial_loss']:.4f} -> {value['final_loss']:.4f}; improvement: "
+            f"{100 * indicator['positive_fraction']:.1f} % of {indicator['non_human_steps']} non-human steps "
+            f"positive, threshold {indicator['threshold']:.5f}"
+        )
     return 0

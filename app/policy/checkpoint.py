@@ -6,6 +6,9 @@ Metadata keys (all strings, as safetensors requires):
 - ``format``: ``"takeover-policy"``; ``format_version``: ``"1"``
 - ``config``: :class:`~takeover.app.policy.model.PolicyConfig` as JSON
 - ``training``: a JSON object describing how the weights were made (free form)
+- ``value_config`` (only with a value model, e.g. of ``recap``):
+  :class:`~takeover.app.policy.value.ValueConfig` as JSON; the value model's tensors are named
+  ``value.<name>`` beside the policy's
 
 The policy id is ``<config.name>-<12 hex digits>``, the start of a SHA-256 over the canonical
 content (metadata sorted by key, then every tensor by name with its dtype, shape and bytes). The
@@ -27,10 +30,12 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from takeover.app.policy.model import ChunkMLP, Policy, PolicyConfig
+from takeover.app.policy.value import ValueConfig, ValueMLP
 
 FORMAT = "takeover-policy"
 FORMAT_VERSION = "1"
 MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024
+VALUE_PREFIX = "value."
 
 
 class CheckpointError(ValueError):
@@ -38,9 +43,13 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(
-    model: ChunkMLP, path: str | os.PathLike[str], training: dict[str, Any] | None = None
+    model: ChunkMLP,
+    path: str | os.PathLike[str],
+    training: dict[str, Any] | None = None,
+    value: ValueMLP | None = None,
 ) -> str:
-    """Write ``model`` to ``path`` atomically and return the policy id of the written file."""
+    """Write ``model`` (and its ``value`` model, if any) to ``path`` atomically and return the
+    policy id of the written file."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -50,6 +59,11 @@ def save_checkpoint(
         "config": model.config.to_json(),
         "training": json.dumps(training or {}, sort_keys=True),
     }
+    if value is not None:
+        tensors.update(
+            {VALUE_PREFIX + k: v.detach().cpu().contiguous() for k, v in value.state_dict().items()}
+        )
+        metadata["value_config"] = value.config.to_json()
     payload = st_save(tensors, metadata=metadata)
     policy_id = policy_id_for(model.config, tensors, metadata)
     tmp = target.with_name(target.name + ".tmp")
@@ -94,6 +108,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[ChunkMLP, str, dict[s
 
     Raises :class:`CheckpointError` with a readable reason for every kind of bad file.
     """
+    model, _, policy_id, training = read_checkpoint(path)
+    return model, policy_id, training
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[ChunkMLP, ValueMLP | None, str, dict[str, Any]]:
+    """Read a checkpoint; return ``(model, value model or None, policy_id, training record)``."""
     p = Path(path)
     where = f"policy checkpoint {p}"
     if not p.exists():
@@ -114,6 +134,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[ChunkMLP, str, dict[s
     try:
         config = PolicyConfig.from_json(meta["config"])
         training = json.loads(meta.get("training", "{}"))
+        value_config = ValueConfig.from_json(meta["value_config"]) if "value_config" in meta else None
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where} has an invalid config: {exc}") from exc
     try:
@@ -121,7 +142,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[ChunkMLP, str, dict[s
     except Exception as exc:  # safetensors raises its own error type for corrupt payloads
         raise CheckpointError(f"{where} is corrupt: {exc}") from exc
     model = ChunkMLP(config)
-    expected = model.state_dict()
+    value = ValueMLP(value_config) if value_config is not None else None
+    expected = dict(model.state_dict())
+    if value is not None:
+        expected.update({VALUE_PREFIX + k: v for k, v in value.state_dict().items()})
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -139,13 +163,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[ChunkMLP, str, dict[s
             raise CheckpointError(f"{where}: tensor {name} contains NaN or Inf")
     if tensors["feature_index"].tolist() != list(config.features):
         raise CheckpointError(f"{where}: feature indices do not match its config")
-    model.load_state_dict(tensors, strict=True)
+    if value is not None:
+        if tensors[VALUE_PREFIX + "feature_index"].tolist() != list(value.config.features):
+            raise CheckpointError(f"{where}: value feature indices do not match its value config")
+        value.load_state_dict(
+            {k[len(VALUE_PREFIX) :]: t for k, t in tensors.items() if k.startswith(VALUE_PREFIX)}
+        )
+        value.eval()
+    model.load_state_dict({k: t for k, t in tensors.items() if not k.startswith(VALUE_PREFIX)}, strict=True)
     model.eval()
     policy_id = policy_id_for(config, tensors, meta)
-    return model, policy_id, training if isinstance(training, dict) else {}
+    return model, value, policy_id, training if isinstance(training, dict) else {}
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Load a checkpoint as a :class:`~takeover.app.policy.model.Policy` ready for ``predict``."""
-    model, policy_id, training = load_checkpoint(path)
-    return Policy(model, policy_id, training)
+    """Load a checkpoint as a :class:`~takeover.app.policy.model.Policy` ready for ``predict``
+    (and ``value``, if the checkpoint holds a value model)."""
+    model, value, policy_id, training = read_checkpoint(path)
+    return Policy(model, policy_id, training, value)

@@ -10,16 +10,22 @@ data and stored with the weights, so a checkpoint is self-contained.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from takeover.app.policy.value import ValueMLP
+
 # Meta-World observation layout: [0:3] hand, [3] gripper, [4:7] puck pos, [7:11] puck quat,
 # [11:18] second object (unused by pick-place), [18:36] previous frame, [36:39] goal.
 DEFAULT_FEATURES: tuple[int, ...] = (*range(0, 11), 36, 37, 38)
+CONDITION_INPUTS = 2
+"""Inputs of the improvement indicator of a conditioned policy: ``(indicator, known)``."""
 MIN_STD = 1e-2
 """Floor of a normalisation standard deviation, so near-constant inputs are not blown up."""
 
@@ -39,6 +45,12 @@ class PolicyConfig:
     features: tuple[int, ...] = DEFAULT_FEATURES
     """Indices of the state vector fed to the network."""
     hidden: tuple[int, ...] = (256, 256)
+    conditioned: bool = False
+    """The network also takes the improvement indicator (RECAP, docs/learning.md): two inputs,
+    ``(indicator, known)``; ``(0, 0)`` is the unconditioned input."""
+    guidance: float = 1.0
+    """Run-time weight ``a`` of a conditioned policy: ``a * pi(o, I=1) + (1 - a) * pi(o, none)``
+    in normalised action units (1: conditioned on improvement only)."""
 
     def __post_init__(self) -> None:
         if self.state_dim < 1 or self.action_dim < 1:
@@ -49,9 +61,16 @@ class PolicyConfig:
             raise ValueError(f"features must be indices into a state of {self.state_dim}")
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden layer sizes must be positive, got {self.hidden}")
+        if not (math.isfinite(self.guidance) and 0.0 <= self.guidance <= 10.0):
+            raise ValueError(f"guidance must be in 0..10, got {self.guidance}")
+        if self.guidance != 1.0 and not self.conditioned:
+            raise ValueError("guidance applies only to a policy conditioned on the improvement indicator")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        raw = asdict(self)
+        if not self.conditioned:  # as before conditioning existed: the same ids for the same weights
+            del raw["conditioned"], raw["guidance"]
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> PolicyConfig:
@@ -108,7 +127,7 @@ class ChunkMLP(nn.Module):
         super().__init__()
         self.config = config
         stats = stats or NormStats.identity(config)
-        n_in = len(config.features)
+        n_in = len(config.features) + (CONDITION_INPUTS if config.conditioned else 0)
         layers: list[nn.Module] = []
         width = n_in
         for h in config.hidden:
@@ -134,15 +153,37 @@ class ChunkMLP(nn.Module):
         """(B, state_dim) raw states -> (B, F) network features (not normalised)."""
         return state.index_select(-1, self.feature_index)
 
-    def forward_normalized(self, state: torch.Tensor) -> torch.Tensor:
-        """(B, state_dim) raw states -> (B, H, A) actions in normalised units (for training)."""
+    def forward_normalized(self, state: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, state_dim) raw states -> (B, H, A) actions in normalised units (for training).
+
+        ``condition``: (B, 2) ``(indicator, known)`` rows for a conditioned model (required), None
+        for one that is not."""
         x = (self.select(state) - self.state_mean) / self.state_std
+        if self.config.conditioned:
+            if condition is None or tuple(condition.shape) != (x.shape[0], CONDITION_INPUTS):
+                raise ValueError(f"a conditioned policy needs a ({x.shape[0]}, {CONDITION_INPUTS}) condition")
+            x = torch.cat([x, condition.to(x.dtype)], dim=-1)
+        elif condition is not None:
+            raise ValueError("this policy is not conditioned on the improvement indicator")
         return self.net(x).view(-1, self.config.horizon, self.config.action_dim)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        """(B, state_dim) raw states -> (B, H, A) actions in the station's units, clipped to [-1, 1]."""
-        y = self.forward_normalized(state) * self.action_std + self.action_mean
-        return y.clamp(-1.0, 1.0)
+        """(B, state_dim) raw states -> (B, H, A) actions in the station's units, clipped to [-1, 1].
+
+        A conditioned policy runs conditioned on improvement, blended with its unconditioned output
+        by :attr:`PolicyConfig.guidance` (classifier-free guidance)."""
+        if self.config.conditioned:
+            n = state.shape[0]
+            improved = self.forward_normalized(state, state.new_tensor([[1.0, 1.0]]).expand(n, 2))
+            a = self.config.guidance
+            if a == 1.0:
+                y = improved
+            else:
+                free = self.forward_normalized(state, state.new_zeros((n, CONDITION_INPUTS)))
+                y = a * improved + (1.0 - a) * free
+        else:
+            y = self.forward_normalized(state)
+        return (y * self.action_std + self.action_mean).clamp(-1.0, 1.0)
 
     def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
         return (actions - self.action_mean) / self.action_std
@@ -151,10 +192,17 @@ class ChunkMLP(nn.Module):
 class Policy:
     """A loaded policy ready for inference: ``predict(state) -> (H, A)`` float32 actions."""
 
-    def __init__(self, model: ChunkMLP, policy_id: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: ChunkMLP,
+        policy_id: str,
+        metadata: dict[str, Any] | None = None,
+        value_model: ValueMLP | None = None,
+    ) -> None:
         self.model = model.eval()
         self.policy_id = policy_id
         self.metadata = dict(metadata or {})
+        self.value_model = value_model.eval() if value_model is not None else None
 
     @property
     def config(self) -> PolicyConfig:
@@ -165,7 +213,21 @@ class Policy:
         return self.model.config.horizon
 
     def predict(self, state: np.ndarray) -> np.ndarray:
-        """One (state_dim,) state -> (horizon, action_dim) float32 actions in [-1, 1]."""
+        """One (state_dim,) state -> (horizon, action_dim) float32 actions in [-1, 1] (a policy
+        conditioned on the improvement indicator runs conditioned on improvement)."""
+        with torch.inference_mode():
+            out = self.model(self._tensor(state))
+        return np.ascontiguousarray(out[0].numpy(), dtype=np.float32)
+
+    def value(self, state: np.ndarray) -> float:
+        """The value model's estimate for one (state_dim,) state (a checkpoint with a value model,
+        e.g. of ``recap``; ValueError otherwise)."""
+        if self.value_model is None:
+            raise ValueError(f"policy {self.policy_id} has no value model")
+        with torch.inference_mode():
+            return float(self.value_model(self._tensor(state))[0])
+
+    def _tensor(self, state: np.ndarray) -> torch.Tensor:
         s = np.asarray(state)
         if s.dtype.kind not in "biuf":
             raise ValueError(f"state must be numeric, got dtype {s.dtype}")
@@ -173,6 +235,4 @@ class Policy:
             raise ValueError(f"state must have shape ({self.config.state_dim},), got {s.shape}")
         if not np.all(np.isfinite(s)):
             raise ValueError("state contains NaN or Inf")
-        with torch.inference_mode():
-            out = self.model(torch.from_numpy(s.astype(np.float32, copy=True)).unsqueeze(0))
-        return np.ascontiguousarray(out[0].numpy(), dtype=np.float32)
+        return torch.from_numpy(s.astype(np.float32, copy=True)).unsqueeze(0)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,13 +57,43 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Steps:
+    """Step items grouped by episode and ordered by step index: one row per step."""
+
+    states: np.ndarray
+    """(N, S) float32."""
+    actions: np.ndarray
+    """(N, A) float32."""
+    sources: np.ndarray
+    """(N,) control source."""
+    episode: np.ndarray
+    """(N,) position of the row's episode in episode order (0, 1, ...)."""
+    columns: dict[str, np.ndarray]
+    """Further per-step values asked for by name (e.g. ``label``, ``value_target``), (N,) each."""
+
+    @property
+    def episodes(self) -> int:
+        return int(self.episode[-1]) + 1
+
+    def ahead(self, n: int) -> np.ndarray:
+        """(N,) row of the step ``n`` steps later in the same episode, or -1 past its end."""
+        rows = np.arange(len(self.episode)) + n
+        inside = rows < len(self.episode)
+        same = np.zeros(len(rows), bool)
+        same[inside] = self.episode[rows[inside]] == self.episode[inside]
+        return np.where(same, rows, -1)
+
+
+@dataclass(frozen=True)
 class ChunkDataset:
-    """Arrays ready for training: states (N, S), targets (N, H, A), mask (N, H)."""
+    """Arrays ready for training: states (N, S), targets (N, H, A), mask (N, H); ``rows``: the
+    row of each sample's own step in the :class:`Steps` it was made from."""
 
     states: np.ndarray
     targets: np.ndarray
     mask: np.ndarray
     episodes: int
+    rows: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -98,68 +128,99 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def group_steps(items: Iterable[Mapping[str, Any]], columns: tuple[str, ...] = ()) -> Steps:
+    """Group step items into episodes ordered by step index, keeping the ``columns`` asked for."""
+    fields = ("episode_index", "step_index", "control_source", "state", "action", *columns)
+    rows: list[tuple[int, int, int, np.ndarray, np.ndarray, tuple[float, ...]]] = []
+    for i, item in enumerate(items):
+        try:
+            values = [item[f] for f in fields]
+        except KeyError as exc:
+            raise ValueError(f"item {i} has no field {exc}") from None
+        ep, step, src = (int(_as_array(v)) for v in values[:3])
+        state = _as_array(values[3]).astype(np.float32).reshape(-1)
+        action = _as_array(values[4]).astype(np.float32).reshape(-1)
+        rows.append((ep, step, src, state, action, tuple(float(_as_array(v)) for v in values[5:])))
+    if not rows:
+        raise ValueError("the dataset has no steps")
+    rows.sort(key=lambda r: (r[0], r[1]))
+    keys = np.array([(r[0], r[1]) for r in rows])
+    repeated = np.flatnonzero(np.all(keys[1:] == keys[:-1], axis=1))
+    if len(repeated):
+        raise ValueError(f"episode {keys[repeated[0], 0]} has duplicate step indices")
+    states, actions = np.stack([r[3] for r in rows]), np.stack([r[4] for r in rows])
+    if not (np.all(np.isfinite(states)) and np.all(np.isfinite(actions))):
+        raise ValueError("the dataset contains NaN or Inf states or actions")
+    episode = np.unique(keys[:, 0], return_inverse=True)[1].reshape(-1)
+    extra = np.array([r[5] for r in rows], dtype=np.float64).reshape(len(rows), len(columns))
+    return Steps(
+        states,
+        actions,
+        np.array([r[2] for r in rows], dtype=np.int64),
+        episode.astype(np.int64),
+        {name: extra[:, j] for j, name in enumerate(columns)},
+    )
+
+
+def chunk_windows(steps: Steps, horizon: int, trainable: np.ndarray) -> ChunkDataset:
+    """A sample for every trainable step; its targets are the actions of steps ``t .. t+H-1``,
+    masked past the episode's end and where the step is not trainable."""
+    rows = np.flatnonzero(trainable)
+    if len(rows) == 0:
+        raise ValueError("no steps to learn from")
+    windows = rows[:, None] + np.arange(horizon)[None, :]
+    n = len(steps.episode)
+    clipped = np.minimum(windows, n - 1)
+    mask = (windows < n) & (steps.episode[clipped] == steps.episode[rows][:, None]) & trainable[clipped]
+    targets = np.where(mask[..., None], steps.actions[clipped], np.float32(0.0)).astype(np.float32)
+    return ChunkDataset(steps.states[rows], targets, mask, steps.episodes, rows)
+
+
 def build_chunks(
     items: Iterable[Mapping[str, Any]], horizon: int, sources: tuple[int, ...] = (POLICY_SOURCE, HUMAN_SOURCE)
 ) -> ChunkDataset:
     """Group step items into episodes and build action-chunk targets with a validity mask."""
-    episodes: dict[int, list[tuple[int, np.ndarray, np.ndarray, int]]] = defaultdict(list)
-    for i, item in enumerate(items):
-        try:
-            ep = int(_as_array(item["episode_index"]))
-            step = int(_as_array(item["step_index"]))
-            src = int(_as_array(item["control_source"]))
-            state = _as_array(item["state"]).astype(np.float32).reshape(-1)
-            action = _as_array(item["action"]).astype(np.float32).reshape(-1)
-        except KeyError as exc:
-            raise ValueError(f"item {i} has no field {exc}") from None
-        episodes[ep].append((step, state, action, src))
-    if not episodes:
-        raise ValueError("the dataset has no steps")
-    allowed = np.array(sorted(set(sources)))
-    states, targets, masks = [], [], []
-    for ep in sorted(episodes):
-        steps = sorted(episodes[ep], key=lambda r: r[0])
-        index = [r[0] for r in steps]
-        if len(set(index)) != len(index):
-            raise ValueError(f"episode {ep} has duplicate step indices")
-        s = np.stack([r[1] for r in steps])
-        a = np.stack([r[2] for r in steps])
-        source = np.array([r[3] for r in steps])
-        trainable = np.isin(source, allowed)
-        n_steps, adim = a.shape
-        pad_a = np.concatenate([a, np.zeros((horizon - 1, adim), np.float32)])
-        pad_m = np.concatenate([trainable, np.zeros(horizon - 1, bool)])
-        windows = np.arange(n_steps)[:, None] + np.arange(horizon)[None, :]  # (T, H) target indices
-        states.append(s[trainable])
-        targets.append(pad_a[windows][trainable])
-        masks.append(pad_m[windows][trainable])
-    out_s = np.concatenate(states)
-    if len(out_s) == 0:
+    steps = group_steps(items)
+    trainable = np.isin(steps.sources, np.array(sorted(set(sources))))
+    if not trainable.any():
         raise ValueError(f"no steps with a control source in {list(sources)} to learn from")
-    if not (np.all(np.isfinite(out_s)) and all(np.all(np.isfinite(t)) for t in targets)):
-        raise ValueError("the dataset contains NaN or Inf states or actions")
-    return ChunkDataset(out_s, np.concatenate(targets), np.concatenate(masks), len(episodes))
+    return chunk_windows(steps, horizon, trainable)
 
 
 def train(items: Iterable[Mapping[str, Any]], config: TrainConfig | None = None) -> TrainResult:
     """Fit a :class:`ChunkMLP` to the items by behaviour cloning."""
     cfg = config or TrainConfig()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return fit_policy(build_chunks(items, cfg.model.horizon, cfg.sources), cfg)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Torch CPU threads set to ``n`` inside the block."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
     try:
-        return _train(items, cfg)
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
 
 
-def _train(items: Iterable[Mapping[str, Any]], cfg: TrainConfig) -> TrainResult:
+def fit_policy(
+    data: ChunkDataset, cfg: TrainConfig, indicator: np.ndarray | None = None, drop: float = 0.0
+) -> TrainResult:
+    """Fit a :class:`ChunkMLP` of ``cfg.model`` to the chunks (masked L1 in normalised units).
+
+    A conditioned model (``cfg.model.conditioned``) takes each sample's ``indicator`` (bool, one
+    per sample) as ``(indicator, 1)``, replaced by the unconditioned ``(0, 0)`` on a fraction
+    ``drop`` of the samples of every batch, drawn afresh each time."""
     mcfg = cfg.model
-    data = build_chunks(items, mcfg.horizon, cfg.sources)
     if data.states.shape[1] != mcfg.state_dim or data.targets.shape[2] != mcfg.action_dim:
         raise ValueError(
             f"dataset has states of {data.states.shape[1]} and actions of {data.targets.shape[2]}; "
             f"the model expects {mcfg.state_dim} and {mcfg.action_dim}"
         )
+    if mcfg.conditioned != (indicator is not None):
+        raise ValueError("a conditioned model needs an indicator per sample, and only it")
     features = data.states[:, list(mcfg.features)]
     stats = NormStats.fit(features, data.targets[data.mask])
 
@@ -174,6 +235,7 @@ def _train(items: Iterable[Mapping[str, Any]], cfg: TrainConfig) -> TrainResult:
     states = torch.from_numpy(data.states)
     targets = model.normalize_actions(torch.from_numpy(data.targets))
     mask = torch.from_numpy(data.mask).to(torch.float32).unsqueeze(-1)
+    flags = None if indicator is None else torch.from_numpy(np.asarray(indicator, np.float32))
     n = len(states)
     losses: list[float] = []
     for epoch in range(cfg.epochs):
@@ -181,7 +243,11 @@ def _train(items: Iterable[Mapping[str, Any]], cfg: TrainConfig) -> TrainResult:
         total, weight = 0.0, 0.0
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            pred = model.forward_normalized(states[idx])
+            condition = None
+            if flags is not None:
+                known = (torch.rand(len(idx), generator=gen) >= drop).to(torch.float32)
+                condition = torch.stack([flags[idx] * known, known], dim=-1)
+            pred = model.forward_normalized(states[idx], condition)
             m = mask[idx]
             denom = m.sum() * mcfg.action_dim
             loss = ((pred - targets[idx]).abs() * m).sum() / denom.clamp(min=1.0)
