@@ -12,6 +12,7 @@ import torch
 from takeover.annotation.training_params import TrainingLabelParams
 from takeover.annotation.training_store import TrainingLabelPins
 from takeover.app.policy.checkpoint import save_checkpoint
+from takeover.app.policy.client import PolicyClient
 from takeover.app.policy.loader import load_policy_from
 from takeover.app.policy.methods import RecapConfig, pull_for, train_method
 from takeover.app.policy.model import Policy, PolicyConfig
@@ -19,6 +20,8 @@ from takeover.app.policy.train import TrainConfig
 from takeover.app.policy.value import ValueConfig, ValueMLP
 from takeover.storage.store import Store
 from takeover.storage.testing import make_episode
+
+from .conftest import ServeFn
 
 PARAMS = TrainingLabelParams(pre_window=2, pre_window_unit="steps")
 SMALL = PolicyConfig(hidden=(32, 32), horizon=4)
@@ -120,6 +123,26 @@ def test_recap_value_model_indicator_and_conditioned_policy(store_root: Path, tm
     assert meta["method"] == "recap" and meta["tag"] == "pinned" and meta["version"] == pulled.version
     assert meta["training_labels"]["params_digest"] == PARAMS.digest()
     assert meta["indicator"]["source"] == "the checkpoint's own value model"
+
+
+def test_a_recap_checkpoint_is_served_conditioned_on_improvement(
+    store_root: Path, tmp_path: Path, serve: ServeFn
+) -> None:
+    pulled = pull_for("recap", "pinned", str(store_root))
+    result = train_method("recap", pulled.items, CONFIG, RecapConfig(value_epochs=2))
+    path = tmp_path / "recap.safetensors"
+    policy_id = save_checkpoint(result.policy.model, path, result.record, result.value)
+    policy = _load(path)
+    state = np.linspace(-0.5, 0.5, 39).astype(np.float32)
+    with PolicyClient(serve(policy).endpoint, timeout_s=5.0) as client:
+        chunk = client.infer(state, step=3)
+    assert chunk.policy_id == policy_id and chunk.actions.shape == (4, 4)
+    np.testing.assert_array_equal(chunk.actions, policy.predict(state))
+    with torch.inference_mode():
+        model = result.policy.model
+        s = torch.from_numpy(state)[None]
+        improved = model.forward_normalized(s, torch.tensor([[1.0, 1.0]]))[0] * model.action_std
+    np.testing.assert_allclose(chunk.actions, (improved + model.action_mean).clamp(-1, 1).numpy(), atol=1e-6)
 
 
 def test_guidance_blends_the_conditioned_and_unconditioned_outputs() -> None:
