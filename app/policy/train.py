@@ -265,15 +265,3 @@ def fit_policy(
     model.eval()
     return TrainResult(model, losses, n, data.episodes, time.perf_counter() - t_start)
 
-
-def pull_items(
-    tag: str, store: str | None = None, *, catalog_url: str | None = None, blob_url: str | None = None
-) -> tuple[Iterator[Mapping[str, Any]], str]:
-    """The step items of a tagged dataset version (default store, or the one at ``store``, with its
-    catalog and blob URLs) and the version's digest. Camera frames are not decoded: the policy
-    learns from state only."""
-    from takeover.storage import pull
-
-    keys = ["state", "action", "control_source", "episode_index", "step_index"]
-    ds = pull(tag, store, catalog_url=catalog_url, blob_url=blob_url, keys=keys)  # no frame fetched
-    return (ds[i] for i in range(len(ds))), ds.version
