@@ -264,4 +264,3 @@ def fit_policy(
             log.info("epoch %d/%d loss %.4f", epoch + 1, cfg.epochs, losses[-1])
     model.eval()
     return TrainResult(model, losses, n, data.episodes, time.perf_counter() - t_start)
-
