@@ -236,9 +236,8 @@ def _recap(steps: Steps, allowed: np.ndarray, cfg: TrainConfig, rcfg: RecapConfi
         "guidance": rcfg.guidance,
         "positive_samples": int(ind.improvement[data.rows].sum()),
     }
-    result = _finish("recap", pcfg, policy, **extra)
-    result.record["seconds"] = time.perf_counter() - t0
-    return MethodResult(policy, value.model, result.record)
+    policy = replace(policy, seconds=time.perf_counter() - t0)  # the value model's time included
+    return MethodResult(policy, value.model, _finish("recap", pcfg, policy, **extra).record)
 
 
 def _finish(method: str, cfg: TrainConfig, result: TrainResult, **extra: Any) -> MethodResult:
