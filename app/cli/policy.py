@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from takeover.app.cli.common import add_store_option, endpoint_type, error, store_urls
+from takeover.app.cli.policy_deploy import add_deploy_parser
 from takeover.app.cli.serving import (
     SERVER_GRACE_S,
     add_parent_option,
@@ -83,6 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     train.add_argument("--store", metavar="PATH", help="dataset store folder (default: the user's store)")
     add_store_option(train, urls_only=True)
     train.set_defaults(func=cmd_train)
+
+    add_deploy_parser(sub)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

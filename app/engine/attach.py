@@ -3,7 +3,8 @@
 A console knows one address, the engine's command endpoint (``takeover engine`` prints it). It
 sends ATTACH there, naming itself; the :class:`AttachReply` says whether it now holds the engine,
 which console does otherwise, where the status is published and how the engine is configured.
-Qt-free: the command line asks before it opens a window.
+Qt-free: the command line asks before it opens a window. :func:`send_command` sends one command
+from the command line (`takeover policy deploy`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 import zmq
 
-from takeover.app.engine.protocol import AttachReply, Command, CommandName
+from takeover.app.engine.protocol import AttachReply, Command, CommandName, CommandReply
 from takeover.app.net import curve
 from takeover.app.net.endpoints import Endpoint, EndpointError, parse_endpoint
 from takeover.app.net.messages import RefusedError, decode_reply
+from takeover.app.net.rpc import RequestChannel
 from takeover.app.net.wire import WireError
 
 WILDCARD_HOSTS = ("0.0.0.0", "*", "::")
@@ -81,3 +83,26 @@ def reachable(status_endpoint: str, command_endpoint: str) -> str:
         return status_endpoint
     command = parse_endpoint(command_endpoint, bind=False)
     return str(Endpoint("tcp", host=command.host, port=status.port))
+
+
+def send_command(
+    command_endpoint: str, cmd: Command, keys: curve.ClientKeys | None = None, timeout_s: float = 5.0
+) -> None:
+    """Send one command to the engine at ``command_endpoint`` and wait for its answer;
+    :class:`AttachError` with the engine's reason if it refused, or if nobody answered."""
+    channel = RequestChannel(
+        command_endpoint,
+        timeout_s,
+        keys,
+        peer="engine",
+        unavailable=AttachError,
+        rejected=AttachError,
+        timeout_message="no engine answered at {url} within {timeout:g} s: is it running (`takeover "
+        "engine` and a console's Settings show its command endpoint), and are the CURVE keys right?",
+        refused_message="the engine at {url} refused: {error}",
+    )
+    channel.connect()
+    try:
+        channel.request(cmd, CommandReply)
+    finally:
+        channel.close()

@@ -24,6 +24,7 @@ import zmq
 
 from takeover.app.control.arbitration import EVENTS
 from takeover.app.control.loop import NOT_RUNNING, AttemptRefused, ControlLoop
+from takeover.app.engine import registry
 from takeover.app.engine.health import HealthMonitor
 from takeover.app.engine.protocol import (
     MAX_COMMAND_BYTES,
@@ -54,6 +55,8 @@ from takeover.teleop.state_machine import Mode, Request
 log = logging.getLogger(__name__)
 
 STATUS_HZ = 15.0
+DEPLOY_TIMEOUT_S = 60.0
+"""How long the policy server may take to load a deployed checkpoint."""
 SCENE_PERIOD_S = 0.25
 """Between attempts a simulated station's cameras render the scene this often (the console shows
 NO SIGNAL after a second without a frame)."""
@@ -100,6 +103,8 @@ class Engine:
         """The session's figures, updated at each attempt's end."""
         self.health = HealthMonitor()
         """The health panel's items, made for each published status."""
+        self._registered: Path | None = None
+        """This engine's file among the running engines (:mod:`takeover.app.engine.registry`)."""
 
     def bind(self) -> tuple[str, str]:
         """Bind the status and command sockets (OSError, or CurveKeyError for unusable keys);
@@ -108,6 +113,10 @@ class Engine:
             self._sockets = EngineSockets(self.endpoints).bind()
             self.board.update(frames=self._sockets.frames_endpoint)
             self._report(self._sockets.status_endpoint, self._sockets.command_endpoint)
+            try:  # so that `takeover policy deploy` finds this engine
+                self._registered = registry.register(self._sockets.command_endpoint)
+            except OSError as exc:
+                log.warning("cannot register the engine for `takeover policy deploy`: %s", exc)
         return self._sockets.status_endpoint, self._sockets.command_endpoint
 
     def run(self) -> int:
@@ -155,6 +164,9 @@ class Engine:
             bound = (sockets.status_endpoint, sockets.command_endpoint, sockets.frames_endpoint)
             sockets.close()
             self._sockets = None
+            if self._registered is not None:
+                registry.unregister(self._registered)
+                self._registered = None
             _remove_socket_files(bound)
         return 0
 
@@ -358,6 +370,10 @@ class Engine:
             if active:
                 return "an episode is already running"
             return self._start_attempt(loop, again=False)
+        if cmd.name is CommandName.DEPLOY:
+            if active or self._start.is_set():
+                return "an attempt is running: deploy between attempts"
+            return self._deploy(rt, cmd.checkpoint)
         if cmd.name is CommandName.RERECORD:
             if active:
                 with self._seed_lock:
@@ -407,6 +423,26 @@ class Engine:
                     return "no attempt to record again yet: press Start"
                 self._again = self._last_seed
         self._start.set()
+        return ""
+
+    def _deploy(self, rt: Runtime, checkpoint: str) -> str:
+        """DEPLOY between attempts: the policy server serves ``checkpoint`` from the next attempt on
+        (its id is the one the next attempt records); '' or the one-line reason it did not."""
+        from takeover.app.policy.client import PolicyUnavailableError
+
+        if rt.policy is None:
+            return "this engine runs without a policy: nothing to deploy to"
+        if not checkpoint:
+            return "deploy needs a checkpoint file"
+        try:
+            reply = rt.policy.deploy(checkpoint, DEPLOY_TIMEOUT_S)
+        except PolicyUnavailableError as exc:
+            return str(exc)
+        was = reply.previous_policy_id
+        self.board.update(
+            policy_id=reply.policy_id,
+            message=f"deployed policy {reply.policy_id} (was {was}) for the next attempt",
+        )
         return ""
 
     def _session(self, cmd: Command) -> str:

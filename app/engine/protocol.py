@@ -60,6 +60,10 @@ class CommandName(enum.StrEnum):
     """Who works and on what: ``operator`` (stored as the operator of each attempt from the next one
     on; '' keeps the current one) and ``task`` (the session's task in the operator's words, stored in
     each attempt's ``extra['session_task']``; '' keeps it). Shown back in ``Status.session``."""
+    DEPLOY = "deploy"
+    """Between attempts: the engine's policy server serves the checkpoint at ``checkpoint`` (a path
+    on the engine's machine) from the next attempt on; refused while an attempt runs. Taken from
+    any sender (it does not drive the robot), so `takeover policy deploy` works beside a console."""
 
 
 MAX_VIEWER_CHARS = 200
@@ -67,6 +71,7 @@ Outcome = Literal["", "success", "near_success", "failure"]
 """What the operator says of an attempt ('' leaves it to the station's success flag)."""
 MAX_NOTE_CHARS = 2000
 MAX_SESSION_CHARS = 200
+MAX_CHECKPOINT_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class Command(Request):
     """With SESSION: the operator's name."""
     task: str = ""
     """With SESSION: the session's task, in the operator's words."""
+    checkpoint: str = ""
+    """With DEPLOY: the checkpoint file to serve, as a path on the engine's machine."""
 
     def __post_init__(self) -> None:
         if len(self.viewer) > MAX_VIEWER_CHARS or not self.viewer.isprintable():
@@ -95,6 +102,8 @@ class Command(Request):
             value = getattr(self, name)
             if len(value) > MAX_SESSION_CHARS or not value.isprintable():
                 raise ValueError(f"'{name}' must be at most {MAX_SESSION_CHARS} printable characters")
+        if len(self.checkpoint) > MAX_CHECKPOINT_CHARS or not self.checkpoint.isprintable():
+            raise ValueError(f"'checkpoint' must be at most {MAX_CHECKPOINT_CHARS} printable characters")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ every second while it is open; DETACH lets go. The claim lapses when the console
 nothing for :data:`LEASE_S`, so a console that crashed, lost its network or was killed does not
 lock the engine forever: the next ATTACH takes it. The engine keeps running either way.
 
-While a console holds the engine, a command from anyone else is refused, except HOLD and ESTOP:
-whoever sees the robot may stop it. With no console attached, commands are taken from any
-sender allowed on the socket (the command socket's own bind policy and CURVE keys decide who).
+While a console holds the engine, a command from anyone else is refused, except HOLD and ESTOP
+(whoever sees the robot may stop it) and DEPLOY (it does not drive the robot, is refused while an
+attempt runs, and is how `takeover policy deploy` reaches an engine a console holds). With no
+console attached, commands are taken from any sender allowed on the socket (the command socket's
+own bind policy and CURVE keys decide who).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from takeover.app.engine.protocol import Command, CommandName
 
 LEASE_S = 3.0
 """A console that sent nothing for this long has let go (it renews every second)."""
-ANYONE_MAY = frozenset({CommandName.HOLD, CommandName.ESTOP})
-"""Commands taken from every console, attached or not: stopping the robot is never refused."""
+ANYONE_MAY = frozenset({CommandName.HOLD, CommandName.ESTOP, CommandName.DEPLOY})
+"""Commands taken from every sender, attached or not: stopping the robot is never refused, and a
+new policy for the next attempt may come from the command line beside the console."""
 
 
 class ViewerSlot:

@@ -3,7 +3,9 @@
 A REQ socket with send and receive timeouts and no linger. When the server does not answer in
 time, the client raises :class:`PolicyUnavailableError` and replaces its socket (a REQ socket that
 missed a reply is stuck in its send/receive lockstep), so the next call simply tries again.
-Not thread-safe: use one client per thread.
+:attr:`PolicyClient.policy_id` is the id the server named last (in a health, chunk or deploy
+reply), so after :meth:`PolicyClient.deploy` it is the new policy's. Not thread-safe: use one
+client per thread.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import numpy as np
 
 from takeover.app.net import curve
 from takeover.app.net.rpc import RequestChannel
-from takeover.app.policy.protocol import DEFAULT_ENDPOINT, ActionChunkReply, Health, HealthReply, Infer
+from takeover.app.policy.protocol import (
+    DEFAULT_ENDPOINT,
+    ActionChunkReply,
+    Deploy,
+    DeployReply,
+    Health,
+    HealthReply,
+    Infer,
+)
 
 
 class PolicyUnavailableError(RuntimeError):
@@ -55,6 +65,8 @@ class PolicyClient:
         self.url = url
         self.keys = keys
         """CURVE keys, for a server that requires them (see :mod:`takeover.app.net.curve`)."""
+        self.policy_id = ""
+        """The id of the policy the server named in its latest reply ('' before the first)."""
         self._channel = RequestChannel(
             url,
             timeout_s,
@@ -96,7 +108,17 @@ class PolicyClient:
 
     def health(self) -> HealthReply:
         """The server's health reply (``policy_id``, ``uptime_s``, ``horizon``, ...)."""
-        return self._channel.request(Health(), HealthReply)
+        reply = self._channel.request(Health(), HealthReply)
+        self.policy_id = reply.policy_id
+        return reply
+
+    def deploy(self, checkpoint: str) -> DeployReply:
+        """Ask the server to serve the checkpoint at ``checkpoint`` (a path on its machine) from
+        its next request on; :class:`PolicyRejectedError` with the server's one-line reason if it
+        could not (it then keeps serving the policy it had)."""
+        reply = self._channel.request(Deploy(checkpoint), DeployReply)
+        self.policy_id = reply.policy_id
+        return reply
 
     def infer(self, state: np.ndarray, step: int) -> ActionChunk:
         """Ask for the action chunk for ``state`` at ``step`` of the current attempt."""
@@ -112,6 +134,7 @@ class PolicyClient:
             )
         if not all(v.dtype.kind == "f" for v in reply.extras.values()):
             raise PolicyRejectedError(f"policy server at {self.url} sent extras that are not float arrays")
+        self.policy_id = reply.policy_id
         return ActionChunk(
             actions=actions.astype(np.float32, copy=False),
             policy_id=reply.policy_id,

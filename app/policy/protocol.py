@@ -1,9 +1,10 @@
 """The policy protocol: what a policy server and its clients exchange over ZeroMQ.
 
 Each message is a frozen dataclass (:mod:`takeover.app.net.messages`), checked exactly (types and
-keys) on arrival. Requests: :class:`Infer` (an action chunk for a state at a step) and
-:class:`Health`. Replies: :class:`ActionChunkReply`, :class:`HealthReply`, or the envelope's
-error reply. Policy requests never move the robot, so they carry no sequence number: a client
+keys) on arrival. Requests: :class:`Infer` (an action chunk for a state at a step),
+:class:`Health` and :class:`Deploy` (serve another checkpoint from now on). Replies:
+:class:`ActionChunkReply`, :class:`HealthReply`, :class:`DeployReply`, or the envelope's error
+reply. Policy requests never move the robot, so they carry no sequence number: a client
 may simply ask again. See docs/policy.md.
 """
 
@@ -21,6 +22,7 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 MAX_REQUEST_BYTES = 1024 * 1024
 """Infer and health requests are small; anything bigger is refused before decoding."""
 MAX_STEP = 2**63 - 1
+MAX_PATH_CHARS = 4096
 
 
 class RequestError(WireError):
@@ -45,7 +47,20 @@ class Health(Request):
     TYPE: ClassVar[str] = "health"
 
 
-REQUESTS = MessageTable[Request]([Infer, Health])
+@dataclass(frozen=True)
+class Deploy(Request):
+    """Serve the checkpoint at ``checkpoint`` (a path on the server's machine) from the next request
+    on. Checkpoint files only: a request never names code to run (no ``module:factory``)."""
+
+    TYPE: ClassVar[str] = "deploy"
+    checkpoint: str
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.checkpoint) <= MAX_PATH_CHARS or not self.checkpoint.isprintable():
+            raise ValueError(f"'checkpoint' must be a path of 1 to {MAX_PATH_CHARS} printable characters")
+
+
+REQUESTS = MessageTable[Request]([Infer, Health, Deploy])
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,17 @@ class HealthReply(Reply):
     """Actions per chunk, state and action sizes: nil when the policy does not declare them."""
     state_dim: int | None = None
     action_dim: int | None = None
+
+
+@dataclass(frozen=True)
+class DeployReply(Reply):
+    """The checkpoint is loaded and serves every request from now on."""
+
+    TYPE: ClassVar[str] = "deployed"
+    policy_id: str
+    """The id of the policy now serving."""
+    previous_policy_id: str
+    """The id of the policy it replaced."""
 
 
 def parse_request(frames: list[bytes], state_dim: int) -> Request:

@@ -8,6 +8,10 @@ outstanding, and until a request succeeds again, later calls only poll: they fai
 instead of stalling every period. An answer that arrives after its request was given up on is
 stale (it was computed for an old state) and is dropped: the next call asks again with the
 current state.
+
+:meth:`RemotePolicy.deploy` asks the server to serve another checkpoint (between attempts) and
+takes the new policy's id, which the loop records with the next attempt; a chunk made by another
+policy than the one named (someone deployed to the server directly) brings its id too.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 from takeover.app.control.inference import PolicyUnavailable, Proposal, ProposalSource
 from takeover.app.net import curve
+from takeover.app.policy.protocol import DeployReply
 
 
 class PolicyConnectError(RuntimeError):
@@ -135,8 +140,21 @@ class RemotePolicy(ProposalSource):
                 actions = chunk.actions
                 actions = actions[: chunk.open_loop_steps] if chunk.open_loop_steps > 0 else actions
                 req.answer = Proposal(chunk.step, actions, chunk.extras)
+                self.policy_id = chunk.policy_id
                 self._round_trip_s = time.monotonic() - req.sent_at
             req.done.set()
+
+    def deploy(self, checkpoint: str, timeout_s: float) -> DeployReply:
+        """Ask the server to serve ``checkpoint`` from now on, on a connection of its own (a load
+        may take longer than a chunk); the policy id is the new one from here on.
+        :class:`~takeover.app.policy.client.PolicyUnavailableError` (or its subclass
+        ``PolicyRejectedError``, with the server's reason) if it did not happen."""
+        from takeover.app.policy.client import PolicyClient
+
+        with PolicyClient(self.url, timeout_s=timeout_s, keys=self._client.keys) as client:
+            reply = client.deploy(checkpoint)
+        self.policy_id = reply.policy_id
+        return reply
 
     def close(self) -> None:
         if self._worker is not None:

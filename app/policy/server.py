@@ -3,11 +3,15 @@
 Messages are the typed ones of :mod:`takeover.app.policy.protocol`: ``infer`` (a state and the
 step it is for) is answered with an ``action_chunk`` (actions, the policy's id, the step, how
 many actions to execute open loop, and the policy's optional extra outputs), ``health`` with the
-server's figures. Anything else (undecodable bytes, an unknown type, wrong or extra fields, wrong
-shapes, values that are not finite as float32) is refused as bad input with an error reply that
-says what was wrong; an exception inside the policy is answered as a policy failure. The server
-goes on serving either way, and replies go back to the connection each request came on, so a
-peer that does not speak the protocol cannot cost another client its reply.
+server's figures, ``deploy`` by loading another checkpoint and serving it from the next request
+on. Requests are handled one at a time, so every chunk comes whole from one policy: the switch
+happens between two requests. A checkpoint that does not load, or is for states or actions of
+another size, leaves the serving policy in place and the deploy gets a one-line error. Anything
+else (undecodable bytes, an unknown type, wrong or extra fields, wrong shapes, values that are
+not finite as float32) is refused as bad input with an error reply that says what was wrong; an
+exception inside the policy is answered as a policy failure. The server goes on serving either
+way, and replies go back to the connection each request came on, so a peer that does not speak
+the protocol cannot cost another client its reply.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from takeover.app.net.wire import WireError, error_reply
 from takeover.app.policy.protocol import (
     DEFAULT_ENDPOINT,
     ActionChunkReply,
+    Deploy,
+    DeployReply,
     Health,
     HealthReply,
     Infer,
@@ -37,6 +43,7 @@ from takeover.app.policy.protocol import (
 log = logging.getLogger(__name__)
 
 MAX_EXTRAS = 16
+MAX_ERROR_CHARS = 400
 TIMING_WINDOW = 1000
 """Inference times kept for the health reply's mean and p99."""
 
@@ -141,6 +148,8 @@ class PolicyServer:
         """The bound endpoint (with the real port when bound to ``:*`` or ``:0``)."""
         self.served = 0
         self.errors = 0
+        self.deployed = 0
+        """Checkpoints loaded by ``deploy`` requests since the start."""
 
     @property
     def policy(self) -> Predictor:
@@ -180,12 +189,54 @@ class PolicyServer:
             return error_reply(str(exc))
         if isinstance(request, Infer):
             return self._infer(request)
+        if isinstance(request, Deploy):
+            return self._deploy(request)
         assert isinstance(request, Health)
         return self._health()
 
     def _state_dim(self) -> int:
         policy = self.policy
         return policy.config.state_dim if isinstance(policy, DeclaresShape) else self.config.state_dim
+
+    def _deploy(self, request: Deploy) -> bytes:
+        """Load the checkpoint and serve it from the next request on; on any failure keep serving
+        the current policy and say why in one line."""
+        from takeover.app.policy.loader import PolicyLoadError, is_entry_point, load_policy_from
+
+        old = self.policy
+        if is_entry_point(request.checkpoint):
+            refusal = f"{request.checkpoint!r} is not a checkpoint file (a deploy never runs code)"
+        else:
+            try:
+                new = load_policy_from(request.checkpoint)
+                refusal = self._shape_refusal(new)
+            except (PolicyLoadError, OSError) as exc:
+                refusal = str(exc)
+        if refusal:
+            self.errors += 1
+            text = " ".join(f"cannot deploy: {refusal}; still serving {old.policy_id}".split())
+            log.warning("%s", text)
+            return error_reply(text[:MAX_ERROR_CHARS])
+        self._policy = new  # one reference: the next request is answered by the new policy
+        self.deployed += 1
+        log.info("deployed policy %s (was %s) from %s", new.policy_id, old.policy_id, request.checkpoint)
+        return DeployReply(policy_id=new.policy_id, previous_policy_id=old.policy_id).encode()
+
+    def _shape_refusal(self, new: Predictor) -> str:
+        """Why ``new`` cannot replace the serving policy ('' if it can): clients send states and
+        execute actions of the serving policy's sizes."""
+        old = self.policy
+        if not isinstance(new, DeclaresShape):
+            return ""
+        state_dim = old.config.state_dim if isinstance(old, DeclaresShape) else self.config.state_dim
+        want = (state_dim, old.config.action_dim if isinstance(old, DeclaresShape) else None)
+        got = (new.config.state_dim, new.config.action_dim)
+        if got[0] != want[0] or (want[1] is not None and got[1] != want[1]):
+            return (
+                f"the checkpoint takes states of {got[0]} and gives actions of {got[1]}, "
+                f"the serving policy {want[0]} and {want[1] if want[1] is not None else 'any'}"
+            )
+        return ""
 
     def _health(self) -> bytes:
         policy = self.policy
@@ -206,8 +257,9 @@ class PolicyServer:
 
     def _infer(self, request: Infer) -> bytes:
         t0 = time.perf_counter()
+        policy = self.policy  # the id in the reply is that of the policy that made the chunk
         try:
-            out = self.policy.predict(request.state)
+            out = policy.predict(request.state)
             raw, raw_extras = (out.actions, out.extras) if isinstance(out, PolicyOutput) else (out, {})
             actions = np.asarray(raw, dtype=np.float32)
         except Exception as exc:
@@ -229,7 +281,7 @@ class PolicyServer:
         self._infer_ms.append(infer_ms)
         return ActionChunkReply(
             actions=actions,
-            policy_id=self.policy.policy_id,
+            policy_id=policy.policy_id,
             infer_ms=infer_ms,
             step=request.step,
             open_loop_steps=self.config.open_loop_steps,

@@ -66,7 +66,7 @@ def test_server_endpoint_is_the_bound_port(served: PolicyServer) -> None:
         (msgpack.packb({"type": "infer"}), "needs 'v', the wire version"),
         (
             encode({"type": "teleport"}),
-            r"unknown message type 'teleport'; expected one of \['health', 'infer'\]",
+            r"unknown message type 'teleport'; expected one of \['deploy', 'health', 'infer'\]",
         ),
         (infer(np.zeros(38, np.float32)), r"shape \(39,\)"),
         (infer(np.zeros((3, 13), np.float32)), r"shape \(39,\)"),
