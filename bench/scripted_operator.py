@@ -72,6 +72,7 @@ class Attempt:
     steps: int
     success: bool
     takeovers: int
+    handbacks: int
     human_steps: int
     reasons: tuple[str, ...]
     retries: int
@@ -132,6 +133,7 @@ def run_attempts(
                 steps=result.steps,
                 success=result.success,
                 takeovers=sum(e.kind is EventKind.TAKEOVER for e in result.events),
+                handbacks=sum(e.kind is EventKind.HANDBACK for e in result.events),
                 human_steps=counter.human,
                 reasons=tuple(operator.reasons[before:]),
                 retries=operator.retries - retries,
@@ -141,8 +143,8 @@ def run_attempts(
                 outcome = "success" if attempt.success else "failure"
                 print(
                     f"  seed {seed}: {attempt.steps:4d} steps, {outcome}, {attempt.takeovers} takeovers "
-                    f"{list(attempt.reasons)}, {attempt.human_steps} human steps, "
-                    f"{attempt.retries} times started over",
+                    f"{list(attempt.reasons)}, {attempt.handbacks} hand-backs, "
+                    f"{attempt.human_steps} human steps, {attempt.retries} times started over",
                     flush=True,
                 )
     return results
