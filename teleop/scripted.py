@@ -2,8 +2,8 @@
 
 It stands in for a person in headless runs, tests and benchmarks. Each period the control
 loop shows it what a person at the station would see (:meth:`ScriptedOperator.observe`):
-the end-effector position, the policy's proposed action, the expert's action and the current
-mode. It asks for a takeover when
+the end-effector position, the policy's proposed action, the expert's action, the current
+mode and, where the station reports it, the attempt's progress. It asks for a takeover when
 
 - the policy *stalls*: the end-effector moved less than ``stall_distance`` over the last
   ``stall_steps`` periods, or
@@ -19,9 +19,8 @@ one sub-task more (a person who had to step in again lets the policy try less), 
 is the whole task it drives to the end. If no sub-task gets done for ``retry_after`` periods while
 it drives (the expert chasing an object the policy left badly held), it lets go and starts over:
 gripper open, straight up for ``release_steps`` periods, then the expert again. Where the station
-does not say, it hands back after
-``handback_after`` periods, twice as long for each further takeover. After a hand-back it waits
-``cooldown_steps`` before judging the policy again.
+does not say, it hands back after ``handback_after`` periods, twice as long for each further
+takeover. After a hand-back it waits ``cooldown_steps`` before judging the policy again.
 With ``always_drive`` it takes over at once and never hands back (expert demonstrations).
 """
 
