@@ -16,7 +16,8 @@ Runs, each with the real EpisodeRecorder writing 2 cameras into a temporary stor
 2. ``simulator``: the Meta-World station rendering ``corner`` and ``gripperPOV``, the shipped
    policy behind a real policy server on loopback, the same SpaceMouse operator.
 3. ``simulator, scripted``: the same simulator and policy, the scripted operator (the task's
-   expert takes over when the policy stalls or drifts and hands back later).
+   expert takes over when the policy stalls or drifts and hands back once the attempt is back on
+   track).
 
 Figures: period error (how late each period starts against its absolute deadline) p50 / p99 /
 max and overruns; takeover latency from the report push to the first HUMAN action sent to the

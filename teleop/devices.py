@@ -96,6 +96,23 @@ class TeleopDevice(abc.ABC):
 
 
 @dataclass(frozen=True)
+class TaskProgress:
+    """How far the current attempt has come, as a person watching the station would judge it: the
+    task's sub-tasks in order (for pick-place: the object grasped and lifted, then the task done)
+    and how many of them are done now. The station computes it (a simulator from its own state)."""
+
+    done: int
+    """Sub-tasks done now, counted in order from the first (0: none yet). It may fall again: an
+    object that was lifted and dropped is no longer held."""
+    stages: int
+    """How many sub-tasks the task has; ``done == stages`` is the task done."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.done <= self.stages:
+            raise ValueError(f"TaskProgress.done must be in 0..{self.stages}, got {self.done}")
+
+
+@dataclass(frozen=True)
 class Scene:
     """What an operator at the station sees in one period, for devices that watch it."""
 
@@ -106,6 +123,8 @@ class Scene:
     expert: np.ndarray | None
     """The task's expert action, where the station has an oracle (simulators), else None."""
     mode: Mode
+    progress: TaskProgress | None = None
+    """How far the attempt has come, where the station says (None: it does not)."""
 
 
 @runtime_checkable

@@ -44,7 +44,14 @@ from takeover.app.control.pacing import Clock, CycleTimer
 from takeover.app.control.safety import ActionLimits
 from takeover.app.control.teleop_input import TeleopInput
 from takeover.app.control.watchdog import Watchdogs
-from takeover.app.station.base import ExpertOracle, HoldsStill, Observation, Station, SyncsClock
+from takeover.app.station.base import (
+    ExpertOracle,
+    HoldsStill,
+    Observation,
+    ReportsProgress,
+    Station,
+    SyncsClock,
+)
 from takeover.recorder.records import (
     AttemptPlan,
     EpisodeEnd,
@@ -159,7 +166,8 @@ class ControlLoop:
                 clock=self.clock,
             )
         oracle = station if isinstance(station, ExpertOracle) else None
-        self.teleop = TeleopInput(self.devices, self.machine, self.watchdogs, self.clock, oracle)
+        progress = station if isinstance(station, ReportsProgress) else None
+        self.teleop = TeleopInput(self.devices, self.machine, self.watchdogs, self.clock, oracle, progress)
         self.arbiter = Arbiter(config, self.machine, self.clock, self._emit, self.teleop.taken_over)
         self._guards = [o for o in self.observers if isinstance(o, GuardsAttempts)]
         self._events: list[Event] = []

@@ -1,11 +1,11 @@
 """The operator's side of a control period: the input devices, and the watchdogs on them.
 
 Each period, :meth:`TeleopInput.read` first shows the scene to the devices that watch it (a
-scripted operator sees the commanded target, the policy's proposal, the task's expert action when
-the station has one, and the mode), then reads every device. Devices only *request* transitions;
-the requests go to the takeover state machine, which the loop consumes right after. While the
-human drives, a device that was unplugged, or input that went stale, holds the robot
-(:class:`~takeover.app.control.watchdog.Watchdogs`).
+scripted operator sees the commanded target, the policy's proposal, the task's expert action and
+the attempt's progress when the station has them, and the mode), then reads every device.
+Devices only *request* transitions; the requests go to the takeover state machine, which the
+loop consumes right after. While the human drives, a device that was unplugged, or input that
+went stale, holds the robot (:class:`~takeover.app.control.watchdog.Watchdogs`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from takeover.app.control.pacing import Clock
 from takeover.app.control.watchdog import Watchdogs
-from takeover.app.station.base import ExpertOracle, Observation
+from takeover.app.station.base import ExpertOracle, Observation, ReportsProgress
 from takeover.teleop.devices import (
     QueuesRequests,
     Scene,
@@ -30,7 +30,8 @@ from takeover.teleop.state_machine import Mode, Request, TakeoverStateMachine
 
 class TeleopInput:
     """Reads the operator's devices into the state machine. ``oracle``: the station, if it knows the
-    task's expert action (a scripted operator needs it)."""
+    task's expert action (a scripted operator needs it); ``progress``: the station, if it can tell
+    how far an attempt has come (a scripted operator hands back by it)."""
 
     def __init__(
         self,
@@ -39,12 +40,14 @@ class TeleopInput:
         watchdogs: Watchdogs,
         clock: Clock,
         oracle: ExpertOracle | None,
+        progress: ReportsProgress | None = None,
     ) -> None:
         self.devices = list(devices)
         self.machine = machine
         self.watchdogs = watchdogs
         self.clock = clock
         self._oracle = oracle
+        self._progress = progress
         self._watchers = [d for d in self.devices if isinstance(d, WatchesScene)]
 
     def begin_attempt(self) -> None:
@@ -67,6 +70,7 @@ class TeleopInput:
                 proposed=proposed if np.all(np.isfinite(proposed)) else None,
                 expert=self._oracle.expert_action() if self._oracle is not None else None,
                 mode=mode,
+                progress=self._progress.task_progress() if self._progress is not None else None,
             )
             for watcher in self._watchers:
                 watcher.observe(scene)

@@ -12,6 +12,7 @@ import numpy as np
 
 from takeover.app.net.messages import LOCAL
 from takeover.app.station.clock import OffsetEstimate
+from takeover.teleop.devices import TaskProgress
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,17 @@ class ExpertOracle(Protocol):
 
     def expert_action(self) -> np.ndarray | None:
         """The expert action for the current state (None: not available now)."""
+        ...
+
+
+@runtime_checkable
+class ReportsProgress(Protocol):
+    """Optional capability of a station that can tell how far the current attempt has come (a
+    simulator, from its own state): the scripted operator hands back once the attempt is back on
+    track instead of after a fixed time. Real robots usually have none."""
+
+    def task_progress(self) -> TaskProgress | None:
+        """The attempt's progress now (None: not available now)."""
         ...
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from takeover.app.station.base import Observation, Station, StationInfo
 from takeover.app.station.render_process import RenderedFrame, RenderProcess, SimState
+from takeover.teleop.devices import TaskProgress
 
 ACTION_DIM = 4
 STATE_DIM = 39
@@ -88,6 +89,29 @@ attempt's step limit is this times the control rate, unless ``[loop] max_steps``
 def task_time_limit_s(task: str) -> float:
     """The time limit of an attempt at Meta-World task ``task`` (s)."""
     return TASK_TIME_LIMIT_S.get(task, DEFAULT_TIME_LIMIT_S)
+
+
+GRASP_FIRST_TASKS = frozenset(
+    {
+        "pick-place-v3",
+        "pick-place-wall-v3",
+        "pick-out-of-hole-v3",
+        "shelf-place-v3",
+        "bin-picking-v3",
+        "basketball-v3",
+        "assembly-v3",
+        "disassemble-v3",
+        "hammer-v3",
+    }
+)
+"""Tasks whose first sub-task is to grasp (and, where it matters, lift) an object: their progress
+(:meth:`MetaWorldStation.task_progress`) counts Meta-World's own ``grasp_success`` as the first of
+two sub-tasks. Every other task has one, the task itself."""
+
+
+def task_stages(task: str) -> int:
+    """How many sub-tasks :meth:`MetaWorldStation.task_progress` counts for Meta-World task ``task``."""
+    return 2 if task in GRASP_FIRST_TASKS else 1
 
 
 RENDER_MODES = ("inline", "process")
@@ -181,6 +205,7 @@ class MetaWorldStation(Station):
         self._upside_down: dict[str, bool] = {}
         self._obs: np.ndarray | None = None
         self._success = False
+        self._grasped = False
         self._steps = 0
         self._seed_rng = np.random.default_rng(self.config.seed)
         self.last_seed: int | None = None
@@ -294,6 +319,7 @@ class MetaWorldStation(Station):
             obs, _ = env.reset()
         self.last_seed = int(seed)
         self._steps = 0
+        self._grasped = False
         if self._worker is not None:
             self._worker.set_model(env.model)  # Meta-World moves the goal in the model at reset
         return self._observe(obs, success=False, first=True)
@@ -313,6 +339,7 @@ class MetaWorldStation(Station):
             warnings.simplefilter("ignore")
             obs, _reward, _terminated, _truncated, info = env.step(np.clip(a, -1.0, 1.0))
         self._steps += 1
+        self._grasped = bool(info.get("grasp_success", False))
         return self._observe(obs, success=bool(info["success"]))
 
     def hold(self) -> Observation:
@@ -330,6 +357,18 @@ class MetaWorldStation(Station):
             warnings.simplefilter("ignore")  # the scripted policies warn that their gains exceed 1
             action = self._expert.get_action(self._obs.astype(np.float64))
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+
+    def task_progress(self) -> TaskProgress | None:
+        """Sub-tasks of the current attempt done now, from the simulator's own judgement of the
+        last step: for :data:`GRASP_FIRST_TASKS` the object held (Meta-World's ``grasp_success``:
+        for pick-place, grasped and lifted off the table), then the task done; for other tasks the
+        task done. None before the first reset."""
+        if self._obs is None:
+            return None
+        stages = task_stages(self.config.task)
+        if self._success:
+            return TaskProgress(done=stages, stages=stages)
+        return TaskProgress(done=int(stages > 1 and self._grasped), stages=stages)
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -181,3 +181,27 @@ def test_interpreter_exit_is_quiet_even_without_close() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_task_progress_counts_the_object_held_then_the_task_done(station: MetaWorldStation) -> None:
+    station.reset(3)
+    first = station.task_progress()
+    assert first is not None and (first.done, first.stages) == (0, 2)
+    seen = []
+    while not station.done:
+        action = station.expert_action()
+        assert action is not None
+        obs = station.act(action)
+        progress = station.task_progress()
+        assert progress is not None
+        seen.append(progress.done)
+        if obs.success:
+            break
+    assert obs.success and seen[-1] == 2
+    held = seen.index(1)  # grasped and lifted, some periods before the task is done
+    assert 0 < held < len(seen) - 5 and set(seen[:held]) == {0}
+    puck_z = obs.state[6]
+    assert puck_z > 0.04  # the puck is off the table when it counts as held
+    station.reset(4)
+    again = station.task_progress()
+    assert again is not None and again.done == 0

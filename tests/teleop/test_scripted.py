@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from takeover.teleop.devices import Scene, TeleopRequest
+from takeover.teleop.devices import Scene, TaskProgress, TeleopRequest
 from takeover.teleop.scripted import ScriptedOperator, ScriptedOperatorConfig
 from takeover.teleop.state_machine import Mode
 
@@ -66,3 +66,96 @@ def test_demonstration_mode_takes_over_at_once_and_never_hands_back() -> None:
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError, match="handback_after"):
         ScriptedOperatorConfig(handback_after=0)
+
+
+def scenes(
+    op: ScriptedOperator, done: list[int], mode: Mode, stages: int = 2, stuck: bool = False
+) -> list[tuple[list[TeleopRequest], np.ndarray]]:
+    """Show one scene per entry of ``done`` (sub-tasks done that period); the requests and the
+    action (twist xyz + gripper) read after each."""
+    out = []
+    pos = np.zeros(3)
+    for d in done:
+        pos = pos + (0.0 if stuck else 0.01)
+        op.observe(Scene(pos, EXPERT, EXPERT, mode, TaskProgress(d, stages)))
+        cmd = op.read()
+        out.append((list(cmd.requests), np.array([*cmd.twist[:3], cmd.gripper])))
+    return out
+
+
+def requests_of(seen: list[tuple[list[TeleopRequest], np.ndarray]]) -> list[TeleopRequest]:
+    return [r for reqs, _ in seen for r in reqs]
+
+
+def take_over(op: ScriptedOperator, done: int, stages: int = 2) -> None:
+    seen = scenes(op, [done] * 4, Mode.AUTONOMOUS, stages, stuck=True)
+    assert requests_of(seen) == [TeleopRequest.TAKEOVER]
+
+
+def test_hands_back_once_the_sub_task_is_done_and_stays_done_not_after_a_fixed_time() -> None:
+    op = operator(stall_steps=3, handback_after=4, settle_steps=5, retry_after=1000)
+    take_over(op, 0)
+    assert requests_of(scenes(op, [0] * 50, Mode.HUMAN)) == []  # far beyond handback_after
+    assert requests_of(scenes(op, [1] * 4, Mode.HUMAN)) == []  # done, but not yet for settle_steps
+    assert requests_of(scenes(op, [1], Mode.HUMAN)) == [TeleopRequest.HANDBACK]
+
+
+def test_a_sub_task_done_only_for_a_moment_does_not_hand_back() -> None:
+    op = operator(stall_steps=3, settle_steps=5, retry_after=1000)
+    take_over(op, 0)
+    assert requests_of(scenes(op, [1, 1, 1, 0, 1, 1, 1, 1], Mode.HUMAN)) == []
+    assert requests_of(scenes(op, [1], Mode.HUMAN)) == [TeleopRequest.HANDBACK]
+
+
+def test_a_takeover_after_the_last_sub_task_but_one_drives_to_the_end() -> None:
+    op = operator(stall_steps=3, settle_steps=2, retry_after=1000)
+    take_over(op, 1)  # the object is held: what is left is the task itself
+    assert requests_of(scenes(op, [1] * 100, Mode.HUMAN)) == []
+
+
+def test_each_further_takeover_asks_for_one_sub_task_more() -> None:
+    op = operator(stall_steps=3, settle_steps=2, retry_after=1000)
+    take_over(op, 0)
+    assert requests_of(scenes(op, [1, 1], Mode.HUMAN)) == [TeleopRequest.HANDBACK]
+    take_over(op, 0, stages=3)  # the policy dropped it: this time the operator wants two done
+    assert requests_of(scenes(op, [1] * 20, Mode.HUMAN, stages=3)) == []
+    assert requests_of(scenes(op, [2, 2], Mode.HUMAN, stages=3)) == [TeleopRequest.HANDBACK]
+
+
+def test_stuck_while_driving_it_lets_go_and_starts_over() -> None:
+    op = operator(stall_steps=3, retry_after=10, release_steps=3)
+    take_over(op, 0)
+    seen = scenes(op, [0] * 15, Mode.HUMAN)
+    actions = [a for _, a in seen]
+    let_go = np.array([0.0, 0.0, 1.0, -1.0])
+    for a in actions[:9]:
+        np.testing.assert_allclose(a, EXPERT)  # the expert drives
+    for a in actions[9:12]:
+        np.testing.assert_allclose(a, let_go)  # gripper open, straight up
+    for a in actions[12:]:
+        np.testing.assert_allclose(a, EXPERT)  # and the expert again
+    assert op.retries == 1 and requests_of(seen) == []
+
+
+def test_a_sub_task_done_while_driving_resets_the_wait_before_starting_over() -> None:
+    op = operator(stall_steps=3, retry_after=10, release_steps=3, settle_steps=100)
+    take_over(op, 0, stages=3)
+    scenes(op, [0] * 8 + [1] * 8, Mode.HUMAN, stages=3)
+    assert op.retries == 0
+
+
+def test_without_progress_it_hands_back_after_a_fixed_time() -> None:
+    op = operator(stall_steps=3, handback_after=4)
+    assert run(op, 4, 0.0, EXPERT, Mode.AUTONOMOUS) == [TeleopRequest.TAKEOVER]
+    assert run(op, 4, 0.01, EXPERT, Mode.HUMAN) == [TeleopRequest.HANDBACK]
+
+
+def test_the_fixed_rule_can_be_asked_for_where_progress_is_reported() -> None:
+    op = operator(stall_steps=3, handback_after=4, judge_progress=False)
+    take_over(op, 0)
+    assert requests_of(scenes(op, [0] * 4, Mode.HUMAN)) == [TeleopRequest.HANDBACK]
+
+
+def test_task_progress_is_validated() -> None:
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        TaskProgress(3, 2)
