@@ -69,8 +69,8 @@ def z_test_greater(s1: int, n1: int, s0: int, n0: int) -> tuple[float, float]:
     """One-sided two-proportion z-test (pooled) of ``s1/n1 > s0/n0``: ``(z, p)``."""
     pooled = (s1 + s0) / (n1 + n0)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    if se == 0:
-        return 0.0, 0.5 if s1 / n1 == s0 / n0 else (0.0 if s1 / n1 > s0 / n0 else 1.0)
+    if se == 0:  # all successes or all failures on both sides: equal proportions
+        return 0.0, 0.5
     z = (s1 / n1 - s0 / n0) / se
     return z, 0.5 * math.erfc(z / math.sqrt(2))
 
