@@ -82,6 +82,7 @@ class Engine:
         self.config = config
         self.endpoints = endpoints
         self.board = StatusBoard()
+        self.board.update(value_alert=config.console.value_alert)
         self._quit = threading.Event()
         self._start = threading.Event()
         self._runtime: Runtime | None = None

@@ -234,6 +234,11 @@ class Status(Message):
     this order, each with NO SIGNAL until its first frame)."""
     frames: str = ""
     """Where the engine publishes camera frames (:class:`Frame`), as it bound it ('' if it does not)."""
+    value: float | None = None
+    """The policy's latest value estimate in this attempt (None: none yet, or a policy without a
+    value model); it arrives with each chunk (docs/policy.md, "The value estimate")."""
+    value_alert: float | None = None
+    """``[console] value_alert``: the console alerts while ``value`` is below it in an attempt."""
 
 
 MAX_FRAME_HEIGHT = 480

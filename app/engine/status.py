@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from takeover.app.engine.protocol import AttemptClock, SessionFigures, Status
+from takeover.app.policy.protocol import VALUE_EXTRA
 from takeover.app.runtime.config import AppConfig
 from takeover.recorder.recorder import EpisodeRecorder
 from takeover.recorder.records import EpisodeEnd, EpisodeStart, StepRecord
@@ -103,6 +104,7 @@ class StatusBoard:
             episode_id=start.episode_id,
             step=0,
             success=False,
+            value=None,
             message=f"episode {start.episode_id} running",
         )
 
@@ -121,7 +123,10 @@ class StatusBoard:
                 timing = {**timing, f"dropped {cam}": float(dropped.get(cam, 0))}
         for cam, n in missed.items():  # free-running cameras: frames not delivered while down
             timing = {**timing, f"missed {cam}": float(n)}
+        estimate = step.extras.get(VALUE_EXTRA)  # with each chunk of a policy that has a value model
+        value = float(estimate.reshape(-1)[0]) if estimate is not None and estimate.size == 1 else None
         self.update(
+            value=value if value is not None else self.snapshot().value,
             timing=timing,
             mode="ESTOP" if self._estop else _MODE[step.control_source],
             step=step.index + 1,

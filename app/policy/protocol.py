@@ -23,6 +23,9 @@ MAX_REQUEST_BYTES = 1024 * 1024
 """Infer and health requests are small; anything bigger is refused before decoding."""
 MAX_STEP = 2**63 - 1
 MAX_PATH_CHARS = 4096
+VALUE_EXTRA = "value"
+"""The extra output that carries the value model's estimate for the state, as a (1,) float32 array
+(recorded as the episode stream ``policy.value``)."""
 
 
 class RequestError(WireError):
@@ -75,7 +78,8 @@ class ActionChunkReply(Reply):
     open_loop_steps: int
     """Actions of the chunk a client should execute before asking again (0: the whole chunk)."""
     extras: dict[str, np.ndarray]
-    """The policy's optional extra outputs (a value estimate, a world model's prediction...)."""
+    """The policy's optional extra outputs (a world model's prediction...). A checkpoint with a
+    value model adds its estimate for the state as :data:`VALUE_EXTRA` (absent without one)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Messages are the typed ones of :mod:`takeover.app.policy.protocol`: ``infer`` (a state and the
 step it is for) is answered with an ``action_chunk`` (actions, the policy's id, the step, how
-many actions to execute open loop, and the policy's optional extra outputs), ``health`` with the
+many actions to execute open loop, and the policy's optional extra outputs, among them the value
+model's estimate for the state when the checkpoint has one), ``health`` with the
 server's figures, ``deploy`` by loading another checkpoint and serving it from the next request
 on. Requests are handled one at a time, so every chunk comes whole from one policy: the switch
 happens between two requests. A checkpoint that does not load, or is for states or actions of
@@ -31,6 +32,7 @@ from takeover.app.net.rpc import ReplySocket, serve_requests
 from takeover.app.net.wire import WireError, error_reply
 from takeover.app.policy.protocol import (
     DEFAULT_ENDPOINT,
+    VALUE_EXTRA,
     ActionChunkReply,
     Deploy,
     DeployReply,
@@ -79,6 +81,17 @@ class DeclaresShape(Protocol):
 
     @property
     def config(self) -> ChunkShape: ...
+
+
+@runtime_checkable
+class EstimatesValue(Protocol):
+    """Optional capability of a policy: it may carry a value model (a ``recap`` checkpoint does);
+    ``value_model`` is None when this one has none."""
+
+    @property
+    def value_model(self) -> object | None: ...
+
+    def value(self, state: np.ndarray) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -262,6 +275,13 @@ class PolicyServer:
             out = policy.predict(request.state)
             raw, raw_extras = (out.actions, out.extras) if isinstance(out, PolicyOutput) else (out, {})
             actions = np.asarray(raw, dtype=np.float32)
+            if (
+                isinstance(policy, EstimatesValue)
+                and policy.value_model is not None
+                and VALUE_EXTRA not in raw_extras
+            ):  # a checkpoint with a value model: its estimate travels with the chunk
+                estimate = np.array([policy.value(request.state)], dtype=np.float32)
+                raw_extras = {**raw_extras, VALUE_EXTRA: estimate}
         except Exception as exc:
             self.errors += 1
             log.exception("policy raised on step %d", request.step)

@@ -328,6 +328,15 @@ def _leaves(obj: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 
 
 @dataclass(frozen=True)
+class ConsoleSection:
+    """What the operator console watches for (docs/console.md)."""
+
+    value_alert: float | None = None
+    """Alert the operator when the policy's value estimate falls below this during an attempt
+    (e.g. -0.8, on the value model's scale); absent: no alert."""
+
+
+@dataclass(frozen=True)
 class AppConfig:
     station: StationSection = field(default_factory=StationSection)
     policy: PolicySection = field(default_factory=PolicySection)
@@ -342,6 +351,8 @@ class AppConfig:
     """The console's keys as a teleop device (``[keyboard]``; docs/teleop.md)."""
     spacemouse: SpaceMouseConfig = field(default_factory=SpaceMouseConfig)
     """The SpaceMouse's axis mapping, gains and buttons, for ``operator.kind = "spacemouse"``."""
+    console: ConsoleSection = field(default_factory=ConsoleSection)
+    """What the operator console alerts on (``[console]``)."""
 
     def __post_init__(self) -> None:
         for key, value in _leaves(self, ""):

@@ -242,6 +242,7 @@ class StatePlot(QWidget):
         self.plot.hideButtons()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "seconds ago")
+        self.plot.getAxis("left").setWidth(40)  # as the value strip's below, so the times line up
         self.plot.setXRange(-PLOT_SECONDS, 0.0, padding=0)
         self.plot.addLegend(offset=(6, 4), labelTextSize="8pt", colCount=3)
         self.curves = [

@@ -52,6 +52,7 @@ from takeover.app.gui.console.panels import (
     clock_texts,
 )
 from takeover.app.gui.console.shortcuts import SHORTCUTS, HelpOverlay, shortcut_key
+from takeover.app.gui.console.value_strip import ValueAlarm, ValueStrip
 
 MODE_COLORS: dict[str, QColor] = {
     "AUTONOMOUS": QColor("#2e7d32"),
@@ -151,6 +152,9 @@ class MainWindow(QMainWindow):
         self.resize(1366, 740)
 
         self.mode_label = self._make_mode_label()
+        self.value_alert_label = QLabel("")
+        self.value_alarm = ValueAlarm(self.mode_label, self.value_alert_label)
+        """Flashes the banner while the value estimate is below ``[console] value_alert``."""
         self.refusal_label = QLabel("")
         self.refusal_label.setObjectName("refusalLabel")
         self.instruction_label = QLabel("")
@@ -175,7 +179,12 @@ class MainWindow(QMainWindow):
         """Each preview's caption: the camera's name, in red with what is wrong while it is down."""
         self.problem_panel = ProblemPanel()
         self.state_plot = StatePlot()
+        self.value_strip = ValueStrip()
+        """The policy's value estimate (a policy with a value model sends one with each chunk)."""
         self.gripper_value = QLabel("—")
+        self.value_value = QLabel("—")
+        """The latest value estimate in the attempt ('—': none)."""
+        self.value_alert_label.setObjectName("valueAlertLabel")
 
         self.episode_value = QLabel("—")
         self.step_value = QLabel("—")
@@ -295,11 +304,16 @@ class MainWindow(QMainWindow):
         robot = QGroupBox("Robot, last 10 s")
         robot_box = QHBoxLayout(robot)
         robot_box.setContentsMargins(6, 4, 6, 4)
-        robot_box.addWidget(self.state_plot, 1)
+        plots = QVBoxLayout()
+        plots.setSpacing(2)
+        plots.addWidget(self.state_plot, 1)
+        plots.addWidget(self.value_strip)
+        robot_box.addLayout(plots, 1)
         gripper = QFormLayout()
         gripper.addRow("gripper", self.gripper_value)
+        gripper.addRow("value", self.value_value)
         robot_box.addLayout(gripper)
-        robot.setFixedHeight(160)
+        robot.setFixedHeight(206)
 
         live = QVBoxLayout()
         live.addLayout(self.camera_stack, 1)
@@ -359,11 +373,13 @@ class MainWindow(QMainWindow):
         body.addWidget(right)
         banner_line = QHBoxLayout()
         banner_line.addWidget(self.instruction_label, 3)
+        banner_line.addWidget(self.value_alert_label, 2)
         banner_line.addWidget(self.refusal_label, 2)
-        # Two lines each, always: a long instruction or refusal wraps, never cut off, never
+        # Two lines each, always: a long instruction, alert or refusal wraps, never cut off, never
         # pushing the panels down.
-        for label in (self.instruction_label, self.refusal_label):
+        for label in (self.instruction_label, self.value_alert_label, self.refusal_label):
             label.setWordWrap(True)
+        self.value_alert_label.setAlignment(Qt.AlignmentFlag.AlignCenter | Qt.AlignmentFlag.AlignTop)
         self.refusal_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         self.instruction_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         root = QVBoxLayout()
@@ -384,7 +400,7 @@ class MainWindow(QMainWindow):
         self._timing_box.setFixedHeight(self._timing_box.sizeHint().height() + spare)
         self.health_panel.fix_height()
         self.session_panel.fix_height()
-        for label in (self.instruction_label, self.refusal_label):
+        for label in (self.instruction_label, self.value_alert_label, self.refusal_label):
             label.setFixedHeight(2 * label.fontMetrics().lineSpacing() + 2)
 
     @staticmethod
@@ -432,17 +448,26 @@ class MainWindow(QMainWindow):
             self.done_value,
             self.success_value,
             self.gripper_value,
+            self.value_value,
         ):
             value.setFont(value_font)
         bold = QFont(base)
         bold.setBold(True)
-        for widget in (self.connection_label, self.hold_button, self.refusal_label, self.instruction_label):
+        for widget in (
+            self.connection_label,
+            self.hold_button,
+            self.refusal_label,
+            self.instruction_label,
+            self.value_alert_label,
+        ):
             widget.setFont(bold)
         # The gripper's word never resizes the plot beside it.
-        self.gripper_value.setFixedWidth(self.gripper_value.fontMetrics().horizontalAdvance("CLOSED") + 8)
+        for label in (self.gripper_value, self.value_value):
+            label.setFixedWidth(label.fontMetrics().horizontalAdvance("CLOSED") + 8)
         self.setStyleSheet(
             "QLabel#cameraCaption { color: #616161; }"
             "QLabel#refusalLabel { color: #c62828; }"
+            "QLabel#valueAlertLabel { color: #d50000; }"
             "QPushButton#successButton:enabled { background: #c8e6c9; }"
             "QPushButton#nearSuccessButton:enabled { background: #fff9c4; }"
             "QPushButton#failureButton:enabled { background: #ffcdd2; }"
@@ -587,8 +612,15 @@ class MainWindow(QMainWindow):
         self.timing_value.setText(format_timing(status.timing))
         if previous is not None and previous.episode_active and not status.episode_active:
             self.state_plot.clear()
+            self.value_strip.clear()
             self.note_field.clear()  # a note belongs to the attempt it was typed for
         self.state_plot.add(status.t, status.ee)
+        self.value_strip.set_alert(status.value_alert)
+        if status.episode_active:
+            self.value_strip.add(status.t, status.value)
+        value = status.value if status.episode_active else None
+        self.value_value.setText("—" if value is None else f"{value:.2f}".replace("-", "\N{MINUS SIGN}"))
+        self.value_alarm.show(None if failed else status)
         self.health_panel.show_items(status.health)
         self.session_panel.show_figures(status.session)
         if status.camera and not self.cameras.views:
@@ -712,6 +744,7 @@ class MainWindow(QMainWindow):
         self.camera.set_stale(True)
         for box in self.readouts:
             box.setEnabled(False)
+        self.value_alarm.show(None)  # the estimate is old: no alert on it
         if initial:
             self._show_mode(NO_ENGINE_TEXT, NO_ENGINE_COLOR)
             self.connection_label.setText("engine: connecting…")

@@ -1,0 +1,101 @@
+"""The value estimate in the console: the live strip and the alert, against the fake engine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from takeover.app.engine.status import StatusBoard
+from takeover.app.gui.console.value_strip import ALERT_BORDER, value_alert_text
+from takeover.app.runtime.config import ConfigError, parse_config
+from takeover.recorder.testing import start_record, step_record
+
+from .conftest import make_status
+from .test_main_window import show
+
+pytestmark = pytest.mark.gui
+
+
+def _geometry(window: Any) -> list[tuple[int, int, int, int]]:
+    widgets = (
+        window.mode_label,
+        window.instruction_label,
+        window.value_alert_label,
+        window.refusal_label,
+        window.state_plot,
+        window.value_strip,
+        window.camera,
+    )
+    return [w.geometry().getRect() for w in widgets]
+
+
+def test_the_alert_says_why_only_during_an_attempt_below_the_threshold() -> None:
+    running = make_status(value=-0.93, value_alert=-0.8)
+    assert value_alert_text(running) == "value estimate −0.93 below −0.80: the policy may be failing"
+    assert value_alert_text(make_status(value=-0.5, value_alert=-0.8)) == ""
+    assert value_alert_text(make_status(value=-0.93, value_alert=None)) == ""  # no threshold set
+    assert value_alert_text(make_status(value=None, value_alert=-0.8)) == ""  # no value model
+    assert value_alert_text(make_status(value=-0.93, value_alert=-0.8, episode_active=False)) == ""
+
+
+def test_the_strip_plots_the_estimate_and_the_banner_flashes_below_the_threshold(
+    qtbot: Any, engine: Any, console: Any, screenshot: Any, tmp_path: Path
+) -> None:
+    window = console
+    before = _geometry(window)
+    for step, value in enumerate((-0.2, -0.4, -0.6)):
+        show(qtbot, engine, window, step=step + 1, value=value, value_alert=-0.8)
+    qtbot.waitUntil(lambda: len(window.value_strip.samples) >= 3, timeout=3000)
+    assert {v for _, v in window.value_strip.samples} == {-0.2, -0.4, -0.6}
+    assert window.value_strip.threshold.isVisible() and window.value_strip.threshold.value() == -0.8
+    assert window.value_alert_label.text() == "" and ALERT_BORDER not in window.mode_label.styleSheet()
+
+    show(qtbot, engine, window, step=4, value=-0.93, value_alert=-0.8)
+    assert window.value_alert_label.text() == "value estimate −0.93 below −0.80: the policy may be failing"
+    assert window.mode_label.text() == "AUTONOMOUS"  # the banner still says who drives
+    # The border flashes: on, then off, then on again.
+    seen: set[bool] = set()
+    qtbot.waitUntil(
+        lambda: seen.add(ALERT_BORDER in window.mode_label.styleSheet()) or seen == {True, False},
+        timeout=3000,
+    )
+    qtbot.waitUntil(lambda: ALERT_BORDER in window.mode_label.styleSheet(), timeout=3000)
+    shot = Path(os.environ.get("TAKEOVER_VALUE_ALERT_SHOT", tmp_path / "value-alert.png"))
+    assert screenshot(window, shot).stat().st_size > 10_000
+    assert _geometry(window) == before  # nothing moved when the alert came
+
+    show(qtbot, engine, window, step=5, value=-0.7, value_alert=-0.8)  # back above the threshold
+    assert window.value_alert_label.text() == ""
+    qtbot.wait(500)  # longer than a flash: the border stays off
+    assert ALERT_BORDER not in window.mode_label.styleSheet()
+    assert window.mode_label.styleSheet().count("background") == 1
+
+    show(qtbot, engine, window, step=6, value=-0.95, value_alert=-0.8, episode_active=False, mode="IDLE")
+    assert window.value_alert_label.text() == ""  # between attempts: no alert
+    assert window.value_strip.samples == type(window.value_strip.samples)()  # a new attempt starts afresh
+    assert _geometry(window) == before
+
+
+def test_the_engine_reports_the_latest_estimate_of_the_attempt() -> None:
+    board = StatusBoard()
+    board.update(value_alert=-0.8)
+    board.on_episode_start(start_record("ep-1"))
+    chunk = replace(step_record(0, 1.0), extras={"value": np.array([-0.9], np.float32)})
+    board.on_step(chunk)
+    assert board.snapshot().value == pytest.approx(-0.9) and board.snapshot().value_alert == -0.8
+    board.on_step(step_record(1, 1.02))  # no chunk this step
+    assert board.snapshot().value == pytest.approx(-0.9)  # kept until the next chunk
+    board.on_episode_start(start_record("ep-2"))
+    assert board.snapshot().value is None and board.snapshot().value_alert == -0.8
+
+
+def test_the_threshold_comes_from_the_console_section_of_the_configuration() -> None:
+    assert parse_config("[console]\nvalue_alert = -0.8\n", "test").console.value_alert == -0.8
+    assert parse_config("", "test").console.value_alert is None  # absent: no alert
+    with pytest.raises(ConfigError, match=r"console\.value_alert: must be finite, got -inf"):
+        parse_config("[console]\nvalue_alert = -inf\n", "test")
