@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from takeover.app.engine.process import Engine
+from takeover.app.engine.sockets import EngineEndpoints
 from takeover.app.engine.status import StatusBoard
 from takeover.app.gui.console.value_strip import ALERT_BORDER, value_alert_text
 from takeover.app.runtime.config import ConfigError, parse_config
@@ -103,7 +105,10 @@ def test_the_engine_reports_the_latest_estimate_of_the_attempt() -> None:
 
 
 def test_the_threshold_comes_from_the_console_section_of_the_configuration() -> None:
-    assert parse_config("[console]\nvalue_alert = -0.8\n", "test").console.value_alert == -0.8
+    config = parse_config("[console]\nvalue_alert = -0.8\n", "test")
+    assert config.console.value_alert == -0.8
+    engine = Engine(config, EngineEndpoints("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"))  # binds nothing yet
+    assert engine.board.publishable().value_alert == -0.8  # published to any console that attaches
     assert parse_config("", "test").console.value_alert is None  # absent: no alert
     with pytest.raises(ConfigError, match=r"console\.value_alert: must be finite, got -inf"):
         parse_config("[console]\nvalue_alert = -inf\n", "test")
