@@ -10,15 +10,25 @@ from typing import Any
 import numpy as np
 import pytest
 
+from takeover.app.engine.process import Engine
+from takeover.app.engine.sockets import EngineEndpoints
 from takeover.app.engine.status import StatusBoard
 from takeover.app.gui.console.value_strip import ALERT_BORDER, value_alert_text
 from takeover.app.runtime.config import ConfigError, parse_config
 from takeover.recorder.testing import start_record, step_record
 
 from .conftest import make_status
-from .test_main_window import show
 
 pytestmark = pytest.mark.gui
+
+
+def _publish(qtbot: Any, engine: Any, window: Any, **fields: Any) -> None:
+    """The fake engine publishes a status with these fields; wait until the window shows it."""
+    engine.status = make_status(**fields)
+    step, value = engine.status.step, engine.status.value
+    qtbot.waitUntil(
+        lambda: window.status is not None and (window.status.step, window.status.value) == (step, value)
+    )
 
 
 def _geometry(window: Any) -> list[tuple[int, int, int, int]]:
@@ -49,13 +59,13 @@ def test_the_strip_plots_the_estimate_and_the_banner_flashes_below_the_threshold
     window = console
     before = _geometry(window)
     for step, value in enumerate((-0.2, -0.4, -0.6)):
-        show(qtbot, engine, window, step=step + 1, value=value, value_alert=-0.8)
+        _publish(qtbot, engine, window, step=step + 1, value=value, value_alert=-0.8)
     qtbot.waitUntil(lambda: len(window.value_strip.samples) >= 3, timeout=3000)
     assert {v for _, v in window.value_strip.samples} == {-0.2, -0.4, -0.6}
     assert window.value_strip.threshold.isVisible() and window.value_strip.threshold.value() == -0.8
     assert window.value_alert_label.text() == "" and ALERT_BORDER not in window.mode_label.styleSheet()
 
-    show(qtbot, engine, window, step=4, value=-0.93, value_alert=-0.8)
+    _publish(qtbot, engine, window, step=4, value=-0.93, value_alert=-0.8)
     assert window.value_alert_label.text() == "value estimate −0.93 below −0.80: the policy may be failing"
     assert window.mode_label.text() == "AUTONOMOUS"  # the banner still says who drives
     # The border flashes: on, then off, then on again.
@@ -69,13 +79,13 @@ def test_the_strip_plots_the_estimate_and_the_banner_flashes_below_the_threshold
     assert screenshot(window, shot).stat().st_size > 10_000
     assert _geometry(window) == before  # nothing moved when the alert came
 
-    show(qtbot, engine, window, step=5, value=-0.7, value_alert=-0.8)  # back above the threshold
+    _publish(qtbot, engine, window, step=5, value=-0.7, value_alert=-0.8)  # back above the threshold
     assert window.value_alert_label.text() == ""
     qtbot.wait(500)  # longer than a flash: the border stays off
     assert ALERT_BORDER not in window.mode_label.styleSheet()
     assert window.mode_label.styleSheet().count("background") == 1
 
-    show(qtbot, engine, window, step=6, value=-0.95, value_alert=-0.8, episode_active=False, mode="IDLE")
+    _publish(qtbot, engine, window, step=6, value=-0.95, value_alert=-0.8, episode_active=False, mode="IDLE")
     assert window.value_alert_label.text() == ""  # between attempts: no alert
     assert window.value_strip.samples == type(window.value_strip.samples)()  # a new attempt starts afresh
     assert _geometry(window) == before
@@ -95,7 +105,10 @@ def test_the_engine_reports_the_latest_estimate_of_the_attempt() -> None:
 
 
 def test_the_threshold_comes_from_the_console_section_of_the_configuration() -> None:
-    assert parse_config("[console]\nvalue_alert = -0.8\n", "test").console.value_alert == -0.8
+    config = parse_config("[console]\nvalue_alert = -0.8\n", "test")
+    assert config.console.value_alert == -0.8
+    engine = Engine(config, EngineEndpoints("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"))  # binds nothing yet
+    assert engine.board.publishable().value_alert == -0.8  # published to any console that attaches
     assert parse_config("", "test").console.value_alert is None  # absent: no alert
     with pytest.raises(ConfigError, match=r"console\.value_alert: must be finite, got -inf"):
         parse_config("[console]\nvalue_alert = -inf\n", "test")

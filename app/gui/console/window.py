@@ -576,6 +576,8 @@ class MainWindow(QMainWindow):
 
     def show_refusal(self, text: str) -> None:
         """Say, in red under the banner for a few seconds, that a request was not carried out."""
+        if self._closed:  # e.g. the engine refused the closing 'quit': no timer on a closed window
+            return
         self.refusal_label.setText(f"refused: {text}")
         self._refusal_timer.start()
 
@@ -786,6 +788,8 @@ class MainWindow(QMainWindow):
                     event.ignore()
                 return
             self._closed = True
+            self._refusal_timer.stop()
+            self.value_alarm.show(None)  # its flashing timer stops
             self.key_filter.release_all()
             app = QApplication.instance()
             if app is not None:
