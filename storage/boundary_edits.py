@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from takeover.storage.errors import InvalidLabelError, UnknownEpisodeError
+from takeover.storage.label_revisions import check_annotator, chunks
 from takeover.storage.tables import BoundaryEditRow, EpisodeRow
 
 KINDS = ("takeover", "handback")
@@ -72,9 +73,7 @@ class EditDraft:
             raise InvalidLabelError(f"a boundary is a {' or a '.join(KINDS)}, got {self.kind!r}")
         if self.role not in ROLES:
             raise InvalidLabelError(f"a boundary is edited as {' or '.join(ROLES)}, got {self.role!r}")
-        name = self.annotator
-        if not name.strip() or len(name) > 200 or not name.isprintable():
-            raise InvalidLabelError(f"an annotator is named by 1 to 200 printable characters, got {name!r}")
+        check_annotator(self.annotator)
         if self.step < 0 or self.recorded_step < 0:
             raise InvalidLabelError("boundary steps are 0 or more")
         if self.pre_window_start is not None:
@@ -142,9 +141,8 @@ def current(s: Session, episode_ids: Sequence[str] | None = None) -> dict[str, l
     t = BoundaryEditRow
     newest = select(func.max(t.id)).group_by(t.episode_id, t.kind, t.recorded_step)
     out: dict[str, list[BoundaryEdit]] = {}
-    ids = None if episode_ids is None else sorted(set(episode_ids))
-    for start in range(0, 1 if ids is None else len(ids), 10_000):
-        q = newest if ids is None else newest.where(t.episode_id.in_(ids[start : start + 10_000]))
+    for chunk in chunks(None if episode_ids is None else sorted(set(episode_ids))):
+        q = newest if chunk is None else newest.where(t.episode_id.in_(list(chunk)))
         for row in s.scalars(select(t).where(t.id.in_(q)).order_by(t.episode_id, t.recorded_step, t.kind)):
             out.setdefault(row.episode_id, []).append(_edit(row))
     return out

@@ -119,11 +119,15 @@ class Draft:
         self.label.check()
         if self.role not in ROLES:
             raise InvalidLabelError(f"a role is one of {', '.join(ROLES)}, got {self.role!r}")
-        name = self.annotator
-        if not name.strip() or len(name) > _NAME_MAX or not name.isprintable():
-            raise InvalidLabelError(
-                f"an annotator is named by 1 to {_NAME_MAX} printable characters, got {name!r}"
-            )
+        check_annotator(self.annotator)
+
+
+def check_annotator(name: str) -> None:
+    """:class:`InvalidLabelError` unless ``name`` can name an annotator (1 to 200 printable characters)."""
+    if not name.strip() or len(name) > _NAME_MAX or not name.isprintable():
+        raise InvalidLabelError(
+            f"an annotator is named by 1 to {_NAME_MAX} printable characters, got {name!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,7 @@ _CHUNK = 10_000
 """Episode ids per query of :func:`heads` (SQLite takes up to 32,766 values in one statement)."""
 
 
-def _chunks(ids: Sequence[str] | None) -> Iterator[Sequence[str] | None]:
+def chunks(ids: Sequence[str] | None) -> Iterator[Sequence[str] | None]:
     if ids is None:
         yield None
         return
@@ -251,7 +255,7 @@ def heads(s: Session, episode_ids: Sequence[str] | None = None) -> dict[str, lis
     (one query for up to 10,000) or all. An episode without revisions has no key."""
     out: dict[str, list[LabelRevision]] = {}
     t = LabelRevisionRow
-    for chunk in _chunks(None if episode_ids is None else sorted(set(episode_ids))):
+    for chunk in chunks(None if episode_ids is None else sorted(set(episode_ids))):
         newest = select(func.max(t.id)).group_by(t.episode_id, t.annotator)
         if chunk is not None:
             newest = newest.where(t.episode_id.in_(list(chunk)))
