@@ -360,6 +360,8 @@ class Engine:
             return self._retry_start(cmd.name)
         if cmd.name is CommandName.SESSION:
             return self._session(cmd)
+        if cmd.name is CommandName.VALUE_ALERT:
+            return self._value_alert(cmd.value_alert)
         if rt is None or rt.loop is None:
             snap = self.board.snapshot()
             if snap.readiness == "failed" and snap.problem is not None:
@@ -444,6 +446,15 @@ class Engine:
             policy_id=reply.policy_id,
             message=f"deployed policy {reply.policy_id} (was {was}) for the next attempt",
         )
+        return ""
+
+    def _value_alert(self, threshold: float | None) -> str:
+        """VALUE_ALERT: the threshold every console alerts below, from now on (None: no alert)."""
+        if threshold is None:
+            said = "value alert off"
+        else:
+            said = f"value alert: the console alerts while the value estimate is below {threshold:g}"
+        self.board.update(value_alert=threshold, message=said)
         return ""
 
     def _session(self, cmd: Command) -> str:

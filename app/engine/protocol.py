@@ -10,6 +10,7 @@ fields, exact types.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -64,6 +65,10 @@ class CommandName(enum.StrEnum):
     """Between attempts: the engine's policy server serves the checkpoint at ``checkpoint`` (a path
     on the engine's machine) from the next attempt on; refused while an attempt runs. Taken from
     any sender (it does not drive the robot), so `takeover policy deploy` works beside a console."""
+    VALUE_ALERT = "value_alert"
+    """Alert the operator while the policy's value estimate is below ``value_alert`` during an
+    attempt (None: no alert), from now on; shown back in ``Status.value_alert``. Starts as
+    ``[console] value_alert``; not saved to the configuration file."""
 
 
 MAX_VIEWER_CHARS = 200
@@ -90,6 +95,8 @@ class Command(Request):
     """With SESSION: the session's task, in the operator's words."""
     checkpoint: str = ""
     """With DEPLOY: the checkpoint file to serve, as a path on the engine's machine."""
+    value_alert: float | None = None
+    """With VALUE_ALERT: the threshold (a finite number), or None for no alert."""
 
     def __post_init__(self) -> None:
         if len(self.viewer) > MAX_VIEWER_CHARS or not self.viewer.isprintable():
@@ -104,6 +111,8 @@ class Command(Request):
                 raise ValueError(f"'{name}' must be at most {MAX_SESSION_CHARS} printable characters")
         if len(self.checkpoint) > MAX_CHECKPOINT_CHARS or not self.checkpoint.isprintable():
             raise ValueError(f"'checkpoint' must be at most {MAX_CHECKPOINT_CHARS} printable characters")
+        if self.value_alert is not None and not math.isfinite(self.value_alert):
+            raise ValueError(f"'value_alert' must be a finite number or nil, got {self.value_alert}")
 
 
 @dataclass(frozen=True)

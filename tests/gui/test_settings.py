@@ -57,7 +57,7 @@ def test_the_dialog_shows_the_configuration_keys_and_refuses_what_the_file_would
     qtbot.addWidget(dialog)
     dialog.show()
     shown = {g.section for _, groups in PAGES for g in groups}
-    assert shown == {"station", "policy", "store", "operator", "loop", "keyboard", "spacemouse"}
+    assert shown == {"station", "policy", "store", "operator", "loop", "keyboard", "spacemouse", "console"}
     for key in ("station.kind", "station.url", "station.task", "policy.url", "store.path", "loop.human_gain"):
         assert key in dialog.editors
     for key in ("spacemouse.scale", "spacemouse.axis_map", "spacemouse.axis_sign", "keyboard.speed"):
@@ -92,6 +92,22 @@ def test_the_dialog_shows_the_configuration_keys_and_refuses_what_the_file_would
     assert saved == dialog.saved and saved.loop.human_gain == 2.5 and saved.loop.rate_hz == 10.0
     assert saved.spacemouse.axis_map == (1, 0, 2, 3, 4, 5) and saved.spacemouse.hold_button == "LEFT"
     assert path.read_text().startswith("# ours\n[loop]\nrate_hz = 10.0\n")
+
+
+def test_the_value_alert_is_a_setting_empty_for_none(qtbot: Any, tmp_path: Path) -> None:
+    path = tmp_path / "takeover.toml"
+    dialog = SettingsDialog(SettingsTarget(AppConfig(), path))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    field = line(dialog, "console.value_alert")
+    assert field.text() == "" and "value estimate falls below" in field.toolTip()
+    field.setText("nan")
+    assert "console.value_alert" in dialog.problem.text() and "nan" in dialog.problem.text()
+    assert dialog.save_button is not None and not dialog.save_button.isEnabled()
+    field.setText("-0.8")
+    assert dialog.problem.text() == "" and dialog.save_button.isEnabled()
+    dialog.save_button.click()
+    assert load_config(path).console.value_alert == -0.8
 
 
 def test_a_misspelt_task_is_refused_with_the_closest_names(qtbot: Any, tmp_path: Path) -> None:

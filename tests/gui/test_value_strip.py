@@ -9,11 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PyQt6.QtCore import QPoint, Qt
+from PyQt6.QtWidgets import QLabel
 
 from takeover.app.engine.process import Engine
+from takeover.app.engine.protocol import Command, CommandName
 from takeover.app.engine.sockets import EngineEndpoints
 from takeover.app.engine.status import StatusBoard
 from takeover.app.gui.console.value_strip import ALERT_BORDER, value_alert_text
+from takeover.app.net.wire import WireError, encode
 from takeover.app.runtime.config import ConfigError, parse_config
 from takeover.recorder.testing import start_record, step_record
 
@@ -112,3 +116,99 @@ def test_the_threshold_comes_from_the_console_section_of_the_configuration() -> 
     assert parse_config("", "test").console.value_alert is None  # absent: no alert
     with pytest.raises(ConfigError, match=r"console\.value_alert: must be finite, got -inf"):
         parse_config("[console]\nvalue_alert = -inf\n", "test")
+
+
+def _alert_commands(engine: Any) -> list[float | None]:
+    return [c.value_alert for c in engine.commands if c.name is CommandName.VALUE_ALERT]
+
+
+def test_the_operator_types_a_threshold_and_the_engine_is_told(
+    qtbot: Any, engine: Any, console: Any, screenshot: Any, tmp_path: Path
+) -> None:
+    window = console
+    _publish(qtbot, engine, window, step=3, value=-0.42, value_alert=None)
+    assert window.alert_button.text() == "off"
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.value_alert_dialog is not None and window.value_alert_dialog.isVisible())
+    dialog = window.value_alert_dialog
+    assert "The latest estimate: −0.42." in dialog.findChild(QLabel).text()
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)  # again: the same dialog
+    assert window.value_alert_dialog is dialog
+    dialog.field.setText("abc")
+    assert dialog.problem.text() == "not a number: 'abc'" and not dialog.ok.isEnabled()
+    qtbot.keyClick(dialog.field, Qt.Key.Key_Return)  # Enter on a bad number keeps the dialog open
+    assert dialog.isVisible() and _alert_commands(engine) == []
+    dialog.field.setText("inf")
+    assert "finite" in dialog.problem.text() and not dialog.ok.isEnabled()
+    dialog.field.setText("\N{MINUS SIGN}0.8")  # as the console writes it
+    assert dialog.problem.text() == "" and dialog.ok.isEnabled()
+    screenshot(dialog, tmp_path / "value-alert-dialog.png")
+    qtbot.keyClick(dialog.field, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: _alert_commands(engine) == [-0.8])
+    assert not dialog.isVisible()
+
+    _publish(qtbot, engine, window, step=4, value=-0.42, value_alert=-0.8)  # the engine says it back
+    assert window.alert_button.text() == "below −0.80"
+    qtbot.mouseClick(window.alert_button, Qt.MouseButton.LeftButton)  # the button opens it too
+    qtbot.waitUntil(lambda: window.value_alert_dialog is not dialog and window.value_alert_dialog.isVisible())
+    again = window.value_alert_dialog
+    assert again.field.text() == "-0.8"  # the current threshold, to edit
+    again.off.click()
+    qtbot.waitUntil(lambda: _alert_commands(engine) == [-0.8, None])
+    assert not again.isVisible()
+
+
+def test_a_right_click_on_the_strip_alerts_below_the_height_clicked(
+    qtbot: Any, engine: Any, console: Any
+) -> None:
+    window = console
+    for step, value in enumerate((0.0, -0.5, -1.0)):
+        _publish(qtbot, engine, window, step=step + 1, value=value, value_alert=None)
+    strip = window.value_strip
+    qtbot.waitUntil(lambda: len(strip.samples) == 3)
+    plot = strip.plot
+    pos = QPoint(plot.width() // 2, plot.height() // 2)
+    here = strip.value_at(pos)
+    low, high = plot.getPlotItem().vb.viewRange()[1]
+    assert low < here < high  # the height in the value's own units
+    plot.customContextMenuRequested.emit(pos)  # what a right click there does
+    assert strip.menu is not None
+    actions = [a for a in strip.menu.actions() if not a.isSeparator()]
+    assert [a.text() for a in actions] == [
+        f"Alert below {here:.2f} (here)".replace("-", "\N{MINUS SIGN}"),
+        "Alert below a value…",
+        "No value alert",
+    ]
+    assert not actions[2].isEnabled()  # no alert to turn off
+    actions[0].trigger()
+    qtbot.waitUntil(lambda: _alert_commands(engine) == [here])
+    strip.menu.close()
+
+    _publish(qtbot, engine, window, step=4, value=-1.0, value_alert=here)
+    plot.customContextMenuRequested.emit(pos)
+    off = strip.menu.actions()[2]
+    assert off.isEnabled()
+    off.trigger()
+    qtbot.waitUntil(lambda: _alert_commands(engine) == [here, None])
+    strip.menu.close()
+
+
+def test_the_engine_takes_a_threshold_live_and_refuses_one_that_is_not_finite() -> None:
+    engine = Engine(parse_config("", "test"), EngineEndpoints("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"))
+    assert engine.board.publishable().value_alert is None
+    assert engine._handle(Command(CommandName.VALUE_ALERT, value_alert=-0.6)) == ""  # no runtime needed
+    status = engine.board.publishable()
+    assert status.value_alert == -0.6
+    assert status.message == "value alert: the console alerts while the value estimate is below -0.6"
+    assert engine._handle(Command(CommandName.VALUE_ALERT)) == ""
+    assert engine.board.publishable().value_alert is None
+    assert engine.board.publishable().message == "value alert off"
+    with pytest.raises(ValueError, match="finite"):
+        Command(CommandName.VALUE_ALERT, value_alert=float("nan"))
+    sent = encode({"type": "command", "name": "value_alert", "value_alert": float("inf")})
+    with pytest.raises(WireError, match="'value_alert' must be a finite number or nil, got inf"):
+        Command.decode(sent)
+    # Only the console that holds the engine sets it (a watching one may hold and e-stop only).
+    engine.viewers.attach("console-a")
+    refused = engine.viewers.refusal(Command(CommandName.VALUE_ALERT, value_alert=-1.0, viewer="console-b"))
+    assert "another console is attached (console-a)" in refused

@@ -63,7 +63,7 @@ class Group:
 
 PAGES: tuple[tuple[str, tuple[Group, ...]], ...] = (
     ("Station", (Group("Station", "station"),)),
-    ("Policy", (Group("Policy server", "policy"),)),
+    ("Policy", (Group("Policy server", "policy"), Group("Value alert", "console"))),
     ("Store", (Group("Dataset store", "store"),)),
     (
         "Devices",

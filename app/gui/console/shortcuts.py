@@ -35,6 +35,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("Ctrl+F", "failure", "end the attempt as failure"),
     Shortcut("F12", "estop", "E-STOP: latched, the robot holds until Reset"),
     Shortcut("Ctrl+,", "settings", "open the settings"),
+    Shortcut("Ctrl+L", "value_alert", "set the value alert (alert below a value estimate)"),
     Shortcut("F1", "help", "show / hide this help"),
 )
 ESTOP_KEY = next(s.key for s in SHORTCUTS if s.action == "estop")

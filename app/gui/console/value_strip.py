@@ -6,6 +6,10 @@ over the last :data:`PLOT_SECONDS` with the alert threshold as a dashed line. :c
 watches the statuses: while an attempt runs and the estimate is below ``[console] value_alert`` it
 flashes a border on the mode banner (the banner keeps the mode's colour and word) and says why in a
 line of its own. Neither changes any widget's size, so nothing moves when the alert comes or goes.
+
+The operator sets the threshold from the console, live (the engine's VALUE_ALERT command): a
+right click on the strip offers "alert below here" at the height clicked, and
+:class:`ValueAlertDialog` (the "alert" button beside the strip, or Ctrl+L) takes a number.
 """
 
 from __future__ import annotations
@@ -14,8 +18,17 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QObject, Qt, QTimer
-from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PyQt6.QtCore import QObject, QPoint, Qt, QTimer, pyqtSignal
+from PyQt6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from takeover.app.engine.protocol import Status
 
@@ -45,11 +58,42 @@ def _signed(x: float) -> str:
     return f"{x:.2f}".replace("-", "\N{MINUS SIGN}")
 
 
+def alert_button_text(alert: float | None) -> str:
+    """What the "alert" button beside the strip shows: the threshold, or that there is none."""
+    return "off" if alert is None else f"below {_signed(alert)}"
+
+
+def parse_threshold(text: str) -> tuple[float | None, str]:
+    """A typed threshold: ``(value, '')``, ``(None, '')`` for an empty field (no alert), or
+    ``(None, why)`` for text that is not a finite number. The minus sign the console shows is
+    taken as a minus."""
+    text = text.strip().replace("\N{MINUS SIGN}", "-").replace(",", ".")
+    if not text:
+        return None, ""
+    try:
+        value = float(text)
+    except ValueError:
+        return None, f"not a number: {text!r}"
+    if not np.isfinite(value):
+        return None, f"must be a finite number, got {text!r}"
+    return value, ""
+
+
 class ValueStrip(QWidget):
-    """The value estimate over the last :data:`PLOT_SECONDS` (empty for a policy without one)."""
+    """The value estimate over the last :data:`PLOT_SECONDS` (empty for a policy without one).
+    A right click offers to alert below the height clicked, to type a threshold, or no alert."""
+
+    threshold_chosen = pyqtSignal(object)
+    """The operator chose a threshold from the menu: a float, or None for no alert."""
+    dialog_requested = pyqtSignal()
+    """The operator asked to type a threshold."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.alert: float | None = None
+        """The threshold shown (the engine's, from the latest status)."""
+        self.menu: QMenu | None = None
+        """The menu of the latest right click (kept for tests; None before the first)."""
         self.samples: deque[tuple[float, float]] = deque()
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
@@ -68,9 +112,28 @@ class ValueStrip(QWidget):
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.plot)
+        self.plot.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.plot.customContextMenuRequested.connect(self._menu_at)
+
+    def value_at(self, pos: QPoint) -> float:
+        """The value at the height of ``pos`` (in the plot's coordinates), to two decimals."""
+        scene = self.plot.mapToScene(pos)
+        return round(float(self.plot.getPlotItem().vb.mapSceneToView(scene).y()), 2)
+
+    def _menu_at(self, pos: QPoint) -> None:
+        here = self.value_at(pos)
+        menu = QMenu(self)
+        menu.addAction(f"Alert below {_signed(here)} (here)", lambda: self.threshold_chosen.emit(here))
+        menu.addAction("Alert below a value…", self.dialog_requested.emit)
+        off = menu.addAction("No value alert", lambda: self.threshold_chosen.emit(None))
+        if off is not None:
+            off.setEnabled(self.alert is not None)
+        self.menu = menu
+        menu.popup(self.plot.mapToGlobal(pos))
 
     def set_alert(self, alert: float | None) -> None:
         """Show the threshold as a dashed line (None: no line)."""
+        self.alert = alert
         self.threshold.setVisible(alert is not None)
         if alert is not None:
             self.threshold.setValue(alert)
@@ -136,3 +199,63 @@ class ValueAlarm(QObject):
             base = base.rstrip()[:-1] + f" {ALERT_BORDER} }}"
         self._applied = base
         self.banner.setStyleSheet(base)
+
+
+class ValueAlertDialog(QDialog):
+    """Asks for the threshold: a number, or an empty field (or "No alert") for none. Open it with
+    ``open()``; after ``accepted``, :attr:`threshold` is the choice."""
+
+    def __init__(self, current: float | None, latest: float | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Value alert")
+        self.setMinimumWidth(380)
+        self.threshold: float | None = current
+        box = QVBoxLayout(self)
+        said = (
+            "Alert while the policy's value estimate is below this during an attempt: the banner "
+            "flashes and says why. Empty: no alert."
+        )
+        if latest is not None:
+            said += f"\nThe latest estimate: {_signed(latest)}."
+        intro = QLabel(said)
+        intro.setWordWrap(True)
+        box.addWidget(intro)
+        self.field = QLineEdit("" if current is None else f"{current:g}")
+        self.field.setPlaceholderText("e.g. -0.8 (empty: no alert)")
+        box.addWidget(self.field)
+        self.problem = QLabel("")
+        self.problem.setStyleSheet("color: #c62828;")
+        box.addWidget(self.problem)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        assert self.ok is not None
+        self.ok.setText("Set")
+        self.off = QPushButton("No alert")
+        buttons.addButton(self.off, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.accepted.connect(self._accept_typed)
+        buttons.rejected.connect(self.reject)
+        self.off.clicked.connect(self._accept_off)
+        box.addWidget(buttons)
+        self.field.textChanged.connect(self._check)
+        self.field.selectAll()
+        self._check()
+
+    def _check(self) -> None:
+        _, problem = parse_threshold(self.field.text())
+        self.problem.setText(problem)
+        assert self.ok is not None
+        self.ok.setEnabled(not problem)
+
+    def _accept_typed(self) -> None:
+        value, problem = parse_threshold(self.field.text())
+        if problem:  # Enter in the field with a bad number: say so, stay open
+            self.problem.setText(problem)
+            return
+        self.threshold = value
+        self.accept()
+
+    def _accept_off(self) -> None:
+        self.threshold = None
+        self.accept()

@@ -52,7 +52,12 @@ from takeover.app.gui.console.panels import (
     clock_texts,
 )
 from takeover.app.gui.console.shortcuts import SHORTCUTS, HelpOverlay, shortcut_key
-from takeover.app.gui.console.value_strip import ValueAlarm, ValueStrip
+from takeover.app.gui.console.value_strip import (
+    ValueAlarm,
+    ValueAlertDialog,
+    ValueStrip,
+    alert_button_text,
+)
 
 MODE_COLORS: dict[str, QColor] = {
     "AUTONOMOUS": QColor("#2e7d32"),
@@ -185,6 +190,18 @@ class MainWindow(QMainWindow):
         self.value_value = QLabel("—")
         """The latest value estimate in the attempt ('—': none)."""
         self.value_alert_label.setObjectName("valueAlertLabel")
+        self.alert_button = QPushButton(alert_button_text(None))
+        """Shows the value alert's threshold; a click asks for another (as Ctrl+L does)."""
+        self.alert_button.setObjectName("valueAlertButton")
+        self.alert_button.setToolTip(
+            "Alert while the value estimate is below a threshold during an attempt "
+            "(also: right click on the value strip, or Ctrl+L)"
+        )
+        self.alert_button.clicked.connect(self.ask_value_alert)
+        self.value_strip.threshold_chosen.connect(self.set_value_alert)
+        self.value_strip.dialog_requested.connect(self.ask_value_alert)
+        self.value_alert_dialog: ValueAlertDialog | None = None
+        """The open value alert dialog, if any."""
 
         self.episode_value = QLabel("—")
         self.step_value = QLabel("—")
@@ -312,6 +329,7 @@ class MainWindow(QMainWindow):
         gripper = QFormLayout()
         gripper.addRow("gripper", self.gripper_value)
         gripper.addRow("value", self.value_value)
+        gripper.addRow("alert", self.alert_button)
         robot_box.addLayout(gripper)
         robot.setFixedHeight(206)
 
@@ -402,6 +420,8 @@ class MainWindow(QMainWindow):
         self.session_panel.fix_height()
         for label in (self.instruction_label, self.value_alert_label, self.refusal_label):
             label.setFixedHeight(2 * label.fontMetrics().lineSpacing() + 2)
+        widest = alert_button_text(-999.99)  # the threshold's text never moves the plots beside it
+        self.alert_button.setFixedWidth(self.alert_button.fontMetrics().horizontalAdvance(widest) + 16)
 
     @staticmethod
     def _column(boxes: tuple[QWidget, ...], width: int) -> QWidget:
@@ -485,6 +505,7 @@ class MainWindow(QMainWindow):
             "failure": self.failure_button.animateClick,
             "estop": lambda: self._command(CommandName.ESTOP),  # at once, whatever has focus
             "settings": self.settings_requested.emit,
+            "value_alert": self.ask_value_alert,
             "help": self.help_overlay.toggle,
         }
         self.shortcuts: dict[str, QShortcut] = {}
@@ -502,6 +523,27 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- commands
     def _command(self, name: CommandName, outcome: Outcome = "", note: str = "") -> None:
         self.link.send(Command(name, outcome=outcome, note=note))
+
+    def set_value_alert(self, threshold: float | None) -> None:
+        """Tell the engine to alert below ``threshold`` from now on (None: no alert)."""
+        self.link.send(Command(CommandName.VALUE_ALERT, value_alert=threshold))
+
+    def ask_value_alert(self) -> None:
+        """Open the dialog that asks for the value alert's threshold (once: a second request
+        brings the open one forward)."""
+        if self._closed:
+            return
+        if self.value_alert_dialog is not None and self.value_alert_dialog.isVisible():
+            self.value_alert_dialog.raise_()
+            self.value_alert_dialog.activateWindow()
+            return
+        status = self.status
+        current = status.value_alert if status is not None else None
+        latest = status.value if status is not None and status.episode_active else None
+        dialog = ValueAlertDialog(current, latest, self)
+        dialog.accepted.connect(lambda: self.set_value_alert(dialog.threshold))
+        self.value_alert_dialog = dialog
+        dialog.open()
 
     def _start(self) -> None:
         operator = self.session_panel.operator.text().strip()
@@ -618,6 +660,7 @@ class MainWindow(QMainWindow):
             self.note_field.clear()  # a note belongs to the attempt it was typed for
         self.state_plot.add(status.t, status.ee)
         self.value_strip.set_alert(status.value_alert)
+        self.alert_button.setText(alert_button_text(status.value_alert))
         if status.episode_active:
             self.value_strip.add(status.t, status.value)
         value = status.value if status.episode_active else None
@@ -790,6 +833,8 @@ class MainWindow(QMainWindow):
             self._closed = True
             self._refusal_timer.stop()
             self.value_alarm.show(None)  # its flashing timer stops
+            if self.value_alert_dialog is not None:
+                self.value_alert_dialog.reject()
             self.key_filter.release_all()
             app = QApplication.instance()
             if app is not None:
