@@ -9,8 +9,9 @@ Round 0 is the shipped policy. Each round R = 1, 2, ...:
    for evaluation), recorded through the real loop and recorder (``takeover run --headless
    --no-pacing --operator scripted``, the station without cameras: the policy reads the state
    only), with the scripted operator taking over when the policy stalls or drifts. The policy that
-   collects is round R-1's ``recap`` policy (round 1: the shipped one), deployed as the checkpoint
-   of the run;
+   collects is round R-1's ``recap`` policy (round 1: the shipped one), served by one standalone
+   policy server for the whole run (``takeover policy serve``) and deployed to it between rounds
+   with ``takeover policy deploy --endpoint``; every collected attempt must record that policy's id;
 2. a version of all the data so far, frozen with derived training labels (``takeover data commit
    round-R --derived training_labels``);
 3. ``bc``, ``filtered-bc`` and ``recap`` trained on it (``takeover.app.policy.methods``, one thread);
@@ -26,12 +27,14 @@ operator's rescue rate; the training time of each method. Then a one-sided two-p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +88,8 @@ class Collection:
     steps: int
     human_steps: int
     seconds: float
+    policy_id: str
+    """The policy id every attempt of the collection recorded."""
 
 
 @dataclass(frozen=True)
@@ -110,21 +115,53 @@ def takeover(*args: str, store: Path) -> str:
     return proc.stdout
 
 
-def collect(store: Path, config: Path, checkpoint: str, seeds: range) -> Collection:
-    """Run ``seeds`` through `takeover run --headless` with the scripted operator; figures from the store."""
+@contextlib.contextmanager
+def policy_server(work: Path) -> Iterator[str]:
+    """A standalone policy server (`takeover policy serve`, the shipped checkpoint) on a free
+    loopback port for the whole run; yields its endpoint. Its log goes to ``work/policy-server.log``."""
+    log_path = work / "policy-server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "takeover.app.cli", "policy", "serve", "--endpoint", "tcp://127.0.0.1:0"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while " serving on " not in log_path.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the policy server did not start:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        line = next(x for x in log_path.read_text().splitlines() if " serving on " in x)
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def deploy(endpoint: str, checkpoint: Path, store: Path) -> str:
+    """`takeover policy deploy CHECKPOINT --endpoint URL`; the policy id the server now serves."""
+    out = takeover("policy", "deploy", str(checkpoint), "--endpoint", endpoint, store=store)
+    return out.split(" now serves ", 1)[1].split()[0]
+
+
+def collect(store: Path, config: Path, endpoint: str, seeds: range) -> Collection:
+    """Run ``seeds`` through `takeover run --headless` with the scripted operator and the policy the
+    server at ``endpoint`` serves; figures from the store."""
     from takeover.storage.store import Store
 
     t0 = time.perf_counter()
     args = ["run", "--headless", "--no-pacing", "--operator", "scripted", "--config", str(config)]
-    args += ["--episodes", str(len(seeds)), "--seed", str(seeds.start)]
-    if checkpoint:
-        args += ["--checkpoint", checkpoint]
+    args += ["--episodes", str(len(seeds)), "--seed", str(seeds.start), "--policy-url", endpoint]
     takeover(*args, store=store)
     seconds = time.perf_counter() - t0
     with Store.open(store) as st:
         records = [r for r in st.list_episodes() if r.seed in seeds]
         episodes = [st.read_episode(r.episode_id) for r in records]
     assert len(episodes) == len(seeds), f"{len(episodes)} of {len(seeds)} attempts recorded"
+    ids = {r.policy_id for r in records}
+    assert len(ids) == 1, f"the attempts of one collection recorded several policy ids: {sorted(ids)}"
     takeovers = [sum(e.kind is EventKind.TAKEOVER for e in ep.events) for ep in episodes]
     return Collection(
         attempts=len(episodes),
@@ -135,6 +172,7 @@ def collect(store: Path, config: Path, checkpoint: str, seeds: range) -> Collect
         steps=sum(ep.num_steps for ep in episodes),
         human_steps=sum(int((ep.control_source == int(ControlSource.HUMAN)).sum()) for ep in episodes),
         seconds=seconds,
+        policy_id=ids.pop(),
     )
 
 
@@ -222,6 +260,11 @@ def main() -> None:
     ap.add_argument("--workdir", default="", help="where the store and checkpoints go (default: a temp dir)")
     ap.add_argument("--plot", default="docs/learning_loop.png")
     args = ap.parse_args()
+    for name in ("rounds", "attempts", "eval_seeds", "epochs"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.first_seed < 0:
+        ap.error(f"--first-seed must be 0 or more, got {args.first_seed}")
     from takeover.app.policy import default_checkpoint_path
     from takeover.app.policy.loader import load_policy_from
 
@@ -247,13 +290,34 @@ def main() -> None:
     rounds: list[list[Evaluation]] = [[base]]
     collections: list[Collection] = []
     print(f"round 0: shipped {base.policy_id}: {_rate(base)} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    collector = ""
+    with policy_server(work) as endpoint:
+        print(f"collection policy server on {endpoint}", flush=True)
+        _rounds(args, work, store, config, endpoint, eval_seeds, rounds, collections)
+    _summary(args, sizes, t0, rounds, collections)
+
+
+def _rounds(
+    args: argparse.Namespace,
+    work: Path,
+    store: Path,
+    config: Path,
+    endpoint: str,
+    eval_seeds: range,
+    rounds: list[list[Evaluation]],
+    collections: list[Collection],
+) -> None:
+    """Collect, commit, train and evaluate, round after round (rounds and collections are appended)."""
+    from takeover.app.policy.loader import load_policy_from
+
+    collector = rounds[0][0].policy_id
     for r in range(1, args.rounds + 1):
         seeds = range(args.first_seed + (r - 1) * args.attempts, args.first_seed + r * args.attempts)
-        c = collect(store, config, collector, seeds)
+        c = collect(store, config, endpoint, seeds)
+        if c.policy_id != collector:
+            raise SystemExit(f"round {r} was collected by {c.policy_id}, not the deployed {collector}")
         collections.append(c)
         print(
-            f"round {r}: collected seeds {seeds.start}..{seeds.stop - 1} with {collector or 'the shipped'}: "
+            f"round {r}: collected seeds {seeds.start}..{seeds.stop - 1} with {c.policy_id}: "
             f"{c.successes}/{c.attempts} succeeded; {c.takeovers / c.attempts:.2f} takeovers per attempt; "
             f"human steps {c.human_steps / max(c.steps, 1):.1%} of {c.steps}; rescue rate "
             f"{c.rescued}/{c.with_takeover}; {c.seconds:.0f} s",
@@ -271,8 +335,19 @@ def main() -> None:
             evals.append(e)
             print(f"  {method:<12} trained in {e.train_seconds:5.1f} s: {_rate(e)}", flush=True)
         rounds.append(evals)
-        collector = str(work / f"{tag}-{NAMED}.safetensors")
+        if r < args.rounds:  # the next round collects with this round's recap policy
+            collector = deploy(endpoint, work / f"{tag}-{NAMED}.safetensors", store)
+            print(f"  deployed {collector} ({NAMED}) to the collection policy server", flush=True)
 
+
+def _summary(
+    args: argparse.Namespace,
+    sizes: str,
+    t0: float,
+    rounds: list[list[Evaluation]],
+    collections: list[Collection],
+) -> None:
+    base = rounds[0][0]
     print(f"\nsummary ({sizes}; {time.perf_counter() - t0:.0f} s in all)")
     head = f"{'round':<6}{'method':<13}{'success (95 % CI)':<28}{'train s':>8}"
     print(f"{head}{'takeovers/att':>15}{'human steps':>13}")
