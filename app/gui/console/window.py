@@ -511,7 +511,11 @@ class MainWindow(QMainWindow):
         self.shortcuts: dict[str, QShortcut] = {}
         for entry in SHORTCUTS:
             shortcut = QShortcut(QKeySequence(entry.key), self)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.setContext(
+                Qt.ShortcutContext.ApplicationShortcut  # from the console's own dialogs too
+                if entry.action == "estop"
+                else Qt.ShortcutContext.WindowShortcut
+            )
             shortcut.activated.connect(targets[entry.action])
             self.shortcuts[entry.action] = shortcut
 
@@ -543,7 +547,10 @@ class MainWindow(QMainWindow):
         dialog = ValueAlertDialog(current, latest, self)
         dialog.accepted.connect(lambda: self.set_value_alert(dialog.threshold))
         self.value_alert_dialog = dialog
-        dialog.open()
+        # Not modal: while it is open the window's buttons (take over, hold, E-STOP) still work,
+        # and F12 e-stops from the dialog too (an application-wide shortcut).
+        dialog.setModal(False)
+        dialog.show()
 
     def _start(self) -> None:
         operator = self.session_panel.operator.text().strip()
