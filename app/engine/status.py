@@ -58,6 +58,9 @@ class StatusBoard:
             message="starting the station and the policy server ...",
         )
         self._last_t: float | None = None
+        self._cameras_seen: set[str] = set()
+        """Cameras whose frames came with a step of this attempt (their drop counts stay listed
+        when a step comes without their frame, so the panel does not flicker)."""
         self.dropped_frames: Callable[[], dict[str, int]] | None = None
         """Live dropped-frame counts per camera (the recorder's), shown to the operator."""
         self.previews: Callable[[], dict[str, np.ndarray]] | None = None
@@ -98,6 +101,7 @@ class StatusBoard:
 
     def on_episode_start(self, start: EpisodeStart) -> None:
         self._last_t = None
+        self._cameras_seen = set()
         self.update(
             timing={},
             episode_active=True,
@@ -117,9 +121,10 @@ class StatusBoard:
             timing = {"period_ms": round(0.8 * timing.get("period_ms", period) + 0.2 * period, 2)}
         self._last_t = step.t
         missed = self.missed_frames() if self.missed_frames is not None else {}
+        self._cameras_seen.update(step.images)
         if self.dropped_frames is not None:
             dropped = self.dropped_frames()
-            for cam in sorted(set(step.images) | set(dropped) | set(missed)):
+            for cam in sorted(self._cameras_seen | set(dropped) | set(missed)):
                 timing = {**timing, f"dropped {cam}": float(dropped.get(cam, 0))}
         for cam, n in missed.items():  # free-running cameras: frames not delivered while down
             timing = {**timing, f"missed {cam}": float(n)}

@@ -44,3 +44,25 @@ def test_a_station_without_an_end_effector_or_a_gripper_shows_neither() -> None:
     board.on_step(step(np.zeros(2, dtype=np.float32), np.zeros(2, dtype=np.float32)))
     status = board.snapshot()
     assert status.ee is None and status.gripper_closed is None
+
+
+def test_every_camera_of_the_attempt_keeps_its_drop_count_in_the_panel() -> None:
+    # A station's cameras do not all bring a frame with every step: the panel must not drop a
+    # camera's line on the steps without its frame (it flickered before).
+    from takeover.recorder.testing import start_record, step_record
+
+    board = StatusBoard()
+    dropped = {"corner": 0, "gripperPOV": 2}
+    board.dropped_frames = lambda: dict(dropped)
+    board.on_episode_start(start_record("ep-1"))
+    image = np.zeros((4, 4, 3), np.uint8)
+    board.on_step(step_record(0, 1.0, {"corner": image, "gripperPOV": image}))
+    board.on_step(step_record(1, 1.05, {"gripperPOV": image}))
+    timing = board.snapshot().timing
+    assert timing["dropped corner"] == 0.0 and timing["dropped gripperPOV"] == 2.0
+    board.on_episode_start(start_record("ep-2"))  # a new attempt lists its own cameras
+    dropped.clear()
+    board.on_step(step_record(0, 2.0, {"gripperPOV": image}))
+    board.on_step(step_record(1, 2.05, {}))
+    assert "dropped corner" not in board.snapshot().timing
+    assert board.snapshot().timing["dropped gripperPOV"] == 0.0
