@@ -259,7 +259,20 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=2000, help="first collection seed")
     ap.add_argument("--workdir", default="", help="where the store and checkpoints go (default: a temp dir)")
     ap.add_argument("--plot", default="docs/learning_loop.png")
+    ap.add_argument(
+        "--guidance-sweep",
+        default="",
+        metavar="A,B,...",
+        help="also evaluate the last round's recap policy with these guidance weights (same weights, "
+        "the weight changed at run time; e.g. 1.5,2,3)",
+    )
     args = ap.parse_args()
+    try:
+        sweep = [float(x) for x in args.guidance_sweep.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--guidance-sweep takes numbers separated by commas, got {args.guidance_sweep!r}")
+    if any(not 0.0 <= g <= 10.0 for g in sweep):
+        ap.error(f"guidance weights must be in 0..10, got {args.guidance_sweep}")
     for name in ("rounds", "attempts", "eval_seeds", "epochs"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -294,6 +307,30 @@ def main() -> None:
         print(f"collection policy server on {endpoint}", flush=True)
         _rounds(args, work, store, config, endpoint, eval_seeds, rounds, collections)
     _summary(args, sizes, t0, rounds, collections)
+    if sweep:
+        guidance_sweep(work / f"round-{args.rounds}-{NAMED}.safetensors", sweep, eval_seeds, rounds[0][0])
+
+
+def guidance_sweep(checkpoint: Path, weights: list[float], eval_seeds: range, base: Evaluation) -> None:
+    """Evaluate ``checkpoint`` (a recap policy) with other run-time guidance weights: the same
+    network and value model, saved again with the weight changed (so each has its own policy id)."""
+    from dataclasses import replace
+
+    from takeover.app.policy.checkpoint import read_checkpoint, save_checkpoint
+    from takeover.app.policy.loader import load_policy_from
+
+    print(f"\nguidance sweep of {checkpoint.name} on the same {len(eval_seeds)} held-out seeds")
+    for weight in weights:
+        model, value, _, training = read_checkpoint(checkpoint)
+        model.config = replace(model.config, guidance=weight)
+        out = checkpoint.with_name(f"{checkpoint.stem}-guidance-{weight:g}.safetensors")
+        save_checkpoint(model, out, {**training, "guidance": weight}, value)
+        predictor = load_policy_from(out)
+        e = Evaluation(
+            f"{NAMED} a={weight:g}", predictor.policy_id, evaluate(predictor, eval_seeds), len(eval_seeds), 0
+        )
+        z, p = z_test_greater(e.successes, e.seeds, base.successes, base.seeds)
+        print(f"  guidance {weight:<4g} {_rate(e)}  (vs round 0: z = {z:.2f}, p = {p:.3f})", flush=True)
 
 
 def _rounds(
