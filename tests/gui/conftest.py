@@ -20,7 +20,7 @@ import pytest
 
 from .fake_engine import FakeEngine, make_status, sample_frame
 
-__all__ = ["in_process_engine", "make_status", "sample_frame", "save_console_screenshot"]
+__all__ = ["in_process_engine", "make_status", "open_console", "sample_frame", "save_console_screenshot"]
 
 
 @contextlib.contextmanager
@@ -64,6 +64,25 @@ def save_console_screenshot(window: Any, path: Path) -> Path:
     if not window.grab().save(str(path)):
         raise OSError(f"could not write screenshot {path}")
     return path
+
+
+def open_console(qtbot: Any, status_ep: str, command_ep: str) -> tuple[Any, Callable[..., None]]:
+    """The real console window on an engine's endpoints, shown at 1366×740. Returns the window and
+    ``shown(pred, timeout=20000)``, which waits until the window's latest status satisfies ``pred``."""
+    from takeover.app.gui.console.engine_link import EngineLink
+    from takeover.app.gui.console.window import MainWindow
+
+    link = EngineLink(status_ep, command_ep, command_timeout_ms=2000)
+    window = MainWindow(link, title="Takeover")
+    qtbot.addWidget(window)
+    link.start()
+    window.resize(1366, 740)
+    window.show()
+
+    def shown(pred: Callable[[Any], bool], timeout: int = 20000) -> None:
+        qtbot.waitUntil(lambda: window.status is not None and pred(window.status), timeout=timeout)
+
+    return window, shown
 
 
 @pytest.fixture

@@ -20,9 +20,7 @@ import pytest
 import torch
 from PyQt6.QtCore import Qt
 
-from takeover.app.gui.console.engine_link import EngineLink
 from takeover.app.gui.console.value_strip import ALERT_BORDER
-from takeover.app.gui.console.window import MainWindow
 from takeover.app.net.children import ipc_endpoint, private_ipc_dir, start_child
 from takeover.app.policy.checkpoint import save_checkpoint
 from takeover.app.policy.model import PolicyConfig
@@ -31,7 +29,7 @@ from takeover.app.policy.testing import random_model
 from takeover.app.policy.value import ValueConfig, ValueMLP
 from takeover.storage.store import Store
 
-from .conftest import save_console_screenshot
+from .conftest import open_console, save_console_screenshot
 
 pytestmark = [pytest.mark.gui, pytest.mark.sim, pytest.mark.slow]
 
@@ -82,15 +80,7 @@ def test_deploy_reaches_the_consoles_engine_between_attempts(
         {"method": "recap", "note": "random weights"},
         value=ValueMLP(ValueConfig(hidden=(16,), bins=11)),
     )
-    link = EngineLink(status_ep, command_ep, command_timeout_ms=2000)
-    window = MainWindow(link, title="Takeover")
-    qtbot.addWidget(window)
-    link.start()
-    window.resize(1366, 740)
-    window.show()
-
-    def shown(pred: Any, timeout: int = 20000) -> None:
-        qtbot.waitUntil(lambda: window.status is not None and pred(window.status), timeout=timeout)
+    window, shown = open_console(qtbot, status_ep, command_ep)
 
     shown(lambda s: s.readiness == "ready", timeout=90000)
     shipped_id = window.status.policy_id

@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import Qt
 
-from takeover.app.gui.console.engine_link import EngineLink
-from takeover.app.gui.console.window import MainWindow
 from takeover.app.net.children import ipc_endpoint, private_ipc_dir, start_child
 from takeover.storage.schema import ControlSource, EventKind
 from takeover.storage.store import Store
 
-from .conftest import save_console_screenshot
+from .conftest import open_console, save_console_screenshot
 
 pytestmark = [pytest.mark.gui, pytest.mark.sim, pytest.mark.slow]
 
@@ -52,15 +50,7 @@ def live_engine(tmp_path: Path) -> Any:
 
 def test_operator_session_lands_in_the_store(qtbot: Any, live_engine: Any, tmp_path: Path) -> None:
     status_ep, command_ep, store_root, proc = live_engine
-    link = EngineLink(status_ep, command_ep, command_timeout_ms=2000)
-    window = MainWindow(link, title="Takeover")
-    qtbot.addWidget(window)
-    link.start()
-    window.resize(1366, 740)
-    window.show()
-
-    def shown(pred: Any, timeout: int = 20000) -> None:
-        qtbot.waitUntil(lambda: window.status is not None and pred(window.status), timeout=timeout)
+    window, shown = open_console(qtbot, status_ep, command_ep)
 
     shown(lambda s: s.readiness == "ready", timeout=90000)  # policy server and simulator are up
     # Before the first attempt both cameras show the scene, live, in the configured order.
