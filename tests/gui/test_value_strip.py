@@ -16,7 +16,7 @@ from takeover.app.engine.process import Engine
 from takeover.app.engine.protocol import Command, CommandName
 from takeover.app.engine.sockets import EngineEndpoints
 from takeover.app.engine.status import StatusBoard
-from takeover.app.gui.console.value_strip import ALERT_BORDER, value_alert_text
+from takeover.app.gui.console.value_strip import ALERT_BORDER, strip_ticks, value_alert_text
 from takeover.app.net.wire import WireError, encode
 from takeover.app.runtime.config import ConfigError, parse_config
 from takeover.recorder.testing import start_record, step_record
@@ -232,3 +232,16 @@ def test_the_engine_takes_a_threshold_live_and_refuses_one_that_is_not_finite() 
     engine.viewers.attach("console-a")
     refused = engine.viewers.refusal(Command(CommandName.VALUE_ALERT, value_alert=-1.0, viewer="console-b"))
     assert "another console is attached (console-a)" in refused
+
+
+def test_the_value_axis_has_one_or_two_round_labels() -> None:
+    # 46 pixels high: pyqtgraph's own ticks put four labels on top of each other.
+    assert strip_ticks(-3.0, 0.0) == [(-2.0, "−2"), (0.0, "0")]
+    assert strip_ticks(-1.0, -0.8) == [(-1.0, "−1.0"), (-0.8, "−0.8")]
+    assert strip_ticks(-0.95, -0.15) == [(-0.5, "−0.5")]
+    assert [label for _, label in strip_ticks(-0.298, -0.294)] == ["−0.295"]
+    for low, high in ((0.0, 1.0), (-2.43, -0.3), (-0.05, 0.05), (-10.0, -9.99), (1e-3, 2e-3)):
+        ticks = strip_ticks(low, high)
+        assert 1 <= len(ticks) <= 2 and all(low <= v <= high for v, _ in ticks), (low, high, ticks)
+        assert len({label for _, label in ticks}) == len(ticks)
+    assert strip_ticks(1.0, 1.0) == [] and strip_ticks(0.0, float("nan")) == []

@@ -58,6 +58,22 @@ def _signed(x: float) -> str:
     return f"{x:.2f}".replace("-", "\N{MINUS SIGN}")
 
 
+def strip_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Labelled ticks for the strip's value axis over ``low..high``: one or two round values (the
+    finest step of 1, 2 or 5 times a power of ten that gives at most two), so that labels never
+    crowd the 46-pixel strip."""
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        return []
+    power = 10.0 ** np.floor(np.log10(high - low))
+    for step in (m * power * scale for scale in (0.1, 1.0, 10.0) for m in (1.0, 2.0, 5.0)):
+        first = np.ceil(low / step - 1e-9)
+        values = [(first + k) * step for k in range(3) if (first + k) * step <= high + 1e-9 * step]
+        if 1 <= len(values) <= 2:
+            decimals = min(10, max(0, int(-np.floor(np.log10(step) + 1e-9))))
+            return [(float(v), f"{v:.{decimals}f}".replace("-", "\N{MINUS SIGN}")) for v in values]
+    return []
+
+
 def alert_button_text(alert: float | None) -> str:
     """What the "alert" button beside the strip shows: the threshold, or that there is none."""
     return "off" if alert is None else f"below {_signed(alert)}"
@@ -103,6 +119,7 @@ class ValueStrip(QWidget):
         self.plot.setXRange(-PLOT_SECONDS, 0.0, padding=0)
         self.plot.getPlotItem().hideAxis("bottom")
         self.plot.getAxis("left").setWidth(AXIS_WIDTH)  # its time axis lines up with the robot plot's
+        self.plot.getPlotItem().getViewBox().sigYRangeChanged.connect(self._label_axis)
         self.curve = self.plot.plot(pen=pg.mkPen("#6a1b9a", width=2))
         dashed = pg.mkPen("#ff1744", width=1, style=Qt.PenStyle.DashLine)
         self.threshold = pg.InfiniteLine(angle=0, pen=dashed)
@@ -114,6 +131,9 @@ class ValueStrip(QWidget):
         box.addWidget(self.plot)
         self.plot.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.plot.customContextMenuRequested.connect(self._menu_at)
+
+    def _label_axis(self, _view: object, y_range: tuple[float, float]) -> None:
+        self.plot.getAxis("left").setTicks([strip_ticks(float(y_range[0]), float(y_range[1]))])
 
     def value_at(self, pos: QPoint) -> float:
         """The value at the height of ``pos`` (in the plot's coordinates), to two decimals."""
