@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 from PyQt6.QtCore import QPoint, Qt
-from PyQt6.QtWidgets import QLabel
 
 from takeover.app.engine.process import Engine
 from takeover.app.engine.protocol import Command, CommandName
 from takeover.app.engine.sockets import EngineEndpoints
 from takeover.app.engine.status import StatusBoard
-from takeover.app.gui.console.value_strip import ALERT_BORDER, strip_ticks, value_alert_text
+from takeover.app.gui.axis_ticks import round_ticks
+from takeover.app.gui.console.value_strip import ALERT_BORDER, value_alert_text
 from takeover.app.net.wire import WireError, encode
 from takeover.app.runtime.config import ConfigError, parse_config
 from takeover.recorder.testing import start_record, step_record
@@ -131,7 +131,7 @@ def test_the_operator_types_a_threshold_and_the_engine_is_told(
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: window.value_alert_dialog is not None and window.value_alert_dialog.isVisible())
     dialog = window.value_alert_dialog
-    assert "The latest estimate: −0.42." in dialog.findChild(QLabel).text()
+    assert "The latest estimate: −0.42." in dialog.intro.text()
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)  # again: the same dialog
     assert window.value_alert_dialog is dialog
     dialog.field.setText("abc")
@@ -150,9 +150,10 @@ def test_the_operator_types_a_threshold_and_the_engine_is_told(
     _publish(qtbot, engine, window, step=4, value=-0.42, value_alert=-0.8)  # the engine says it back
     assert window.alert_button.text() == "below −0.80"
     qtbot.mouseClick(window.alert_button, Qt.MouseButton.LeftButton)  # the button opens it too
-    qtbot.waitUntil(lambda: window.value_alert_dialog is not dialog and window.value_alert_dialog.isVisible())
+    qtbot.waitUntil(lambda: dialog.isVisible())
     again = window.value_alert_dialog
-    assert again.field.text() == "-0.8"  # the current threshold, to edit
+    assert again is dialog and again.field.text() == "-0.8"  # the current threshold, to edit
+    assert dialog.problem.text() == "" and dialog.ok.isEnabled()
     again.off.click()
     qtbot.waitUntil(lambda: _alert_commands(engine) == [-0.8, None])
     assert not again.isVisible()
@@ -236,12 +237,15 @@ def test_the_engine_takes_a_threshold_live_and_refuses_one_that_is_not_finite() 
 
 def test_the_value_axis_has_one_or_two_round_labels() -> None:
     # 46 pixels high: pyqtgraph's own ticks put four labels on top of each other.
-    assert strip_ticks(-3.0, 0.0) == [(-2.0, "−2"), (0.0, "0")]
-    assert strip_ticks(-1.0, -0.8) == [(-1.0, "−1.0"), (-0.8, "−0.8")]
-    assert strip_ticks(-0.95, -0.15) == [(-0.5, "−0.5")]
-    assert [label for _, label in strip_ticks(-0.298, -0.294)] == ["−0.295"]
+    assert round_ticks(-3.0, 0.0) == [(-2.0, "−2"), (0.0, "0")]
+    assert round_ticks(-1.0, -0.8) == [(-1.0, "−1.0"), (-0.8, "−0.8")]
+    assert round_ticks(-0.95, -0.15) == [(-0.5, "−0.5")]
+    assert [label for _, label in round_ticks(-0.298, -0.294)] == ["−0.295"]
     for low, high in ((0.0, 1.0), (-2.43, -0.3), (-0.05, 0.05), (-10.0, -9.99), (1e-3, 2e-3)):
-        ticks = strip_ticks(low, high)
+        ticks = round_ticks(low, high)
         assert 1 <= len(ticks) <= 2 and all(low <= v <= high for v, _ in ticks), (low, high, ticks)
         assert len({label for _, label in ticks}) == len(ticks)
-    assert strip_ticks(1.0, 1.0) == [] and strip_ticks(0.0, float("nan")) == []
+    assert round_ticks(1.0, 1.0) == [] and round_ticks(0.0, float("nan")) == []
+    # The review screen's taller plots take up to three.
+    labels = [label for _, label in round_ticks(-0.298, -0.294, most=3)]
+    assert labels == ["−0.298", "−0.296", "−0.294"]

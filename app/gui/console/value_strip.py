@@ -31,6 +31,7 @@ from PyQt6.QtWidgets import (
 )
 
 from takeover.app.engine.protocol import Status
+from takeover.app.gui.axis_ticks import round_ticks
 
 PLOT_SECONDS = 10.0
 FLASH_MS = 400
@@ -56,22 +57,6 @@ def value_alert_text(status: Status | None) -> str:
 
 def _signed(x: float) -> str:
     return f"{x:.2f}".replace("-", "\N{MINUS SIGN}")
-
-
-def strip_ticks(low: float, high: float) -> list[tuple[float, str]]:
-    """Labelled ticks for the strip's value axis over ``low..high``: one or two round values (the
-    finest step of 1, 2 or 5 times a power of ten that gives at most two), so that labels never
-    crowd the 46-pixel strip."""
-    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
-        return []
-    power = 10.0 ** np.floor(np.log10(high - low))
-    for step in (m * power * scale for scale in (0.1, 1.0, 10.0) for m in (1.0, 2.0, 5.0)):
-        first = np.ceil(low / step - 1e-9)
-        values = [(first + k) * step for k in range(3) if (first + k) * step <= high + 1e-9 * step]
-        if 1 <= len(values) <= 2:
-            decimals = min(10, max(0, int(-np.floor(np.log10(step) + 1e-9))))
-            return [(float(v), f"{v:.{decimals}f}".replace("-", "\N{MINUS SIGN}")) for v in values]
-    return []
 
 
 def alert_button_text(alert: float | None) -> str:
@@ -133,7 +118,7 @@ class ValueStrip(QWidget):
         self.plot.customContextMenuRequested.connect(self._menu_at)
 
     def _label_axis(self, _view: object, y_range: tuple[float, float]) -> None:
-        self.plot.getAxis("left").setTicks([strip_ticks(float(y_range[0]), float(y_range[1]))])
+        self.plot.getAxis("left").setTicks([round_ticks(float(y_range[0]), float(y_range[1]), most=2)])
 
     def value_at(self, pos: QPoint) -> float:
         """The value at the height of ``pos`` (in the plot's coordinates), to two decimals."""
@@ -222,25 +207,20 @@ class ValueAlarm(QObject):
 
 
 class ValueAlertDialog(QDialog):
-    """Asks for the threshold: a number, or an empty field (or "No alert") for none. Open it with
-    ``open()``; after ``accepted``, :attr:`threshold` is the choice."""
+    """Asks for the threshold: a number, or an empty field (or "No alert") for none. One dialog
+    serves every request: :meth:`prepare` it, then ``show()``; after ``accepted``,
+    :attr:`threshold` is the choice."""
 
-    def __init__(self, current: float | None, latest: float | None, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Value alert")
         self.setMinimumWidth(380)
-        self.threshold: float | None = current
+        self.threshold: float | None = None
         box = QVBoxLayout(self)
-        said = (
-            "Alert while the policy's value estimate is below this during an attempt: the banner "
-            "flashes and says why. Empty: no alert."
-        )
-        if latest is not None:
-            said += f"\nThe latest estimate: {_signed(latest)}."
-        intro = QLabel(said)
-        intro.setWordWrap(True)
-        box.addWidget(intro)
-        self.field = QLineEdit("" if current is None else f"{current:g}")
+        self.intro = QLabel("")
+        self.intro.setWordWrap(True)
+        box.addWidget(self.intro)
+        self.field = QLineEdit("")
         self.field.setPlaceholderText("e.g. -0.8 (empty: no alert)")
         box.addWidget(self.field)
         self.problem = QLabel("")
@@ -259,7 +239,21 @@ class ValueAlertDialog(QDialog):
         self.off.clicked.connect(self._accept_off)
         box.addWidget(buttons)
         self.field.textChanged.connect(self._check)
+        self.prepare(None, None)
+
+    def prepare(self, current: float | None, latest: float | None) -> None:
+        """Show ``current`` (the threshold now) to edit, and the ``latest`` estimate if any."""
+        said = (
+            "Alert while the policy's value estimate is below this during an attempt: the banner "
+            "flashes and says why. Empty: no alert."
+        )
+        if latest is not None:
+            said += f"\nThe latest estimate: {_signed(latest)}."
+        self.intro.setText(said)
+        self.threshold = current
+        self.field.setText("" if current is None else f"{current:g}")
         self.field.selectAll()
+        self.field.setFocus()
         self._check()
 
     def _check(self) -> None:

@@ -201,7 +201,7 @@ class MainWindow(QMainWindow):
         self.value_strip.threshold_chosen.connect(self.set_value_alert)
         self.value_strip.dialog_requested.connect(self.ask_value_alert)
         self.value_alert_dialog: ValueAlertDialog | None = None
-        """The open value alert dialog, if any."""
+        """The value alert dialog, made at its first request and shown again for the next."""
 
         self.episode_value = QLabel("—")
         self.step_value = QLabel("—")
@@ -541,15 +541,18 @@ class MainWindow(QMainWindow):
             self.value_alert_dialog.raise_()
             self.value_alert_dialog.activateWindow()
             return
+        dialog = self.value_alert_dialog
+        if dialog is None:
+            dialog = ValueAlertDialog(self)
+            dialog.accepted.connect(lambda: self.set_value_alert(dialog.threshold))
+            # Not modal: while it is open the window's buttons (take over, hold, E-STOP) still
+            # work, and F12 e-stops from the dialog too (an application-wide shortcut).
+            dialog.setModal(False)
+            self.value_alert_dialog = dialog
         status = self.status
         current = status.value_alert if status is not None else None
         latest = status.value if status is not None and status.episode_active else None
-        dialog = ValueAlertDialog(current, latest, self)
-        dialog.accepted.connect(lambda: self.set_value_alert(dialog.threshold))
-        self.value_alert_dialog = dialog
-        # Not modal: while it is open the window's buttons (take over, hold, E-STOP) still work,
-        # and F12 e-stops from the dialog too (an application-wide shortcut).
-        dialog.setModal(False)
+        dialog.prepare(current, latest)
         dialog.show()
 
     def _start(self) -> None:
