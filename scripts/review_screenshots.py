@@ -4,8 +4,10 @@ The real review window (offscreen, 1600x980) on attempts recorded by the simulat
 the scripted operator taking over (``takeover run --headless --episodes 8 --operator scripted
 --seed 11``, run here into a temporary store unless ``--store`` names one that holds such
 attempts), a few of them labelled by two annotators (one disagreement), the cursor just after the
-takeover of the attempt of seed 17 where boundary smoothing blends the operator's first actions
-(an annotator moved that takeover two steps later and marked a pre-intervention window).
+takeover of the attempt of seed 17 (else the first attempt) where boundary smoothing blends the
+operator's first actions (an annotator moved that takeover two steps later and marked a
+pre-intervention window). The screen is shown with ``action_jump_threshold = 0.3`` (the default is
+0.5): the scripted operator's takeovers jump less than that.
 
 Run from the repository root: ``QT_QPA_PLATFORM=offscreen MUJOCO_GL=egl python scripts/review_screenshots.py
 [--store DIR] [--out DIR]``
@@ -29,6 +31,7 @@ from PyQt6.QtWidgets import QApplication
 
 from takeover.annotation.boundary_edits import edit_boundary
 from takeover.annotation.labels import relabel
+from takeover.annotation.params import SmoothingParams
 from takeover.annotation.review_boundaries import load_hand_overs
 from takeover.app.gui.review.window import ReviewOptions, ReviewWindow
 from takeover.storage.label_revisions import Label
@@ -36,7 +39,20 @@ from takeover.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 17
-"""The attempt shown: three takeovers, two hand-backs; smoothing blends the third takeover."""
+"""The attempt shown, if smoothing blends one of its takeovers (else the first that has one)."""
+SMOOTHING = SmoothingParams(action_jump_threshold=0.3)
+"""The smoothing the screen shows (``takeover review --smoothing-params``): the scripted operator
+takes over with jumps below the default threshold of 0.5, which smoothing leaves alone."""
+
+
+def shown_seed(store: Store) -> int:
+    """The seed of the attempt to show: :data:`SEED`, else the lowest seed with a blended hand-over."""
+    by_seed = {r.seed: r.episode_id for r in store.list_episodes() if r.seed is not None}
+    for seed in sorted(by_seed, key=lambda s: (s != SEED, s)):
+        episode = store.read_episode(by_seed[seed])
+        if any(b.blended is not None for b in load_hand_overs(store, episode, SMOOTHING).items):
+            return seed
+    raise SystemExit("no attempt of the store has a hand-over that smoothing blends")
 
 
 def record(store: Path) -> None:
@@ -50,14 +66,15 @@ def record(store: Path) -> None:
 def label(store_root: Path) -> None:
     with Store.open(store_root) as store:
         by_seed = {r.seed: r.episode_id for r in store.list_episodes()}
-        if not store.boundaries.current([by_seed[SEED]]):
+        seed = shown_seed(store)
+        if not store.boundaries.current([by_seed[seed]]):
             # the takeover smoothing blends: the operator reacted two steps late, and the policy
             # was going wrong eight steps before
-            shown = store.read_episode(by_seed[SEED])
-            blended = next(b for b in load_hand_overs(store, shown).items if b.blended is not None)
+            shown = store.read_episode(by_seed[seed])
+            blended = next(b for b in load_hand_overs(store, shown, SMOOTHING).items if b.blended is not None)
             at, kind = blended.boundary.step, blended.boundary.kind.value
             edit_boundary(
-                store, by_seed[SEED], kind, at, step=at + 2, pre_window_start=at - 8, annotator="cy"
+                store, by_seed[seed], kind, at, step=at + 2, pre_window_start=at - 8, annotator="cy"
             )
         if any(h.annotator == "cy" for heads in store.labels.heads().values() for h in heads):
             return
@@ -83,13 +100,16 @@ def _settle(app: QApplication, seconds: float = 0.5) -> None:
 
 
 def shoot(store_root: Path, out: Path) -> None:
+    with Store.open(store_root) as store:
+        seed = shown_seed(store)
     app = QApplication(sys.argv[:1])
-    window = ReviewWindow(ReviewOptions(open_store=lambda: Store.open(store_root), annotator="cy"))
+    options = ReviewOptions(open_store=lambda: Store.open(store_root), annotator="cy", smoothing=SMOOTHING)
+    window = ReviewWindow(options)
     window.start()
     window.show()
     _wait(app, lambda: window.listing is not None and window.episode is not None)
     assert window.listing is not None
-    target = next(r.episode_id for r in window.listing.rows.values() if r.record.seed == SEED)
+    target = next(r.episode_id for r in window.listing.rows.values() if r.record.seed == seed)
     window.list_panel.select(window.list_panel.model.position(target) or 0)
     _wait(app, lambda: window.episode is not None and window.episode.episode_id == target)
     _wait(app, lambda: window.boundaries.hand_overs is not None)

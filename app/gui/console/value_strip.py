@@ -105,6 +105,8 @@ class ValueStrip(QWidget):
         self.plot.getPlotItem().hideAxis("bottom")
         self.plot.getAxis("left").setWidth(AXIS_WIDTH)  # its time axis lines up with the robot plot's
         self.plot.getPlotItem().getViewBox().sigYRangeChanged.connect(self._label_axis)
+        low, high = self.plot.getPlotItem().getViewBox().viewRange()[1]
+        self._label_axis(None, (low, high))  # the empty strip's range, before any value came
         self.curve = self.plot.plot(pen=pg.mkPen("#6a1b9a", width=2))
         dashed = pg.mkPen("#ff1744", width=1, style=Qt.PenStyle.DashLine)
         self.threshold = pg.InfiniteLine(angle=0, pen=dashed)
