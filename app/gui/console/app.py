@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
-from types import FrameType
+from collections.abc import Callable, Iterator, Mapping
 
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
@@ -61,6 +61,25 @@ def qt_application(name: str, no_display: str) -> QApplication | None:
     return app
 
 
+@contextlib.contextmanager
+def closed_on_sigint(close: Callable[[], object]) -> Iterator[None]:
+    """While the block runs (a Qt event loop), Ctrl+C in the terminal calls ``close`` instead of
+    killing the process (only on the main thread, where Python takes signals). Python runs signal
+    handlers between bytecodes only, so a timer wakes it now and then during the loop."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda _n, _f: close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        yield
+    finally:
+        wake.stop()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def run_gui(
     status_endpoint: str,
     command_endpoint: str,
@@ -85,37 +104,16 @@ def run_gui(
     link = EngineLink(status_endpoint, command_endpoint, keys=keys, viewer=viewer or viewer_name())
     window = MainWindow(link, title=title)
     session = ConsoleSession(window, link, options or ConsoleOptions(), title)
-    restore_sigint = _close_on_sigint(window)
-    # Python only runs signal handlers between bytecodes; wake it up now and then.
-    wake = QTimer()
-    wake.timeout.connect(lambda: None)
-    wake.start(200)
+    # Ctrl+C closes the window cleanly (QUIT to the engine) instead of killing it; an attempt in
+    # progress is kept as interrupted (nobody is asked: the operator is at the terminal).
     try:
-        link.start()
-        window.show()
-        code = app.exec()
+        with closed_on_sigint(window.close_unattended):
+            link.start()
+            window.show()
+            code = app.exec()
     finally:
-        wake.stop()
-        restore_sigint()
         window.close()  # no-op if already closed; sends QUIT and stops the link otherwise
         link.stop()
         window.deleteLater()
         del session
     return int(code)
-
-
-def _close_on_sigint(window: MainWindow) -> Callable[[], None]:
-    """Ctrl+C in the terminal closes the window cleanly (QUIT to the engine) instead of killing it;
-    an attempt in progress is kept as interrupted (nobody is asked: the operator is at the terminal)."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        window.close_unattended()
-
-    def restore() -> None:
-        signal.signal(signal.SIGINT, previous)
-
-    signal.signal(signal.SIGINT, handler)
-    return restore

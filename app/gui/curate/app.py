@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-
-from PyQt6.QtCore import QTimer
-
 from takeover.annotation.labels import Rule
-from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, qt_application
+from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, closed_on_sigint, qt_application
 from takeover.app.gui.curate.window import CurateWindow
 from takeover.app.gui.curate.workers import StoreOpener
 
@@ -26,21 +21,13 @@ def run_curate(opener: StoreOpener, *, rule: Rule = Rule.LEAD, query: str = "", 
     if app is None:
         return NO_DISPLAY_EXIT_CODE
     window = CurateWindow(opener, rule=rule, query=query, where=where)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl+C in the terminal closes the window (a freeze or an export under way ends first).
-        previous = signal.signal(signal.SIGINT, lambda _n, _f: window.close())
-    wake = QTimer()  # Python runs signal handlers between bytecodes only: wake it now and then
-    wake.timeout.connect(lambda: None)
-    wake.start(200)
-    window.start()
-    window.show()
     try:
-        code = app.exec()
+        # Ctrl+C in the terminal closes the window (a freeze or an export under way ends first).
+        with closed_on_sigint(window.close):
+            window.start()
+            window.show()
+            code = app.exec()
     finally:
-        wake.stop()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
         window.close()
         window.deleteLater()
     return int(code)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-
-from PyQt6.QtCore import QTimer
-
-from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, qt_application
+from takeover.app.gui.console.app import NO_DISPLAY_EXIT_CODE, closed_on_sigint, qt_application
 from takeover.app.gui.review.window import ReviewOptions, ReviewWindow
 
 NO_DISPLAY_MESSAGE = (
@@ -24,21 +19,13 @@ def run_review(options: ReviewOptions) -> int:
     if app is None:
         return NO_DISPLAY_EXIT_CODE
     window = ReviewWindow(options)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl+C in the terminal closes the window (labels in flight are written first).
-        previous = signal.signal(signal.SIGINT, lambda _n, _f: window.close())
-    wake = QTimer()  # Python runs signal handlers between bytecodes only: wake it now and then
-    wake.timeout.connect(lambda: None)
-    wake.start(200)
     try:
-        window.start()
-        window.show()
-        code = app.exec()
+        # Ctrl+C in the terminal closes the window (labels in flight are written first).
+        with closed_on_sigint(window.close):
+            window.start()
+            window.show()
+            code = app.exec()
     finally:
-        wake.stop()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
         window.close()  # no-op if closed already; waits for the label writer otherwise
         window.deleteLater()
     return int(code)
