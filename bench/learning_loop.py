@@ -317,15 +317,16 @@ def guidance_sweep(checkpoint: Path, weights: list[float], eval_seeds: range, ba
     from dataclasses import replace
 
     from takeover.app.policy.checkpoint import read_checkpoint, save_checkpoint
-    from takeover.app.policy.loader import load_policy_from
+    from takeover.app.policy.model import Policy
 
     print(f"\nguidance sweep of {checkpoint.name} on the same {len(eval_seeds)} held-out seeds")
+    model, value, _, training = read_checkpoint(checkpoint)
+    trained = model.config
     for weight in weights:
-        model, value, _, training = read_checkpoint(checkpoint)
-        model.config = replace(model.config, guidance=weight)
+        model.config = replace(trained, guidance=weight)
         out = checkpoint.with_name(f"{checkpoint.stem}-guidance-{weight:g}.safetensors")
-        save_checkpoint(model, out, {**training, "guidance": weight}, value)
-        predictor = load_policy_from(out)
+        record = {**training, "guidance": weight}
+        predictor = Policy(model, save_checkpoint(model, out, record, value), record, value)
         e = Evaluation(
             f"{NAMED} a={weight:g}", predictor.policy_id, evaluate(predictor, eval_seeds), len(eval_seeds), 0
         )

@@ -26,6 +26,8 @@ import pytest
 from takeover.app.runtime.config import SeedsSection
 from takeover.storage.store import Store
 
+from .test_headless_run import takeover
+
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
 ATTEMPTS = 3
@@ -36,21 +38,6 @@ EVALUATION = SeedsSection().reserved
 EVAL_ATTEMPTS = 2
 METHODS = ("bc", "filtered-bc", "recap")
 TAG = "round-1"
-
-
-def takeover(*args: str, store: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAKEOVER_STORE": str(store), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "takeover.app.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    if check:
-        assert proc.returncode == 0, f"takeover {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -91,8 +91,6 @@ class ValueStrip(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.alert: float | None = None
-        """The threshold shown (the engine's, from the latest status)."""
         self.menu: QMenu | None = None
         """The menu of the latest right click (kept for tests; None before the first)."""
         self.samples: deque[tuple[float, float]] = deque()
@@ -134,13 +132,12 @@ class ValueStrip(QWidget):
         menu.addAction("Alert below a value…", self.dialog_requested.emit)
         off = menu.addAction("No value alert", lambda: self.threshold_chosen.emit(None))
         if off is not None:
-            off.setEnabled(self.alert is not None)
+            off.setEnabled(self.threshold.isVisible())  # an alert is set
         self.menu = menu
         menu.popup(self.plot.mapToGlobal(pos))
 
     def set_alert(self, alert: float | None) -> None:
         """Show the threshold as a dashed line (None: no line)."""
-        self.alert = alert
         self.threshold.setVisible(alert is not None)
         if alert is not None:
             self.threshold.setValue(alert)
