@@ -4,7 +4,10 @@ plots)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pyqtgraph as pg
 
 
 def round_ticks(low: float, high: float, most: int = 2) -> list[tuple[float, str]]:
@@ -20,3 +23,15 @@ def round_ticks(low: float, high: float, most: int = 2) -> list[tuple[float, str
             decimals = min(10, max(0, int(-np.floor(np.log10(step) + 1e-9))))
             return [(float(v), f"{v:.{decimals}f}".replace("-", "\N{MINUS SIGN}")) for v in values]
     return []
+
+
+def keep_round_ticks(plot: pg.PlotItem, most: int) -> None:
+    """Label the left axis of ``plot`` with :func:`round_ticks` of its value range, now and
+    whenever the range changes."""
+    axis, view = plot.getAxis("left"), plot.getViewBox()
+
+    def label(_view: Any, y_range: Any) -> None:
+        axis.setTicks([round_ticks(float(y_range[0]), float(y_range[1]), most)])
+
+    view.sigYRangeChanged.connect(label)
+    label(view, view.viewRange()[1])

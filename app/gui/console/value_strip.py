@@ -31,7 +31,7 @@ from PyQt6.QtWidgets import (
 )
 
 from takeover.app.engine.protocol import Status
-from takeover.app.gui.axis_ticks import round_ticks
+from takeover.app.gui.axis_ticks import keep_round_ticks
 
 PLOT_SECONDS = 10.0
 FLASH_MS = 400
@@ -102,9 +102,7 @@ class ValueStrip(QWidget):
         self.plot.setXRange(-PLOT_SECONDS, 0.0, padding=0)
         self.plot.getPlotItem().hideAxis("bottom")
         self.plot.getAxis("left").setWidth(AXIS_WIDTH)  # its time axis lines up with the robot plot's
-        self.plot.getPlotItem().getViewBox().sigYRangeChanged.connect(self._label_axis)
-        low, high = self.plot.getPlotItem().getViewBox().viewRange()[1]
-        self._label_axis(None, (low, high))  # the empty strip's range, before any value came
+        keep_round_ticks(self.plot.getPlotItem(), most=2)  # 46 pixels: room for two labels
         self.curve = self.plot.plot(pen=pg.mkPen("#6a1b9a", width=2))
         dashed = pg.mkPen("#ff1744", width=1, style=Qt.PenStyle.DashLine)
         self.threshold = pg.InfiniteLine(angle=0, pen=dashed)
@@ -116,9 +114,6 @@ class ValueStrip(QWidget):
         box.addWidget(self.plot)
         self.plot.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.plot.customContextMenuRequested.connect(self._menu_at)
-
-    def _label_axis(self, _view: object, y_range: tuple[float, float]) -> None:
-        self.plot.getAxis("left").setTicks([round_ticks(float(y_range[0]), float(y_range[1]), most=2)])
 
     def value_at(self, pos: QPoint) -> float:
         """The value at the height of ``pos`` (in the plot's coordinates), to two decimals."""

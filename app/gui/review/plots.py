@@ -13,7 +13,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 from takeover.annotation.review_episode import ReviewEpisode, Series
-from takeover.app.gui.axis_ticks import round_ticks
+from takeover.app.gui.axis_ticks import keep_round_ticks
 
 PALETTE = ("#c62828", "#2e7d32", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037", "#616161")
 """One colour per component (the same component, the same colour in every plot)."""
@@ -85,12 +85,9 @@ class Plots(QWidget):
             plot.hideButtons()
             plot.setMouseEnabled(x=False, y=False)
             plot.showGrid(x=True, y=True, alpha=0.2)
-            axis = plot.getAxis("left")
-            axis.setWidth(44)
-            axis.setStyle(maxTickLevel=1)
-            plot.getViewBox().sigYRangeChanged.connect(
-                lambda _view, y, axis=axis: axis.setTicks([round_ticks(float(y[0]), float(y[1]), most=3)])
-            )
+            plot.getAxis("left").setWidth(44)
+            plot.getAxis("left").setStyle(maxTickLevel=1)
+            keep_round_ticks(plot, most=3)
             cursor = pg.InfiniteLine(pos=0, angle=90, pen=CURSOR_PEN, movable=False)
             plot.addItem(cursor, ignoreBounds=True)
             self.cursors.append(cursor)
